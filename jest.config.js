@@ -1,5 +1,5 @@
 // Three projects: unit (pure code), integration and e2e (a real control plane,
-// started once per run by test/support/global-setup.ts).
+// started once per run by test/support/global-setup.mjs).
 const transform = {
   '^.+\\.ts$': ['@swc/jest', {
     jsc: { parser: { syntax: 'typescript' }, target: 'es2022' },
@@ -14,8 +14,8 @@ const common = {
   transform,
 };
 const cluster = {
-  globalSetup: '<rootDir>/test/support/global-setup.ts',
-  globalTeardown: '<rootDir>/test/support/global-teardown.ts',
+  globalSetup: '<rootDir>/test/support/global-setup.mjs',
+  globalTeardown: '<rootDir>/test/support/global-teardown.mjs',
 };
 
 export default {

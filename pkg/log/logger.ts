@@ -44,7 +44,15 @@ export function logger(component: string, fields: Record<string, unknown> = {}):
 
 /** Renders any thrown value as a message, for log fields and error wrapping. */
 export function errorMessage(err: unknown): string {
-  if (err instanceof Error) return err.message;
+  if (err instanceof AggregateError && err.errors.length > 0 && !err.message) {
+    // Node's connect errors arrive as an AggregateError with an empty message.
+    return err.errors.map(errorMessage).join('; ');
+  }
+  if (err instanceof Error) {
+    if (err.message) return err.message;
+    const code = (err as NodeJS.ErrnoException).code;
+    return code ? `${err.name}: ${code}` : err.name;
+  }
   if (typeof err === 'string') return err;
   try {
     return JSON.stringify(err);

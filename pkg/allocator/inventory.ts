@@ -1,0 +1,330 @@
+// The inventory: ResourceSlices turned into indexed device and counter-set records
+// (complete pools of the highest generation only), built once per snapshot.
+import type { Device, DeviceAttribute, DeviceTaint, NodeSelector, ResourceSlice } from '../api/resource.js';
+import { makeCelDevice, type CelDevice } from '../cel/environment.js';
+import { Quantity } from '../cel/quantity.js';
+import { makeNodeRec, type NodeRec } from './nodes.js';
+import type { NodeFacts } from './types.js';
+
+/** How a device uses one counter set: amounts aligned with the set's counters. */
+export interface Consumption {
+  readonly set: number;
+  readonly amounts: Float64Array;
+}
+
+export interface DeviceRec {
+  readonly idx: number;
+  readonly driver: string;
+  readonly pool: string;
+  readonly name: string;
+  /** "driver/pool/device". */
+  readonly id: string;
+  /** Node index for node-local devices; SHARED for selector/allNodes devices; UNREACHABLE when its node is not a candidate. */
+  readonly node: number;
+  readonly nodeName: string | undefined;
+  readonly nodeSelector: NodeSelector | undefined;
+  readonly allNodes: boolean;
+  /** Fully qualified attribute name -> typed value key ("s:x", "i:3", "b:true", "v:1.2.3"). */
+  readonly attributes: ReadonlyMap<string, string>;
+  readonly api: Device;
+  /** Taints with NoSchedule/NoExecute; the only ones that can block allocation. */
+  readonly blockingTaints: readonly DeviceTaint[];
+  readonly consumes: readonly Consumption[];
+  readonly allowMultiple: boolean;
+  /** Why the device can never be allocated (incomplete pool, missing counter set...). */
+  readonly unusable: string | undefined;
+  readonly incompletePool: boolean;
+  /** Capacity units for packing: 1 for a device that consumes no counters. */
+  readonly units: number;
+}
+
+export interface CounterSetRec {
+  readonly idx: number;
+  readonly driver: string;
+  readonly pool: string;
+  readonly name: string;
+  readonly node: number;
+  readonly counterNames: readonly string[];
+  readonly capacity: Float64Array;
+  /** Devices consuming from this set. */
+  readonly devices: number[];
+}
+
+export const SHARED = -1;
+export const UNREACHABLE = -2;
+
+export interface Inventory {
+  readonly devices: readonly DeviceRec[];
+  readonly counterSets: readonly CounterSetRec[];
+  readonly nodes: readonly NodeRec[];
+  readonly nodeIndex: ReadonlyMap<string, number>;
+  readonly deviceIndex: ReadonlyMap<string, number>;
+  /** Node-local devices per node, in inventory order. */
+  readonly devicesByNode: readonly (readonly number[])[];
+  /** Devices reachable from several nodes (nodeSelector / allNodes). */
+  readonly sharedDevices: readonly number[];
+  /** Pools skipped or degraded, with the reason. */
+  readonly poolProblems: readonly string[];
+  /** Capacity units per node (see DeviceRec.units; one per counter set). */
+  readonly nodeUnits: Float64Array;
+  /** CEL view of a device, built on first use. */
+  celDevice(idx: number): CelDevice;
+}
+
+export function attributeKey(attr: DeviceAttribute): string | undefined {
+  if (attr.string !== undefined) return `s:${attr.string}`;
+  if (attr.int !== undefined) return `i:${attr.int}`;
+  if (attr.bool !== undefined) return `b:${attr.bool}`;
+  if (attr.version !== undefined) return `v:${attr.version}`;
+  return undefined;
+}
+
+/** Human form of an attribute key. */
+export function attributeKeyText(key: string): string {
+  return key.slice(2);
+}
+
+interface PoolGroup {
+  readonly driver: string;
+  readonly pool: string;
+  generation: number;
+  expected: number;
+  slices: ResourceSlice[];
+}
+
+function qualify(driver: string, name: string): string {
+  return name.includes('/') ? name : `${driver}/${name}`;
+}
+
+const MAX_EXACT = 2 ** 53;
+
+function gcd(a: bigint, b: bigint): bigint {
+  while (b !== 0n) [a, b] = [b, a % b];
+  return a < 0n ? -a : a;
+}
+
+/**
+ * Counter values become doubles for speed. Each counter is divided by the GCD of
+ * every value it takes, which keeps them exact integers; if one is still too large,
+ * capacity is rounded down and consumption up, so an allocation never overcommits.
+ */
+class CounterScaler {
+  private readonly values = new Map<string, bigint[]>();
+  add(key: string, nanos: bigint): void {
+    let list = this.values.get(key);
+    if (list === undefined) this.values.set(key, (list = []));
+    list.push(nanos);
+  }
+  private scales = new Map<string, bigint>();
+  finish(): void {
+    for (const [key, list] of this.values) {
+      let g = 0n;
+      let max = 0n;
+      for (const v of list) {
+        g = gcd(g, v);
+        if (v > max) max = v;
+      }
+      if (g === 0n) g = 1n;
+      let scale = g;
+      if (max / scale > BigInt(MAX_EXACT)) scale = max / BigInt(MAX_EXACT / 2) + 1n;
+      this.scales.set(key, scale);
+    }
+  }
+  capacity(key: string, nanos: bigint): number {
+    const s = this.scales.get(key) ?? 1n;
+    return Number(nanos / s);
+  }
+  consumption(key: string, nanos: bigint): number {
+    const s = this.scales.get(key) ?? 1n;
+    const q = nanos / s;
+    return Number(q * s === nanos ? q : q + 1n);
+  }
+}
+
+export function buildInventory(slices: readonly ResourceSlice[], nodeFacts: readonly NodeFacts[] | undefined): Inventory {
+  const problems: string[] = [];
+  // Group slices into pools; only the highest generation counts.
+  const pools = new Map<string, PoolGroup>();
+  for (const slice of slices) {
+    const key = `${slice.spec.driver}/${slice.spec.pool.name}`;
+    let g = pools.get(key);
+    if (g === undefined || slice.spec.pool.generation > g.generation) {
+      g = { driver: slice.spec.driver, pool: slice.spec.pool.name, generation: slice.spec.pool.generation, expected: slice.spec.pool.resourceSliceCount, slices: [] };
+      pools.set(key, g);
+    }
+    if (slice.spec.pool.generation === g.generation) g.slices.push(slice);
+  }
+  const poolList = [...pools.values()].sort((a, b) => (a.driver === b.driver ? cmpStr(a.pool, b.pool) : cmpStr(a.driver, b.driver)));
+
+  // Nodes: the given ones, or those that node-local slices name.
+  const nodes: NodeRec[] = [];
+  const nodeIndex = new Map<string, number>();
+  const addNode = (facts: NodeFacts): void => {
+    if (nodeIndex.has(facts.name)) return;
+    nodeIndex.set(facts.name, nodes.length);
+    nodes.push(makeNodeRec(nodes.length, facts));
+  };
+  if (nodeFacts !== undefined) {
+    for (const n of nodeFacts) addNode(n);
+  } else {
+    const names = new Set<string>();
+    for (const p of poolList) for (const s of p.slices) {
+      if (s.spec.nodeName !== undefined) names.add(s.spec.nodeName);
+      for (const d of s.spec.devices ?? []) if (d.nodeName !== undefined) names.add(d.nodeName);
+    }
+    for (const name of [...names].sort(cmpStr)) addNode({ name });
+  }
+
+  const scaler = new CounterScaler();
+  interface PendingSet { driver: string; pool: string; name: string; node: number; counters: [string, bigint][] }
+  interface PendingDevice { driver: string; pool: string; slice: ResourceSlice; device: Device; incomplete: boolean; duplicate: boolean }
+  const pendingSets: PendingSet[] = [];
+  const setKeys = new Map<string, number>();
+  const pendingDevices: PendingDevice[] = [];
+
+  const nodeOf = (slice: ResourceSlice, device: Device | undefined): string | undefined =>
+    slice.spec.perDeviceNodeSelection === true ? device?.nodeName : slice.spec.nodeName;
+
+  for (const p of poolList) {
+    const complete = p.slices.length === p.expected;
+    if (!complete) problems.push(`pool ${p.driver}/${p.pool} is incomplete: ${p.slices.length} of ${p.expected} slices of generation ${p.generation}`);
+    const seen = new Set<string>();
+    const sortedSlices = [...p.slices].sort((a, b) => cmpStr(a.metadata.name ?? '', b.metadata.name ?? ''));
+    for (const slice of sortedSlices) {
+      for (const cs of slice.spec.sharedCounters ?? []) {
+        const key = `${p.driver}/${p.pool}/${cs.name}`;
+        if (setKeys.has(key)) {
+          problems.push(`pool ${p.driver}/${p.pool}: counter set ${cs.name} is defined twice`);
+          continue;
+        }
+        const nodeName = nodeOf(slice, undefined);
+        const counters: [string, bigint][] = [];
+        for (const [name, c] of Object.entries(cs.counters)) {
+          const q = Quantity.tryParse(c.value);
+          const nanos = q?.nanos ?? 0n;
+          counters.push([name, nanos]);
+          scaler.add(`${key}/${name}`, nanos);
+        }
+        setKeys.set(key, pendingSets.length);
+        pendingSets.push({ driver: p.driver, pool: p.pool, name: cs.name, node: nodeName === undefined ? SHARED : (nodeIndex.get(nodeName) ?? UNREACHABLE), counters });
+      }
+      for (const device of slice.spec.devices ?? []) {
+        const duplicate = seen.has(device.name);
+        seen.add(device.name);
+        if (duplicate) problems.push(`pool ${p.driver}/${p.pool}: device ${device.name} is listed twice; the copies are not allocated`);
+        pendingDevices.push({ driver: p.driver, pool: p.pool, slice, device, incomplete: !complete, duplicate });
+        for (const cc of device.consumesCounters ?? []) {
+          for (const [name, c] of Object.entries(cc.counters)) {
+            const q = Quantity.tryParse(c.value);
+            scaler.add(`${p.driver}/${p.pool}/${cc.counterSet}/${name}`, q?.nanos ?? 0n);
+          }
+        }
+      }
+    }
+  }
+  scaler.finish();
+
+  const counterSets: CounterSetRec[] = pendingSets.map((s, idx) => {
+    const capacity = new Float64Array(s.counters.length);
+    s.counters.forEach(([name, nanos], i) => (capacity[i] = scaler.capacity(`${s.driver}/${s.pool}/${s.name}/${name}`, nanos)));
+    return { idx, driver: s.driver, pool: s.pool, name: s.name, node: s.node, counterNames: s.counters.map(([n]) => n), capacity, devices: [] };
+  });
+
+  const devices: DeviceRec[] = [];
+  const deviceIndex = new Map<string, number>();
+  const devicesByNode: number[][] = nodes.map(() => []);
+  const sharedDevices: number[] = [];
+  const nodeUnits = new Float64Array(nodes.length);
+  for (const pd of pendingDevices) {
+    const { device, slice } = pd;
+    const idx = devices.length;
+    let unusable: string | undefined = pd.incomplete ? `pool ${pd.driver}/${pd.pool} is incomplete` : pd.duplicate ? 'duplicate device name in pool' : undefined;
+    const consumes: Consumption[] = [];
+    for (const cc of device.consumesCounters ?? []) {
+      const setIdx = setKeys.get(`${pd.driver}/${pd.pool}/${cc.counterSet}`);
+      const set = setIdx === undefined ? undefined : counterSets[setIdx];
+      if (set === undefined) {
+        unusable ??= `counter set ${cc.counterSet} is not in pool ${pd.driver}/${pd.pool}`;
+        continue;
+      }
+      const amounts = new Float64Array(set.counterNames.length);
+      for (const [name, c] of Object.entries(cc.counters)) {
+        const i = set.counterNames.indexOf(name);
+        const nanos = Quantity.tryParse(c.value)?.nanos ?? 0n;
+        if (i < 0) {
+          unusable ??= `counter ${name} is not in counter set ${cc.counterSet}`;
+          continue;
+        }
+        amounts[i] = (amounts[i] ?? 0) + scaler.consumption(`${pd.driver}/${pd.pool}/${cc.counterSet}/${name}`, nanos);
+      }
+      consumes.push({ set: set.idx, amounts });
+    }
+    const perDevice = slice.spec.perDeviceNodeSelection === true;
+    const nodeName = perDevice ? device.nodeName : slice.spec.nodeName;
+    const nodeSelector = perDevice ? device.nodeSelector : slice.spec.nodeSelector;
+    const allNodes = (perDevice ? device.allNodes : slice.spec.allNodes) ?? false;
+    const node = nodeName !== undefined ? (nodeIndex.get(nodeName) ?? UNREACHABLE) : SHARED;
+    const attributes = new Map<string, string>();
+    for (const [name, attr] of Object.entries(device.attributes ?? {})) {
+      const key = attributeKey(attr);
+      if (key !== undefined) attributes.set(qualify(pd.driver, name), key);
+    }
+    const units = consumes.length === 0 ? 1 : 0;
+    const rec: DeviceRec = {
+      idx,
+      driver: pd.driver,
+      pool: pd.pool,
+      name: device.name,
+      id: `${pd.driver}/${pd.pool}/${device.name}`,
+      node,
+      nodeName,
+      nodeSelector,
+      allNodes,
+      attributes,
+      api: device,
+      blockingTaints: (device.taints ?? []).filter((t) => t.effect === 'NoSchedule' || t.effect === 'NoExecute'),
+      consumes,
+      allowMultiple: device.allowMultipleAllocations === true,
+      unusable,
+      incompletePool: pd.incomplete,
+      units,
+    };
+    devices.push(rec);
+    if (!pd.duplicate) deviceIndex.set(rec.id, idx);
+    if (unusable === undefined) for (const c of consumes) counterSets[c.set]?.devices.push(idx);
+    if (node >= 0) {
+      devicesByNode[node]?.push(idx);
+      if (unusable === undefined) nodeUnits[node] = (nodeUnits[node] ?? 0) + units;
+    } else if (node === SHARED) {
+      sharedDevices.push(idx);
+    }
+  }
+  for (const set of counterSets) if (set.node >= 0 && set.devices.length > 0) nodeUnits[set.node] = (nodeUnits[set.node] ?? 0) + 1;
+
+  const celCache: (CelDevice | undefined)[] = new Array<CelDevice | undefined>(devices.length);
+  return {
+    devices,
+    counterSets,
+    nodes,
+    nodeIndex,
+    deviceIndex,
+    devicesByNode,
+    sharedDevices,
+    poolProblems: problems,
+    nodeUnits,
+    celDevice(idx: number): CelDevice {
+      let c = celCache[idx];
+      if (c === undefined) {
+        const d = devices[idx];
+        if (d === undefined) throw new RangeError(`no device ${idx}`);
+        c = makeCelDevice(d.driver, d.api.attributes, d.api.capacity, d.allowMultiple);
+        celCache[idx] = c;
+      }
+      return c;
+    },
+  };
+}
+
+function cmpStr(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}

@@ -1,0 +1,156 @@
+// Which devices a (class, selectors) pair selects: evaluated once per pair over the
+// fleet and cached, with per-node lists and free counts that State keeps current.
+import type { DeviceClass, DeviceSelector } from '../api/resource.js';
+import { compileSelector, type CompiledSelector } from '../cel/environment.js';
+import { SHARED, type Inventory } from './inventory.js';
+
+export interface MatchSet {
+  readonly id: number;
+  readonly className: string;
+  /** Compile or runtime error of a selector, with the expression; the claim fails with it. */
+  readonly error: string | undefined;
+  /** Devices (all, usable or not) that pass the class's selectors. */
+  readonly classMatched: number;
+  /** Devices (all, usable or not) that pass class and request selectors. */
+  readonly matched: readonly number[];
+  readonly member: Uint8Array;
+  /** Usable matched devices local to each node, in inventory order. */
+  readonly byNode: readonly (readonly number[])[];
+  /** Usable matched devices reachable from more than one node. */
+  readonly shared: readonly number[];
+  /** Per node: how many of byNode are available right now (State keeps it current). */
+  readonly freeCount: Int32Array;
+}
+
+interface Compiled {
+  readonly selectors: readonly CompiledSelector[];
+  readonly error: string | undefined;
+}
+
+function compileAll(selectors: readonly DeviceSelector[] | undefined, what: string): Compiled {
+  const out: CompiledSelector[] = [];
+  for (const [i, s] of (selectors ?? []).entries()) {
+    if (s.cel === undefined) return { selectors: out, error: `${what}: selector #${i} has no CEL expression (unsupported selector type)` };
+    const c = compileSelector(s.cel.expression);
+    if (!c.ok) return { selectors: out, error: `${what}: selector #${i} ${JSON.stringify(c.expression)}: compile error: ${c.error}` };
+    out.push(c.selector);
+  }
+  return { selectors: out, error: undefined };
+}
+
+interface ClassResult {
+  readonly member: Uint8Array;
+  readonly list: readonly number[];
+  readonly error: string | undefined;
+}
+
+export class Matcher {
+  private readonly inv: Inventory;
+  private readonly classes: ReadonlyMap<string, DeviceClass>;
+  private readonly classCache = new Map<string, ClassResult>();
+  private readonly setCache = new Map<string, MatchSet>();
+  readonly sets: MatchSet[] = [];
+  /** For each device, the match sets it belongs to (for free-count upkeep). */
+  readonly deviceSets: number[][];
+  private readonly isAvailable: (device: number) => boolean;
+
+  constructor(inv: Inventory, classes: readonly DeviceClass[], isAvailable: (device: number) => boolean) {
+    this.inv = inv;
+    this.classes = new Map(classes.map((c) => [c.metadata.name ?? '', c]));
+    this.deviceSets = inv.devices.map(() => []);
+    this.isAvailable = isAvailable;
+  }
+
+  deviceClass(name: string): DeviceClass | undefined {
+    return this.classes.get(name);
+  }
+
+  private evaluate(devices: Iterable<number>, selectors: readonly CompiledSelector[], what: string): ClassResult {
+    const member = new Uint8Array(this.inv.devices.length);
+    const list: number[] = [];
+    let error: string | undefined;
+    for (const d of devices) {
+      let ok = true;
+      for (const [i, sel] of selectors.entries()) {
+        const r = sel.evaluate(this.inv.celDevice(d));
+        if (!r.ok) {
+          const dev = this.inv.devices[d];
+          // A device that can never be allocated is not looked at by the API's allocator either.
+          if (error === undefined && dev !== undefined && dev.unusable === undefined) {
+            error = `${what}: selector #${i} ${JSON.stringify(sel.expression)} failed on device ${dev.id}: ${r.error}`;
+          }
+          ok = false;
+          break;
+        }
+        if (!r.matches) {
+          ok = false;
+          break;
+        }
+      }
+      if (ok) {
+        member[d] = 1;
+        list.push(d);
+      }
+    }
+    return { member, list, error };
+  }
+
+  private classResult(className: string): ClassResult {
+    const hit = this.classCache.get(className);
+    if (hit !== undefined) return hit;
+    const cls = this.classes.get(className);
+    let result: ClassResult;
+    if (cls === undefined) {
+      result = { member: new Uint8Array(this.inv.devices.length), list: [], error: `device class ${className} not found` };
+    } else {
+      const compiled = compileAll(cls.spec.selectors, `device class ${className}`);
+      result =
+        compiled.error !== undefined
+          ? { member: new Uint8Array(this.inv.devices.length), list: [], error: compiled.error }
+          : this.evaluate(this.inv.devices.keys(), compiled.selectors, `device class ${className}`);
+    }
+    this.classCache.set(className, result);
+    return result;
+  }
+
+  /** The match set of a class plus request selectors; errors name the selector, callers the request. */
+  matchSet(className: string, selectors: readonly DeviceSelector[] | undefined): MatchSet {
+    const exprs = (selectors ?? []).map((s) => s.cel?.expression ?? '\u0000');
+    const key = JSON.stringify([className, exprs]);
+    const hit = this.setCache.get(key);
+    if (hit !== undefined) return hit;
+    const what = 'request';
+    const cls = this.classResult(className);
+    let matched: ClassResult = cls;
+    let error = cls.error;
+    if (error === undefined && exprs.length > 0) {
+      const compiled = compileAll(selectors, what);
+      if (compiled.error !== undefined) {
+        error = compiled.error;
+        matched = { member: new Uint8Array(this.inv.devices.length), list: [], error };
+      } else {
+        matched = this.evaluate(cls.list, compiled.selectors, what);
+        error = matched.error;
+      }
+    }
+    const id = this.sets.length;
+    const byNode: number[][] = this.inv.nodes.map(() => []);
+    const shared: number[] = [];
+    const freeCount = new Int32Array(this.inv.nodes.length);
+    for (const d of matched.list) {
+      const dev = this.inv.devices[d];
+      if (dev === undefined || dev.unusable !== undefined) continue;
+      this.deviceSets[d]?.push(id);
+      if (dev.node >= 0) {
+        byNode[dev.node]?.push(d);
+        if (this.isAvailable(d)) freeCount[dev.node] = (freeCount[dev.node] ?? 0) + 1;
+      } else if (dev.node === SHARED) {
+        shared.push(d);
+      }
+    }
+    const set: MatchSet = { id, className, error, classMatched: cls.list.length, matched: matched.list, member: matched.member, byNode, shared, freeCount };
+    this.sets.push(set);
+    this.setCache.set(key, set);
+    return set;
+  }
+}

@@ -1,0 +1,257 @@
+// Kubernetes' CEL environment for DRA device selectors on top of cel-js: the
+// `device` variable, Quantity and semver types, a compile cache and the cost/size limits.
+import { Environment, type ASTNode } from '@marcbachmann/cel-js';
+import type { DeviceAttribute, DeviceCapacity } from '../api/resource.js';
+import { LIMITS } from '../api/resource.js';
+import { CEL_COST_LIMIT, estimateCost } from './cost.js';
+import { Quantity } from './quantity.js';
+import { Semver } from './semver.js';
+
+/** A value of device.attributes[domain][name]. */
+export type CelAttributeValue = bigint | boolean | string | Semver;
+
+/** The `device` variable as selectors see it. */
+export class CelDevice {
+  readonly driver: string;
+  readonly attributes: ReadonlyMap<string, ReadonlyMap<string, CelAttributeValue>>;
+  readonly capacity: ReadonlyMap<string, ReadonlyMap<string, Quantity>>;
+  readonly allowMultipleAllocations: boolean;
+
+  constructor(
+    driver: string,
+    attributes: ReadonlyMap<string, ReadonlyMap<string, CelAttributeValue>>,
+    capacity: ReadonlyMap<string, ReadonlyMap<string, Quantity>>,
+    allowMultipleAllocations: boolean,
+  ) {
+    this.driver = driver;
+    this.attributes = attributes;
+    this.capacity = capacity;
+    this.allowMultipleAllocations = allowMultipleAllocations;
+  }
+}
+
+const EMPTY_DOMAIN: ReadonlyMap<string, never> = new Map<string, never>();
+
+/**
+ * A map of domains where an unknown domain reads as an empty map, as Kubernetes
+ * specifies; cel-js looks keys up with Map#get, so the instance's get is replaced.
+ */
+function domainMap<V>(entries: Map<string, Map<string, V>>): ReadonlyMap<string, ReadonlyMap<string, V>> {
+  const plainGet = entries.get.bind(entries);
+  Object.defineProperty(entries, 'get', { value: (key: string) => plainGet(key) ?? EMPTY_DOMAIN, enumerable: false });
+  return entries;
+}
+
+/** Splits "domain/name"; a bare name belongs to the driver's domain. */
+export function splitQualifiedName(driver: string, name: string): readonly [string, string] {
+  const slash = name.indexOf('/');
+  return slash < 0 ? [driver, name] : [name.slice(0, slash), name.slice(slash + 1)];
+}
+
+/** Converts one API attribute to its CEL value (versions become Semver). */
+export function attributeToCel(attr: DeviceAttribute): CelAttributeValue | undefined {
+  if (attr.int !== undefined) return BigInt(attr.int);
+  if (attr.bool !== undefined) return attr.bool;
+  if (attr.string !== undefined) return attr.string;
+  if (attr.version !== undefined) return Semver.tryParse(attr.version) ?? attr.version;
+  return undefined;
+}
+
+/** Builds the CEL view of a device from its API fields. */
+export function makeCelDevice(
+  driver: string,
+  attributes: Readonly<Record<string, DeviceAttribute>> | undefined,
+  capacity: Readonly<Record<string, DeviceCapacity>> | undefined,
+  allowMultipleAllocations: boolean,
+): CelDevice {
+  const attrs = new Map<string, Map<string, CelAttributeValue>>();
+  for (const [name, attr] of Object.entries(attributes ?? {})) {
+    const value = attributeToCel(attr);
+    if (value === undefined) continue;
+    const [domain, id] = splitQualifiedName(driver, name);
+    let m = attrs.get(domain);
+    if (m === undefined) attrs.set(domain, (m = new Map()));
+    m.set(id, value);
+  }
+  const caps = new Map<string, Map<string, Quantity>>();
+  for (const [name, cap] of Object.entries(capacity ?? {})) {
+    const q = Quantity.tryParse(cap.value);
+    if (q === undefined) continue;
+    const [domain, id] = splitQualifiedName(driver, name);
+    let m = caps.get(domain);
+    if (m === undefined) caps.set(domain, (m = new Map()));
+    m.set(id, q);
+  }
+  return new CelDevice(driver, domainMap(attrs), domainMap(caps), allowMultipleAllocations);
+}
+
+function cmp(c: -1 | 0 | 1): bigint {
+  return BigInt(c);
+}
+
+function buildEnvironment(): Environment {
+  return new Environment({ homogeneousAggregateLiterals: false, limits: { maxAstNodes: 10_000, maxDepth: 100 } })
+    .registerType('Quantity', Quantity)
+    .registerType('Semver', Semver)
+    .registerType('Device', {
+      ctor: CelDevice,
+      fields: {
+        driver: 'string',
+        attributes: 'map<string, map<string, dyn>>',
+        capacity: 'map<string, map<string, Quantity>>',
+        allowMultipleAllocations: 'bool',
+      },
+    })
+    .registerVariable('device', 'Device')
+    .registerFunction('quantity(string): Quantity', (s: string) => Quantity.parse(s))
+    .registerFunction('isQuantity(string): bool', (s: string) => Quantity.tryParse(s) !== undefined)
+    .registerFunction('Quantity.compareTo(Quantity): int', (a: Quantity, b: Quantity) => cmp(a.compareTo(b)))
+    .registerFunction('Quantity.isGreaterThan(Quantity): bool', (a: Quantity, b: Quantity) => a.compareTo(b) > 0)
+    .registerFunction('Quantity.isLessThan(Quantity): bool', (a: Quantity, b: Quantity) => a.compareTo(b) < 0)
+    .registerFunction('Quantity.add(Quantity): Quantity', (a: Quantity, b: Quantity) => a.add(b))
+    .registerFunction('Quantity.add(int): Quantity', (a: Quantity, b: bigint) => a.add(Quantity.fromInteger(b)))
+    .registerFunction('Quantity.sub(Quantity): Quantity', (a: Quantity, b: Quantity) => a.sub(b))
+    .registerFunction('Quantity.sub(int): Quantity', (a: Quantity, b: bigint) => a.sub(Quantity.fromInteger(b)))
+    .registerFunction('Quantity.sign(): int', (a: Quantity) => cmp(a.sign()))
+    .registerFunction('Quantity.isInteger(): bool', (a: Quantity) => a.isInteger())
+    .registerFunction('Quantity.asInteger(): int', (a: Quantity) => a.asInteger())
+    .registerFunction('Quantity.asApproximateFloat(): double', (a: Quantity) => a.asApproximateFloat())
+    .registerOperator('Quantity == Quantity', (a: Quantity, b: Quantity) => a.equals(b))
+    .registerFunction('semver(string): Semver', (s: string) => Semver.parse(s))
+    .registerFunction('semver(string, bool): Semver', (s: string, normalize: boolean) => Semver.parse(s, normalize))
+    .registerFunction('isSemver(string): bool', (s: string) => Semver.tryParse(s) !== undefined)
+    .registerFunction('isSemver(string, bool): bool', (s: string, normalize: boolean) => Semver.tryParse(s, normalize) !== undefined)
+    .registerFunction('Semver.major(): int', (v: Semver) => v.major)
+    .registerFunction('Semver.minor(): int', (v: Semver) => v.minor)
+    .registerFunction('Semver.patch(): int', (v: Semver) => v.patch)
+    .registerFunction('Semver.compareTo(Semver): int', (a: Semver, b: Semver) => cmp(a.compareTo(b)))
+    .registerFunction('Semver.isGreaterThan(Semver): bool', (a: Semver, b: Semver) => a.compareTo(b) > 0)
+    .registerFunction('Semver.isLessThan(Semver): bool', (a: Semver, b: Semver) => a.compareTo(b) < 0)
+    .registerOperator('Semver == Semver', (a: Semver, b: Semver) => a.equals(b));
+}
+
+let environment: Environment | undefined;
+
+/** The shared environment; building one is expensive, so it is made once. */
+export function celEnvironment(): Environment {
+  environment ??= buildEnvironment();
+  return environment;
+}
+
+/** Outcome of evaluating one selector against one device. */
+export type SelectorOutcome = { readonly ok: true; readonly matches: boolean } | { readonly ok: false; readonly error: string };
+
+export interface CompiledSelector {
+  readonly expression: string;
+  /** Worst-case cost estimate (see cost.ts). */
+  readonly cost: number;
+  evaluate(device: CelDevice): SelectorOutcome;
+}
+
+export type CompileResult =
+  | { readonly ok: true; readonly selector: CompiledSelector }
+  | { readonly ok: false; readonly expression: string; readonly error: string };
+
+function firstLine(err: unknown): string {
+  const msg = err instanceof Error ? err.message : String(err);
+  return msg.split('\n')[0] ?? msg;
+}
+
+function isNode(v: unknown): v is ASTNode {
+  return typeof v === 'object' && v !== null && 'op' in v && 'args' in v;
+}
+
+function children(node: ASTNode): ASTNode[] {
+  const out: ASTNode[] = [];
+  const visit = (v: unknown): void => {
+    if (isNode(v)) out.push(v);
+    else if (Array.isArray(v)) for (const x of v) visit(x);
+  };
+  visit(node.args);
+  return out;
+}
+
+/**
+ * cel-js accepts has() only on a chain of field selections that starts at a
+ * variable, but Kubernetes selectors write has(device.attributes["d"].name).
+ * On a map has() means "key present", so such calls are rewritten to `"name" in (...)`.
+ */
+function rewriteHas(expression: string, root: ASTNode): string {
+  const edits: { start: number; end: number; text: string }[] = [];
+  const visit = (node: ASTNode): void => {
+    if (node.op === 'call' && node.args[0] === 'has' && node.args[1].length === 1) {
+      const arg = node.args[1][0];
+      if (arg !== undefined && arg.op === '.') {
+        let base: ASTNode = arg;
+        while (base.op === '.') base = base.args[0];
+        if (base.op !== 'id') {
+          const target = arg.args[0];
+          edits.push({
+            start: node.start,
+            end: node.end,
+            text: `(${JSON.stringify(arg.args[1])} in (${expression.slice(target.start, target.end)}))`,
+          });
+          return;
+        }
+      }
+    }
+    for (const c of children(node)) visit(c);
+  };
+  visit(root);
+  let out = expression;
+  for (const e of edits.sort((a, b) => b.start - a.start)) out = out.slice(0, e.start) + e.text + out.slice(e.end);
+  return out;
+}
+
+const cache = new Map<string, CompileResult>();
+const CACHE_LIMIT = 4096;
+
+/** Compiles (or returns the cached) selector; compile errors are values, not exceptions. */
+export function compileSelector(expression: string): CompileResult {
+  const hit = cache.get(expression);
+  if (hit !== undefined) return hit;
+  const result = compileUncached(expression);
+  // The cache only needs to cover the classes and claims of one cluster.
+  if (cache.size >= CACHE_LIMIT) cache.clear();
+  cache.set(expression, result);
+  return result;
+}
+
+function compileUncached(expression: string): CompileResult {
+  const bytes = Buffer.byteLength(expression, 'utf8');
+  if (bytes > LIMITS.celExpressionBytes) {
+    return { ok: false, expression, error: `expression is ${bytes} bytes, the limit is ${LIMITS.celExpressionBytes}` };
+  }
+  const env = celEnvironment();
+  try {
+    let parsed = env.parse(expression);
+    const rewritten = rewriteHas(expression, parsed.ast);
+    if (rewritten !== expression) parsed = env.parse(rewritten);
+    const checked = parsed.check();
+    if (!checked.valid) return { ok: false, expression, error: firstLine(checked.error) };
+    if (checked.type !== 'bool' && checked.type !== 'dyn') {
+      return { ok: false, expression, error: `expression must evaluate to bool, not ${checked.type ?? 'unknown'}` };
+    }
+    const cost = estimateCost(parsed.ast);
+    if (cost > CEL_COST_LIMIT) {
+      return { ok: false, expression, error: `estimated cost ${cost} exceeds the limit of ${CEL_COST_LIMIT}` };
+    }
+    const fn = parsed;
+    const selector: CompiledSelector = {
+      expression,
+      cost,
+      evaluate(device: CelDevice): SelectorOutcome {
+        try {
+          const v: unknown = fn({ device });
+          if (typeof v !== 'boolean') return { ok: false, error: `expression must evaluate to bool, got ${typeof v}` };
+          return { ok: true, matches: v };
+        } catch (err: unknown) {
+          return { ok: false, error: firstLine(err) };
+        }
+      },
+    };
+    return { ok: true, selector };
+  } catch (err: unknown) {
+    return { ok: false, expression, error: firstLine(err) };
+  }
+}

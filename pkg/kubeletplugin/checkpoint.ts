@@ -1,0 +1,342 @@
+// The node plugin's durable memory: which claims are being or have been
+// prepared, which MIG instances Cascade created for them, and the CDI IDs
+// handed to the kubelet. Pure state transitions first, file I/O (CheckpointStore)
+// at the end.
+//
+// File format (JSON, mode 0600, directory 0700):
+//   { "version": 1, "checksum": "sha256:<hex>", "payload": { "bootId": ..., "claims": { <uid>: ClaimCheckpoint } } }
+// checksum = sha256 of the canonical JSON of payload (object keys sorted, no
+// whitespace), so a torn or hand-edited file is detected rather than trusted.
+import { createHash } from 'node:crypto';
+import { copyFile, readFile, rename } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, ensureDir, hasErrorCode, syncDir, writeFileAtomic } from './atomic-file.js';
+import type { ClaimRef, PreparedDevice } from './preparer.js';
+
+export const CHECKPOINT_VERSION = 1;
+export const BOOT_ID_PATH = '/proc/sys/kernel/random/boot_id';
+
+/** A MIG placement: first memory slice and number of memory slices. */
+export interface MigPlacement {
+  readonly start: number;
+  readonly size: number;
+}
+
+/** What prepare is about to set up for one allocated device, recorded before touching the GPU. */
+export interface IntendedDevice {
+  /** The allocation result's request, "req" or "req/sub". */
+  readonly request: string;
+  readonly poolName: string;
+  readonly deviceName: string;
+  readonly type: 'gpu' | 'mig';
+  readonly gpuIndex: number;
+  readonly gpuUuid: string;
+  /** For type "mig": the instance prepare will create. */
+  readonly mig?: {
+    readonly profile: string;
+    readonly profileId: number;
+    readonly placement: MigPlacement;
+  };
+  readonly shareId?: string;
+}
+
+/** A MIG instance Cascade created (GPU instance + compute instance). */
+export interface MigInstanceRecord {
+  readonly deviceName: string;
+  readonly gpuIndex: number;
+  readonly gpuUuid: string;
+  readonly gpuInstanceId: number;
+  readonly computeInstanceId: number;
+  readonly migUuid: string;
+  readonly profile: string;
+  readonly profileId: number;
+  readonly placement: MigPlacement;
+}
+
+interface ClaimCheckpointBase {
+  readonly uid: string;
+  readonly namespace: string;
+  readonly name: string;
+  readonly intended: readonly IntendedDevice[];
+  /** Instances created so far; recovery destroys these if the claim is rolled back. */
+  readonly migCreated: readonly MigInstanceRecord[];
+}
+
+export interface PrepareStartedClaim extends ClaimCheckpointBase {
+  readonly state: 'PrepareStarted';
+}
+
+export interface PrepareCompletedClaim extends ClaimCheckpointBase {
+  readonly state: 'PrepareCompleted';
+  /** Exactly what was answered to the kubelet, replayed on a repeated prepare. */
+  readonly devices: readonly PreparedDevice[];
+  readonly cdiDeviceIds: readonly string[];
+}
+
+export type ClaimCheckpoint = PrepareStartedClaim | PrepareCompletedClaim;
+
+export interface CheckpointState {
+  readonly bootId: string;
+  readonly claims: Readonly<Record<string, ClaimCheckpoint>>;
+}
+
+// ---- pure transitions ----
+
+export function emptyCheckpoint(bootId: string): CheckpointState {
+  return { bootId, claims: {} };
+}
+
+function withClaim(state: CheckpointState, claim: ClaimCheckpoint): CheckpointState {
+  return { ...state, claims: { ...state.claims, [claim.uid]: claim } };
+}
+
+function requireClaim(state: CheckpointState, uid: string): ClaimCheckpoint {
+  const claim = state.claims[uid];
+  if (!claim) throw new Error(`checkpoint has no claim ${uid}`);
+  return claim;
+}
+
+/**
+ * Records the intent to prepare a claim. A claim already PrepareStarted is
+ * restarted with the new intent but keeps its created instances (they must
+ * still be accounted for); a completed claim cannot be started again.
+ */
+export function startPrepare(state: CheckpointState, claim: ClaimRef, intended: readonly IntendedDevice[]): CheckpointState {
+  const existing = state.claims[claim.uid];
+  if (existing?.state === 'PrepareCompleted') {
+    throw new Error(`claim ${claim.uid} is already prepared; unprepare it first`);
+  }
+  return withClaim(state, {
+    state: 'PrepareStarted',
+    uid: claim.uid,
+    namespace: claim.namespace,
+    name: claim.name,
+    intended,
+    migCreated: existing?.migCreated ?? [],
+  });
+}
+
+/** Records one MIG instance created for a claim that is being prepared. */
+export function recordMigCreated(state: CheckpointState, uid: string, instance: MigInstanceRecord): CheckpointState {
+  const claim = requireClaim(state, uid);
+  if (claim.state !== 'PrepareStarted') throw new Error(`claim ${uid} is ${claim.state}; MIG instances are recorded while preparing`);
+  const others = claim.migCreated.filter((m) => !(m.gpuUuid === instance.gpuUuid && m.gpuInstanceId === instance.gpuInstanceId));
+  return withClaim(state, { ...claim, migCreated: [...others, instance] });
+}
+
+/** Forgets one MIG instance of a claim (after it was destroyed during a roll-back). */
+export function forgetMigInstance(state: CheckpointState, uid: string, gpuUuid: string, gpuInstanceId: number): CheckpointState {
+  const claim = requireClaim(state, uid);
+  const migCreated = claim.migCreated.filter((m) => !(m.gpuUuid === gpuUuid && m.gpuInstanceId === gpuInstanceId));
+  return withClaim(state, { ...claim, migCreated });
+}
+
+/**
+ * Marks a claim prepared. migCreated, when given, replaces the instances
+ * recorded so far (a preparer that records them only at the end passes them here).
+ */
+export function completePrepare(
+  state: CheckpointState,
+  uid: string,
+  result: { readonly devices: readonly PreparedDevice[]; readonly migCreated?: readonly MigInstanceRecord[] },
+): CheckpointState {
+  const claim = requireClaim(state, uid);
+  if (claim.state !== 'PrepareStarted') throw new Error(`claim ${uid} is already prepared`);
+  return withClaim(state, {
+    state: 'PrepareCompleted',
+    uid: claim.uid,
+    namespace: claim.namespace,
+    name: claim.name,
+    intended: claim.intended,
+    migCreated: result.migCreated ?? claim.migCreated,
+    devices: result.devices,
+    cdiDeviceIds: result.devices.flatMap((d) => d.cdiDeviceIds),
+  });
+}
+
+/** Drops a claim (unprepared, or rolled back). Unknown claims are fine. */
+export function removeClaim(state: CheckpointState, uid: string): CheckpointState {
+  if (!(uid in state.claims)) return state;
+  const claims = { ...state.claims };
+  delete claims[uid];
+  return { ...state, claims };
+}
+
+/** Every MIG instance some checkpointed claim owns: recovery must not destroy these. */
+export function ownedMigInstances(state: CheckpointState): readonly (MigInstanceRecord & { readonly claimUid: string })[] {
+  return Object.values(state.claims).flatMap((c) => c.migCreated.map((m) => ({ ...m, claimUid: c.uid })));
+}
+
+/** Claims a crash left half prepared, for start-up recovery to finish or roll back. */
+export function halfPreparedClaims(state: CheckpointState): readonly PrepareStartedClaim[] {
+  return Object.values(state.claims).filter((c): c is PrepareStartedClaim => c.state === 'PrepareStarted');
+}
+
+// ---- encoding ----
+
+/** JSON with object keys sorted at every level and no whitespace. */
+export function canonicalJson(value: unknown): string {
+  if (value === null || typeof value !== 'object') {
+    const text = JSON.stringify(value);
+    if (text === undefined) throw new Error(`cannot encode ${typeof value} in a checkpoint`);
+    return text;
+  }
+  if (Array.isArray(value)) return `[${value.map((v) => canonicalJson(v === undefined ? null : v)).join(',')}]`;
+  const entries = Object.entries(value as Record<string, unknown>)
+    .filter(([, v]) => v !== undefined)
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+}
+
+export function checkpointChecksum(state: CheckpointState): string {
+  return `sha256:${createHash('sha256').update(canonicalJson(state)).digest('hex')}`;
+}
+
+export function encodeCheckpoint(state: CheckpointState): string {
+  return `${JSON.stringify({ version: CHECKPOINT_VERSION, checksum: checkpointChecksum(state), payload: state }, null, 2)}\n`;
+}
+
+/** The file is unreadable, fails its checksum or has the wrong shape. */
+export class CheckpointCorruptError extends Error {
+  constructor(
+    message: string,
+    readonly path?: string,
+  ) {
+    super(message);
+    this.name = 'CheckpointCorruptError';
+  }
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function checkShape(payload: unknown): asserts payload is CheckpointState {
+  if (!isObject(payload)) throw new CheckpointCorruptError('payload is not an object');
+  if (typeof payload.bootId !== 'string') throw new CheckpointCorruptError('payload.bootId is not a string');
+  if (!isObject(payload.claims)) throw new CheckpointCorruptError('payload.claims is not an object');
+  for (const [uid, claim] of Object.entries(payload.claims)) {
+    const where = `payload.claims[${JSON.stringify(uid)}]`;
+    if (!isObject(claim)) throw new CheckpointCorruptError(`${where} is not an object`);
+    if (claim.uid !== uid) throw new CheckpointCorruptError(`${where}.uid does not match its key`);
+    if (claim.state !== 'PrepareStarted' && claim.state !== 'PrepareCompleted') {
+      throw new CheckpointCorruptError(`${where}.state is ${JSON.stringify(claim.state)}`);
+    }
+    if (!Array.isArray(claim.intended) || !Array.isArray(claim.migCreated)) {
+      throw new CheckpointCorruptError(`${where} lacks intended or migCreated`);
+    }
+    if (claim.state === 'PrepareCompleted' && (!Array.isArray(claim.devices) || !Array.isArray(claim.cdiDeviceIds))) {
+      throw new CheckpointCorruptError(`${where} is PrepareCompleted without devices`);
+    }
+  }
+}
+
+/** Parses and verifies a checkpoint file's text. */
+export function decodeCheckpoint(text: string): CheckpointState {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch (err) {
+    throw new CheckpointCorruptError(`not valid JSON (${err instanceof Error ? err.message : String(err)})`);
+  }
+  if (!isObject(doc)) throw new CheckpointCorruptError('not a JSON object');
+  if (doc.version !== CHECKPOINT_VERSION) {
+    throw new CheckpointCorruptError(`version ${JSON.stringify(doc.version)} is not supported (want ${CHECKPOINT_VERSION})`);
+  }
+  if (typeof doc.checksum !== 'string') throw new CheckpointCorruptError('checksum is missing');
+  const payload = doc.payload;
+  if (payload === undefined) throw new CheckpointCorruptError('payload is missing');
+  const actual = `sha256:${createHash('sha256').update(canonicalJson(payload)).digest('hex')}`;
+  if (actual !== doc.checksum) throw new CheckpointCorruptError(`checksum mismatch: file says ${doc.checksum}, content hashes to ${actual}`);
+  checkShape(payload);
+  return payload;
+}
+
+// ---- file I/O ----
+
+export async function readBootIdFromProc(): Promise<string> {
+  return (await readFile(BOOT_ID_PATH, 'utf8')).trim();
+}
+
+export interface CheckpointStoreOptions {
+  /** The checkpoint file, e.g. /var/lib/kubelet/plugins/<driver>/checkpoint.json. */
+  readonly path: string;
+  /** The node's boot ID; tests inject one. Default: /proc/sys/kernel/random/boot_id. */
+  readonly readBootId?: () => Promise<string>;
+  /**
+   * What to do with a corrupt file: "fail" (default) keeps it in place, saves a
+   * copy next to it and throws, so the plugin does not start and forget MIG
+   * instances it owns; "start-empty" moves it aside and starts with no claims.
+   */
+  readonly onCorrupt?: 'fail' | 'start-empty';
+}
+
+export type LoadOutcome =
+  | { readonly kind: 'missing'; readonly state: CheckpointState }
+  | { readonly kind: 'loaded'; readonly state: CheckpointState }
+  | { readonly kind: 'rebooted'; readonly state: CheckpointState; readonly previous: CheckpointState }
+  | { readonly kind: 'corrupt-discarded'; readonly state: CheckpointState; readonly corruptCopy: string; readonly reason: string };
+
+export class CheckpointStore {
+  readonly path: string;
+  private readonly readBootId: () => Promise<string>;
+  private readonly onCorrupt: 'fail' | 'start-empty';
+
+  constructor(options: CheckpointStoreOptions) {
+    this.path = options.path;
+    this.readBootId = options.readBootId ?? readBootIdFromProc;
+    this.onCorrupt = options.onCorrupt ?? 'fail';
+  }
+
+  /** Where a corrupt checkpoint is copied to. */
+  get corruptPath(): string {
+    return `${this.path}.corrupt`;
+  }
+
+  /**
+   * Reads the checkpoint. After a reboot (boot ID changed) the old state is
+   * discarded: MIG instances and /var/run/cdi do not survive a reboot, so the
+   * claims it lists are not prepared any more; the previous state is returned
+   * for logging.
+   */
+  async load(): Promise<LoadOutcome> {
+    const bootId = await this.readBootId();
+    let text: string;
+    try {
+      text = await readFile(this.path, 'utf8');
+    } catch (err) {
+      if (hasErrorCode(err, 'ENOENT')) return { kind: 'missing', state: emptyCheckpoint(bootId) };
+      throw err;
+    }
+    let state: CheckpointState;
+    try {
+      state = decodeCheckpoint(text);
+    } catch (err) {
+      if (!(err instanceof CheckpointCorruptError)) throw err;
+      return this.handleCorrupt(err, bootId);
+    }
+    if (state.bootId !== bootId) return { kind: 'rebooted', state: emptyCheckpoint(bootId), previous: state };
+    return { kind: 'loaded', state };
+  }
+
+  private async handleCorrupt(err: CheckpointCorruptError, bootId: string): Promise<LoadOutcome> {
+    const copy = this.corruptPath;
+    if (this.onCorrupt === 'start-empty') {
+      await rename(this.path, copy);
+      await syncDir(dirname(this.path));
+      return { kind: 'corrupt-discarded', state: emptyCheckpoint(bootId), corruptCopy: copy, reason: err.message };
+    }
+    await copyFile(this.path, copy);
+    throw new CheckpointCorruptError(
+      `checkpoint ${this.path} is corrupt: ${err.message}. A copy was saved as ${copy}. ` +
+        'Check the node for MIG instances Cascade created (nvidia-smi mig -lgi), then delete the file or start the plugin with the option to start empty.',
+      this.path,
+    );
+  }
+
+  /** Writes the state durably (temp file, fsync, rename, fsync dir), mode 0600 in a 0700 directory. */
+  async save(state: CheckpointState): Promise<void> {
+    await ensureDir(dirname(this.path), PRIVATE_DIR_MODE, true);
+    await writeFileAtomic(this.path, encodeCheckpoint(state), PRIVATE_FILE_MODE);
+  }
+}

@@ -1,0 +1,157 @@
+// Strict validation of the opaque device configuration our driver accepts in
+// DeviceClass and ResourceClaim `config[].opaque.parameters`, and resolution of
+// which configuration applies to each allocated device.
+//
+// Format (apiVersion gpu.cascade.dev/v1alpha1, kind GpuConfig):
+//
+//   apiVersion: gpu.cascade.dev/v1alpha1     required
+//   kind: GpuConfig                          required
+//   sharing:                                 optional; default {strategy: Exclusive}
+//     strategy: Exclusive | TimeSlicing      required inside sharing
+//     timeSlicing:                           only with strategy TimeSlicing
+//       interval: Default | Short | Medium | Long   optional; default Default
+//
+// Exclusive: one container process context on the device at a time is not
+// enforced by Cascade; it means "no sharing settings applied". TimeSlicing asks
+// the backend to set the GPU's time-slice length (nvidia-smi compute-policy);
+// it is only valid for full GPUs because MIG instances have no time-slice knob.
+// Anything else (an unknown field, a wrong kind or apiVersion, a value out of
+// its set, a wrong JSON type) is an error naming the field, which fails only
+// the claim that carries it.
+import type { DeviceAllocationConfiguration, DeviceRequestAllocationResult } from '../api/resource.js';
+
+export const CONFIG_GROUP = 'gpu.cascade.dev';
+export const CONFIG_API_VERSION = `${CONFIG_GROUP}/v1alpha1`;
+export const GPU_CONFIG_KIND = 'GpuConfig';
+
+export const SHARING_STRATEGIES = ['Exclusive', 'TimeSlicing'] as const;
+export type SharingStrategy = (typeof SHARING_STRATEGIES)[number];
+
+export const TIME_SLICE_INTERVALS = ['Default', 'Short', 'Medium', 'Long'] as const;
+export type TimeSliceInterval = (typeof TIME_SLICE_INTERVALS)[number];
+
+export type GpuSharing =
+  | { readonly strategy: 'Exclusive' }
+  | { readonly strategy: 'TimeSlicing'; readonly timeSlicing: { readonly interval: TimeSliceInterval } };
+
+/** A validated configuration with defaults filled in. */
+export interface GpuConfig {
+  readonly sharing: GpuSharing;
+}
+
+export const DEFAULT_GPU_CONFIG: GpuConfig = { sharing: { strategy: 'Exclusive' } };
+
+export type ConfigResult = { readonly ok: true; readonly config: GpuConfig } | { readonly ok: false; readonly error: string };
+
+class FieldError extends Error {}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function describe(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  if (typeof value === 'string') return JSON.stringify(value);
+  if (typeof value === 'object') return 'an object';
+  if (typeof value === 'number' || typeof value === 'boolean') return `${typeof value} ${value}`;
+  return typeof value;
+}
+
+function objectAt(value: unknown, path: string, allowed: readonly string[]): Record<string, unknown> {
+  if (!isPlainObject(value)) throw new FieldError(`${path}: must be an object, got ${describe(value)}`);
+  for (const key of Object.keys(value)) {
+    if (!allowed.includes(key)) {
+      const where = path === '' ? key : `${path}.${key}`;
+      throw new FieldError(`${where}: unknown field (allowed: ${allowed.join(', ')})`);
+    }
+  }
+  return value;
+}
+
+function oneOf<T extends string>(value: unknown, path: string, allowed: readonly T[]): T {
+  if (typeof value !== 'string' || !(allowed as readonly string[]).includes(value)) {
+    throw new FieldError(`${path}: must be one of ${allowed.map((a) => `"${a}"`).join(', ')}, got ${describe(value)}`);
+  }
+  return value as T;
+}
+
+function parseSharing(value: unknown): GpuSharing {
+  const sharing = objectAt(value, 'sharing', ['strategy', 'timeSlicing']);
+  if (!('strategy' in sharing)) throw new FieldError('sharing.strategy: required');
+  const strategy = oneOf(sharing.strategy, 'sharing.strategy', SHARING_STRATEGIES);
+  if (strategy === 'Exclusive') {
+    if ('timeSlicing' in sharing) throw new FieldError('sharing.timeSlicing: only allowed with strategy "TimeSlicing"');
+    return { strategy };
+  }
+  let interval: TimeSliceInterval = 'Default';
+  if ('timeSlicing' in sharing) {
+    const ts = objectAt(sharing.timeSlicing, 'sharing.timeSlicing', ['interval']);
+    if ('interval' in ts) interval = oneOf(ts.interval, 'sharing.timeSlicing.interval', TIME_SLICE_INTERVALS);
+  }
+  return { strategy, timeSlicing: { interval } };
+}
+
+/** Validates one opaque `parameters` value of our driver. */
+export function parseGpuConfig(parameters: unknown): ConfigResult {
+  try {
+    if (!isPlainObject(parameters)) throw new FieldError(`parameters: must be an object, got ${describe(parameters)}`);
+    const obj = objectAt(parameters, '', ['apiVersion', 'kind', 'sharing']);
+    if (!('apiVersion' in obj)) throw new FieldError(`apiVersion: required ("${CONFIG_API_VERSION}")`);
+    if (obj.apiVersion !== CONFIG_API_VERSION) {
+      throw new FieldError(`apiVersion: must be "${CONFIG_API_VERSION}", got ${describe(obj.apiVersion)}`);
+    }
+    if (!('kind' in obj)) throw new FieldError(`kind: required ("${GPU_CONFIG_KIND}")`);
+    if (obj.kind !== GPU_CONFIG_KIND) throw new FieldError(`kind: must be "${GPU_CONFIG_KIND}", got ${describe(obj.kind)}`);
+    const sharing = 'sharing' in obj ? parseSharing(obj.sharing) : DEFAULT_GPU_CONFIG.sharing;
+    return { ok: true, config: { sharing } };
+  } catch (err) {
+    if (err instanceof FieldError) return { ok: false, error: err.message };
+    throw err;
+  }
+}
+
+/** Whether a config entry's `requests` list covers an allocation result's request ("req" or "req/sub"). */
+export function configAppliesTo(configRequests: readonly string[] | undefined, resultRequest: string): boolean {
+  if (!configRequests || configRequests.length === 0) return true;
+  const base = resultRequest.split('/')[0];
+  return configRequests.some((r) => r === resultRequest || r === base);
+}
+
+/**
+ * The configuration for one allocated device: every config entry of our driver
+ * that applies to its request is validated (a bad one fails the claim even if a
+ * later entry would override it), then entries are applied in order, class
+ * configs before claim configs, so the last applicable one wins.
+ */
+export function resolveDeviceConfig(
+  driver: string,
+  configs: readonly DeviceAllocationConfiguration[] | undefined,
+  result: Pick<DeviceRequestAllocationResult, 'request'>,
+): ConfigResult {
+  const ordered = [
+    ...(configs ?? []).filter((c) => c.source === 'FromClass'),
+    ...(configs ?? []).filter((c) => c.source !== 'FromClass'),
+  ];
+  let chosen: GpuConfig = DEFAULT_GPU_CONFIG;
+  for (const entry of ordered) {
+    if (!entry.opaque || entry.opaque.driver !== driver) continue;
+    if (!configAppliesTo(entry.requests, result.request)) continue;
+    const parsed = parseGpuConfig(entry.opaque.parameters);
+    if (!parsed.ok) {
+      const from = entry.source === 'FromClass' ? 'device class' : 'claim';
+      const scope = entry.requests && entry.requests.length > 0 ? ` for requests [${entry.requests.join(', ')}]` : '';
+      return { ok: false, error: `invalid ${CONFIG_API_VERSION} ${GPU_CONFIG_KIND} in the ${from} config${scope}: ${parsed.error}` };
+    }
+    chosen = parsed.config;
+  }
+  return { ok: true, config: chosen };
+}
+
+/** MIG instances have no time-slice setting; a config asking for one fails the claim. */
+export function checkConfigForDevice(config: GpuConfig, deviceType: 'gpu' | 'mig', deviceName: string): string | undefined {
+  if (deviceType === 'mig' && config.sharing.strategy === 'TimeSlicing') {
+    return `sharing.strategy: "TimeSlicing" is not supported on MIG device ${deviceName}; use "Exclusive" or a full GPU`;
+  }
+  return undefined;
+}

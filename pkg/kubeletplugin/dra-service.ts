@@ -1,0 +1,198 @@
+// NodePrepareResources / NodeUnprepareResources for DRA v1 and v1beta1: turns
+// the kubelet's requests into ClaimPreparer calls (one at a time per node) and
+// the preparer's per-claim results into the response maps, so that no failure
+// ever fails the whole RPC.
+import * as grpc from '@grpc/grpc-js';
+import type { DRAPluginHandlers as V1Handlers } from '../generated/k8s/io/kubelet/pkg/apis/dra/v1/DRAPlugin.js';
+import type { NodePrepareResourceResponse as V1PrepareResponse } from '../generated/k8s/io/kubelet/pkg/apis/dra/v1/NodePrepareResourceResponse.js';
+import type { DRAPluginHandlers as V1beta1Handlers } from '../generated/k8s/io/kubelet/pkg/apis/dra/v1beta1/DRAPlugin.js';
+import type { NodePrepareResourceResponse as V1beta1PrepareResponse } from '../generated/k8s/io/kubelet/pkg/apis/dra/v1beta1/NodePrepareResourceResponse.js';
+import { errorMessage, type Logger } from '../log/logger.js';
+import { type ClaimPreparer, type ClaimRef, type PrepareResult, type UnprepareResult, claimLabel, isPrepareFailure } from './preparer.js';
+import { SerialQueue } from './serialize.js';
+
+interface WireClaim {
+  readonly namespace: string;
+  readonly uid: string;
+  readonly name: string;
+}
+
+/** Claims of a request, duplicates (same UID) dropped: the response map has one entry per UID anyway. */
+function claimRefs(claims: readonly WireClaim[]): ClaimRef[] {
+  const seen = new Set<string>();
+  const out: ClaimRef[] = [];
+  for (const c of claims) {
+    if (seen.has(c.uid)) continue;
+    seen.add(c.uid);
+    out.push({ namespace: c.namespace, uid: c.uid, name: c.name });
+  }
+  return out;
+}
+
+/** A claim the preparer must not see: the kubelet always sends UIDs, so this is a protocol error. */
+function invalidClaim(claim: ClaimRef): string | undefined {
+  if (claim.uid === '') return `claim ${claim.namespace}/${claim.name} has no UID`;
+  return undefined;
+}
+
+export interface DraServiceOptions {
+  readonly preparer: ClaimPreparer;
+  readonly log: Logger;
+  /** Shared with anything else that changes the node's GPUs (start-up recovery). */
+  readonly queue?: SerialQueue;
+}
+
+/**
+ * The core both API versions share. Returns one result per claim UID of the
+ * request, whatever the preparer does.
+ */
+export class DraService {
+  readonly queue: SerialQueue;
+  private readonly preparer: ClaimPreparer;
+  private readonly log: Logger;
+
+  constructor(options: DraServiceOptions) {
+    this.preparer = options.preparer;
+    this.log = options.log;
+    this.queue = options.queue ?? new SerialQueue();
+  }
+
+  async prepare(wire: readonly WireClaim[]): Promise<Map<string, PrepareResult>> {
+    const claims = claimRefs(wire);
+    const out = new Map<string, PrepareResult>();
+    const valid: ClaimRef[] = [];
+    for (const c of claims) {
+      const problem = invalidClaim(c);
+      if (problem) out.set(c.uid, { error: problem });
+      else valid.push(c);
+    }
+    if (valid.length === 0) return out;
+    let results: ReadonlyMap<string, PrepareResult> | undefined;
+    let thrown: unknown;
+    try {
+      results = await this.queue.run(() => this.preparer.prepare(valid));
+    } catch (err) {
+      thrown = err;
+      this.log.error('prepare failed for the whole request', { error: errorMessage(err), claims: valid.map(claimLabel) });
+    }
+    for (const c of valid) {
+      const r = results?.get(c.uid);
+      if (thrown !== undefined) out.set(c.uid, { error: `prepare claim ${claimLabel(c)}: ${errorMessage(thrown)}` });
+      else if (r === undefined) out.set(c.uid, { error: `prepare claim ${claimLabel(c)}: the driver returned no result` });
+      else out.set(c.uid, r);
+      const final = out.get(c.uid);
+      if (final && isPrepareFailure(final)) {
+        this.log.warn('claim not prepared', { claim: claimLabel(c), error: final.error });
+      } else if (final) {
+        this.log.info('claim prepared', { claim: claimLabel(c), devices: final.devices.map((d) => d.deviceName) });
+      }
+    }
+    return out;
+  }
+
+  async unprepare(wire: readonly WireClaim[]): Promise<Map<string, UnprepareResult>> {
+    const claims = claimRefs(wire);
+    const out = new Map<string, UnprepareResult>();
+    const valid: ClaimRef[] = [];
+    for (const c of claims) {
+      const problem = invalidClaim(c);
+      if (problem) out.set(c.uid, { error: problem });
+      else valid.push(c);
+    }
+    if (valid.length === 0) return out;
+    let results: ReadonlyMap<string, UnprepareResult> | undefined;
+    let thrown: unknown;
+    try {
+      results = await this.queue.run(() => this.preparer.unprepare(valid));
+    } catch (err) {
+      thrown = err;
+      this.log.error('unprepare failed for the whole request', { error: errorMessage(err), claims: valid.map(claimLabel) });
+    }
+    for (const c of valid) {
+      const r = results?.get(c.uid);
+      if (thrown !== undefined) out.set(c.uid, { error: `unprepare claim ${claimLabel(c)}: ${errorMessage(thrown)}` });
+      else if (r === undefined) out.set(c.uid, { error: `unprepare claim ${claimLabel(c)}: the driver returned no result` });
+      else out.set(c.uid, r);
+      const final = out.get(c.uid);
+      if (final?.error) this.log.warn('claim not unprepared', { claim: claimLabel(c), error: final.error });
+      else this.log.info('claim unprepared', { claim: claimLabel(c) });
+    }
+    return out;
+  }
+
+  /** gRPC handlers of k8s.io.kubelet.pkg.apis.dra.v1.DRAPlugin. */
+  v1Handlers(): V1Handlers {
+    return {
+      NodePrepareResources: (call, callback) => {
+        this.prepare(call.request.claims).then(
+          (results) => {
+            const claims: Record<string, V1PrepareResponse> = {};
+            for (const [uid, r] of results) {
+              claims[uid] = isPrepareFailure(r)
+                ? { devices: [], error: r.error }
+                : {
+                    devices: r.devices.map((d) => ({
+                      request_names: [...d.requestNames],
+                      pool_name: d.poolName,
+                      device_name: d.deviceName,
+                      cdi_device_ids: [...d.cdiDeviceIds],
+                      ...(d.shareId !== undefined ? { share_id: d.shareId } : {}),
+                    })),
+                    error: '',
+                  };
+            }
+            callback(null, { claims });
+          },
+          // prepare() catches the preparer's errors; this is a bug in this file.
+          (err: unknown) => callback({ code: grpc.status.INTERNAL, details: errorMessage(err) }),
+        );
+      },
+      NodeUnprepareResources: (call, callback) => {
+        this.unprepare(call.request.claims).then(
+          (results) => callback(null, { claims: unprepareMap(results) }),
+          (err: unknown) => callback({ code: grpc.status.INTERNAL, details: errorMessage(err) }),
+        );
+      },
+    };
+  }
+
+  /** gRPC handlers of k8s.io.kubelet.pkg.apis.dra.v1beta1.DRAPlugin: the same, without share_id. */
+  v1beta1Handlers(): V1beta1Handlers {
+    return {
+      NodePrepareResources: (call, callback) => {
+        this.prepare(call.request.claims).then(
+          (results) => {
+            const claims: Record<string, V1beta1PrepareResponse> = {};
+            for (const [uid, r] of results) {
+              claims[uid] = isPrepareFailure(r)
+                ? { devices: [], error: r.error }
+                : {
+                    devices: r.devices.map((d) => ({
+                      request_names: [...d.requestNames],
+                      pool_name: d.poolName,
+                      device_name: d.deviceName,
+                      cdi_device_ids: [...d.cdiDeviceIds],
+                    })),
+                    error: '',
+                  };
+            }
+            callback(null, { claims });
+          },
+          (err: unknown) => callback({ code: grpc.status.INTERNAL, details: errorMessage(err) }),
+        );
+      },
+      NodeUnprepareResources: (call, callback) => {
+        this.unprepare(call.request.claims).then(
+          (results) => callback(null, { claims: unprepareMap(results) }),
+          (err: unknown) => callback({ code: grpc.status.INTERNAL, details: errorMessage(err) }),
+        );
+      },
+    };
+  }
+}
+
+function unprepareMap(results: ReadonlyMap<string, UnprepareResult>): Record<string, { error: string }> {
+  const claims: Record<string, { error: string }> = {};
+  for (const [uid, r] of results) claims[uid] = { error: r.error ?? '' };
+  return claims;
+}

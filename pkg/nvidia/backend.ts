@@ -1,0 +1,54 @@
+// The node plugin's view of the GPUs: discovery, MIG listing, MIG creation and
+// destruction, health. nvidia-smi is one implementation; tests drive it
+// against the simulator in hack/fake-nvidia-smi.
+import type { LostGpu } from './parse-list.js';
+import type { ComputeInstance, CreatedMigDevice, GpuHealth, GpuInfo, GpuInstance, MigProfile } from './types.js';
+
+/** Everything discovery learned about the node's GPUs at one moment. */
+export interface Discovery {
+  readonly driverVersion: string;
+  readonly cudaVersion: string | undefined;
+  /** Reachable GPUs, ordered by index. */
+  readonly gpus: readonly GpuInfo[];
+  /** GPU-instance profiles with placements, for GPUs whose MIG mode is currently Enabled. */
+  readonly migProfiles: readonly MigProfile[];
+  readonly gpuInstances: readonly GpuInstance[];
+  readonly computeInstances: readonly ComputeInstance[];
+  /** GPUs nvidia-smi reported but could not reach ("GPU is lost", exit code 15). */
+  readonly lost: readonly LostGpu[];
+}
+
+export interface CreateMigRequest {
+  readonly gpuIndex: number;
+  /** GPU-instance profile ID, e.g. 9 for 3g.40gb. */
+  readonly profileId: number;
+  /** First memory slice; the instance is created exactly there or not at all. */
+  readonly placementStart: number;
+}
+
+export interface DestroyMigRequest {
+  readonly gpuIndex: number;
+  readonly gpuInstanceId: number;
+  readonly computeInstanceId: number;
+}
+
+export interface GpuBackend {
+  discover(): Promise<Discovery>;
+  /** Profiles and placements of MIG-enabled GPUs (all of them, or one). */
+  listMigProfiles(gpuIndex?: number): Promise<MigProfile[]>;
+  listGpuInstances(gpuIndex?: number): Promise<GpuInstance[]>;
+  listComputeInstances(gpuIndex?: number): Promise<ComputeInstance[]>;
+  /**
+   * Creates a GPU instance at the exact placement and one compute instance
+   * spanning it; returns their IDs and the MIG device UUID. If the compute
+   * instance cannot be created the GPU instance is destroyed again.
+   */
+  createMigDevice(request: CreateMigRequest): Promise<CreatedMigDevice>;
+  /**
+   * Destroys the compute instance, then the GPU instance. Instances already
+   * gone count as destroyed, so a retried unprepare succeeds.
+   */
+  destroyMigDevice(request: DestroyMigRequest): Promise<void>;
+  /** Health of every GPU nvidia-smi reports or could not reach. */
+  health(): Promise<GpuHealth[]>;
+}

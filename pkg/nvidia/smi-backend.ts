@@ -1,0 +1,311 @@
+// GpuBackend over the nvidia-smi binary: merges --query-gpu, -q -x, topo -m,
+// -L and the mig listings into typed values, and creates/destroys MIG devices.
+import { realpath } from 'node:fs/promises';
+import path from 'node:path';
+import { logger } from '../log/logger.js';
+import type { CreateMigRequest, DestroyMigRequest, Discovery, GpuBackend } from './backend.js';
+import { NvidiaSmiError, checkSmallInt } from './errors.js';
+import { DEFAULT_EXEC_OPTIONS, type SmiExecOptions, type SmiResult, runSmi } from './exec.js';
+import { parseQueryGpu, queryGpuArgs, type QueryGpuRow } from './parse-csv.js';
+import { type LostGpu, findLostGpus, parseList, withoutLostGpuLines } from './parse-list.js';
+import {
+  parseComputeInstances,
+  parseCreateOutput,
+  parseDestroyOutput,
+  parseGpuInstances,
+  parsePlacements,
+  parseProfiles,
+  saysNothingToList,
+} from './parse-mig.js';
+import { nvlinkPeers, parseTopology } from './parse-topo.js';
+import { type XmlGpu, type XmlLog, parseQueryXml } from './parse-xml.js';
+import type { ComputeInstance, CreatedMigDevice, GpuHealth, GpuInfo, GpuInstance, ListedGpu, MigDeviceInfo, MigProfile, TopologyRow } from './types.js';
+
+export interface NvidiaSmiBackendOptions extends Partial<Omit<SmiExecOptions, 'path'>> {
+  /** Path of nvidia-smi; default "nvidia-smi" from PATH. */
+  readonly path?: string;
+  /** Root of sysfs, for the PCIe root complex of each GPU; default "/sys". */
+  readonly sysfsRoot?: string;
+}
+
+const log = logger('nvidia-smi');
+
+// Listing commands exit 6 (not found) when MIG is off or no instance exists.
+const LIST_OK = [6];
+
+/** Serialises MIG changes: concurrent -cgi calls on one GPU race in the driver. */
+class Mutex {
+  private tail: Promise<void> = Promise.resolve();
+
+  run<T>(fn: () => Promise<T>): Promise<T> {
+    const result = this.tail.then(fn);
+    this.tail = result.then(
+      () => undefined,
+      () => undefined,
+    );
+    return result;
+  }
+}
+
+export class NvidiaSmiBackend implements GpuBackend {
+  private readonly exec: SmiExecOptions;
+  private readonly sysfsRoot: string;
+  private readonly mutations = new Mutex();
+
+  constructor(options: NvidiaSmiBackendOptions = {}) {
+    this.exec = {
+      path: options.path ?? 'nvidia-smi',
+      timeoutMs: options.timeoutMs ?? DEFAULT_EXEC_OPTIONS.timeoutMs,
+      maxBufferBytes: options.maxBufferBytes ?? DEFAULT_EXEC_OPTIONS.maxBufferBytes,
+      ...(options.env ? { env: options.env } : {}),
+    };
+    this.sysfsRoot = options.sysfsRoot ?? '/sys';
+  }
+
+  private run(args: readonly string[], ok: readonly number[] = []): Promise<SmiResult> {
+    return runSmi(this.exec, args, ok);
+  }
+
+  /** Runs a command that may report lost GPUs (exit 15) alongside the reachable ones. */
+  private async runTolerant(args: readonly string[]): Promise<{ result: SmiResult; lost: LostGpu[] }> {
+    const result = await this.run(args, [15]);
+    const lost = result.exitCode === 15 ? findLostGpus(`${result.stdout}\n${result.stderr}`) : [];
+    if (result.exitCode === 15 && lost.length === 0) {
+      throw new NvidiaSmiError(result.command, 'gpu-lost', 15, 'a GPU fell off the bus, but nvidia-smi did not say which');
+    }
+    return { result: { ...result, stdout: withoutLostGpuLines(result.stdout) }, lost };
+  }
+
+  async discover(): Promise<Discovery> {
+    const { result: csv, lost } = await this.runTolerant(queryGpuArgs());
+    const rows = parseQueryGpu(csv.stdout, csv.command);
+    const { result: xmlResult } = await this.runTolerant(['-q', '-x']);
+    const xml = parseQueryXml(xmlResult.stdout);
+    const topology = await this.topology();
+
+    const migEnabled = rows.some((r) => r.migCurrent === 'Enabled');
+    const [migProfiles, gpuInstances, computeInstances, listed] = migEnabled
+      ? await Promise.all([this.listMigProfiles(), this.listGpuInstances(), this.listComputeInstances(), this.list()])
+      : [[], [], [], []];
+
+    const gpus = await Promise.all(rows.map((row) => this.mergeGpu(row, xml, topology, listed)));
+    return {
+      driverVersion: xml.driverVersion,
+      cudaVersion: xml.cudaVersion,
+      gpus: gpus.sort((a, b) => a.index - b.index),
+      migProfiles,
+      gpuInstances,
+      computeInstances,
+      lost,
+    };
+  }
+
+  private async topology(): Promise<TopologyRow[]> {
+    try {
+      const { result } = await this.runTolerant(['topo', '-m']);
+      return parseTopology(result.stdout);
+    } catch (err: unknown) {
+      // NUMA and NVLink are attributes, not the inventory itself: publish without them.
+      if (err instanceof NvidiaSmiError && err.kind !== 'driver-not-loaded' && err.kind !== 'timeout') {
+        log.warn('topology unavailable; publishing without NUMA and NVLink attributes', { error: err.message });
+        return [];
+      }
+      throw err;
+    }
+  }
+
+  private async list(): Promise<ListedGpu[]> {
+    const { result } = await this.runTolerant(['-L']);
+    return parseList(result.stdout);
+  }
+
+  private async mergeGpu(row: QueryGpuRow, xml: XmlLog, topology: readonly TopologyRow[], listed: readonly ListedGpu[]): Promise<GpuInfo> {
+    const x: XmlGpu | undefined = xml.gpus.find((g) => g.uuid === row.uuid) ?? xml.gpus.find((g) => g.pciBusId === row.pciBusId);
+    if (!x) {
+      throw new NvidiaSmiError('nvidia-smi -q -x', 'other', undefined, `GPU ${row.index} (${row.uuid}) from --query-gpu is missing in -q -x`);
+    }
+    const topo = topology.find((t) => t.gpuIndex === row.index);
+    const l = listed.find((g) => g.uuid === row.uuid);
+    const migDevices = x.migDevices.map((d): MigDeviceInfo => {
+      const fromList = l?.migDevices.find((m) => m.index === d.index);
+      return { ...d, uuid: fromList?.uuid, profile: fromList?.profile };
+    });
+    return {
+      index: row.index,
+      minor: x.minor,
+      uuid: row.uuid,
+      productName: row.name,
+      brand: x.brand,
+      architecture: x.architecture,
+      computeCapability: row.computeCapability,
+      driverVersion: row.driverVersion,
+      cudaVersion: xml.cudaVersion,
+      pciBusId: row.pciBusId,
+      pcieRoot: await this.pcieRoot(row.pciBusId),
+      memoryMiB: row.memoryMiB,
+      migMode: { current: row.migCurrent, pending: row.migPending },
+      numaNode: topo?.numaNode,
+      nvlinkPeers: topo ? nvlinkPeers(topo) : [],
+      migDevices,
+      uncorrectableEccErrors: x.uncorrectableEccErrors,
+    };
+  }
+
+  /** "pci0000:00" from the sysfs path of the device, or undefined off Linux or in tests. */
+  private async pcieRoot(busId: string): Promise<string | undefined> {
+    try {
+      const real = await realpath(path.join(this.sysfsRoot, 'bus', 'pci', 'devices', busId));
+      return real.split(path.sep).find((part) => /^pci[0-9a-f]{4}:[0-9a-f]{2}$/.test(part));
+    } catch {
+      return undefined;
+    }
+  }
+
+  async listMigProfiles(gpuIndex?: number): Promise<MigProfile[]> {
+    const sel = this.select(gpuIndex);
+    const lgip = await this.run(['mig', ...sel, '-lgip'], LIST_OK);
+    const lgipp = await this.run(['mig', ...sel, '-lgipp'], LIST_OK);
+    if (saysNothingToList(lgip.stdout)) return [];
+    const rows = parseProfiles(lgip.stdout, lgip.command);
+    const placements = parsePlacements(lgipp.stdout, lgipp.command);
+    return rows.map((r): MigProfile => {
+      const p = placements.find((x) => x.gpuIndex === r.gpuIndex && x.profileId === r.id);
+      if (!p || p.placements.length === 0) {
+        throw new NvidiaSmiError(lgipp.command, 'other', undefined, `no placements listed for profile ${r.id} (${r.name}) on GPU ${r.gpuIndex}`);
+      }
+      return { ...r, placements: p.placements, memorySlices: p.placements[0]?.size ?? 0 };
+    });
+  }
+
+  async listGpuInstances(gpuIndex?: number): Promise<GpuInstance[]> {
+    const r = await this.run(['mig', ...this.select(gpuIndex), '-lgi'], LIST_OK);
+    return saysNothingToList(r.stdout) ? [] : parseGpuInstances(r.stdout, r.command);
+  }
+
+  async listComputeInstances(gpuIndex?: number): Promise<ComputeInstance[]> {
+    const r = await this.run(['mig', ...this.select(gpuIndex), '-lci'], LIST_OK);
+    return saysNothingToList(r.stdout) ? [] : parseComputeInstances(r.stdout, r.command);
+  }
+
+  private select(gpuIndex: number | undefined): string[] {
+    return gpuIndex === undefined ? [] : ['-i', String(checkSmallInt('GPU index', gpuIndex, 63))];
+  }
+
+  createMigDevice(request: CreateMigRequest): Promise<CreatedMigDevice> {
+    const gpu = checkSmallInt('GPU index', request.gpuIndex, 63);
+    const profile = checkSmallInt('MIG profile ID', request.profileId, 63);
+    const start = checkSmallInt('placement start', request.placementStart, 7);
+    return this.mutations.run(async () => {
+      const args = ['mig', '-i', String(gpu), '-cgi', `${profile}:${start}`, '-C'];
+      let created;
+      try {
+        const r = await this.run(args);
+        created = parseCreateOutput(r.stdout, r.command);
+      } catch (err: unknown) {
+        await this.cleanUpHalfCreated(gpu, err);
+        throw err;
+      }
+      if (created.computeInstanceId === undefined) {
+        await this.destroyGpuInstance(gpu, created.gpuInstanceId);
+        throw new NvidiaSmiError(args.join(' '), 'other', 0, `GPU instance ${created.gpuInstanceId} was created without a compute instance; destroyed it again`);
+      }
+      const instance = (await this.listGpuInstances(gpu)).find((g) => g.instanceId === created.gpuInstanceId);
+      if (!instance || instance.placement.start !== start) {
+        await this.destroyBoth(gpu, created.gpuInstanceId, created.computeInstanceId);
+        throw new NvidiaSmiError(
+          args.join(' '),
+          'other',
+          0,
+          `GPU instance ${created.gpuInstanceId} is not at placement start ${start} (found ${instance ? String(instance.placement.start) : 'nothing'}); destroyed it again`,
+        );
+      }
+      const uuid = await this.migUuid(gpu, created.gpuInstanceId, created.computeInstanceId);
+      return {
+        gpuIndex: gpu,
+        gpuInstanceId: created.gpuInstanceId,
+        computeInstanceId: created.computeInstanceId,
+        profile: created.profile,
+        profileId: created.profileId,
+        placement: instance.placement,
+        uuid,
+      };
+    });
+  }
+
+  /** A failed `-cgi ... -C` may still have created the GPU instance; remove it. */
+  private async cleanUpHalfCreated(gpu: number, err: unknown): Promise<void> {
+    if (!(err instanceof NvidiaSmiError)) return;
+    const m = /Successfully created GPU instance ID\s+(\d+)/.exec(err.output);
+    if (!m?.[1]) return;
+    await this.destroyGpuInstance(gpu, Number(m[1])).catch((cleanup: unknown) => {
+      log.error('could not remove a half-created GPU instance', { gpu, gpuInstanceId: m[1], error: String(cleanup) });
+    });
+  }
+
+  private async migUuid(gpu: number, gi: number, ci: number): Promise<string> {
+    const { result } = await this.runTolerant(['-q', '-x', '-i', String(gpu)]);
+    const xml = parseQueryXml(result.stdout);
+    const device = xml.gpus[0]?.migDevices.find((d) => d.gpuInstanceId === gi && d.computeInstanceId === ci);
+    const listed = (await this.list()).find((g) => g.index === gpu);
+    const fromList = listed?.migDevices.find(
+      (m) => (device !== undefined && m.index === device.index) || (m.gpuInstanceId === gi && m.computeInstanceId === ci),
+    );
+    if (!fromList) {
+      throw new NvidiaSmiError('nvidia-smi -L', 'other', 0, `no MIG device listed for GPU ${gpu} GPU instance ${gi} compute instance ${ci}`);
+    }
+    return fromList.uuid;
+  }
+
+  destroyMigDevice(request: DestroyMigRequest): Promise<void> {
+    const gpu = checkSmallInt('GPU index', request.gpuIndex, 63);
+    const gi = checkSmallInt('GPU instance ID', request.gpuInstanceId, 63);
+    const ci = checkSmallInt('compute instance ID', request.computeInstanceId, 63);
+    return this.mutations.run(() => this.destroyBoth(gpu, gi, ci));
+  }
+
+  private async destroyBoth(gpu: number, gi: number, ci: number): Promise<void> {
+    try {
+      const r = await this.run(['mig', '-i', String(gpu), '-dci', '-ci', String(ci), '-gi', String(gi)]);
+      parseDestroyOutput(r.stdout, r.command);
+    } catch (err: unknown) {
+      if (!(err instanceof NvidiaSmiError && err.kind === 'not-found')) throw err;
+    }
+    await this.destroyGpuInstance(gpu, gi);
+  }
+
+  private async destroyGpuInstance(gpu: number, gi: number): Promise<void> {
+    try {
+      const r = await this.run(['mig', '-i', String(gpu), '-dgi', '-gi', String(gi)]);
+      parseDestroyOutput(r.stdout, r.command);
+    } catch (err: unknown) {
+      if (!(err instanceof NvidiaSmiError && err.kind === 'not-found')) throw err;
+    }
+  }
+
+  async health(): Promise<GpuHealth[]> {
+    const { result, lost } = await this.runTolerant(['-q', '-x']);
+    const out: GpuHealth[] = lost.map((l) => ({
+      uuid: undefined,
+      pciBusId: l.pciBusId ?? 'unknown',
+      healthy: false,
+      reason: `nvidia-smi cannot reach the GPU: ${l.message}`,
+    }));
+    let xml: XmlLog;
+    try {
+      xml = parseQueryXml(result.stdout);
+    } catch (err: unknown) {
+      if (lost.length > 0) return out; // output cut short by the lost GPU
+      throw err;
+    }
+    for (const g of xml.gpus) {
+      let reason: string | undefined;
+      if (g.uncorrectableEccErrors !== undefined && g.uncorrectableEccErrors > 0) {
+        reason = `${g.uncorrectableEccErrors} uncorrectable ECC error(s) since the driver loaded`;
+      } else if (g.recoveryAction !== undefined && g.recoveryAction !== 'None') {
+        reason = `nvidia-smi asks for recovery action ${g.recoveryAction}`;
+      }
+      out.push({ uuid: g.uuid, pciBusId: g.pciBusId, healthy: reason === undefined, reason });
+    }
+    return out;
+  }
+}
