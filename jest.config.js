@@ -20,6 +20,7 @@ const cluster = {
 
 export default {
   testTimeout: 60_000,
+  reporters: ['default', '<rootDir>/test/support/summary-reporter.mjs'],
   projects: [
     { ...common, displayName: 'unit', testMatch: ['<rootDir>/test/unit/**/*.test.ts'] },
     { ...common, ...cluster, displayName: 'integration', testMatch: ['<rootDir>/test/integration/**/*.test.ts'] },

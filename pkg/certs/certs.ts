@@ -1,9 +1,7 @@
 // Small X.509 toolkit: a CA and the certificates it signs (ECDSA P-256), used
 // for the local control plane and for the controller's webhook serving cert.
-// @peculiar/x509 resolves its services through tsyringe, which needs the Reflect metadata polyfill loaded first.
-import 'reflect-metadata';
 import { webcrypto } from 'node:crypto';
-import * as x509 from '@peculiar/x509';
+import * as x509 from './x509.js';
 
 x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
 
@@ -36,7 +34,7 @@ function toPem(der: ArrayBuffer, label: string): string {
 }
 
 async function newKeys(): Promise<webcrypto.CryptoKeyPair> {
-  return (await webcrypto.subtle.generateKey({ name: ALG.name, namedCurve: ALG.namedCurve }, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
+  return await webcrypto.subtle.generateKey({ name: ALG.name, namedCurve: ALG.namedCurve }, true, ['sign', 'verify']);
 }
 
 async function privateKeyPem(keys: webcrypto.CryptoKeyPair): Promise<string> {
@@ -113,7 +111,7 @@ export async function loadCA(certPem: string, keyPem: string): Promise<Certifica
   const cert = new x509.X509Certificate(certPem);
   const der = Buffer.from(keyPem.replace(/-----[A-Z ]+-----/g, '').replace(/\s+/g, ''), 'base64');
   const privateKey = await webcrypto.subtle.importKey('pkcs8', der, { name: ALG.name, namedCurve: ALG.namedCurve }, true, ['sign']);
-  const publicKey = await cert.publicKey.export({ name: ALG.name, namedCurve: ALG.namedCurve }, ['verify'], webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
+  const publicKey = await webcrypto.subtle.importKey('spki', cert.publicKey.rawData, { name: ALG.name, namedCurve: ALG.namedCurve }, true, ['verify']);
   return { cert, keys: { privateKey, publicKey }, certPem, keyPem };
 }
 

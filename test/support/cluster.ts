@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Kube } from '../../pkg/k8s/resources.js';
 import { isNotFound } from '../../pkg/k8s/client.js';
+import { errorMessage } from '../../pkg/log/logger.js';
 
 export const skipReason = process.env.CASCADE_SKIP_CLUSTER;
 
@@ -88,5 +89,5 @@ export async function eventually<T>(what: string, fn: () => Promise<T | undefine
     }
     await new Promise((r) => setTimeout(r, intervalMs));
   }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? `: ${String(lastError)}` : ''}`);
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? `: ${errorMessage(lastError)}` : ''}`);
 }

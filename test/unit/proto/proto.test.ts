@@ -28,7 +28,7 @@ const definition = protoLoader.loadSync(
 );
 
 function message(fullName: string): MessageDescriptor {
-  const def = definition[fullName] as protoLoader.MessageTypeDefinition | undefined;
+  const def = definition[fullName] as protoLoader.MessageTypeDefinition<object, object> | undefined;
   if (!def || def.format !== 'Protocol Buffer 3 DescriptorProto') throw new Error(`no message ${fullName}`);
   return def.type as MessageDescriptor;
 }
@@ -36,7 +36,7 @@ function message(fullName: string): MessageDescriptor {
 function service(fullName: string): protoLoader.ServiceDefinition {
   const def = definition[fullName];
   if (!def || 'format' in def) throw new Error(`no service ${fullName}`);
-  return def as protoLoader.ServiceDefinition;
+  return def;
 }
 
 /** [name, number, label, type, typeName] with label R(epeated)/O(ptional). */

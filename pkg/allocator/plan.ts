@@ -1,0 +1,134 @@
+// Claims turned into plans: each request with its firstAvailable alternatives
+// resolved to match sets, and each constraint with the requests it covers.
+import type { AllocationResult, DeviceRequest, DeviceToleration, ResourceClaim } from '../api/resource.js';
+import { LIMITS } from '../api/resource.js';
+import type { Matcher, MatchSet } from './match.js';
+
+/** The namespace label that permits adminAccess requests. */
+export const ADMIN_ACCESS_LABEL = 'resource.kubernetes.io/admin-access';
+
+export interface AltPlan {
+  readonly index: number;
+  /** Subrequest name; undefined for an `exactly` request. */
+  readonly subrequest: string | undefined;
+  /** "req" or "req/sub": the name allocation results carry. */
+  readonly resultName: string;
+  readonly className: string;
+  readonly set: MatchSet;
+  readonly all: boolean;
+  readonly count: number;
+  readonly adminAccess: boolean;
+  readonly tolerations: readonly DeviceToleration[];
+}
+
+export interface RequestPlan {
+  readonly claim: number;
+  readonly name: string;
+  readonly alternatives: readonly AltPlan[];
+}
+
+export interface ConstraintPlan {
+  readonly kind: 'match' | 'distinct';
+  readonly attribute: string;
+  /** Named requests ("req" covers its subrequests, "req/sub" names one); undefined means all. */
+  readonly requests: ReadonlySet<string> | undefined;
+}
+
+export interface ClaimPlan {
+  readonly idx: number;
+  readonly claim: ResourceClaim;
+  readonly namespace: string;
+  readonly name: string;
+  readonly requests: readonly RequestPlan[];
+  readonly constraints: readonly ConstraintPlan[];
+  /** The allocation the claim already has; such a claim is kept, not redone. */
+  readonly fixed: AllocationResult | undefined;
+  readonly errors: readonly string[];
+}
+
+export function claimLabel(claim: ResourceClaim): string {
+  return `${claim.metadata.namespace ?? 'default'}/${claim.metadata.name ?? claim.metadata.generateName ?? '(unnamed)'}`;
+}
+
+export function constraintApplies(c: ConstraintPlan, request: string, subrequest: string | undefined): boolean {
+  if (c.requests === undefined) return true;
+  if (c.requests.has(request)) return true;
+  return subrequest !== undefined && c.requests.has(`${request}/${subrequest}`);
+}
+
+function planRequest(
+  claimIdx: number,
+  req: DeviceRequest,
+  matcher: Matcher,
+  adminAllowed: boolean,
+  errors: string[],
+): RequestPlan {
+  const alternatives: AltPlan[] = [];
+  const where = `request ${req.name}`;
+  if (req.exactly !== undefined && req.firstAvailable !== undefined) {
+    errors.push(`${where}: sets both exactly and firstAvailable`);
+  } else if (req.exactly !== undefined) {
+    const e = req.exactly;
+    const admin = e.adminAccess === true;
+    if (admin && !adminAllowed) errors.push(`${where}: adminAccess needs the namespace label ${ADMIN_ACCESS_LABEL}: "true"`);
+    const set = matcher.matchSet(e.deviceClassName, e.selectors);
+    if (set.error !== undefined) errors.push(`${where}: ${set.error}`);
+    alternatives.push({
+      index: 0,
+      subrequest: undefined,
+      resultName: req.name,
+      className: e.deviceClassName,
+      set,
+      all: e.allocationMode === 'All',
+      count: e.allocationMode === 'All' ? 0 : (e.count ?? 1),
+      adminAccess: admin,
+      tolerations: e.tolerations ?? [],
+    });
+  } else if (req.firstAvailable !== undefined && req.firstAvailable.length > 0) {
+    if (req.firstAvailable.length > LIMITS.subrequestsPerRequest) errors.push(`${where}: more than ${LIMITS.subrequestsPerRequest} firstAvailable entries`);
+    for (const [i, sub] of req.firstAvailable.entries()) {
+      const set = matcher.matchSet(sub.deviceClassName, sub.selectors);
+      if (set.error !== undefined) errors.push(`${where}/${sub.name}: ${set.error}`);
+      alternatives.push({
+        index: i,
+        subrequest: sub.name,
+        resultName: `${req.name}/${sub.name}`,
+        className: sub.deviceClassName,
+        set,
+        all: sub.allocationMode === 'All',
+        count: sub.allocationMode === 'All' ? 0 : (sub.count ?? 1),
+        adminAccess: false,
+        tolerations: sub.tolerations ?? [],
+      });
+    }
+  } else {
+    errors.push(`${where}: needs exactly or firstAvailable`);
+  }
+  return { claim: claimIdx, name: req.name, alternatives };
+}
+
+export function planClaims(
+  claims: readonly ResourceClaim[],
+  matcher: Matcher,
+  namespaceLabels: Readonly<Record<string, Readonly<Record<string, string>>>> | undefined,
+): ClaimPlan[] {
+  return claims.map((claim, idx) => {
+    const errors: string[] = [];
+    const namespace = claim.metadata.namespace ?? 'default';
+    const fixed = claim.status?.allocation;
+    const adminAllowed = namespaceLabels?.[namespace]?.[ADMIN_ACCESS_LABEL] === 'true';
+    const spec = claim.spec.devices ?? {};
+    const requests = fixed === undefined ? (spec.requests ?? []).map((r) => planRequest(idx, r, matcher, adminAllowed, errors)) : [];
+    if ((spec.requests ?? []).length > LIMITS.requestsPerClaim) errors.push(`more than ${LIMITS.requestsPerClaim} requests`);
+    const names = new Set((spec.requests ?? []).map((r) => r.name));
+    const constraints: ConstraintPlan[] = [];
+    for (const c of spec.constraints ?? []) {
+      const listed = c.requests ?? [];
+      for (const r of listed) if (!names.has(r.split('/')[0] ?? r)) errors.push(`constraint names unknown request ${r}`);
+      const requestSet = listed.length > 0 ? new Set(listed) : undefined;
+      if (c.matchAttribute !== undefined) constraints.push({ kind: 'match', attribute: c.matchAttribute, requests: requestSet });
+      if (c.distinctAttribute !== undefined) constraints.push({ kind: 'distinct', attribute: c.distinctAttribute, requests: requestSet });
+    }
+    return { idx, claim, namespace, name: claim.metadata.name ?? '', requests, constraints, fixed, errors };
+  });
+}

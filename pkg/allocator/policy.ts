@@ -1,0 +1,219 @@
+// Placement policies: how candidate nodes and devices are ordered and how a
+// complete placement is scored. "cascade" limits fragmentation; "first-fit" is the
+// upstream-like baseline (inventory order, first solution wins).
+import type { Inventory } from './inventory.js';
+import type { AltPlan } from './plan.js';
+import type { State } from './state.js';
+import type { PolicyName, ScoreTerm } from './types.js';
+
+/** One request (with its chosen alternative) inside a search. */
+export interface SearchPlan {
+  readonly claim: number;
+  readonly request: string;
+  readonly alt: AltPlan;
+  /** Indices into the claim's constraint list that apply to this request. */
+  readonly constraints: readonly number[];
+}
+
+export interface RankedDevice {
+  readonly device: number;
+  /** Placement cost of this device alone (see damage()); 0 under first-fit. */
+  readonly damage: number;
+}
+
+export interface Pick {
+  readonly plan: number;
+  readonly device: number;
+  readonly damage: number;
+}
+
+export interface PolicyContext {
+  readonly inv: Inventory;
+  readonly state: State;
+  /** Attributes that group devices into fast interconnect domains, most specific first. */
+  readonly topologyAttributes: readonly string[];
+}
+
+export interface Score {
+  readonly total: number;
+  readonly terms: readonly ScoreTerm[];
+}
+
+export interface PlacementPolicy {
+  readonly name: string;
+  /** How many nodes with a complete placement to compare before choosing. */
+  readonly nodesToCompare: number;
+  /** Orders nodes that passed the free-device prefilter, best first. */
+  orderNodes(nodes: readonly number[], ctx: PolicyContext): readonly number[];
+  /** Orders a request's usable devices on one node, best first. */
+  orderDevices(candidates: readonly number[], plan: SearchPlan, needed: number, ctx: PolicyContext): readonly RankedDevice[];
+  /** Scores a complete placement on a node; lower is better. */
+  score(node: number, plans: readonly SearchPlan[], picks: readonly Pick[], ctx: PolicyContext): Score;
+}
+
+// Weights of the cascade score, in units of "one whole GPU's worth of placements lost".
+const W_NODE_BREAK = 3;
+const W_NODE_FREE = 1;
+const W_TOPOLOGY = 2;
+
+/**
+ * What taking a device costs the devices it shares counters with: every sibling
+ * that is placeable now and would not be afterwards, weighted by the square of its
+ * size, so losing a 7g or 4g placement costs far more than losing a 1g one. A
+ * partly used GPU, whose large placements are already gone, therefore costs less
+ * than breaking a whole free one.
+ */
+export function damage(ctx: PolicyContext, d: number): number {
+  const { inv, state } = ctx;
+  const dev = inv.devices[d];
+  if (dev === undefined) return 0;
+  let lost = 0;
+  for (const c of dev.consumes) {
+    const set = inv.counterSets[c.set];
+    const used = state.used[c.set];
+    if (set === undefined || used === undefined) continue;
+    const cap = set.capacity;
+    for (const s of set.devices) {
+      if (s === d || !state.free(s)) continue;
+      const sib = inv.devices[s];
+      if (sib === undefined) continue;
+      let conflict = false;
+      for (const sc of sib.consumes) {
+        if (sc.set !== c.set) continue;
+        for (let k = 0; k < cap.length; k++) {
+          const both = (c.amounts[k] ?? 0) + (sc.amounts[k] ?? 0);
+          if (both !== 0 && (used[k] ?? 0) + both > (cap[k] ?? 0)) {
+            conflict = true;
+            break;
+          }
+        }
+      }
+      if (conflict) {
+        const size = state.unitShare(s);
+        lost += size * size;
+      }
+    }
+  }
+  return lost;
+}
+
+/** The topology group of a device: the first topology attribute it carries. */
+function topologyOf(ctx: PolicyContext, d: number): string | undefined {
+  const dev = ctx.inv.devices[d];
+  if (dev === undefined) return undefined;
+  for (const a of ctx.topologyAttributes) {
+    const v = dev.attributes.get(a);
+    if (v !== undefined) return `${a}=${v}`;
+  }
+  return undefined;
+}
+
+function nodeFreeShare(ctx: PolicyContext, node: number): number {
+  const units = ctx.inv.nodeUnits[node] ?? 0;
+  if (units <= 0) return 0;
+  return Math.max(0, units - (ctx.state.nodeUsed[node] ?? 0)) / units;
+}
+
+class CascadePolicy implements PlacementPolicy {
+  readonly name = 'cascade';
+  readonly nodesToCompare: number;
+
+  constructor(nodesToCompare: number) {
+    this.nodesToCompare = nodesToCompare;
+  }
+
+  orderNodes(nodes: readonly number[], ctx: PolicyContext): readonly number[] {
+    // Used nodes before untouched ones (keep whole nodes free), then the fullest first (best fit).
+    const key = (n: number): number => ((ctx.state.nodeHolds[n] ?? 0) === 0 ? 2 : 0) + nodeFreeShare(ctx, n);
+    const keyed = nodes.map((n) => ({ n, k: key(n) }));
+    keyed.sort((a, b) => a.k - b.k || a.n - b.n);
+    return keyed.map((x) => x.n);
+  }
+
+  orderDevices(candidates: readonly number[], plan: SearchPlan, needed: number, ctx: PolicyContext): readonly RankedDevice[] {
+    const ranked = candidates.map((device) => ({ device, damage: plan.alt.adminAccess ? 0 : damage(ctx, device) }));
+    ranked.sort((a, b) => a.damage - b.damage || a.device - b.device);
+    if (needed <= 1) return ranked;
+    // Several devices: keep them in one interconnect domain, preferring the domain
+    // that fits the request most tightly and then the cheapest devices in it.
+    const groups = new Map<string, RankedDevice[]>();
+    for (const r of ranked) {
+      const g = topologyOf(ctx, r.device) ?? '';
+      let list = groups.get(g);
+      if (list === undefined) groups.set(g, (list = []));
+      list.push(r);
+    }
+    if (groups.size <= 1) return ranked;
+    const ordered = [...groups.values()].map((list) => {
+      const fits = list.length >= needed;
+      let cost = 0;
+      for (const r of list.slice(0, needed)) cost += r.damage;
+      return { list, fits, cost, size: list.length, first: list[0]?.device ?? 0 };
+    });
+    ordered.sort((a, b) => Number(b.fits) - Number(a.fits) || a.cost - b.cost || (a.fits ? a.size - b.size : b.size - a.size) || a.first - b.first);
+    return ordered.flatMap((g) => g.list);
+  }
+
+  score(node: number, plans: readonly SearchPlan[], picks: readonly Pick[], ctx: PolicyContext): Score {
+    const terms: ScoreTerm[] = [];
+    let dmg = 0;
+    for (const p of picks) dmg += p.damage;
+    terms.push({ name: 'fragmentation', value: dmg, reason: dmg === 0 ? 'no other placement on the same GPUs is lost' : `placements lost on the same GPUs (size-weighted): ${fmt(dmg)}` });
+    if (node >= 0) {
+      const holds = ctx.state.nodeHolds[node] ?? 0;
+      const units = ctx.inv.nodeUnits[node] ?? 0;
+      let taken = 0;
+      for (const p of picks) if (ctx.inv.devices[p.device]?.node === node && !(plans[p.plan]?.alt.adminAccess ?? false)) taken += ctx.state.unitShare(p.device);
+      const freeAfter = units > 0 ? Math.max(0, units - (ctx.state.nodeUsed[node] ?? 0) - taken) / units : 0;
+      const breaks = holds === 0 && freeAfter > 0 ? W_NODE_BREAK : 0;
+      terms.push({ name: 'node-break', value: breaks, reason: breaks > 0 ? 'starts using a node that was entirely free' : holds === 0 ? 'takes a whole free node' : 'node already in use' });
+      terms.push({ name: 'node-free', value: W_NODE_FREE * freeAfter, reason: `${fmt(100 * freeAfter)}% of the node's GPU capacity stays free (fuller nodes first)` });
+    }
+    let topo = 0;
+    const spread: string[] = [];
+    plans.forEach((plan, i) => {
+      const mine = picks.filter((p) => p.plan === i);
+      if (mine.length < 2) return;
+      const domains = new Set(mine.map((p) => topologyOf(ctx, p.device) ?? '?'));
+      if (domains.size > 1) {
+        topo += W_TOPOLOGY * (domains.size - 1);
+        spread.push(`${plan.alt.resultName} spans ${domains.size} domains`);
+      }
+    });
+    terms.push({ name: 'topology', value: topo, reason: spread.length > 0 ? spread.join('; ') : 'multi-device requests stay in one interconnect domain' });
+    let total = 0;
+    for (const t of terms) total += t.value;
+    return { total, terms };
+  }
+}
+
+class FirstFitPolicy implements PlacementPolicy {
+  readonly name = 'first-fit';
+  readonly nodesToCompare = 1;
+
+  orderNodes(nodes: readonly number[]): readonly number[] {
+    return nodes;
+  }
+
+  orderDevices(candidates: readonly number[]): readonly RankedDevice[] {
+    return candidates.map((device) => ({ device, damage: 0 }));
+  }
+
+  score(): Score {
+    return { total: 0, terms: [{ name: 'first-fit', value: 0, reason: 'first node and devices in inventory order that fit' }] };
+  }
+}
+
+export function fmt(n: number): string {
+  return Number.isInteger(n) ? String(n) : n.toFixed(2);
+}
+
+export function makePolicy(name: PolicyName | PlacementPolicy, nodesToCompare = 4): PlacementPolicy {
+  if (typeof name !== 'string') return name;
+  switch (name) {
+    case 'cascade':
+      return new CascadePolicy(nodesToCompare);
+    case 'first-fit':
+      return new FirstFitPolicy();
+  }
+}

@@ -1,0 +1,171 @@
+// Mutable allocation state over an inventory: which devices are held, how much of
+// each counter set is consumed, and the free-device counts the node prefilter reads.
+// A search makes tentative changes and undoes them; commit() makes them stick.
+import { UNREACHABLE, type Inventory } from './inventory.js';
+import type { Matcher } from './match.js';
+
+export class State {
+  readonly inv: Inventory;
+  /** Committed non-admin allocations holding each device. */
+  readonly useCount: Int32Array;
+  /** Tentative holds by the decision in progress (admin or not). */
+  readonly tentative: Int32Array;
+  /** Whether a device's counters are currently consumed (committed or tentative). */
+  readonly consumed: Uint8Array;
+  /** Counter consumption per set, aligned with CounterSetRec.capacity. */
+  readonly used: Float64Array[];
+  /** Bumped on every change to a set, so per-device caches know when to recompute. */
+  readonly setVersion: Int32Array;
+  /** Committed availability: usable, not held, counters fit. */
+  readonly available: Uint8Array;
+  /** Used capacity units per node and committed device holds per node. */
+  readonly nodeUsed: Float64Array;
+  readonly nodeHolds: Int32Array;
+  matcher: Matcher | undefined;
+
+  constructor(inv: Inventory) {
+    this.inv = inv;
+    const n = inv.devices.length;
+    this.useCount = new Int32Array(n);
+    this.tentative = new Int32Array(n);
+    this.consumed = new Uint8Array(n);
+    this.used = inv.counterSets.map((s) => new Float64Array(s.capacity.length));
+    this.setVersion = new Int32Array(inv.counterSets.length);
+    this.available = new Uint8Array(n);
+    this.nodeUsed = new Float64Array(inv.nodes.length);
+    this.nodeHolds = new Int32Array(inv.nodes.length);
+    for (let d = 0; d < n; d++) this.available[d] = this.computeAvailable(d) ? 1 : 0;
+  }
+
+  /** Whether the device's counters fit next to what is consumed now. */
+  countersFit(d: number): boolean {
+    const dev = this.inv.devices[d];
+    if (dev === undefined) return false;
+    for (const c of dev.consumes) {
+      const used = this.used[c.set];
+      const cap = this.inv.counterSets[c.set]?.capacity;
+      if (used === undefined || cap === undefined) return false;
+      const a = c.amounts;
+      for (let k = 0; k < a.length; k++) {
+        const amt = a[k] ?? 0;
+        if (amt !== 0 && (used[k] ?? 0) + amt > (cap[k] ?? 0)) return false;
+      }
+    }
+    return true;
+  }
+
+  /** Held by a committed allocation or by the decision in progress (shareable devices excepted). */
+  busy(d: number): boolean {
+    const dev = this.inv.devices[d];
+    if (dev === undefined) return true;
+    if (dev.allowMultiple) return false;
+    return (this.useCount[d] ?? 0) > 0 || (this.tentative[d] ?? 0) > 0;
+  }
+
+  /** Free for a new, non-admin allocation, including tentative holds. */
+  free(d: number): boolean {
+    const dev = this.inv.devices[d];
+    if (dev === undefined || dev.unusable !== undefined || dev.node === UNREACHABLE) return false;
+    if (this.busy(d)) return false;
+    return this.consumed[d] === 1 || this.countersFit(d);
+  }
+
+  private computeAvailable(d: number): boolean {
+    return this.free(d);
+  }
+
+  private changeCounters(d: number, sign: 1 | -1): void {
+    const dev = this.inv.devices[d];
+    if (dev === undefined) return;
+    for (const c of dev.consumes) {
+      const used = this.used[c.set];
+      if (used === undefined) continue;
+      for (let k = 0; k < c.amounts.length; k++) used[k] = (used[k] ?? 0) + sign * (c.amounts[k] ?? 0);
+      this.setVersion[c.set] = (this.setVersion[c.set] ?? 0) + 1;
+    }
+    this.consumed[d] = sign === 1 ? 1 : 0;
+  }
+
+  /** Tentatively hold a device; returns whether its counters were consumed (for untake). */
+  take(d: number, admin: boolean): boolean {
+    this.tentative[d] = (this.tentative[d] ?? 0) + 1;
+    if (admin || this.consumed[d] === 1) return false;
+    this.changeCounters(d, 1);
+    return true;
+  }
+
+  untake(d: number, consumedCounters: boolean): void {
+    this.tentative[d] = (this.tentative[d] ?? 0) - 1;
+    if (consumedCounters) this.changeCounters(d, -1);
+  }
+
+  /** Re-derives committed availability of a device and keeps match-set free counts in step. */
+  private refresh(d: number): void {
+    const now = this.computeAvailable(d) ? 1 : 0;
+    if (now === this.available[d]) return;
+    this.available[d] = now;
+    const dev = this.inv.devices[d];
+    if (this.matcher === undefined || dev === undefined || dev.node < 0) return;
+    const delta = now === 1 ? 1 : -1;
+    for (const id of this.matcher.deviceSets[d] ?? []) {
+      const set = this.matcher.sets[id];
+      if (set !== undefined) set.freeCount[dev.node] = (set.freeCount[dev.node] ?? 0) + delta;
+    }
+  }
+
+  private refreshAround(d: number): void {
+    this.refresh(d);
+    const dev = this.inv.devices[d];
+    if (dev === undefined) return;
+    for (const c of dev.consumes) for (const s of this.inv.counterSets[c.set]?.devices ?? []) if (s !== d) this.refresh(s);
+  }
+
+  /** Share of a counter set's capacity a device takes (mean over the set's counters). */
+  unitShare(d: number): number {
+    const dev = this.inv.devices[d];
+    if (dev === undefined) return 0;
+    if (dev.consumes.length === 0) return 1;
+    let share = 0;
+    for (const c of dev.consumes) {
+      const cap = this.inv.counterSets[c.set]?.capacity;
+      if (cap === undefined || cap.length === 0) continue;
+      let s = 0;
+      for (let k = 0; k < cap.length; k++) {
+        const cp = cap[k] ?? 0;
+        if (cp > 0) s += (c.amounts[k] ?? 0) / cp;
+      }
+      share += s / cap.length;
+    }
+    return share;
+  }
+
+  /** Makes an allocation stick (tentative holds must have been undone). */
+  commit(d: number, admin: boolean): void {
+    const dev = this.inv.devices[d];
+    if (dev === undefined || admin) return;
+    const first = (this.useCount[d] ?? 0) === 0;
+    this.useCount[d] = (this.useCount[d] ?? 0) + 1;
+    if (first) {
+      if (dev.consumes.length > 0 && this.consumed[d] === 0) this.changeCounters(d, 1);
+      if (dev.node >= 0) {
+        this.nodeUsed[dev.node] = (this.nodeUsed[dev.node] ?? 0) + this.unitShare(d);
+        this.nodeHolds[dev.node] = (this.nodeHolds[dev.node] ?? 0) + 1;
+      }
+    }
+    this.refreshAround(d);
+  }
+
+  release(d: number, admin: boolean): void {
+    const dev = this.inv.devices[d];
+    if (dev === undefined || admin || (this.useCount[d] ?? 0) === 0) return;
+    this.useCount[d] = (this.useCount[d] ?? 0) - 1;
+    if ((this.useCount[d] ?? 0) === 0) {
+      if (this.consumed[d] === 1) this.changeCounters(d, -1);
+      if (dev.node >= 0) {
+        this.nodeUsed[dev.node] = (this.nodeUsed[dev.node] ?? 0) - this.unitShare(d);
+        this.nodeHolds[dev.node] = (this.nodeHolds[dev.node] ?? 0) - 1;
+      }
+    }
+    this.refreshAround(d);
+  }
+}
