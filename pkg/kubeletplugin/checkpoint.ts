@@ -162,6 +162,15 @@ export function removeClaim(state: CheckpointState, uid: string): CheckpointStat
   return { ...state, claims };
 }
 
+/**
+ * The devices answered for a completed claim, so a repeated prepare returns
+ * the same CDI IDs without touching the GPU; undefined when not completed.
+ */
+export function preparedDevices(state: CheckpointState, uid: string): readonly PreparedDevice[] | undefined {
+  const claim = state.claims[uid];
+  return claim?.state === 'PrepareCompleted' ? claim.devices : undefined;
+}
+
 /** Every MIG instance some checkpointed claim owns: recovery must not destroy these. */
 export function ownedMigInstances(state: CheckpointState): readonly (MigInstanceRecord & { readonly claimUid: string })[] {
   return Object.values(state.claims).flatMap((c) => c.migCreated.map((m) => ({ ...m, claimUid: c.uid })));

@@ -16,6 +16,7 @@ import {
   forgetMigInstance,
   halfPreparedClaims,
   ownedMigInstances,
+  preparedDevices,
   recordMigCreated,
   removeClaim,
   startPrepare,
@@ -81,6 +82,13 @@ describe('checkpoint state transitions', () => {
     const frozen = JSON.stringify(before);
     startPrepare(before, claim('a'), []);
     expect(JSON.stringify(before)).toBe(frozen);
+  });
+
+  it('replay the devices of a completed claim, and of no other', () => {
+    const s = preparedState();
+    expect(preparedDevices(s, 'uid-a')).toEqual([device]);
+    expect(preparedDevices(startPrepare(s, claim('b'), []), 'uid-b')).toBeUndefined();
+    expect(preparedDevices(s, 'unknown')).toBeUndefined();
   });
 
   it('refuse to restart a completed claim', () => {

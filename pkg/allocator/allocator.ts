@@ -1,0 +1,340 @@
+// The allocator: one decision for a pod's claims (or one standalone claim) over an
+// indexed snapshot. firstAvailable alternatives are tried in order across the fleet,
+// nodes are prefiltered by free-device counts, and the policy picks among feasible nodes.
+import type { AllocationResult } from '../api/resource.js';
+import { DEFAULT_DRIVER_NAME, STANDARD_ATTRIBUTES } from '../api/resource.js';
+import { ATTR, qualify } from '../api/devicemodel.js';
+import { Quantity } from '../cel/quantity.js';
+import { diagnose, explainSuccess, type AttemptNotes } from './explain.js';
+import { buildInventory, type Inventory } from './inventory.js';
+import { Matcher } from './match.js';
+import { nodeSelectorMatches, nodeTaintBlocks, quantityToNumber } from './nodes.js';
+import { claimLabel, constraintApplies, planClaims, type AltPlan, type ClaimPlan, type RequestPlan } from './plan.js';
+import { makePolicy, type Pick, type PlacementPolicy, type PolicyContext, type Score, type SearchPlan } from './policy.js';
+import { buildAllocation } from './result.js';
+import { NodeSearch, sharedDeviceServes, type FailureNotes } from './search.js';
+import { State } from './state.js';
+import type {
+  AllocatedDeviceRef,
+  AllocatedOutcome,
+  AllocationOutcome,
+  AllocationRequest,
+  ChosenAlternative,
+  ClaimAllocation,
+  FleetUsage,
+  PodFacts,
+  PolicyName,
+  Snapshot,
+} from './types.js';
+
+export interface AllocatorOptions {
+  /** Placement policy: "cascade" (default), "first-fit", or your own. */
+  readonly policy?: PolicyName | PlacementPolicy;
+  /** Driver whose attribute domain names Cascade's topology attributes (default gpu.cascade.dev). */
+  readonly driver?: string;
+  /** Attributes that group devices into interconnect domains, most specific first. */
+  readonly topologyAttributes?: readonly string[];
+  /** Feasible nodes the cascade policy compares before choosing (default 4). */
+  readonly nodesToCompare?: number;
+  /** Search steps allowed for one decision (default 200,000) and on one node (default 20,000). */
+  readonly stepBudget?: number;
+  readonly nodeStepBudget?: number;
+  /** firstAvailable combinations tried across a pod's requests (default 256). */
+  readonly maxCombinations?: number;
+}
+
+/** Why a node was not considered at all, by node index. */
+export interface NodeEligibility {
+  readonly eligible: readonly number[];
+  readonly rejected: ReadonlyMap<string, number>;
+}
+
+interface Solution {
+  readonly node: number;
+  readonly picks: readonly Pick[];
+  readonly score: Score;
+  readonly compared: number;
+  readonly runnerUp: { readonly node: number; readonly total: number } | undefined;
+}
+
+export class Allocator {
+  readonly inventory: Inventory;
+  readonly state: State;
+  readonly matcher: Matcher;
+  readonly policy: PlacementPolicy;
+  private readonly ctx: PolicyContext;
+  private readonly snapshot: Snapshot;
+  private readonly stepBudget: number;
+  private readonly nodeStepBudget: number;
+  private readonly maxCombinations: number;
+  /** Devices named by existing allocations that are not in the inventory. */
+  readonly unknownAllocated: readonly string[];
+
+  constructor(snapshot: Snapshot, options: AllocatorOptions = {}) {
+    this.snapshot = snapshot;
+    this.inventory = buildInventory(snapshot.slices, snapshot.nodes);
+    this.state = new State(this.inventory);
+    this.matcher = new Matcher(this.inventory, snapshot.classes, (d) => this.state.available[d] === 1);
+    this.state.matcher = this.matcher;
+    this.policy = makePolicy(options.policy ?? 'cascade', options.nodesToCompare ?? 4);
+    const driver = options.driver ?? DEFAULT_DRIVER_NAME;
+    this.ctx = {
+      inv: this.inventory,
+      state: this.state,
+      topologyAttributes: options.topologyAttributes ?? [qualify(driver, ATTR.nvlinkDomain), STANDARD_ATTRIBUTES.numaNode, STANDARD_ATTRIBUTES.pcieRoot],
+    };
+    this.stepBudget = options.stepBudget ?? 200_000;
+    this.nodeStepBudget = options.nodeStepBudget ?? 20_000;
+    this.maxCombinations = options.maxCombinations ?? 256;
+    this.unknownAllocated = this.markAllocated(snapshot.allocated ?? []);
+  }
+
+  /** Marks devices of existing allocations as in use; returns those not found. */
+  markAllocated(refs: readonly AllocatedDeviceRef[]): string[] {
+    const unknown: string[] = [];
+    for (const r of refs) {
+      const d = this.inventory.deviceIndex.get(`${r.driver}/${r.pool}/${r.device}`);
+      if (d === undefined) unknown.push(`${r.driver}/${r.pool}/${r.device}`);
+      else this.state.commit(d, r.adminAccess === true);
+    }
+    return unknown;
+  }
+
+  /** Frees devices of a deallocated claim. */
+  release(refs: readonly AllocatedDeviceRef[]): void {
+    for (const r of refs) {
+      const d = this.inventory.deviceIndex.get(`${r.driver}/${r.pool}/${r.device}`);
+      if (d !== undefined) this.state.release(d, r.adminAccess === true);
+    }
+  }
+
+  /** Applies a decision: its devices become in use and the pod's cpu/memory leave the node. */
+  commit(outcome: AllocatedOutcome): void {
+    this.markAllocated(outcome.devices);
+    if (outcome.node === undefined) return;
+    const n = this.inventory.nodes[this.inventory.nodeIndex.get(outcome.node) ?? -1];
+    if (n === undefined) return;
+    n.freeMilliCpu -= outcome.pod?.cpu !== undefined ? quantityToNumber(outcome.pod.cpu, 'milli') : 0;
+    n.freeMemory -= outcome.pod?.memory !== undefined ? quantityToNumber(outcome.pod.memory, 'unit') : 0;
+  }
+
+  /** Share of the fleet's capacity units in use. */
+  usage(): FleetUsage {
+    let units = 0;
+    let used = 0;
+    for (let n = 0; n < this.inventory.nodes.length; n++) {
+      units += this.inventory.nodeUnits[n] ?? 0;
+      used += this.state.nodeUsed[n] ?? 0;
+    }
+    return { units, used };
+  }
+
+  private eligibleNodes(claims: readonly ClaimPlan[], pod: PodFacts | undefined): NodeEligibility {
+    const rejected = new Map<string, number>();
+    const reject = (why: string): void => void rejected.set(why, (rejected.get(why) ?? 0) + 1);
+    const cpu = pod?.cpu !== undefined ? Quantity.parse(pod.cpu) : undefined;
+    const mem = pod?.memory !== undefined ? Quantity.parse(pod.memory) : undefined;
+    const cpuMilli = cpu === undefined ? 0 : Number(cpu.nanos / 1_000_000n);
+    const memBytes = mem === undefined ? 0 : Number(mem.nanos / 1_000_000_000n);
+    const eligible: number[] = [];
+    for (const n of this.inventory.nodes) {
+      if (n.unschedulable) {
+        reject('unschedulable');
+        continue;
+      }
+      const taint = nodeTaintBlocks(n.taints, pod?.tolerations ?? []);
+      if (taint !== undefined) {
+        reject(`node taint ${taint.key}:${taint.effect} not tolerated`);
+        continue;
+      }
+      if (n.freeMilliCpu < cpuMilli) {
+        reject(`not enough cpu for the pod (needs ${pod?.cpu ?? ''})`);
+        continue;
+      }
+      if (n.freeMemory < memBytes) {
+        reject(`not enough memory for the pod (needs ${pod?.memory ?? ''})`);
+        continue;
+      }
+      const pinned = claims.find((c) => c.fixed?.nodeSelector !== undefined && !nodeSelectorMatches(c.fixed.nodeSelector, n));
+      if (pinned !== undefined) {
+        reject(`outside the node selector of already allocated claim ${claimLabel(pinned.claim)}`);
+        continue;
+      }
+      eligible.push(n.idx);
+    }
+    return { eligible, rejected };
+  }
+
+  /** Free devices of an alternative that one node can use (an upper bound for the prefilter). */
+  private capacityOn(alt: AltPlan, node: number, sharedFree: ReadonlyMap<number, number>): number {
+    const set = alt.set;
+    if (alt.adminAccess) return (set.byNode[node]?.length ?? 0) + set.shared.length;
+    return (set.freeCount[node] ?? 0) + (sharedFree.get(set.id) ?? 0);
+  }
+
+  private sharedFreeCounts(alts: readonly AltPlan[]): Map<number, number> {
+    const out = new Map<number, number>();
+    for (const a of alts) {
+      if (out.has(a.set.id)) continue;
+      let c = 0;
+      for (const d of a.set.shared) if (this.state.free(d)) c++;
+      out.set(a.set.id, c);
+    }
+    return out;
+  }
+
+  /** Whether a node might host a combination: per match set, the summed need fits the free count. */
+  private nodeMayFit(node: number, alts: readonly AltPlan[], sharedFree: ReadonlyMap<number, number>): boolean {
+    // Small pods: at most a few alternatives, so pairwise summing is cheap.
+    for (let i = 0; i < alts.length; i++) {
+      const a = alts[i];
+      if (a === undefined) continue;
+      const cap = this.capacityOn(a, node, sharedFree);
+      if (a.all) {
+        const total = (a.set.byNode[node]?.length ?? 0) + a.set.shared.filter((d) => sharedDeviceServes(this.inventory, d, node)).length;
+        if (total === 0 || (!a.adminAccess && (a.set.freeCount[node] ?? 0) < (a.set.byNode[node]?.length ?? 0))) return false;
+        continue;
+      }
+      let need = a.count;
+      if (!a.adminAccess) for (let j = 0; j < i; j++) {
+        const b = alts[j];
+        if (b !== undefined && !b.adminAccess && !b.all && b.set.id === a.set.id) need += b.count;
+      }
+      if (cap < need) return false;
+    }
+    return true;
+  }
+
+  /** Decides where the claims would go; the state is left unchanged (see commit()). */
+  allocate(request: AllocationRequest): AllocationOutcome {
+    const claims = planClaims(request.claims, this.matcher, this.snapshot.namespaceLabels);
+    const errors: string[] = [];
+    for (const c of claims) for (const e of c.errors) errors.push(`claim ${claimLabel(c.claim)}: ${e}`);
+    const nodes = this.eligibleNodes(claims, request.pod);
+    const requests: RequestPlan[] = claims.flatMap((c) => (c.fixed === undefined ? c.requests : []));
+    const attempts: AttemptNotes = new Map();
+    const fail = (budgetHit: boolean): AllocationOutcome =>
+      diagnose({ inv: this.inventory, state: this.state, claims, requests, errors, nodes, attempts, budgetHit, poolProblems: this.inventory.poolProblems });
+    if (errors.length > 0) return fail(false);
+
+    const sharedFree = this.sharedFreeCounts(requests.flatMap((r) => r.alternatives));
+    // Alternatives no eligible node can hold are skipped up front (order is kept).
+    const viable = requests.map((r) => r.alternatives.filter((a) => nodes.eligible.some((n) => this.nodeMayFit(n, [a], sharedFree))));
+    if (requests.length > 0 && (viable.some((v) => v.length === 0) || nodes.eligible.length === 0)) return fail(false);
+
+    let steps = 0;
+    let budgetHit = false;
+    const odometer = viable.map(() => 0);
+    for (let combo = 0; combo < this.maxCombinations; combo++) {
+      const alts = viable.map((v, i) => v[odometer[i] ?? 0]).filter((a): a is AltPlan => a !== undefined);
+      const plans: SearchPlan[] = alts.map((alt, i) => {
+        const req = requests[i];
+        const claim = claims[req?.claim ?? 0];
+        const constraints: number[] = [];
+        claim?.constraints.forEach((c, ci) => {
+          if (constraintApplies(c, req?.name ?? '', alt.subrequest)) constraints.push(ci);
+        });
+        return { claim: req?.claim ?? 0, request: req?.name ?? '', alt, constraints };
+      });
+      const candidates = nodes.eligible.filter((n) => this.nodeMayFit(n, alts, sharedFree));
+      const ordered = this.policy.orderNodes(candidates, this.ctx);
+      const found: { node: number; picks: readonly Pick[]; score: Score }[] = [];
+      for (const node of ordered) {
+        const notes: FailureNotes = attemptNotes(attempts, alts);
+        const budget = Math.min(this.nodeStepBudget, this.stepBudget - steps);
+        if (budget <= 0) {
+          budgetHit = true;
+          break;
+        }
+        const search = new NodeSearch({ inv: this.inventory, state: this.state, policy: this.policy, ctx: this.ctx, claims, plans, node, budget, notes });
+        const r = search.run();
+        steps += r.steps;
+        if (r.exhausted) {
+          budgetHit = true;
+          notes.set('search budget exhausted', (notes.get('search budget exhausted') ?? 0) + 1);
+        }
+        if (!r.ok) continue;
+        found.push({ node, picks: r.picks, score: this.policy.score(node, plans, r.picks, this.ctx) });
+        if (found.length >= this.policy.nodesToCompare) break;
+      }
+      if (found.length > 0) {
+        let best = found[0];
+        for (const f of found) if (best === undefined || f.score.total < best.score.total) best = f;
+        if (best !== undefined) {
+          const runner = found.filter((f) => f !== best).sort((a, b) => a.score.total - b.score.total)[0];
+          const solution: Solution = {
+            node: best.node,
+            picks: best.picks,
+            score: best.score,
+            compared: found.length,
+            runnerUp: runner === undefined ? undefined : { node: runner.node, total: runner.score.total },
+          };
+          return this.success(claims, plans, solution, request.pod);
+        }
+      }
+      if (!advance(odometer, viable)) break;
+    }
+    return fail(budgetHit);
+  }
+
+  private success(claims: readonly ClaimPlan[], plans: readonly SearchPlan[], sol: Solution, pod: PodFacts | undefined): AllocatedOutcome {
+    const out: ClaimAllocation[] = claims.map((c) => {
+      if (c.fixed !== undefined) {
+        return { namespace: c.namespace, name: c.name, allocation: c.fixed, alternatives: [], preexisting: true };
+      }
+      const allocation: AllocationResult = buildAllocation(this.inventory, this.matcher, c, plans, sol.picks);
+      const alternatives: ChosenAlternative[] = plans
+        .filter((p) => p.claim === c.idx)
+        .map((p) => (p.alt.subrequest === undefined ? { request: p.request, index: 0 } : { request: p.request, index: p.alt.index, subrequest: p.alt.subrequest }));
+      return { namespace: c.namespace, name: c.name, allocation, alternatives, preexisting: false };
+    });
+    const devices: AllocatedDeviceRef[] = sol.picks.map((p) => {
+      const dev = this.inventory.devices[p.device];
+      const admin = plans[p.plan]?.alt.adminAccess === true;
+      return { driver: dev?.driver ?? '', pool: dev?.pool ?? '', device: dev?.name ?? '', ...(admin ? { adminAccess: true } : {}) };
+    });
+    const nodeName = this.inventory.nodes[sol.node]?.name;
+    const inv = this.inventory;
+    const policyName = this.policy.name;
+    let explanation: AllocatedOutcome['explanation'] | undefined;
+    return {
+      kind: 'allocated',
+      node: nodeName,
+      claims: out,
+      score: { total: sol.score.total, terms: sol.score.terms },
+      devices,
+      pod,
+      // Built on first read: bulk callers (the benchmark) never pay for the text.
+      get explanation() {
+        explanation ??= explainSuccess({ inv, claims, plans, picks: sol.picks, node: sol.node, score: sol.score, compared: sol.compared, runnerUp: sol.runnerUp, policy: policyName });
+        return explanation;
+      },
+    };
+  }
+}
+
+function attemptNotes(attempts: AttemptNotes, alts: readonly AltPlan[]): FailureNotes {
+  // Notes are kept per alternative so explanations can say what went wrong with each.
+  const key = alts.map((a) => `${a.resultName}#${a.index}`).join(',');
+  let n = attempts.get(key);
+  if (n === undefined) attempts.set(key, (n = { alts, notes: new Map() }));
+  return n.notes;
+}
+
+/** Next combination in lexicographic order (last request varies fastest). */
+function advance(odometer: number[], viable: readonly (readonly AltPlan[])[]): boolean {
+  for (let i = odometer.length - 1; i >= 0; i--) {
+    const next = (odometer[i] ?? 0) + 1;
+    if (next < (viable[i]?.length ?? 0)) {
+      odometer[i] = next;
+      return true;
+    }
+    odometer[i] = 0;
+  }
+  return false;
+}
+
+/** One-shot convenience: build an allocator for a snapshot and decide one request. */
+export function allocateOnce(snapshot: Snapshot, request: AllocationRequest, options?: AllocatorOptions): AllocationOutcome {
+  return new Allocator(snapshot, options).allocate(request);
+}
