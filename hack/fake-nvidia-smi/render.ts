@@ -400,25 +400,31 @@ function boxed(title: string, headerLines: readonly string[], rows: readonly (re
 }
 
 export function renderProfiles(views: readonly GpuView[]): string {
-  const nameWidth = Math.max(...views.flatMap((v) => v.gpu.model.migProfiles.map((p) => p.name.length)), 7) + 4;
+  // The name column widens with the longest "MIG <name>" (the box width varies by board).
+  const nameWidth = Math.max(14, ...views.flatMap((v) => v.gpu.model.migProfiles.map((p) => p.name.length + 4)));
+  const idEnd = 7 + nameWidth + 6;
   const rows: string[][] = [];
   for (const v of views) {
     for (const p of v.gpu.model.migProfiles) {
       const free = freeInstances(v.gpu.model, v.state.gpuInstances, p);
       const first =
-        `${String(v.gpu.index).padStart(4)}  ${`MIG ${p.name}`.padEnd(nameWidth + 4)}${String(p.id).padStart(3)}` +
-        `     ${`${free}/${p.maxInstances}`.padEnd(11)}${gib(p.memoryMiB).padEnd(11)}No     ${String(p.multiprocessors).padEnd(7)}` +
-        `${String(p.engines.decoders).padEnd(6)}${String(p.engines.encoders).padEnd(4)}`;
-      const second = `${''.padEnd(first.length - 17)}${String(p.engines.copyEngines).padEnd(6)}${String(p.engines.jpegEngines).padEnd(6)}${String(p.engines.ofaEngines).padEnd(5)}`;
+        `${String(v.gpu.index).padStart(4)}  ${`MIG ${p.name}`.padEnd(nameWidth)}${String(p.id).padStart(6)}` +
+        `     ${`${free}/${p.maxInstances}`.padEnd(11)}${gib(p.memoryMiB).padEnd(11)}${'No'.padEnd(7)}` +
+        `${String(p.multiprocessors).padEnd(7)}${String(p.engines.decoders).padEnd(6)}${String(p.engines.encoders)}`;
+      const smColumn = first.length - 14;
+      const second =
+        ' '.repeat(smColumn) +
+        String(p.engines.copyEngines).padStart(2).padEnd(7) +
+        String(p.engines.jpegEngines).padEnd(6) +
+        String(p.engines.ofaEngines);
       rows.push([first, second]);
     }
   }
-  const width = Math.max(...rows.flat().map((r) => r.length)) + 2;
   const header = [
-    ` GPU   Name${' '.repeat(nameWidth + 1)}ID    Instances   Memory     P2P    SM    DEC   ENC`,
-    ` ${' '.repeat(nameWidth + 16)}Free/Total   GiB              CE    JPEG  OFA`,
+    `${' GPU   Name'.padEnd(idEnd - 3)}ID    Instances   Memory     P2P    SM    DEC   ENC`,
+    `${' '.repeat(idEnd + 3)}Free/Total   GiB              CE    JPEG  OFA`,
   ];
-  return boxed('GPU instance profiles:', header, rows, Math.max(width, ...header.map((h) => h.length + 2)));
+  return boxed('GPU instance profiles:', header, rows, idEnd + 50);
 }
 
 export function renderPlacements(views: readonly GpuView[]): string {
@@ -439,11 +445,11 @@ export function renderGpuInstances(views: readonly GpuView[]): string {
       const p = profileById(v.gpu.model, gi.profileId);
       if (!p) continue;
       rows.push([
-        `${String(v.gpu.index).padStart(4)}  ${`MIG ${p.name}`.padEnd(18)}${String(p.id).padStart(3)}${String(gi.id).padStart(9)}          ${`${gi.start}:${p.memorySlices}`.padEnd(10)}`,
+        `${String(v.gpu.index).padStart(4)}  ${`MIG ${p.name}`.padEnd(16)}${String(p.id).padStart(6)}${String(gi.id).padStart(9)}          ${`${gi.start}:${p.memorySlices}`}`,
       ]);
     }
   }
-  return boxed('GPU instances:', [' GPU   Name             Profile  Instance   Placement  ', '                          ID       ID       Start:Size '], rows, 55);
+  return boxed('GPU instances:', [' GPU   Name             Profile  Instance   Placement', '                          ID       ID       Start:Size'], rows, 55);
 }
 
 export function renderComputeInstances(views: readonly GpuView[]): string {
@@ -454,14 +460,14 @@ export function renderComputeInstances(views: readonly GpuView[]): string {
       if (!p) continue;
       for (const ci of gi.computeInstances) {
         rows.push([
-          `${String(v.gpu.index).padStart(4)}${String(gi.id).padStart(7)}       ${`MIG ${p.name}`.padEnd(18)}${String(ci.profileId).padStart(3)}${String(ci.id).padStart(10)}          ${`0:${ci.size}`.padEnd(10)}`,
+          `${String(v.gpu.index).padStart(4)}${String(gi.id).padStart(7)}       ${`MIG ${p.name}`.padEnd(16)}${String(ci.profileId).padStart(6)}${String(ci.id).padStart(10)}          0:${ci.size}`,
         ]);
       }
     }
   }
   return boxed(
     'Compute instances:',
-    [' GPU     GPU       Name             Profile   Instance   Placement  ', '       Instance                       ID        ID       Start:Size ', '         ID                                                         '],
+    [' GPU     GPU       Name             Profile   Instance   Placement', '       Instance                       ID        ID       Start:Size', '         ID'],
     rows,
     68,
   );

@@ -21,6 +21,11 @@ export interface FakeState {
 }
 
 export const STATE_FILE = 'state.json';
+
+/** Where the state lives: FAKE_NVIDIA_SMI_STATE, or a folder next to the config. */
+export function stateDirFor(configPath: string, env: NodeJS.ProcessEnv = process.env): string {
+  return env.FAKE_NVIDIA_SMI_STATE ?? path.join(path.dirname(configPath), 'fake-nvidia-smi-state');
+}
 const LOCK_FILE = 'state.lock';
 
 /** A MIG UUID in the R470+ form, unique per creation. */

@@ -72,17 +72,14 @@ export class Allocator {
 
   constructor(snapshot: Snapshot, options: AllocatorOptions = {}) {
     this.snapshot = snapshot;
-    this.inventory = buildInventory(snapshot.slices, snapshot.nodes);
+    const driver = options.driver ?? DEFAULT_DRIVER_NAME;
+    const topologyAttributes = options.topologyAttributes ?? [qualify(driver, ATTR.nvlinkDomain), STANDARD_ATTRIBUTES.numaNode, STANDARD_ATTRIBUTES.pcieRoot];
+    this.inventory = buildInventory(snapshot.slices, snapshot.nodes, topologyAttributes);
     this.state = new State(this.inventory);
     this.matcher = new Matcher(this.inventory, snapshot.classes, (d) => this.state.available[d] === 1);
     this.state.matcher = this.matcher;
     this.policy = makePolicy(options.policy ?? 'cascade', options.nodesToCompare ?? 4);
-    const driver = options.driver ?? DEFAULT_DRIVER_NAME;
-    this.ctx = {
-      inv: this.inventory,
-      state: this.state,
-      topologyAttributes: options.topologyAttributes ?? [qualify(driver, ATTR.nvlinkDomain), STANDARD_ATTRIBUTES.numaNode, STANDARD_ATTRIBUTES.pcieRoot],
-    };
+    this.ctx = { inv: this.inventory, state: this.state, topologyAttributes };
     this.stepBudget = options.stepBudget ?? 200_000;
     this.nodeStepBudget = options.nodeStepBudget ?? 20_000;
     this.maxCombinations = options.maxCombinations ?? 256;

@@ -50,6 +50,25 @@ export interface CounterSetRec {
   readonly devices: number[];
 }
 
+/**
+ * A capacity unit: one partitionable device (a counter set) or one device that
+ * consumes no counters, i.e. one physical GPU in Cascade's model.
+ */
+export interface UnitRec {
+  readonly idx: number;
+  readonly node: number;
+  /** The interconnect domain (see Inventory.domains) the unit belongs to. */
+  readonly domain: number;
+}
+
+/** GPUs of one node that share a topology attribute value (e.g. an NVLink domain). */
+export interface DomainRec {
+  readonly idx: number;
+  readonly node: number;
+  readonly name: string;
+  readonly units: number[];
+}
+
 export const SHARED = -1;
 export const UNREACHABLE = -2;
 
@@ -67,6 +86,14 @@ export interface Inventory {
   readonly poolProblems: readonly string[];
   /** Capacity units per node (see DeviceRec.units; one per counter set). */
   readonly nodeUnits: Float64Array;
+  readonly units: readonly UnitRec[];
+  readonly domains: readonly DomainRec[];
+  /** Domains per node. */
+  readonly nodeDomains: readonly (readonly number[])[];
+  /** The unit a device belongs to (its first counter set's, or its own); -1 for none. */
+  readonly deviceUnit: Int32Array;
+  /** The unit of each counter set. */
+  readonly setUnit: Int32Array;
   /** CEL view of a device, built on first use. */
   celDevice(idx: number): CelDevice;
 }
@@ -141,7 +168,11 @@ class CounterScaler {
   }
 }
 
-export function buildInventory(slices: readonly ResourceSlice[], nodeFacts: readonly NodeFacts[] | undefined): Inventory {
+export function buildInventory(
+  slices: readonly ResourceSlice[],
+  nodeFacts: readonly NodeFacts[] | undefined,
+  topologyAttributes: readonly string[] = [],
+): Inventory {
   const problems: string[] = [];
   // Group slices into pools; only the highest generation counts.
   const pools = new Map<string, PoolGroup>();
@@ -301,6 +332,48 @@ export function buildInventory(slices: readonly ResourceSlice[], nodeFacts: read
   }
   for (const set of counterSets) if (set.node >= 0 && set.devices.length > 0) nodeUnits[set.node] = (nodeUnits[set.node] ?? 0) + 1;
 
+  // Units and their interconnect domains; a unit without a topology attribute
+  // falls in a per-node default domain.
+  const units: UnitRec[] = [];
+  const domains: DomainRec[] = [];
+  const nodeDomains: number[][] = nodes.map(() => []);
+  const domainIndex = new Map<string, number>();
+  const deviceUnit = new Int32Array(devices.length).fill(-1);
+  const setUnit = new Int32Array(counterSets.length).fill(-1);
+  const topologyOf = (d: DeviceRec): string => {
+    for (const a of topologyAttributes) {
+      const v = d.attributes.get(a);
+      if (v !== undefined) return `${a}=${attributeKeyText(v)}`;
+    }
+    return '(node)';
+  };
+  const addUnit = (node: number, sample: DeviceRec): number => {
+    const name = topologyOf(sample);
+    const key = `${node}\u0000${name}`;
+    let dom = domainIndex.get(key);
+    if (dom === undefined) {
+      dom = domains.length;
+      domainIndex.set(key, dom);
+      domains.push({ idx: dom, node, name, units: [] });
+      nodeDomains[node]?.push(dom);
+    }
+    const u = units.length;
+    units.push({ idx: u, node, domain: dom });
+    domains[dom]?.units.push(u);
+    return u;
+  };
+  for (const set of counterSets) {
+    const first = devices[set.devices[0] ?? -1];
+    if (set.node < 0 || first === undefined) continue;
+    const u = addUnit(set.node, first);
+    setUnit[set.idx] = u;
+    for (const d of set.devices) if ((deviceUnit[d] ?? -1) < 0) deviceUnit[d] = u;
+  }
+  for (const d of devices) {
+    if (d.node < 0 || d.unusable !== undefined || d.consumes.length > 0) continue;
+    deviceUnit[d.idx] = addUnit(d.node, d);
+  }
+
   const celCache: (CelDevice | undefined)[] = new Array<CelDevice | undefined>(devices.length);
   return {
     devices,
@@ -312,6 +385,11 @@ export function buildInventory(slices: readonly ResourceSlice[], nodeFacts: read
     sharedDevices,
     poolProblems: problems,
     nodeUnits,
+    units,
+    domains,
+    nodeDomains,
+    deviceUnit,
+    setUnit,
     celDevice(idx: number): CelDevice {
       let c = celCache[idx];
       if (c === undefined) {

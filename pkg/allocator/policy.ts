@@ -55,6 +55,10 @@ export interface PlacementPolicy {
 const W_NODE_BREAK = 3;
 const W_NODE_FREE = 1;
 const W_TOPOLOGY = 2;
+// Cost of breaking a whole GPU inside an interconnect domain with f whole GPUs left:
+// the domain's worth is taken as f^2 (big jobs need many GPUs in one domain), so the
+// step costs 2f-1; 64 is the worth of a whole 8-GPU domain.
+const DOMAIN_NORM = 64;
 
 /**
  * What taking a device costs the devices it shares counters with: every sibling
@@ -97,6 +101,20 @@ export function damage(ctx: PolicyContext, d: number): number {
   return lost;
 }
 
+/**
+ * What taking a device costs its interconnect domain: nothing if its GPU is
+ * already partly used, else more the more whole GPUs the domain still has, so
+ * single GPUs go to broken or small domains and whole NVLink domains stay free.
+ */
+export function domainCost(ctx: PolicyContext, d: number): number {
+  const { inv, state } = ctx;
+  const u = inv.deviceUnit[d] ?? -1;
+  if (u < 0 || (state.unitHolds[u] ?? 0) > 0) return 0;
+  const dom = inv.units[u]?.domain;
+  const f = dom === undefined ? 0 : (state.domainFree[dom] ?? 0);
+  return f > 0 ? (2 * f - 1) / DOMAIN_NORM : 0;
+}
+
 /** The topology group of a device: the first topology attribute it carries. */
 function topologyOf(ctx: PolicyContext, d: number): string | undefined {
   const dev = ctx.inv.devices[d];
@@ -131,7 +149,7 @@ class CascadePolicy implements PlacementPolicy {
   }
 
   orderDevices(candidates: readonly number[], plan: SearchPlan, needed: number, ctx: PolicyContext): readonly RankedDevice[] {
-    const ranked = candidates.map((device) => ({ device, damage: plan.alt.adminAccess ? 0 : damage(ctx, device) }));
+    const ranked = candidates.map((device) => ({ device, damage: plan.alt.adminAccess ? 0 : damage(ctx, device) + domainCost(ctx, device) }));
     ranked.sort((a, b) => a.damage - b.damage || a.device - b.device);
     if (needed <= 1) return ranked;
     // Several devices: keep them in one interconnect domain, preferring the domain
@@ -158,7 +176,11 @@ class CascadePolicy implements PlacementPolicy {
     const terms: ScoreTerm[] = [];
     let dmg = 0;
     for (const p of picks) dmg += p.damage;
-    terms.push({ name: 'fragmentation', value: dmg, reason: dmg === 0 ? 'no other placement on the same GPUs is lost' : `placements lost on the same GPUs (size-weighted): ${fmt(dmg)}` });
+    terms.push({
+      name: 'fragmentation',
+      value: dmg,
+      reason: dmg === 0 ? 'no other placement on the same GPUs is lost and no whole GPU is broken' : 'MIG placements lost on the same GPUs (size-weighted) plus whole GPUs broken in their NVLink domain',
+    });
     if (node >= 0) {
       const holds = ctx.state.nodeHolds[node] ?? 0;
       const units = ctx.inv.nodeUnits[node] ?? 0;

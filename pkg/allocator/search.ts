@@ -185,7 +185,7 @@ export class NodeSearch {
       else cs.seen.set(v, left);
       if (cs.count === 0) cs.value = undefined;
     }
-    this.state.untake(p.device, this.consumedFlags[i] ?? false);
+    this.state.untake(p.device, plan.alt.adminAccess, this.consumedFlags[i] ?? false);
     this.perClaim[plan.claim] = (this.perClaim[plan.claim] ?? 0) - 1;
   }
 

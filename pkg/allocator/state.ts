@@ -21,6 +21,10 @@ export class State {
   /** Used capacity units per node and committed device holds per node. */
   readonly nodeUsed: Float64Array;
   readonly nodeHolds: Int32Array;
+  /** Per unit: devices holding it (consuming its counters, or holding a counterless device). */
+  readonly unitHolds: Int32Array;
+  /** Per domain: units nobody holds. */
+  readonly domainFree: Int32Array;
   matcher: Matcher | undefined;
 
   constructor(inv: Inventory) {
@@ -34,6 +38,9 @@ export class State {
     this.available = new Uint8Array(n);
     this.nodeUsed = new Float64Array(inv.nodes.length);
     this.nodeHolds = new Int32Array(inv.nodes.length);
+    this.unitHolds = new Int32Array(inv.units.length);
+    this.domainFree = new Int32Array(inv.domains.length);
+    for (const dom of inv.domains) this.domainFree[dom.idx] = dom.units.length;
     for (let d = 0; d < n; d++) this.available[d] = this.computeAvailable(d) ? 1 : 0;
   }
 
@@ -74,6 +81,23 @@ export class State {
     return this.free(d);
   }
 
+  private holdUnit(u: number, sign: 1 | -1): void {
+    if (u < 0) return;
+    const before = this.unitHolds[u] ?? 0;
+    const after = before + sign;
+    this.unitHolds[u] = after;
+    const dom = this.inv.units[u]?.domain;
+    if (dom === undefined) return;
+    if (before === 0 && after > 0) this.domainFree[dom] = (this.domainFree[dom] ?? 0) - 1;
+    else if (before > 0 && after === 0) this.domainFree[dom] = (this.domainFree[dom] ?? 0) + 1;
+  }
+
+  /** Whether nobody holds any part of the device's GPU. */
+  unitFree(d: number): boolean {
+    const u = this.inv.deviceUnit[d] ?? -1;
+    return u >= 0 && (this.unitHolds[u] ?? 0) === 0;
+  }
+
   private changeCounters(d: number, sign: 1 | -1): void {
     const dev = this.inv.devices[d];
     if (dev === undefined) return;
@@ -82,20 +106,31 @@ export class State {
       if (used === undefined) continue;
       for (let k = 0; k < c.amounts.length; k++) used[k] = (used[k] ?? 0) + sign * (c.amounts[k] ?? 0);
       this.setVersion[c.set] = (this.setVersion[c.set] ?? 0) + 1;
+      this.holdUnit(this.inv.setUnit[c.set] ?? -1, sign);
     }
     this.consumed[d] = sign === 1 ? 1 : 0;
+  }
+
+  /** Counterless devices are units of their own; holding one holds the unit. */
+  private holdCounterless(d: number, sign: 1 | -1): void {
+    const dev = this.inv.devices[d];
+    if (dev !== undefined && dev.consumes.length === 0) this.holdUnit(this.inv.deviceUnit[d] ?? -1, sign);
   }
 
   /** Tentatively hold a device; returns whether its counters were consumed (for untake). */
   take(d: number, admin: boolean): boolean {
     this.tentative[d] = (this.tentative[d] ?? 0) + 1;
-    if (admin || this.consumed[d] === 1) return false;
+    if (admin) return false;
+    this.holdCounterless(d, 1);
+    if (this.consumed[d] === 1 || (this.inv.devices[d]?.consumes.length ?? 0) === 0) return false;
     this.changeCounters(d, 1);
     return true;
   }
 
-  untake(d: number, consumedCounters: boolean): void {
+  untake(d: number, admin: boolean, consumedCounters: boolean): void {
     this.tentative[d] = (this.tentative[d] ?? 0) - 1;
+    if (admin) return;
+    this.holdCounterless(d, -1);
     if (consumedCounters) this.changeCounters(d, -1);
   }
 
@@ -145,6 +180,7 @@ export class State {
     if (dev === undefined || admin) return;
     const first = (this.useCount[d] ?? 0) === 0;
     this.useCount[d] = (this.useCount[d] ?? 0) + 1;
+    this.holdCounterless(d, 1);
     if (first) {
       if (dev.consumes.length > 0 && this.consumed[d] === 0) this.changeCounters(d, 1);
       if (dev.node >= 0) {
@@ -159,6 +195,7 @@ export class State {
     const dev = this.inv.devices[d];
     if (dev === undefined || admin || (this.useCount[d] ?? 0) === 0) return;
     this.useCount[d] = (this.useCount[d] ?? 0) - 1;
+    this.holdCounterless(d, -1);
     if ((this.useCount[d] ?? 0) === 0) {
       if (this.consumed[d] === 1) this.changeCounters(d, -1);
       if (dev.node >= 0) {

@@ -29,7 +29,8 @@ let root: winston.Logger | undefined;
 /** The process-wide root logger; every module takes a child of it. */
 export function rootLogger(): winston.Logger {
   root ??= winston.createLogger({
-    level: process.env.CASCADE_LOG_LEVEL ?? process.env.LOG_LEVEL ?? 'info',
+    // Under jest only warnings and errors show unless asked, so test output stays readable.
+    level: process.env.CASCADE_LOG_LEVEL ?? process.env.LOG_LEVEL ?? (process.env.JEST_WORKER_ID ? 'warn' : 'info'),
     format: chooseFormat(),
     // Logs go to stderr so that commands can print their results on stdout.
     transports: [new winston.transports.Console({ stderrLevels: ['error', 'warn', 'info', 'http', 'verbose', 'debug', 'silly'] })],

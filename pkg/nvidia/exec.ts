@@ -39,7 +39,9 @@ interface ExecFailure {
 }
 
 function asFailure(err: unknown): ExecFailure {
-  return typeof err === 'object' && err !== null ? (err as ExecFailure) : { message: String(err) };
+  if (typeof err !== 'object' || err === null) return { message: String(err) };
+  const failure: ExecFailure = err;
+  return failure;
 }
 
 /** The line to quote in an error: the last non-empty line of stderr, else stdout. */

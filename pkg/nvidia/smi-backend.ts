@@ -191,7 +191,7 @@ export class NvidiaSmiBackend implements GpuBackend {
     return gpuIndex === undefined ? [] : ['-i', String(checkSmallInt('GPU index', gpuIndex, 63))];
   }
 
-  createMigDevice(request: CreateMigRequest): Promise<CreatedMigDevice> {
+  async createMigDevice(request: CreateMigRequest): Promise<CreatedMigDevice> {
     const gpu = checkSmallInt('GPU index', request.gpuIndex, 63);
     const profile = checkSmallInt('MIG profile ID', request.profileId, 63);
     const start = checkSmallInt('placement start', request.placementStart, 7);
@@ -256,7 +256,7 @@ export class NvidiaSmiBackend implements GpuBackend {
     return fromList.uuid;
   }
 
-  destroyMigDevice(request: DestroyMigRequest): Promise<void> {
+  async destroyMigDevice(request: DestroyMigRequest): Promise<void> {
     const gpu = checkSmallInt('GPU index', request.gpuIndex, 63);
     const gi = checkSmallInt('GPU instance ID', request.gpuInstanceId, 63);
     const ci = checkSmallInt('compute instance ID', request.computeInstanceId, 63);

@@ -263,10 +263,10 @@ describe('parseProfiles (mig -lgip)', () => {
   it('reads every H100 profile with memory in MiB, slices and engines', () => {
     const profiles = parseProfiles(ownFixture('mig-lgip__h100-80gb.txt'));
     expect(profiles.map((p) => [p.id, p.name, p.memoryMiB, p.computeSlices, p.multiprocessors, p.instancesFree, p.instancesTotal])).toEqual([
-      [19, '1g.10gb', 9984, 1, 16, 5, 7],
+      [19, '1g.10gb', 9984, 1, 16, 0, 7],
       [20, '1g.10gb+me', 9984, 1, 16, 0, 1],
-      [15, '1g.20gb', 20096, 1, 26, 2, 4],
-      [14, '2g.20gb', 20096, 2, 32, 1, 3],
+      [15, '1g.20gb', 20096, 1, 26, 0, 4],
+      [14, '2g.20gb', 20096, 2, 32, 0, 3],
       [9, '3g.40gb', 40448, 3, 60, 0, 2],
       [5, '4g.40gb', 40448, 4, 64, 0, 1],
       [0, '7g.80gb', 80896, 7, 132, 0, 1],

@@ -1,0 +1,224 @@
+// Allocator benchmark: a synthetic fleet (H100 whole, A100 and H100 with dynamic
+// MIG, H200) and a seeded stream of claims, run under both policies; prints figures.
+// Usage: npm run bench:allocator -- [--nodes 1000] [--claims 20000] [--seed 1] [--policy cascade|first-fit]
+import { Allocator, type PolicyName } from '../pkg/allocator/index.js';
+import { cascadeClasses, nodeFacts, nodeSlices, type FleetNode, type GpuKind } from '../pkg/allocator/fleet.js';
+import type { DeviceRequest, DeviceSubRequest, ResourceClaim } from '../pkg/api/resource.js';
+
+interface Flags {
+  nodes: number;
+  claims: number;
+  seed: number;
+  policies: PolicyName[];
+}
+
+function parseFlags(argv: readonly string[]): Flags {
+  const flags: Flags = { nodes: 1000, claims: 20_000, seed: 1, policies: ['cascade', 'first-fit'] };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const v = argv[i + 1];
+    if (a === '--nodes' && v !== undefined) flags.nodes = Number(v);
+    else if (a === '--claims' && v !== undefined) flags.claims = Number(v);
+    else if (a === '--seed' && v !== undefined) flags.seed = Number(v);
+    else if (a === '--policy' && (v === 'cascade' || v === 'first-fit')) flags.policies = [v];
+    else if (a === '--quick') [flags.nodes, flags.claims] = [100, 2000];
+    else continue;
+    if (a !== '--quick') i++;
+  }
+  return flags;
+}
+
+/** mulberry32: small, seeded, deterministic. */
+function prng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const KINDS: readonly { kind: GpuKind; perDomain: number }[] = [
+  { kind: 'h100', perDomain: 8 },
+  { kind: 'a100-mig', perDomain: 4 },
+  { kind: 'h100-mig', perDomain: 8 },
+  { kind: 'h200', perDomain: 4 },
+];
+
+function fleet(n: number): FleetNode[] {
+  return Array.from({ length: n }, (_, i) => {
+    const k = KINDS[i % KINDS.length] ?? { kind: 'h100', perDomain: 8 };
+    return { name: `node-${String(i).padStart(4, '0')}`, kind: k.kind, gpus: 8, gpusPerNvlinkDomain: k.perDomain };
+  });
+}
+
+const D = 'gpu.cascade.dev';
+const GPU = `gpu.${D}`;
+const MIG = `mig.${D}`;
+const product = (p: string): { cel: { expression: string } } => ({ cel: { expression: `device.attributes["${D}"].productName.contains("${p}")` } });
+const profile = (p: string): { cel: { expression: string } } => ({ cel: { expression: `device.attributes["${D}"].profile == "${p}"` } });
+
+function pick<T>(rand: () => number, weighted: readonly (readonly [number, T])[]): T {
+  let total = 0;
+  for (const [w] of weighted) total += w;
+  let r = rand() * total;
+  for (const [w, v] of weighted) {
+    r -= w;
+    if (r <= 0) return v;
+  }
+  const last = weighted[weighted.length - 1];
+  if (last === undefined) throw new Error('empty choice');
+  return last[1];
+}
+
+function claimStream(count: number, seed: number): ResourceClaim[] {
+  const rand = prng(seed);
+  const out: ResourceClaim[] = [];
+  for (let i = 0; i < count; i++) {
+    const name = `c${i}`;
+    const kind = pick(rand, [
+      [30, 'mig'],
+      [25, 'gpu'],
+      [15, 'multi'],
+      [15, 'fallback'],
+      [15, 'small-fallback'],
+    ] as const);
+    let requests: DeviceRequest[];
+    let constraints: { requests?: string[]; matchAttribute: string }[] | undefined;
+    switch (kind) {
+      case 'mig': {
+        const p = pick(rand, [[40, '1g.10gb'], [10, '1g.20gb'], [20, '2g.20gb'], [20, '3g.40gb'], [5, '4g.40gb'], [5, '7g.80gb']] as const);
+        requests = [{ name: 'mig', exactly: { deviceClassName: MIG, selectors: [profile(p)] } }];
+        break;
+      }
+      case 'gpu': {
+        const p = pick(rand, [[50, undefined], [25, 'H100'], [25, 'H200']] as const);
+        requests = [{ name: 'gpu', exactly: { deviceClassName: GPU, ...(p !== undefined ? { selectors: [product(p)] } : {}) } }];
+        break;
+      }
+      case 'multi': {
+        const n = pick(rand, [[50, 2], [35, 4], [15, 8]] as const);
+        requests = [{ name: 'gpus', exactly: { deviceClassName: GPU, count: n } }];
+        constraints = [{ matchAttribute: `${D}/nvlinkDomain` }];
+        break;
+      }
+      case 'fallback': {
+        const subs: DeviceSubRequest[] = [
+          { name: 'h100', deviceClassName: GPU, selectors: [product('H100')] },
+          { name: 'a100-pair', deviceClassName: GPU, count: 2, selectors: [product('A100')] },
+          { name: 'mig-3g', deviceClassName: MIG, selectors: [profile('3g.40gb')] },
+        ];
+        requests = [{ name: 'accel', firstAvailable: subs }];
+        constraints = [{ requests: ['accel/a100-pair'], matchAttribute: `${D}/nvlinkDomain` }];
+        break;
+      }
+      case 'small-fallback': {
+        const subs: DeviceSubRequest[] = [
+          { name: 'one-g', deviceClassName: MIG, selectors: [profile('1g.10gb')] },
+          { name: 'one-g-big', deviceClassName: MIG, selectors: [profile('1g.20gb')] },
+          { name: 'two-g', deviceClassName: MIG, selectors: [profile('2g.20gb')] },
+        ];
+        requests = [{ name: 'slice', firstAvailable: subs }];
+        break;
+      }
+    }
+    out.push({ metadata: { name, namespace: 'bench' }, spec: { devices: { requests, ...(constraints !== undefined ? { constraints } : {}) } } });
+  }
+  return out;
+}
+
+interface Figures {
+  policy: string;
+  setupMs: number;
+  claimsPerSec: number;
+  p50: number;
+  p99: number;
+  max: number;
+  rssMiB: number;
+  allocated: number;
+  firstFailAt: number | undefined;
+  shareAtFirstFail: number | undefined;
+  shareAtEnd: number;
+}
+
+function percentile(sorted: Float64Array, p: number): number {
+  if (sorted.length === 0) return 0;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0;
+}
+
+function run(policy: PolicyName, nodes: readonly FleetNode[], claims: readonly ResourceClaim[]): Figures {
+  const t0 = process.hrtime.bigint();
+  const allocator = new Allocator({ slices: nodes.flatMap((n) => nodeSlices(n)), classes: cascadeClasses(), nodes: nodes.map(nodeFacts) }, { policy });
+  const setupMs = Number(process.hrtime.bigint() - t0) / 1e6;
+  const lat = new Float64Array(claims.length);
+  let rss = process.memoryUsage().rss;
+  let allocated = 0;
+  let firstFailAt: number | undefined;
+  let shareAtFirstFail: number | undefined;
+  const share = (): number => {
+    const u = allocator.usage();
+    return u.units > 0 ? u.used / u.units : 0;
+  };
+  let total = 0;
+  claims.forEach((claim, i) => {
+    const s = process.hrtime.bigint();
+    const outcome = allocator.allocate({ claims: [claim] });
+    if (outcome.kind === 'allocated') allocator.commit(outcome);
+    const ns = Number(process.hrtime.bigint() - s);
+    lat[i] = ns / 1e6;
+    total += ns;
+    if (outcome.kind === 'allocated') allocated++;
+    else if (firstFailAt === undefined) {
+      firstFailAt = i;
+      shareAtFirstFail = share();
+    }
+    if (i % 1000 === 0) rss = Math.max(rss, process.memoryUsage().rss);
+  });
+  rss = Math.max(rss, process.memoryUsage().rss);
+  lat.sort();
+  return {
+    policy,
+    setupMs,
+    claimsPerSec: claims.length / (total / 1e9),
+    p50: percentile(lat, 50),
+    p99: percentile(lat, 99),
+    max: lat[lat.length - 1] ?? 0,
+    rssMiB: rss / 2 ** 20,
+    allocated,
+    firstFailAt,
+    shareAtFirstFail,
+    shareAtEnd: share(),
+  };
+}
+
+function main(): void {
+  const flags = parseFlags(process.argv.slice(2));
+  const nodes = fleet(flags.nodes);
+  const claims = claimStream(flags.claims, flags.seed);
+  process.stdout.write(`fleet: ${flags.nodes} nodes x 8 GPUs (${KINDS.map((k) => k.kind).join(', ')}); claims: ${flags.claims} (seed ${flags.seed}); node ${process.version}\n`);
+  const results = flags.policies.map((p) => {
+    const f = run(p, nodes, claims);
+    (globalThis as { gc?: () => void }).gc?.();
+    return f;
+  });
+  const pct = (x: number | undefined): string => (x === undefined ? 'n/a' : `${(100 * x).toFixed(1)}%`);
+  const rows: [string, (f: Figures) => string][] = [
+    ['inventory build (ms)', (f) => f.setupMs.toFixed(0)],
+    ['claims/s', (f) => f.claimsPerSec.toFixed(0)],
+    ['p50 decision (ms)', (f) => f.p50.toFixed(3)],
+    ['p99 decision (ms)', (f) => f.p99.toFixed(3)],
+    ['max decision (ms)', (f) => f.max.toFixed(1)],
+    ['peak RSS (MiB, process)', (f) => f.rssMiB.toFixed(0)],
+    ['claims allocated', (f) => `${f.allocated}/${flags.claims}`],
+    ['first failure at claim', (f) => (f.firstFailAt === undefined ? 'none' : String(f.firstFailAt))],
+    ['GPU capacity used at first failure', (f) => pct(f.shareAtFirstFail)],
+    ['GPU capacity used at end', (f) => pct(f.shareAtEnd)],
+  ];
+  const w0 = Math.max(...rows.map(([l]) => l.length));
+  process.stdout.write(`${''.padEnd(w0)}  ${results.map((r) => r.policy.padStart(12)).join('  ')}\n`);
+  for (const [label, get] of rows) process.stdout.write(`${label.padEnd(w0)}  ${results.map((r) => get(r).padStart(12)).join('  ')}\n`);
+}
+
+main();

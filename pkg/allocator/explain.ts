@@ -1,0 +1,238 @@
+// Explanations: why a placement was chosen, and why nothing fits, as numbers per
+// request and alternative plus a short (Event-sized) and a full (log) text.
+import { UNREACHABLE, attributeKeyText, type Inventory } from './inventory.js';
+import { deviceTaintBlocks } from './nodes.js';
+import { claimLabel, constraintApplies, type AltPlan, type ClaimPlan, type RequestPlan } from './plan.js';
+import { fmt, type Pick, type Score, type SearchPlan } from './policy.js';
+import type { FailureNotes } from './search.js';
+import type { State } from './state.js';
+import type { AlternativeDiagnosis, Diagnosis, Explanation, RequestDiagnosis, UnallocatedOutcome } from './types.js';
+
+/** Kubernetes caps Event messages at 1 KiB. */
+export const SHORT_LIMIT = 1024;
+
+/** Search failure notes per combination of alternatives tried. */
+export type AttemptNotes = Map<string, { readonly alts: readonly AltPlan[]; readonly notes: FailureNotes }>;
+
+/** Cuts text to a byte limit on a character boundary, marking the cut. */
+export function truncateBytes(text: string, limit = SHORT_LIMIT): string {
+  if (Buffer.byteLength(text, 'utf8') <= limit) return text;
+  const marker = ' …';
+  let out = text.slice(0, limit);
+  while (Buffer.byteLength(out + marker, 'utf8') > limit) out = out.slice(0, -1);
+  return out + marker;
+}
+
+function describeAlt(alt: AltPlan): string {
+  const what = alt.all ? 'all' : String(alt.count);
+  const name = alt.subrequest !== undefined ? `#${alt.index} ${alt.subrequest}: ` : '';
+  return `${name}${what} of ${alt.className}${alt.adminAccess ? ' (admin access)' : ''}`;
+}
+
+function diagnoseAlt(
+  inv: Inventory,
+  state: State,
+  alt: AltPlan,
+  eligible: ReadonlySet<number>,
+  attempts: AttemptNotes,
+  matchAttributes: readonly string[],
+): AlternativeDiagnosis {
+  const set = alt.set;
+  let onIneligibleNodes = 0;
+  let inUse = 0;
+  let countersExhausted = 0;
+  let tainted = 0;
+  let available = 0;
+  const perNode = new Map<number, number>();
+  // Free devices per (attribute, node, value), to say how far a matchAttribute constraint is from fitting.
+  const groups = matchAttributes.map(() => new Map<string, number>());
+  for (const d of set.matched) {
+    const dev = inv.devices[d];
+    if (dev === undefined) continue;
+    if (dev.unusable !== undefined || dev.node === UNREACHABLE || (dev.node >= 0 && !eligible.has(dev.node))) {
+      onIneligibleNodes++;
+      continue;
+    }
+    if (!alt.adminAccess && state.busy(d)) {
+      inUse++;
+      continue;
+    }
+    if (!alt.adminAccess && !state.free(d)) {
+      countersExhausted++;
+      continue;
+    }
+    if (deviceTaintBlocks(dev.blockingTaints, alt.tolerations) !== undefined) {
+      tainted++;
+      continue;
+    }
+    available++;
+    if (dev.node >= 0) perNode.set(dev.node, (perNode.get(dev.node) ?? 0) + 1);
+    matchAttributes.forEach((attr, i) => {
+      const v = dev.attributes.get(attr);
+      if (v !== undefined) groups[i]?.set(`${dev.node}\u0000${v}`, (groups[i]?.get(`${dev.node}\u0000${v}`) ?? 0) + 1);
+    });
+  }
+  let most: AlternativeDiagnosis['mostOnOneNode'];
+  for (const [n, c] of perNode) if (most === undefined || c > most.available) most = { node: inv.nodes[n]?.name ?? String(n), available: c };
+  const problems = new Map<string, number>();
+  matchAttributes.forEach((attr, i) => {
+    let best = 0;
+    let where = '';
+    for (const [k, c] of groups[i] ?? []) if (c > best) [best, where] = [c, k];
+    const [node, value] = where.split('\u0000');
+    const nodeName = inv.nodes[Number(node)]?.name ?? '';
+    if (alt.all || best < alt.count) {
+      problems.set(best === 0 ? `no free device has ${attr}` : `at most ${best} free devices share one ${attr} (${attributeKeyText(value ?? '')} on ${nodeName})`, 1);
+    }
+  });
+  for (const a of attempts.values()) {
+    if (!a.alts.includes(alt)) continue;
+    for (const [why, count] of a.notes) problems.set(why, (problems.get(why) ?? 0) + count);
+  }
+  return {
+    index: alt.index,
+    ...(alt.subrequest !== undefined ? { subrequest: alt.subrequest } : {}),
+    deviceClassName: alt.className,
+    needed: alt.all ? 'All' : alt.count,
+    devices: inv.devices.length,
+    excludedByClass: inv.devices.length - set.classMatched,
+    excludedBySelectors: set.classMatched - set.matched.length,
+    onIneligibleNodes,
+    inUse,
+    countersExhausted,
+    tainted,
+    available,
+    mostOnOneNode: most,
+    problems: [...problems.entries()].sort((a, b) => b[1] - a[1]).map(([why, n]) => (n > 1 ? `${why} (${n}x)` : why)),
+  };
+}
+
+function altLine(a: AlternativeDiagnosis, alt: AltPlan, withProblems: number): string {
+  const parts: string[] = [];
+  const matching = a.devices - a.excludedByClass - a.excludedBySelectors;
+  parts.push(`${a.devices} devices, ${a.excludedByClass} excluded by class, ${a.excludedBySelectors} by selectors, ${matching} match`);
+  const tail: string[] = [];
+  if (a.onIneligibleNodes > 0) tail.push(`${a.onIneligibleNodes} on nodes not usable`);
+  if (a.inUse > 0) tail.push(`${a.inUse} in use`);
+  if (a.countersExhausted > 0) tail.push(`${a.countersExhausted} blocked by shared counters`);
+  if (a.tainted > 0) tail.push(`${a.tainted} tainted`);
+  tail.push(`${a.available} free`);
+  parts.push(tail.join(', '));
+  if (a.needed !== 'All' && matching > 0) {
+    parts.push(a.mostOnOneNode === undefined ? `need ${a.needed} on one node` : `at most ${a.mostOnOneNode.available} free on one node (${a.mostOnOneNode.node}), need ${a.needed}`);
+  }
+  const problems = withProblems > 0 ? a.problems.slice(0, withProblems) : a.problems;
+  if (problems.length > 0) parts.push(problems.join('; '));
+  return `${describeAlt(alt)}: ${parts.join('; ')}`;
+}
+
+export interface DiagnoseArgs {
+  readonly inv: Inventory;
+  readonly state: State;
+  readonly claims: readonly ClaimPlan[];
+  readonly requests: readonly RequestPlan[];
+  readonly errors: readonly string[];
+  readonly nodes: { readonly eligible: readonly number[]; readonly rejected: ReadonlyMap<string, number> };
+  readonly attempts: AttemptNotes;
+  readonly budgetHit: boolean;
+  readonly poolProblems: readonly string[];
+}
+
+/** The failure outcome; its texts and numbers are computed on first read. */
+export function diagnose(args: DiagnoseArgs): UnallocatedOutcome {
+  let diagnosis: Diagnosis | undefined;
+  let explanation: Explanation | undefined;
+  const build = (): Diagnosis => {
+    const eligible = new Set(args.nodes.eligible);
+    const requests: RequestDiagnosis[] = args.requests.map((r) => {
+      const claim = args.claims[r.claim];
+      return {
+        claim: claim === undefined ? '' : claimLabel(claim.claim),
+        request: r.name,
+        alternatives: r.alternatives.map((a) => {
+          const attrs = (claim?.constraints ?? []).filter((c) => c.kind === 'match' && constraintApplies(c, r.name, a.subrequest)).map((c) => c.attribute);
+          return diagnoseAlt(args.inv, args.state, a, eligible, args.attempts, attrs);
+        }),
+      };
+    });
+    return {
+      errors: args.errors,
+      requests,
+      nodes: { candidates: args.nodes.eligible.length, rejected: Object.fromEntries(args.nodes.rejected) },
+    };
+  };
+  const text = (d: Diagnosis, full: boolean): string => {
+    const lines: string[] = [];
+    for (const e of d.errors) lines.push(e);
+    if (d.errors.length === 0) {
+      d.requests.forEach((r, i) => {
+        const plan = args.requests[i];
+        if (plan === undefined) return;
+        const alts = r.alternatives.map((a, j) => {
+          const alt = plan.alternatives[j];
+          return alt === undefined ? '' : altLine(a, alt, full ? 0 : 1);
+        });
+        lines.push(`claim ${r.claim} request ${r.request}: ${alts.join(' | ')}`);
+      });
+      const rejected = Object.entries(d.nodes.rejected).map(([why, n]) => `${n} ${why}`);
+      lines.push(`nodes: ${d.nodes.candidates} usable${rejected.length > 0 ? `; rejected: ${rejected.join(', ')}` : ''}`);
+      if (args.budgetHit) lines.push('the search budget ran out before every node was tried');
+    }
+    if (full) for (const p of args.poolProblems) lines.push(p);
+    return lines.join('\n');
+  };
+  return {
+    kind: 'unallocated',
+    get diagnosis(): Diagnosis {
+      diagnosis ??= build();
+      return diagnosis;
+    },
+    get explanation(): Explanation {
+      if (explanation === undefined) {
+        const d = this.diagnosis;
+        explanation = { short: truncateBytes(`cannot allocate: ${text(d, false).split('\n').join('. ')}`), full: `cannot allocate:\n${text(d, true)}` };
+      }
+      return explanation;
+    },
+  };
+}
+
+export interface SuccessArgs {
+  readonly inv: Inventory;
+  readonly claims: readonly ClaimPlan[];
+  readonly plans: readonly SearchPlan[];
+  readonly picks: readonly Pick[];
+  readonly node: number;
+  readonly score: Score;
+  readonly compared: number;
+  readonly runnerUp: { readonly node: number; readonly total: number } | undefined;
+  readonly policy: string;
+}
+
+/** Why this node, why these devices. */
+export function explainSuccess(a: SuccessArgs): Explanation {
+  const nodeName = a.inv.nodes[a.node]?.name ?? '(none)';
+  const head =
+    `node ${nodeName} (policy ${a.policy}, score ${fmt(a.score.total)}` +
+    (a.compared > 1 ? `, best of ${a.compared} feasible nodes` : '') +
+    (a.runnerUp !== undefined ? `; next ${a.inv.nodes[a.runnerUp.node]?.name ?? '?'} at ${fmt(a.runnerUp.total)}` : '') +
+    ')';
+  const why = a.score.terms.filter((t) => t.value !== 0 || t.name !== 'topology').map((t) => `${t.name} ${fmt(t.value)}: ${t.reason}`);
+  const perRequest: string[] = [];
+  const detail: string[] = [];
+  a.plans.forEach((plan, i) => {
+    const picks = a.picks.filter((p) => p.plan === i);
+    const claim = a.claims[plan.claim];
+    const label = claim === undefined ? '' : claimLabel(claim.claim);
+    const alt = plan.alt.subrequest !== undefined ? ` (alternative #${plan.alt.index} ${plan.alt.subrequest})` : '';
+    const names = picks.map((p) => a.inv.devices[p.device]?.name ?? '?');
+    perRequest.push(`${label} ${plan.request}${alt}: ${names.join(', ')}`);
+    for (const p of picks) {
+      const dev = a.inv.devices[p.device];
+      detail.push(`  ${label} ${plan.alt.resultName} -> ${dev?.id ?? '?'}: fragmentation cost ${fmt(p.damage)}${p.damage === 0 ? ' (no other placement lost)' : ''}`);
+    }
+  });
+  const short = truncateBytes(`${head}: ${why.join('; ')}. Devices: ${perRequest.join('; ')}`);
+  const full = [head, ...a.score.terms.map((t) => `  ${t.name} ${fmt(t.value)}: ${t.reason}`), 'devices:', ...detail].join('\n');
+  return { short, full };
+}

@@ -1,0 +1,7 @@
+// Cascade's allocator: the public surface the controller and the CLI use.
+export { Allocator, allocateOnce, type AllocatorOptions } from './allocator.js';
+export { makePolicy, damage, type PlacementPolicy, type PolicyContext, type RankedDevice, type Score, type SearchPlan, type Pick } from './policy.js';
+export { SHORT_LIMIT, truncateBytes } from './explain.js';
+export { ADMIN_ACCESS_LABEL } from './plan.js';
+export { allocatedDevicesOf } from './snapshot.js';
+export type * from './types.js';

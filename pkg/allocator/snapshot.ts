@@ -1,0 +1,14 @@
+// Helpers for building a Snapshot from API objects the caller already holds.
+import type { ResourceClaim } from '../api/resource.js';
+import type { AllocatedDeviceRef } from './types.js';
+
+/** The devices held by existing claims (the `allocated` input of a Snapshot). */
+export function allocatedDevicesOf(claims: readonly ResourceClaim[]): AllocatedDeviceRef[] {
+  const out: AllocatedDeviceRef[] = [];
+  for (const c of claims) {
+    for (const r of c.status?.allocation?.devices?.results ?? []) {
+      out.push({ driver: r.driver, pool: r.pool, device: r.device, ...(r.adminAccess === true ? { adminAccess: true } : {}) });
+    }
+  }
+  return out;
+}

@@ -1,0 +1,515 @@
+// Cascade's controller: keeps the fleet's inventory from our driver's
+// ResourceSlices, allocates the claims of pods (together, on one node) and
+// standalone claims before the kube-scheduler places pods, writes
+// status.allocation, removes the scheduling gate, deallocates when claims
+// are done, and explains every decision in Events.
+import type { Logger } from 'winston';
+import type { AllocationResult, DeviceClass, ResourceClaim, ResourceSlice } from '../api/resource.js';
+import { Allocator } from '../allocator/allocator.js';
+import type { AllocatedDeviceRef, AllocationOutcome, PolicyName } from '../allocator/types.js';
+import { KubeApiError, isConflict, isNotFound } from '../k8s/client.js';
+import { EventRecorder, referenceTo } from '../k8s/events.js';
+import { Informer, objectKey, type InformerOptions } from '../k8s/informer.js';
+import { RESOURCES, jsonPointerEscape, type Kube, type ResourceType } from '../k8s/resources.js';
+import type { Namespace, Node, Pod } from '../k8s/types.js';
+import { errorMessage, logger as makeLogger } from '../log/logger.js';
+import { ControllerMetrics } from './metrics.js';
+import { claimOwnership } from './ownership.js';
+import { isTerminal, nodeFacts, podFacts } from './podfacts.js';
+import { WorkQueue, type SyncResult } from './queue.js';
+import { ACTION, REASON } from './reasons.js';
+
+export interface ControllerOptions {
+  readonly kube: Kube;
+  readonly driver: string;
+  readonly policy?: PolicyName;
+  /** Reported in Events (reportingInstance). */
+  readonly identity: string;
+  readonly workers?: number;
+  readonly logger?: Logger;
+  readonly metrics?: ControllerMetrics;
+  /** How long to wait before re-trying a claim that did not fit (it is also retried on every fleet change). */
+  readonly retryUnfitMs?: number;
+}
+
+const CLAIM = 'claim:';
+const POD = 'pod:';
+
+/** The finalizer and scheduling gate Cascade uses: `<driver>/allocation`. */
+export function allocationFinalizer(driver: string): string {
+  return `${driver}/allocation`;
+}
+export const schedulingGate = allocationFinalizer;
+
+function refsOf(alloc: AllocationResult | undefined, driver: string): AllocatedDeviceRef[] {
+  return (alloc?.devices?.results ?? [])
+    .filter((r) => r.driver === driver)
+    .map((r) => ({ driver: r.driver, pool: r.pool, device: r.device, ...(r.adminAccess ? { adminAccess: true } : {}) }));
+}
+
+function sameRefs(a: readonly AllocatedDeviceRef[] | undefined, b: readonly AllocatedDeviceRef[]): boolean {
+  if (!a) return b.length === 0;
+  if (a.length !== b.length) return false;
+  const key = (r: AllocatedDeviceRef): string => `${r.pool}/${r.device}/${r.adminAccess ? 1 : 0}`;
+  const sa = a.map(key).sort();
+  const sb = b.map(key).sort();
+  return sa.every((v, i) => v === sb[i]);
+}
+
+/** Claim names a pod uses, in pod.spec order; undefined where the generated name is not known yet. */
+export function podClaimNames(pod: Pod): (string | undefined)[] {
+  return (pod.spec.resourceClaims ?? []).map((rc) => {
+    if (rc.resourceClaimName) return rc.resourceClaimName;
+    const st = pod.status?.resourceClaimStatuses?.find((s) => s.name === rc.name);
+    return st?.resourceClaimName;
+  });
+}
+
+function nodeOf(alloc: AllocationResult | undefined): string | undefined {
+  const term = alloc?.nodeSelector?.nodeSelectorTerms?.[0];
+  const f = term?.matchFields?.find((m) => m.key === 'metadata.name' && m.operator === 'In');
+  return f?.values?.[0];
+}
+
+export class Controller {
+  readonly claims: Informer<ResourceClaim>;
+  readonly slices: Informer<ResourceSlice>;
+  readonly classes: Informer<DeviceClass>;
+  readonly pods: Informer<Pod>;
+  readonly nodes: Informer<Node>;
+  readonly namespaces: Informer<Namespace>;
+  readonly queue: WorkQueue;
+  readonly metrics: ControllerMetrics;
+  private readonly log: Logger;
+  private readonly recorder: EventRecorder;
+  private readonly finalizer: string;
+  private readonly gate: string;
+  private allocator: Allocator | undefined;
+  /** Devices the allocator counts as in use, per claim UID: from the API or from our own pending writes. */
+  private readonly applied = new Map<string, AllocatedDeviceRef[]>();
+  /** Claim UIDs we have seen reserved by some consumer (so "reserved by nobody" means its pods are gone). */
+  private readonly everReserved = new Set<string>();
+  /** claim key -> pod keys that reference it. */
+  private readonly claimUsers = new Map<string, Set<string>>();
+  private processing = false;
+  private started = false;
+
+  constructor(private readonly opts: ControllerOptions) {
+    const { kube, driver } = opts;
+    this.log = opts.logger ?? makeLogger('controller', { driver });
+    this.metrics = opts.metrics ?? new ControllerMetrics(false);
+    this.recorder = new EventRecorder(kube, `${driver}/controller`, opts.identity, this.log);
+    this.finalizer = allocationFinalizer(driver);
+    this.gate = schedulingGate(driver);
+    const opt = (t: ResourceType, fieldSelector?: string): InformerOptions => ({ fieldSelector, logger: this.log.child({ resource: t.plural }) });
+    this.claims = new Informer<ResourceClaim>(kube.client, RESOURCES.resourceClaims, opt(RESOURCES.resourceClaims));
+    this.slices = new Informer<ResourceSlice>(kube.client, RESOURCES.resourceSlices, opt(RESOURCES.resourceSlices, `spec.driver=${driver}`));
+    this.classes = new Informer<DeviceClass>(kube.client, RESOURCES.deviceClasses, opt(RESOURCES.deviceClasses));
+    this.pods = new Informer<Pod>(kube.client, RESOURCES.pods, opt(RESOURCES.pods));
+    this.nodes = new Informer<Node>(kube.client, RESOURCES.nodes, opt(RESOURCES.nodes));
+    this.namespaces = new Informer<Namespace>(kube.client, RESOURCES.namespaces, opt(RESOURCES.namespaces));
+    this.queue = new WorkQueue((key) => this.sync(key), { workers: opts.workers ?? 4, logger: this.log });
+    this.wire();
+  }
+
+  // ---- wiring -------------------------------------------------------------
+
+  private wire(): void {
+    const fleetChanged = (): void => {
+      this.allocator = undefined;
+      this.requeuePending();
+    };
+    this.slices.on({ add: fleetChanged, update: fleetChanged, delete: fleetChanged });
+    this.nodes.on({ add: fleetChanged, update: (a, b) => (JSON.stringify(a.status?.allocatable) !== JSON.stringify(b.status?.allocatable) || JSON.stringify(a.spec) !== JSON.stringify(b.spec) || JSON.stringify(a.metadata.labels) !== JSON.stringify(b.metadata.labels) ? fleetChanged() : undefined), delete: fleetChanged });
+    this.classes.on({ add: fleetChanged, update: fleetChanged, delete: fleetChanged });
+    this.namespaces.on({ add: () => (this.allocator = undefined), update: () => (this.allocator = undefined) });
+    this.claims.on({
+      add: (c) => this.onClaim(c),
+      update: (_o, c) => this.onClaim(c),
+      delete: (c) => {
+        const uid = c.metadata.uid ?? '';
+        this.setApplied(uid, []);
+        this.everReserved.delete(uid);
+        this.queue.forget(CLAIM + objectKey(c));
+        this.requeuePending();
+      },
+    });
+    this.pods.on({
+      add: (p) => this.onPod(undefined, p),
+      update: (o, p) => this.onPod(o, p),
+      delete: (p) => {
+        this.indexPod(p, true);
+        if (p.spec.nodeName) this.allocator = undefined;
+        for (const n of podClaimNames(p)) if (n) this.enqueueClaim(`${p.metadata.namespace ?? ''}/${n}`);
+      },
+    });
+  }
+
+  private onClaim(c: ResourceClaim): void {
+    const uid = c.metadata.uid ?? '';
+    if ((c.status?.reservedFor ?? []).length > 0) this.everReserved.add(uid);
+    this.setApplied(uid, refsOf(c.status?.allocation, this.opts.driver));
+    const key = objectKey(c);
+    this.enqueueClaim(key);
+    for (const p of this.claimUsers.get(key) ?? []) this.queue.add(POD + p);
+  }
+
+  private onPod(old: Pod | undefined, p: Pod): void {
+    this.indexPod(p, false);
+    if (old && (old.spec.nodeName !== p.spec.nodeName || isTerminal(old) !== isTerminal(p))) this.allocator = undefined;
+    if (!old && p.spec.nodeName) this.allocator = undefined;
+    this.queue.add(POD + objectKey(p));
+    if (isTerminal(p)) for (const n of podClaimNames(p)) if (n) this.enqueueClaim(`${p.metadata.namespace ?? ''}/${n}`);
+  }
+
+  private indexPod(p: Pod, removed: boolean): void {
+    const pk = objectKey(p);
+    for (const n of podClaimNames(p)) {
+      if (!n) continue;
+      const ck = `${p.metadata.namespace ?? ''}/${n}`;
+      let set = this.claimUsers.get(ck);
+      if (removed) {
+        set?.delete(pk);
+        if (set && set.size === 0) this.claimUsers.delete(ck);
+      } else {
+        if (!set) this.claimUsers.set(ck, (set = new Set()));
+        set.add(pk);
+      }
+    }
+  }
+
+  private enqueueClaim(key: string): void {
+    if (this.processing) this.queue.add(CLAIM + key);
+  }
+
+  /** Puts every unallocated claim of ours (and pods waiting on one) back in the queue. */
+  private requeuePending(): void {
+    if (!this.processing) return;
+    for (const c of this.claims.list()) {
+      if (c.status?.allocation) continue;
+      const key = objectKey(c);
+      this.queue.add(CLAIM + key);
+      for (const p of this.claimUsers.get(key) ?? []) this.queue.add(POD + p);
+    }
+  }
+
+  /** Keeps the allocator's in-use set equal to `refs` for one claim. */
+  private setApplied(uid: string, refs: AllocatedDeviceRef[]): void {
+    const old = this.applied.get(uid);
+    if (sameRefs(old, refs)) return;
+    if (this.allocator) {
+      if (old) this.allocator.release(old);
+      if (refs.length) this.allocator.markAllocated(refs);
+    }
+    if (refs.length) this.applied.set(uid, refs);
+    else this.applied.delete(uid);
+  }
+
+  private classMap(): Map<string, DeviceClass> {
+    return new Map(this.classes.list().map((c) => [c.metadata.name ?? '', c]));
+  }
+
+  /** The allocator over the current caches, rebuilt only when the fleet changed. */
+  private getAllocator(): Allocator {
+    if (this.allocator) return this.allocator;
+    const started = performance.now();
+    const allocated: AllocatedDeviceRef[] = [];
+    for (const refs of this.applied.values()) allocated.push(...refs);
+    const namespaceLabels: Record<string, Record<string, string>> = {};
+    for (const ns of this.namespaces.list()) namespaceLabels[ns.metadata.name ?? ''] = ns.metadata.labels ?? {};
+    this.allocator = new Allocator(
+      {
+        slices: this.slices.list(),
+        classes: this.classes.list(),
+        nodes: nodeFacts(this.nodes.list(), this.pods.list()),
+        allocated,
+        namespaceLabels,
+      },
+      { policy: this.opts.policy ?? 'cascade', driver: this.opts.driver },
+    );
+    this.log.debug('rebuilt allocator inventory', { ms: Math.round(performance.now() - started), slices: this.slices.list().length });
+    return this.allocator;
+  }
+
+  // ---- lifecycle ----------------------------------------------------------
+
+  /** Starts the informers (all replicas need them: the webhook reads the caches). */
+  async startInformers(): Promise<void> {
+    if (this.started) return;
+    this.started = true;
+    for (const i of this.informers()) i.start();
+    await Promise.all(this.informers().map((i) => i.waitForSync(120_000)));
+  }
+
+  private informers(): { start(): void; stop(): void; waitForSync(ms: number): Promise<void>; readonly hasSynced: boolean }[] {
+    return [this.claims, this.slices, this.classes, this.pods, this.nodes, this.namespaces];
+  }
+
+  get synced(): boolean {
+    return this.informers().every((i) => i.hasSynced);
+  }
+
+  /** Starts allocating (the leader only). */
+  async startProcessing(): Promise<void> {
+    await this.startInformers();
+    this.processing = true;
+    this.allocator = undefined;
+    this.queue.start();
+    for (const c of this.claims.list()) this.queue.add(CLAIM + objectKey(c));
+    for (const p of this.pods.list()) this.queue.add(POD + objectKey(p));
+    this.log.info('controller started', { claims: this.claims.list().length, slices: this.slices.list().length, nodes: this.nodes.list().length });
+  }
+
+  async stop(): Promise<void> {
+    this.processing = false;
+    await this.queue.stop();
+    for (const i of this.informers()) i.stop();
+    this.started = false;
+  }
+
+  // ---- sync -----------------------------------------------------------------
+
+  private async sync(key: string): Promise<SyncResult> {
+    if (key.startsWith(POD)) return await this.syncPod(key.slice(POD.length));
+    if (key.startsWith(CLAIM)) return await this.syncClaim(key.slice(CLAIM.length));
+    return undefined;
+  }
+
+  private updateGauges(): void {
+    let pending = 0;
+    const classes = this.classMap();
+    for (const c of this.claims.list()) if (!c.status?.allocation && claimOwnership(c.spec, classes, this.opts.driver).ours) pending++;
+    this.metrics.pendingClaims.set(pending);
+    const alloc = this.allocator;
+    if (!alloc) return;
+    const u = alloc.usage();
+    this.metrics.fleetUnits.set(u.units);
+    this.metrics.fleetUsedUnits.set(u.used);
+    this.metrics.fleetUtilization.set(u.units > 0 ? u.used / u.units : 0);
+    this.metrics.fragmentation.set(fragmentationOf(alloc));
+  }
+
+  private async syncPod(key: string): Promise<SyncResult> {
+    const pod = this.pods.get(key);
+    if (!pod || pod.metadata.deletionTimestamp || isTerminal(pod)) return undefined;
+    const ns = pod.metadata.namespace ?? '';
+    const names = podClaimNames(pod);
+    if (names.length === 0) return undefined;
+    if (names.some((n) => n === undefined)) return undefined; // the claim controller has not created it yet
+    const claims: ResourceClaim[] = [];
+    for (const n of names) {
+      const c = this.claims.get(`${ns}/${n ?? ''}`);
+      if (!c) return undefined; // wait for the informer to see it
+      claims.push(c);
+    }
+    const classes = this.classMap();
+    const ours = claims.filter((c) => claimOwnership(c.spec, classes, this.opts.driver).ours);
+    const hasGate = (pod.spec.schedulingGates ?? []).some((g) => g.name === this.gate);
+    if (ours.length === 0) {
+      if (hasGate) await this.removeGate(pod, 'none of its claims use a Cascade device class');
+      return undefined;
+    }
+    if (pod.spec.nodeName) return undefined; // already bound: the scheduler used the existing allocations
+    if (ours.every((c) => c.status?.allocation)) {
+      if (hasGate) await this.removeGate(pod, `all ${ours.length} claim(s) are allocated on ${nodeOf(ours[0]?.status?.allocation) ?? 'their node'}`);
+      return undefined;
+    }
+    return await this.decide(ours, pod);
+  }
+
+  private async syncClaim(key: string): Promise<SyncResult> {
+    const claim = this.claims.get(key);
+    if (!claim) return undefined;
+    const hasFinalizer = (claim.metadata.finalizers ?? []).includes(this.finalizer);
+    const reserved = (claim.status?.reservedFor ?? []).length > 0;
+    const users = [...(this.claimUsers.get(key) ?? [])].map((k) => this.pods.get(k)).filter((p): p is Pod => !!p && !isTerminal(p));
+
+    if (claim.metadata.deletionTimestamp) {
+      if (!hasFinalizer) return undefined;
+      if (reserved) return undefined; // the kubelet/scheduler side still holds it; we get an update when it is released
+      await this.deallocate(claim, 'the claim is being deleted');
+      return undefined;
+    }
+    if (claim.status?.allocation) {
+      // A claim we allocated that its pods no longer use goes back to the pool.
+      if (hasFinalizer && !reserved && users.length === 0 && this.everReserved.has(claim.metadata.uid ?? '')) {
+        await this.deallocate(claim, 'no pod uses it any more');
+      }
+      return undefined;
+    }
+    const own = claimOwnership(claim.spec, this.classMap(), this.opts.driver);
+    if (!own.ours) return undefined;
+    if (users.length > 0 || claim.metadata.ownerReferences?.some((o) => o.kind === 'Pod')) {
+      // Decided together with the other claims of its pod.
+      for (const p of this.claimUsers.get(key) ?? []) this.queue.add(POD + p);
+      return undefined;
+    }
+    return await this.decide([claim], undefined);
+  }
+
+  // ---- decisions ------------------------------------------------------------
+
+  private async decide(claims: ResourceClaim[], pod: Pod | undefined): Promise<SyncResult> {
+    const allocator = this.getAllocator();
+    const started = performance.now();
+    let outcome: AllocationOutcome;
+    try {
+      outcome = allocator.allocate({ claims, pod: pod ? podFacts(pod) : undefined });
+    } catch (err) {
+      // A bug or an unexpected input must not stop the queue; report it where people look.
+      outcome = { kind: 'unallocated', explanation: { short: `internal error: ${errorMessage(err)}`, full: String((err as Error).stack ?? err) }, diagnosis: { errors: [errorMessage(err)], requests: [], nodes: { candidates: 0, rejected: {} } } };
+    }
+    const seconds = (performance.now() - started) / 1000;
+    this.metrics.decisionSeconds.observe({ outcome: outcome.kind }, seconds);
+    const who = pod ? `pod ${pod.metadata.namespace ?? ''}/${pod.metadata.name ?? ''}` : `claim ${claims[0]?.metadata.namespace ?? ''}/${claims[0]?.metadata.name ?? ''}`;
+    if (outcome.kind === 'unallocated') {
+      this.metrics.allocations.inc({ outcome: 'failed', rank: 'none' });
+      this.log.info('allocation failed', { for: who, explanation: outcome.explanation.full });
+      const pending = claims.filter((c) => !c.status?.allocation);
+      for (const c of pending) {
+        await this.recorder.record({ regarding: referenceTo(c, 'resource.k8s.io/v1', 'ResourceClaim'), related: pod ? referenceTo(pod, 'v1', 'Pod') : undefined, type: 'Warning', reason: REASON.AllocationFailed, action: ACTION.Allocate, note: outcome.explanation.short });
+      }
+      if (pod) await this.recorder.record({ regarding: referenceTo(pod, 'v1', 'Pod'), type: 'Warning', reason: REASON.AllocationFailed, action: ACTION.Allocate, note: outcome.explanation.short });
+      this.updateGauges();
+      return { requeueAfterMs: this.opts.retryUnfitMs ?? 30_000 };
+    }
+    // Count the devices as in use now, before the writes: concurrent decisions never double-book.
+    allocator.commit(outcome);
+    const fresh = outcome.claims.filter((c) => !c.preexisting);
+    const byName = new Map(claims.map((c) => [`${c.metadata.namespace ?? ''}/${c.metadata.name ?? ''}`, c]));
+    for (const ca of fresh) {
+      const c = byName.get(`${ca.namespace}/${ca.name}`);
+      if (c?.metadata.uid) this.applied.set(c.metadata.uid, refsOf(ca.allocation, this.opts.driver));
+    }
+    let allWritten = true;
+    for (const ca of fresh) {
+      const claim = byName.get(`${ca.namespace}/${ca.name}`);
+      if (!claim) continue;
+      try {
+        await this.writeAllocation(claim, ca.allocation);
+      } catch (err) {
+        allWritten = false;
+        // Roll back what the API did not take; the informer brings back whatever is true.
+        const uid = claim.metadata.uid ?? '';
+        if (this.allocator === allocator) allocator.release(this.applied.get(uid) ?? []);
+        this.applied.delete(uid);
+        const cached = this.claims.get(objectKey(claim));
+        if (cached) this.setApplied(uid, refsOf(cached.status?.allocation, this.opts.driver));
+        if (err instanceof KubeApiError && (err.code === 409 || err.code === 404)) {
+          this.metrics.writeConflicts.inc();
+          this.log.info('claim changed while allocating; will re-read and retry', { claim: `${ca.namespace}/${ca.name}`, error: err.message });
+          continue;
+        }
+        throw err;
+      }
+      const alt = ca.alternatives.map((a) => (a.subrequest ? `${a.request}: alternative ${a.index + 1} (${a.subrequest})` : `${a.request}`)).join('; ');
+      const rank = ca.alternatives.length ? String(Math.max(...ca.alternatives.map((a) => a.index)) + 1) : 'exact';
+      this.metrics.allocations.inc({ outcome: 'allocated', rank: ca.alternatives.some((a) => a.subrequest) ? rank : 'exact' });
+      const devices = (ca.allocation.devices?.results ?? []).map((r) => `${r.device}${r.request.includes('/') ? ` (${r.request})` : ''}`).join(', ');
+      const note = `Allocated ${devices} on node ${outcome.node ?? 'any'}${alt.includes('alternative') ? `; chose ${alt}` : ''}. ${outcome.explanation.short}`;
+      await this.recorder.record({ regarding: referenceTo(claim, 'resource.k8s.io/v1', 'ResourceClaim'), related: pod ? referenceTo(pod, 'v1', 'Pod') : undefined, type: 'Normal', reason: REASON.Allocated, action: ACTION.Allocate, note });
+      if (pod) await this.recorder.record({ regarding: referenceTo(pod, 'v1', 'Pod'), type: 'Normal', reason: REASON.Allocated, action: ACTION.Allocate, note: `Claim ${claim.metadata.name ?? ''}: ${note}` });
+      this.log.info('allocated', { claim: `${ca.namespace}/${ca.name}`, uid: claim.metadata.uid, node: outcome.node, devices, explanation: outcome.explanation.full });
+    }
+    this.updateGauges();
+    if (!allWritten) return { requeueAfterMs: 0 };
+    if (pod) {
+      const fresh = this.pods.get(objectKey(pod)) ?? pod;
+      if ((fresh.spec.schedulingGates ?? []).some((g) => g.name === this.gate)) await this.removeGate(fresh, `all claims are allocated on node ${outcome.node ?? '?'}`);
+    }
+    return undefined;
+  }
+
+  /** Adds our finalizer, then writes status.allocation, both conditional on what we read. */
+  private async writeAllocation(claim: ResourceClaim, allocation: AllocationResult): Promise<void> {
+    const ns = claim.metadata.namespace ?? '';
+    const name = claim.metadata.name ?? '';
+    let rv = claim.metadata.resourceVersion;
+    if (!(claim.metadata.finalizers ?? []).includes(this.finalizer)) {
+      const updated = await this.kube.resourceClaims.mergePatch(name, { metadata: { resourceVersion: rv, finalizers: [...(claim.metadata.finalizers ?? []), this.finalizer] } }, ns);
+      rv = updated.metadata.resourceVersion;
+    }
+    await this.kube.resourceClaims.mergePatch(name, { metadata: { resourceVersion: rv }, status: { allocation: { ...allocation, allocationTimestamp: new Date().toISOString().replace(/\.\d+Z$/, 'Z') } } }, ns, 'status');
+  }
+
+  private get kube(): Kube {
+    return this.opts.kube;
+  }
+
+  private async deallocate(claim: ResourceClaim, why: string): Promise<void> {
+    const ns = claim.metadata.namespace ?? '';
+    const name = claim.metadata.name ?? '';
+    let rv = claim.metadata.resourceVersion;
+    const devices = (claim.status?.allocation?.devices?.results ?? []).filter((r) => r.driver === this.opts.driver).map((r) => r.device);
+    try {
+      if (claim.status?.allocation) {
+        const updated = await this.kube.resourceClaims.mergePatch(name, { metadata: { resourceVersion: rv }, status: { allocation: null, devices: null } }, ns, 'status');
+        rv = updated.metadata.resourceVersion;
+        this.setApplied(claim.metadata.uid ?? '', []);
+        this.metrics.deallocations.inc();
+      }
+      const finalizers = (claim.metadata.finalizers ?? []).filter((f) => f !== this.finalizer);
+      await this.kube.resourceClaims.mergePatch(name, { metadata: { resourceVersion: rv, finalizers } }, ns);
+    } catch (err) {
+      if (isNotFound(err)) return;
+      if (isConflict(err)) this.metrics.writeConflicts.inc();
+      throw err;
+    }
+    this.log.info('deallocated', { claim: `${ns}/${name}`, uid: claim.metadata.uid, devices, why });
+    if (devices.length && !claim.metadata.deletionTimestamp) {
+      await this.recorder.record({ regarding: referenceTo(claim, 'resource.k8s.io/v1', 'ResourceClaim'), type: 'Normal', reason: REASON.Deallocated, action: ACTION.Deallocate, note: `Released ${devices.join(', ')}: ${why}.` });
+    }
+    this.requeuePending();
+  }
+
+  private async removeGate(pod: Pod, why: string): Promise<void> {
+    const gates = pod.spec.schedulingGates ?? [];
+    const i = gates.findIndex((g) => g.name === this.gate);
+    if (i < 0) return;
+    try {
+      await this.kube.pods.jsonPatch(pod.metadata.name ?? '', [
+        { op: 'test', path: `/spec/schedulingGates/${i}/name`, value: this.gate },
+        { op: 'remove', path: `/spec/schedulingGates/${i}` },
+      ], pod.metadata.namespace);
+    } catch (err) {
+      if (isNotFound(err)) return;
+      // 422 from a failed "test": the gates changed under us; the pod update requeues us.
+      if (err instanceof KubeApiError && err.code === 422) return;
+      throw err;
+    }
+    await this.recorder.record({ regarding: referenceTo(pod, 'v1', 'Pod'), type: 'Normal', reason: REASON.SchedulingGateRemoved, action: ACTION.Ungate, note: `Removed scheduling gate ${this.gate}: ${why}.` });
+  }
+
+  /** For tests and the health endpoint. */
+  get pendingWork(): number {
+    return this.queue.backlog;
+  }
+
+  jsonPointer(key: string): string {
+    return jsonPointerEscape(key);
+  }
+}
+
+/** Share of partly used GPUs (counter sets) among those in use at all. */
+export function fragmentationOf(alloc: Allocator): number {
+  let inUse = 0;
+  let partial = 0;
+  const used = (alloc.state as unknown as { used: readonly Float64Array[] }).used;
+  alloc.inventory.counterSets.forEach((set, i) => {
+    const u = used[i];
+    if (!u) return;
+    let any = false;
+    let full = true;
+    for (let k = 0; k < set.capacity.length; k++) {
+      const cap = set.capacity[k] ?? 0;
+      const v = u[k] ?? 0;
+      if (v > 0) any = true;
+      if (v < cap) full = false;
+    }
+    if (any) {
+      inUse++;
+      if (!full) partial++;
+    }
+  });
+  return inUse === 0 ? 0 : partial / inUse;
+}

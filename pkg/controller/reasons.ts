@@ -1,0 +1,22 @@
+// Event reasons and condition types, in one place: every Event Cascade writes
+// uses one of these, and docs/troubleshooting.md explains each.
+export const REASON = {
+  /** A claim got devices; the note says which alternative won, which devices, which node and why. */
+  Allocated: 'Allocated',
+  /** Nothing fits right now; the note is the allocator's explanation. Retried when the fleet changes. */
+  AllocationFailed: 'AllocationFailed',
+  /** The claim's devices were released (claim deleted, or no pod uses it any more). */
+  Deallocated: 'Deallocated',
+  /** All of a pod's claims are allocated; the scheduling gate was removed so the scheduler can bind it. */
+  SchedulingGateRemoved: 'SchedulingGateRemoved',
+  /** The claim cannot be handled at all (invalid spec, mixed drivers); the note says what to change. */
+  InvalidClaim: 'InvalidClaim',
+} as const;
+
+export type Reason = (typeof REASON)[keyof typeof REASON];
+
+export const ACTION = {
+  Allocate: 'Allocate',
+  Deallocate: 'Deallocate',
+  Ungate: 'RemoveSchedulingGate',
+} as const;

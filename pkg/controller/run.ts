@@ -1,0 +1,148 @@
+// Runs the controller process: informers on every replica, the webhook on every
+// replica, allocation on the leader only, and /metrics, /healthz, /readyz.
+import * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { ResourceClaimSpec } from '../api/resource.js';
+import type { PolicyName } from '../allocator/types.js';
+import { KubeClient, isNotFound } from '../k8s/client.js';
+import { Kube } from '../k8s/resources.js';
+import { logger as makeLogger, errorMessage } from '../log/logger.js';
+import { Controller } from './controller.js';
+import { LeaderElector } from './leader.js';
+import { ControllerMetrics } from './metrics.js';
+import { ensureServingCert, startWebhookServer } from './webhook.js';
+
+export interface ControllerConfig {
+  readonly kubeconfig?: string;
+  readonly driver: string;
+  readonly namespace: string;
+  readonly identity: string;
+  readonly policy: PolicyName;
+  readonly workers: number;
+  /** /metrics, /healthz, /readyz; 0 picks a free port. */
+  readonly httpPort: number;
+  readonly httpHost: string;
+  readonly leaderElection: boolean;
+  readonly leaseName: string;
+  readonly leaseDurationSeconds: number;
+  readonly webhook?: {
+    readonly port: number;
+    readonly host: string;
+    readonly serviceName: string;
+    readonly secretName: string;
+    readonly configName: string;
+    readonly extraIpAddresses: readonly string[];
+  };
+}
+
+export interface RunningController {
+  readonly controller: Controller;
+  readonly httpPort: number;
+  readonly webhookPort: number | undefined;
+  isLeader(): boolean;
+  stop(): Promise<void>;
+}
+
+export async function runController(cfg: ControllerConfig, onLostLeadership?: () => void): Promise<RunningController> {
+  const log = makeLogger('controller', { driver: cfg.driver, identity: cfg.identity });
+  const kube = new Kube(KubeClient.fromDefault(cfg.kubeconfig));
+  const metrics = new ControllerMetrics(true);
+  const controller = new Controller({ kube, driver: cfg.driver, identity: cfg.identity, policy: cfg.policy, workers: cfg.workers, logger: log, metrics });
+  let leader = !cfg.leaderElection;
+  let webhookReady = cfg.webhook === undefined;
+
+  const server = http.createServer((req, res) => {
+    void (async () => {
+      if (req.url === '/metrics') {
+        res.writeHead(200, { 'Content-Type': metrics.registry.contentType }).end(await metrics.registry.metrics());
+      } else if (req.url === '/healthz' || req.url === '/livez') {
+        res.writeHead(200).end('ok');
+      } else if (req.url === '/readyz') {
+        const ready = controller.synced && webhookReady;
+        res.writeHead(ready ? 200 : 503).end(ready ? 'ok' : 'informers or webhook not ready');
+      } else {
+        res.writeHead(404).end('not found');
+      }
+    })();
+  });
+  await new Promise<void>((resolve) => server.listen(cfg.httpPort, cfg.httpHost, () => resolve()));
+  const httpPort = (server.address() as AddressInfo).port;
+
+  await controller.startInformers();
+
+  let webhookServer: Awaited<ReturnType<typeof startWebhookServer>> | undefined;
+  if (cfg.webhook) {
+    const wh = cfg.webhook;
+    const cert = await ensureServingCert(kube, {
+      namespace: cfg.namespace,
+      secretName: wh.secretName,
+      serviceName: wh.serviceName,
+      webhookConfigName: wh.configName,
+      extraIpAddresses: wh.extraIpAddresses,
+      logger: log,
+    });
+    const lookup = async (kind: 'template' | 'claim', ns: string, name: string): Promise<ResourceClaimSpec | undefined> => {
+      if (kind === 'claim') {
+        const cached = controller.claims.get(`${ns}/${name}`);
+        if (cached) return cached.spec;
+      }
+      try {
+        return kind === 'template' ? (await kube.resourceClaimTemplates.get(name, ns)).spec.spec : (await kube.resourceClaims.get(name, ns)).spec;
+      } catch (err) {
+        if (isNotFound(err)) return undefined;
+        throw err;
+      }
+    };
+    webhookServer = await startWebhookServer({
+      cert,
+      port: wh.port,
+      host: wh.host,
+      driver: cfg.driver,
+      logger: log,
+      classes: () => new Map(controller.classes.list().map((c) => [c.metadata.name ?? '', c])),
+      templateSpec: (ns, name) => lookup('template', ns, name),
+      claimSpec: (ns, name) => lookup('claim', ns, name),
+    });
+    webhookReady = true;
+  }
+
+  let elector: LeaderElector | undefined;
+  if (cfg.leaderElection) {
+    elector = new LeaderElector(kube, {
+      namespace: cfg.namespace,
+      name: cfg.leaseName,
+      identity: cfg.identity,
+      leaseDurationSeconds: cfg.leaseDurationSeconds,
+      logger: log,
+      onStartedLeading: () => {
+        leader = true;
+        metrics.isLeader.set(1);
+        controller.startProcessing().catch((err: unknown) => log.error('could not start processing', { error: errorMessage(err) }));
+      },
+      onStoppedLeading: () => {
+        leader = false;
+        metrics.isLeader.set(0);
+        // Stop acting at once; the process restarts to come back with clean state.
+        void controller.stop().finally(() => onLostLeadership?.());
+      },
+    });
+    elector.start();
+  } else {
+    metrics.isLeader.set(1);
+    await controller.startProcessing();
+  }
+
+  return {
+    controller,
+    httpPort,
+    webhookPort: webhookServer?.port,
+    isLeader: () => leader,
+    stop: async () => {
+      await elector?.stop();
+      await controller.stop();
+      await new Promise<void>((r) => server.close(() => r()));
+      if (webhookServer) await new Promise<void>((r) => webhookServer?.close(() => r()));
+      kube.close();
+    },
+  };
+}

@@ -1,0 +1,210 @@
+// The mutating admission webhook: adds the scheduling gate `<driver>/allocation`
+// to pods whose claims or claim templates use Cascade's device classes, so the
+// kube-scheduler waits until the controller has allocated them. The controller
+// provisions the webhook's serving certificate itself (a CA and a leaf kept in a
+// Secret) and publishes the CA in the MutatingWebhookConfiguration's caBundle.
+import * as https from 'node:https';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from 'winston';
+import type { DeviceClass, ResourceClaimSpec } from '../api/resource.js';
+import { createCA, daysUntilExpiry, issueCertificate, loadCA } from '../certs/certs.js';
+import { isAlreadyExists, isNotFound } from '../k8s/client.js';
+import type { Kube, ResourceType } from '../k8s/resources.js';
+import type { Pod, Secret } from '../k8s/types.js';
+import { errorMessage, logger as makeLogger } from '../log/logger.js';
+import { claimOwnership } from './ownership.js';
+
+export const MUTATING_WEBHOOK_CONFIGURATIONS: ResourceType = {
+  group: 'admissionregistration.k8s.io',
+  version: 'v1',
+  kind: 'MutatingWebhookConfiguration',
+  plural: 'mutatingwebhookconfigurations',
+  namespaced: false,
+};
+
+export interface WebhookCertOptions {
+  readonly namespace: string;
+  readonly secretName: string;
+  /** The Service in front of the webhook: the cert covers <svc>.<ns>.svc and friends. */
+  readonly serviceName: string;
+  readonly extraDnsNames?: readonly string[];
+  readonly extraIpAddresses?: readonly string[];
+  /** MutatingWebhookConfiguration whose webhooks get our CA as caBundle. */
+  readonly webhookConfigName?: string;
+  readonly logger?: Logger;
+}
+
+export interface ServingCert {
+  readonly caPem: string;
+  readonly certPem: string;
+  readonly keyPem: string;
+}
+
+const b64 = (s: string): string => Buffer.from(s, 'utf8').toString('base64');
+const unb64 = (s: string | undefined): string => Buffer.from(s ?? '', 'base64').toString('utf8');
+
+/**
+ * Returns the webhook's serving certificate, creating (or renewing, 30 days
+ * before expiry) it in the Secret. Replicas racing to create it converge on
+ * whichever Secret the API server accepted first.
+ */
+export async function ensureServingCert(kube: Kube, opts: WebhookCertOptions): Promise<ServingCert> {
+  const log = opts.logger ?? makeLogger('webhook');
+  const dnsNames = [opts.serviceName, `${opts.serviceName}.${opts.namespace}`, `${opts.serviceName}.${opts.namespace}.svc`, `${opts.serviceName}.${opts.namespace}.svc.cluster.local`, ...(opts.extraDnsNames ?? [])];
+  for (let attempt = 0; attempt < 5; attempt++) {
+    let secret: Secret | undefined;
+    try {
+      secret = await kube.secrets.get(opts.secretName, opts.namespace);
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
+    const current = secret
+      ? { caPem: unb64(secret.data?.['ca.crt']), certPem: unb64(secret.data?.['tls.crt']), keyPem: unb64(secret.data?.['tls.key']), caKeyPem: unb64(secret.data?.['ca.key']) }
+      : undefined;
+    const covers = current?.certPem ? (secret?.metadata.annotations?.['cascade.dev/sans'] ?? '') === [...dnsNames, ...(opts.extraIpAddresses ?? [])].join(',') : false;
+    if (current?.certPem && current.keyPem && covers && daysUntilExpiry(current.certPem, new Date()) > 30) {
+      await publishCaBundle(kube, opts.webhookConfigName, current.caPem, log);
+      return current;
+    }
+    const ca = current?.caPem && current.caKeyPem && daysUntilExpiry(current.caPem, new Date()) > 60 ? await loadCA(current.caPem, current.caKeyPem) : await createCA(`cascade-webhook-ca@${Math.floor(Date.now() / 1000)}`);
+    const leaf = await issueCertificate(ca, { commonName: `${opts.serviceName}.${opts.namespace}.svc`, usage: 'server', dnsNames, ipAddresses: opts.extraIpAddresses ?? [] });
+    const body: Secret = {
+      metadata: {
+        name: opts.secretName,
+        namespace: opts.namespace,
+        annotations: { 'cascade.dev/sans': [...dnsNames, ...(opts.extraIpAddresses ?? [])].join(',') },
+        ...(secret ? { resourceVersion: secret.metadata.resourceVersion } : {}),
+      },
+      type: 'kubernetes.io/tls',
+      data: { 'ca.crt': b64(ca.certPem), 'ca.key': b64(ca.keyPem), 'tls.crt': b64(leaf.certPem), 'tls.key': b64(leaf.keyPem) },
+    };
+    try {
+      if (secret) await kube.secrets.replace(body);
+      else await kube.secrets.create(body);
+    } catch (err) {
+      // Another replica wrote first: use theirs.
+      if (isAlreadyExists(err) || (err as { code?: number }).code === 409) continue;
+      throw err;
+    }
+    log.info('issued webhook serving certificate', { secret: `${opts.namespace}/${opts.secretName}`, dnsNames });
+    await publishCaBundle(kube, opts.webhookConfigName, ca.certPem, log);
+    return { caPem: ca.certPem, certPem: leaf.certPem, keyPem: leaf.keyPem };
+  }
+  throw new Error(`could not settle the webhook certificate in Secret ${opts.namespace}/${opts.secretName} after 5 attempts`);
+}
+
+interface WebhookConfig {
+  metadata: { name?: string; resourceVersion?: string };
+  webhooks?: { name: string; clientConfig: { caBundle?: string } }[];
+}
+
+async function publishCaBundle(kube: Kube, name: string | undefined, caPem: string, log: Logger): Promise<void> {
+  if (!name) return;
+  const api = kube.api<WebhookConfig & { metadata: { name?: string } }>(MUTATING_WEBHOOK_CONFIGURATIONS);
+  let cfg: WebhookConfig;
+  try {
+    cfg = await api.get(name);
+  } catch (err) {
+    if (isNotFound(err)) {
+      log.warn('MutatingWebhookConfiguration not found; pods will not be gated until it exists', { name });
+      return;
+    }
+    throw err;
+  }
+  const bundle = b64(caPem);
+  const ops = (cfg.webhooks ?? []).flatMap((w, i) => (w.clientConfig.caBundle === bundle ? [] : [{ op: 'add' as const, path: `/webhooks/${i}/clientConfig/caBundle`, value: bundle }]));
+  if (ops.length === 0) return;
+  await api.jsonPatch(name, [{ op: 'test', path: '/metadata/resourceVersion', value: cfg.metadata.resourceVersion }, ...ops]);
+  log.info('published webhook CA bundle', { webhookConfiguration: name });
+}
+
+export interface GateDeciderDeps {
+  readonly driver: string;
+  readonly classes: () => ReadonlyMap<string, DeviceClass>;
+  /** Spec of a claim template or claim, from a cache or the API; undefined when it does not exist. */
+  readonly templateSpec: (namespace: string, name: string) => Promise<ResourceClaimSpec | undefined>;
+  readonly claimSpec: (namespace: string, name: string) => Promise<ResourceClaimSpec | undefined>;
+}
+
+/** Why a pod needs our gate, or undefined when it does not. */
+export async function gateReason(pod: Pod, namespace: string, deps: GateDeciderDeps): Promise<string | undefined> {
+  const classes = deps.classes();
+  for (const rc of pod.spec.resourceClaims ?? []) {
+    const spec = rc.resourceClaimTemplateName
+      ? await deps.templateSpec(namespace, rc.resourceClaimTemplateName)
+      : rc.resourceClaimName
+        ? await deps.claimSpec(namespace, rc.resourceClaimName)
+        : undefined;
+    if (spec && claimOwnership(spec, classes, deps.driver).ours) {
+      return `claim ${rc.name} uses ${rc.resourceClaimTemplateName ? `template ${rc.resourceClaimTemplateName}` : `claim ${rc.resourceClaimName ?? ''}`}`;
+    }
+  }
+  return undefined;
+}
+
+interface AdmissionReview {
+  apiVersion: string;
+  kind: string;
+  request?: { uid: string; operation?: string; namespace?: string; object?: Pod };
+}
+
+export interface WebhookServerOptions extends GateDeciderDeps {
+  readonly cert: ServingCert;
+  readonly port: number;
+  readonly host?: string;
+  readonly logger?: Logger;
+}
+
+/** Serves POST /mutate-pods over HTTPS; returns the server (listening). */
+export async function startWebhookServer(opts: WebhookServerOptions): Promise<https.Server & { port: number }> {
+  const log = opts.logger ?? makeLogger('webhook');
+  const gate = `${opts.driver}/allocation`;
+  const server = https.createServer({ cert: opts.cert.certPem, key: opts.cert.keyPem, minVersion: 'TLSv1.2' }, (req, res) => {
+    if (req.method !== 'POST' || !req.url?.startsWith('/mutate-pods')) {
+      res.writeHead(req.url === '/healthz' ? 200 : 404).end(req.url === '/healthz' ? 'ok' : 'not found');
+      return;
+    }
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => {
+      chunks.push(c);
+    });
+    req.on('end', () => {
+      void (async () => {
+        let review: AdmissionReview;
+        try {
+          review = JSON.parse(Buffer.concat(chunks).toString('utf8')) as AdmissionReview;
+        } catch {
+          res.writeHead(400).end('invalid AdmissionReview');
+          return;
+        }
+        const uid = review.request?.uid ?? '';
+        const pod = review.request?.object;
+        const response: Record<string, unknown> = { uid, allowed: true };
+        if (pod && review.request?.operation !== 'UPDATE') {
+          const ns = review.request?.namespace ?? pod.metadata.namespace ?? 'default';
+          try {
+            const why = await gateReason(pod, ns, opts);
+            const gates = pod.spec.schedulingGates ?? [];
+            if (why && !gates.some((g) => g.name === gate)) {
+              const patch = gates.length === 0 ? [{ op: 'add', path: '/spec/schedulingGates', value: [{ name: gate }] }] : [{ op: 'add', path: '/spec/schedulingGates/-', value: { name: gate } }];
+              response.patchType = 'JSONPatch';
+              response.patch = Buffer.from(JSON.stringify(patch)).toString('base64');
+              log.info('gating pod until its claims are allocated', { pod: `${ns}/${pod.metadata.name ?? pod.metadata.generateName ?? ''}`, why });
+            }
+          } catch (err) {
+            // Never block pod creation: without the gate the scheduler's own allocator still works.
+            log.warn('could not decide whether to gate pod; admitting it ungated', { pod: `${ns}/${pod.metadata.name ?? ''}`, error: errorMessage(err) });
+          }
+        }
+        res.writeHead(200, { 'Content-Type': 'application/json' }).end(JSON.stringify({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response }));
+      })();
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port, opts.host ?? '0.0.0.0', () => resolve());
+  });
+  const port = (server.address() as AddressInfo).port;
+  log.info('webhook serving', { port });
+  return Object.assign(server, { port });
+}

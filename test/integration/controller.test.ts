@@ -1,0 +1,172 @@
+// The controller on the real control plane: it allocates standalone claims and
+// the claims of gated pods, removes the gate so the real kube-scheduler binds
+// the pod to the allocated node, explains failures, and frees devices again.
+import { randomBytes } from 'node:crypto';
+import { createServer } from 'node:net';
+import { describeCluster, useNamespace, kubectl, eventually, adminKubeconfig } from '../support/cluster.js';
+import { deviceClasses, gpuSlice } from '../support/fleet.js';
+import { createFakeNode } from '../../pkg/cluster/controlplane.js';
+import { runController, type RunningController } from '../../pkg/controller/run.js';
+import { MUTATING_WEBHOOK_CONFIGURATIONS } from '../../pkg/controller/webhook.js';
+import type { ResourceClaim } from '../../pkg/api/resource.js';
+import type { EventV1, Pod } from '../../pkg/k8s/types.js';
+
+async function freePort(): Promise<number> {
+  return await new Promise((resolve) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const a = s.address();
+      s.close(() => resolve(typeof a === 'object' && a ? a.port : 0));
+    });
+  });
+}
+
+describeCluster('the controller', () => {
+  const tag = randomBytes(3).toString('hex');
+  const driver = `ctl-${tag}.cascade.dev`;
+  const ns = useNamespace('ctl', { 'cascade-test': tag });
+  const nodeA = `ctl-${tag}-a`;
+  const nodeB = `ctl-${tag}-b`;
+  let running: RunningController;
+
+  beforeAll(async () => {
+    const kube = ns.kube;
+    await createFakeNode(kube, nodeA, { cpu: '16', memory: '64Gi' });
+    await createFakeNode(kube, nodeB, { cpu: '16', memory: '64Gi' });
+    for (const dc of deviceClasses(driver)) await kube.deviceClasses.create(dc);
+    await kube.resourceSlices.create(gpuSlice(driver, nodeA, [{ product: 'NVIDIA H100 80GB HBM3', memoryGi: 80 }]));
+    await kube.resourceSlices.create(gpuSlice(driver, nodeB, [{ product: 'NVIDIA A100-SXM4-40GB', memoryGi: 40, nvlinkDomain: 'b' }, { product: 'NVIDIA A100-SXM4-40GB', memoryGi: 40, nvlinkDomain: 'b' }]));
+    const port = await freePort();
+    await kube.api(MUTATING_WEBHOOK_CONFIGURATIONS).create({
+      metadata: { name: `cascade-gate-${tag}` },
+      webhooks: [
+        {
+          name: `gate.${driver}`,
+          clientConfig: { url: `https://127.0.0.1:${port}/mutate-pods` },
+          rules: [{ apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE'], resources: ['pods'] }],
+          namespaceSelector: { matchLabels: { 'cascade-test': tag } },
+          failurePolicy: 'Ignore',
+          sideEffects: 'None',
+          admissionReviewVersions: ['v1'],
+          timeoutSeconds: 5,
+        },
+      ],
+    } as never);
+    running = await runController({
+      kubeconfig: adminKubeconfig(),
+      driver,
+      namespace: ns.name,
+      identity: 'test-controller',
+      policy: 'cascade',
+      workers: 4,
+      httpPort: 0,
+      httpHost: '127.0.0.1',
+      leaderElection: false,
+      leaseName: 'unused',
+      leaseDurationSeconds: 15,
+      webhook: { port, host: '127.0.0.1', serviceName: 'cascade-webhook', secretName: 'cascade-webhook-tls', configName: `cascade-gate-${tag}`, extraIpAddresses: ['127.0.0.1'] },
+    });
+  }, 60_000);
+
+  afterAll(async () => {
+    await running?.stop();
+    const kube = ns.kube;
+    if (!kube) return;
+    await kube.api(MUTATING_WEBHOOK_CONFIGURATIONS).delete(`cascade-gate-${tag}`).catch(() => undefined);
+    for (const dc of deviceClasses(driver)) await kube.deviceClasses.delete(dc.metadata.name!).catch(() => undefined);
+    for (const n of [nodeA, nodeB]) {
+      await kube.resourceSlices.delete(`${n}-${driver.replace(/\./g, '-')}-0`).catch(() => undefined);
+      await kube.nodes.delete(n).catch(() => undefined);
+    }
+  });
+
+  const events = async (name: string): Promise<EventV1[]> => (await ns.kube.events.list(ns.name)).filter((e) => e.regarding.name === name);
+
+  it('allocates a standalone claim, adds its finalizer, and says so in an Event', async () => {
+    await ns.kube.resourceClaims.create({
+      metadata: { name: 'solo', namespace: ns.name },
+      spec: { devices: { requests: [{ name: 'gpu', exactly: { deviceClassName: `gpu.${driver}`, selectors: [{ cel: { expression: `device.attributes["${driver}"].productName.contains("H100")` } }] } }] } },
+    });
+    const claim = await eventually('allocation', async () => {
+      const c = await ns.kube.resourceClaims.get('solo', ns.name);
+      return c.status?.allocation ? c : undefined;
+    });
+    expect(claim.status?.allocation?.devices?.results).toEqual([{ request: 'gpu', driver, pool: nodeA, device: 'gpu-0' }]);
+    expect(claim.status?.allocation?.nodeSelector?.nodeSelectorTerms[0]?.matchFields?.[0]).toEqual({ key: 'metadata.name', operator: 'In', values: [nodeA] });
+    expect(claim.metadata.finalizers).toContain(`${driver}/allocation`);
+    const ev = await eventually('Allocated event', async () => (await events('solo')).find((e) => e.reason === 'Allocated'));
+    expect(ev.note).toContain('gpu-0');
+    expect(ev.note).toContain(nodeA);
+
+    // Deleting the claim frees the device: the controller deallocates and drops its finalizer.
+    await ns.kube.resourceClaims.delete('solo', ns.name);
+    await eventually('claim gone', async () => !(await ns.kube.resourceClaims.list(ns.name)).some((c) => c.metadata.name === 'solo'));
+  });
+
+  it('gates a pod, allocates its claim from the preference list, and the scheduler binds it to that node', async () => {
+    await ns.kube.resourceClaimTemplates.create({
+      metadata: { name: 'prefs', namespace: ns.name },
+      spec: {
+        spec: {
+          devices: {
+            requests: [
+              {
+                name: 'gpus',
+                firstAvailable: [
+                  { name: 'h200', deviceClassName: `gpu.${driver}`, selectors: [{ cel: { expression: `device.attributes["${driver}"].productName.contains("H200")` } }] },
+                  { name: 'two-a100', deviceClassName: `gpu.${driver}`, count: 2, selectors: [{ cel: { expression: `device.attributes["${driver}"].productName.contains("A100")` } }] },
+                ],
+              },
+            ],
+            constraints: [{ requests: ['gpus'], matchAttribute: `${driver}/nvlinkDomain` }],
+          },
+        },
+      },
+    });
+    const pod = await ns.kube.pods.create({
+      metadata: { name: 'trainer', namespace: ns.name },
+      spec: {
+        containers: [{ name: 'main', image: 'registry.k8s.io/pause:3.10', resources: { requests: { cpu: '1', memory: '1Gi' }, claims: [{ name: 'gpus' }] } }],
+        resourceClaims: [{ name: 'gpus', resourceClaimTemplateName: 'prefs' }],
+      },
+    });
+    // The webhook added the gate at creation.
+    expect(pod.spec.schedulingGates).toEqual([{ name: `${driver}/allocation` }]);
+
+    const bound = await eventually('pod bound', async () => {
+      const p: Pod = await ns.kube.pods.get('trainer', ns.name);
+      return p.spec.nodeName ? p : undefined;
+    }, 60_000);
+    expect(bound.spec.nodeName).toBe(nodeB);
+    expect(bound.spec.schedulingGates ?? []).toEqual([]);
+    const claimName = bound.status?.resourceClaimStatuses?.[0]?.resourceClaimName ?? '';
+    const claim: ResourceClaim = await ns.kube.resourceClaims.get(claimName, ns.name);
+    expect(claim.status?.allocation?.devices?.results?.map((r) => `${r.request} ${r.device}`).sort()).toEqual(['gpus/two-a100 gpu-0', 'gpus/two-a100 gpu-1']);
+    expect(claim.status?.reservedFor?.map((r) => r.name)).toEqual(['trainer']);
+
+    const ev = await eventually('Allocated event', async () => (await events(claimName)).find((e) => e.reason === 'Allocated'));
+    expect(ev.note).toMatch(/alternative 2 \(two-a100\)/);
+    const described = await kubectl(['describe', 'pod', 'trainer', '-n', ns.name]);
+    expect(described.stdout).toMatch(/SchedulingGateRemoved/);
+    expect(described.stdout).toMatch(/Allocated/);
+
+    // Deleting the pod: the claim controller deletes the claim, we deallocate, and the GPUs are free again.
+    await ns.kube.pods.delete('trainer', ns.name, { gracePeriodSeconds: 0 });
+    await eventually('generated claim gone', async () => !(await ns.kube.resourceClaims.list(ns.name)).some((c) => c.metadata.name === claimName), 60_000);
+  }, 90_000);
+
+  it('tells a person why an impossible claim cannot be allocated', async () => {
+    await ns.kube.resourceClaims.create({
+      metadata: { name: 'impossible', namespace: ns.name },
+      spec: { devices: { requests: [{ name: 'gpu', exactly: { deviceClassName: `gpu.${driver}`, count: 3, selectors: [{ cel: { expression: `device.attributes["${driver}"].productName.contains("A100")` } }] } }] } },
+    });
+    const ev = await eventually('AllocationFailed event', async () => (await events('impossible')).find((e) => e.reason === 'AllocationFailed'));
+    expect(ev.type).toBe('Warning');
+    expect(ev.note).toMatch(/gpu/);
+    expect(ev.note).toMatch(/2/); // only two A100s exist
+    const described = await kubectl(['describe', 'resourceclaim', 'impossible', '-n', ns.name]);
+    expect(described.stdout).toContain('AllocationFailed');
+    const c = await ns.kube.resourceClaims.get('impossible', ns.name);
+    expect(c.status?.allocation).toBeUndefined();
+  });
+});
