@@ -79,7 +79,7 @@ export class Allocator {
     this.matcher = new Matcher(this.inventory, snapshot.classes, (d) => this.state.available[d] === 1);
     this.state.matcher = this.matcher;
     this.policy = makePolicy(options.policy ?? 'cascade', options.nodesToCompare ?? 4);
-    this.ctx = { inv: this.inventory, state: this.state, topologyAttributes };
+    this.ctx = { inv: this.inventory, state: this.state, matcher: this.matcher, topologyAttributes };
     this.stepBudget = options.stepBudget ?? 200_000;
     this.nodeStepBudget = options.nodeStepBudget ?? 20_000;
     this.maxCombinations = options.maxCombinations ?? 256;
@@ -214,6 +214,15 @@ export class Allocator {
       diagnose({ inv: this.inventory, state: this.state, claims, requests, errors, nodes, attempts, budgetHit, poolProblems: this.inventory.poolProblems });
     if (errors.length > 0) return fail(false);
 
+    // Demand seen so far feeds the policy's contention term.
+    const pressure = this.matcher.pressure;
+    for (const r of requests) {
+      r.alternatives.forEach((a, i) => {
+        const w = 1 / (i + 1);
+        pressure.demand[a.set.id] = (pressure.demand[a.set.id] ?? 0) + w;
+        pressure.totalDemand += w;
+      });
+    }
     const sharedFree = this.sharedFreeCounts(requests.flatMap((r) => r.alternatives));
     // Alternatives no eligible node can hold are skipped up front (order is kept).
     const viable = requests.map((r) => r.alternatives.filter((a) => nodes.eligible.some((n) => this.nodeMayFit(n, [a], sharedFree))));

@@ -94,6 +94,8 @@ export interface Inventory {
   readonly deviceUnit: Int32Array;
   /** The unit of each counter set. */
   readonly setUnit: Int32Array;
+  /** Devices of each unit. */
+  readonly unitDevices: readonly (readonly number[])[];
   /** CEL view of a device, built on first use. */
   celDevice(idx: number): CelDevice;
 }
@@ -373,6 +375,10 @@ export function buildInventory(
     if (d.node < 0 || d.unusable !== undefined || d.consumes.length > 0) continue;
     deviceUnit[d.idx] = addUnit(d.node, d);
   }
+  const unitDevices: number[][] = units.map(() => []);
+  deviceUnit.forEach((u, d) => {
+    if (u >= 0) unitDevices[u]?.push(d);
+  });
 
   const celCache: (CelDevice | undefined)[] = new Array<CelDevice | undefined>(devices.length);
   return {
@@ -390,6 +396,7 @@ export function buildInventory(
     nodeDomains,
     deviceUnit,
     setUnit,
+    unitDevices,
     celDevice(idx: number): CelDevice {
       let c = celCache[idx];
       if (c === undefined) {

@@ -22,6 +22,15 @@ export interface MatchSet {
   readonly freeCount: Int32Array;
 }
 
+/** Demand and supply per match set, for the cascade policy's contention term. */
+export interface Pressure {
+  /** How often each match set was asked for (later firstAvailable entries count less). */
+  readonly demand: number[];
+  totalDemand: number;
+  /** Available node-local devices per match set, fleet-wide. */
+  readonly totalFree: number[];
+}
+
 interface Compiled {
   readonly selectors: readonly CompiledSelector[];
   readonly error: string | undefined;
@@ -53,6 +62,9 @@ export class Matcher {
   /** For each device, the match sets it belongs to (for free-count upkeep). */
   readonly deviceSets: number[][];
   private readonly isAvailable: (device: number) => boolean;
+  readonly pressure: Pressure = { demand: [], totalDemand: 0, totalFree: [] };
+  private unitSetCache: (readonly number[] | undefined)[] = [];
+  private unitSetVersion = -1;
 
   constructor(inv: Inventory, classes: readonly DeviceClass[], isAvailable: (device: number) => boolean) {
     this.inv = inv;
@@ -150,7 +162,27 @@ export class Matcher {
     }
     const set: MatchSet = { id, className, error, classMatched: cls.list.length, matched: matched.list, member: matched.member, byNode, shared, freeCount };
     this.sets.push(set);
+    let total = 0;
+    for (const c of freeCount) total += c;
+    this.pressure.demand.push(0);
+    this.pressure.totalFree.push(total);
     this.setCache.set(key, set);
     return set;
+  }
+
+  /** Match sets any device of a unit belongs to (cached until a new set appears). */
+  unitSets(unit: number): readonly number[] {
+    if (this.unitSetVersion !== this.sets.length) {
+      this.unitSetCache = [];
+      this.unitSetVersion = this.sets.length;
+    }
+    let hit = this.unitSetCache[unit];
+    if (hit === undefined) {
+      const ids = new Set<number>();
+      for (const d of this.inv.unitDevices[unit] ?? []) for (const id of this.deviceSets[d] ?? []) ids.add(id);
+      hit = [...ids];
+      this.unitSetCache[unit] = hit;
+    }
+    return hit;
   }
 }

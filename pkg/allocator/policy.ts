@@ -2,6 +2,7 @@
 // complete placement is scored. "cascade" limits fragmentation; "first-fit" is the
 // upstream-like baseline (inventory order, first solution wins).
 import type { Inventory } from './inventory.js';
+import type { Matcher } from './match.js';
 import type { AltPlan } from './plan.js';
 import type { State } from './state.js';
 import type { PolicyName, ScoreTerm } from './types.js';
@@ -30,6 +31,7 @@ export interface Pick {
 export interface PolicyContext {
   readonly inv: Inventory;
   readonly state: State;
+  readonly matcher: Matcher;
   /** Attributes that group devices into fast interconnect domains, most specific first. */
   readonly topologyAttributes: readonly string[];
 }
@@ -59,6 +61,7 @@ const W_TOPOLOGY = 2;
 // the domain's worth is taken as f^2 (big jobs need many GPUs in one domain), so the
 // step costs 2f-1; 64 is the worth of a whole 8-GPU domain.
 const DOMAIN_NORM = 64;
+const W_CONTENTION = 0.5;
 
 /**
  * What taking a device costs the devices it shares counters with: every sibling
@@ -115,6 +118,28 @@ export function domainCost(ctx: PolicyContext, d: number): number {
   return f > 0 ? (2 * f - 1) / DOMAIN_NORM : 0;
 }
 
+/**
+ * What breaking a whole GPU costs in contention: the GPU could also have served
+ * other kinds of requests seen so far (other match sets it belongs to), each
+ * weighted by its share of demand over its remaining free supply. So a MIG slice
+ * lands on the GPU model fewer requests compete for, and scarce models stay whole.
+ */
+export function contentionCost(ctx: PolicyContext, d: number, own: number): number {
+  const { inv, state, matcher } = ctx;
+  const u = inv.deviceUnit[d] ?? -1;
+  if (u < 0 || (state.unitHolds[u] ?? 0) > 0) return 0;
+  const p = matcher.pressure;
+  if (p.totalDemand <= 0) return 0;
+  let cost = 0;
+  for (const id of matcher.unitSets(u)) {
+    if (id === own) continue;
+    const demand = p.demand[id] ?? 0;
+    if (demand === 0) continue;
+    cost += (demand / p.totalDemand) * (inv.units.length / Math.max(1, p.totalFree[id] ?? 0));
+  }
+  return W_CONTENTION * cost;
+}
+
 /** The topology group of a device: the first topology attribute it carries. */
 function topologyOf(ctx: PolicyContext, d: number): string | undefined {
   const dev = ctx.inv.devices[d];
@@ -149,7 +174,7 @@ class CascadePolicy implements PlacementPolicy {
   }
 
   orderDevices(candidates: readonly number[], plan: SearchPlan, needed: number, ctx: PolicyContext): readonly RankedDevice[] {
-    const ranked = candidates.map((device) => ({ device, damage: plan.alt.adminAccess ? 0 : damage(ctx, device) + domainCost(ctx, device) }));
+    const ranked = candidates.map((device) => ({ device, damage: plan.alt.adminAccess ? 0 : damage(ctx, device) + domainCost(ctx, device) + contentionCost(ctx, device, plan.alt.set.id) }));
     ranked.sort((a, b) => a.damage - b.damage || a.device - b.device);
     if (needed <= 1) return ranked;
     // Several devices: keep them in one interconnect domain, preferring the domain
@@ -179,7 +204,7 @@ class CascadePolicy implements PlacementPolicy {
     terms.push({
       name: 'fragmentation',
       value: dmg,
-      reason: dmg === 0 ? 'no other placement on the same GPUs is lost and no whole GPU is broken' : 'MIG placements lost on the same GPUs (size-weighted) plus whole GPUs broken in their NVLink domain',
+      reason: dmg === 0 ? 'no other placement on the same GPUs is lost and no whole GPU is broken' : 'MIG placements lost on the same GPUs (size-weighted), whole GPUs broken in their NVLink domain, and demand for the GPUs broken',
     });
     if (node >= 0) {
       const holds = ctx.state.nodeHolds[node] ?? 0;

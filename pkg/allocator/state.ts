@@ -142,9 +142,11 @@ export class State {
     const dev = this.inv.devices[d];
     if (this.matcher === undefined || dev === undefined || dev.node < 0) return;
     const delta = now === 1 ? 1 : -1;
+    const totals = this.matcher.pressure.totalFree;
     for (const id of this.matcher.deviceSets[d] ?? []) {
       const set = this.matcher.sets[id];
       if (set !== undefined) set.freeCount[dev.node] = (set.freeCount[dev.node] ?? 0) + delta;
+      totals[id] = (totals[id] ?? 0) + delta;
     }
   }
 

@@ -1,0 +1,308 @@
+// Devices of one GPU: the whole GPU, its MIG partitions (every profile x
+// placement) and pre-existing MIG instances, with one shared counter set per
+// GPU so the API server's allocator itself keeps overlapping devices apart.
+import { createHash } from 'node:crypto';
+import {
+  ATTR,
+  CAPACITY,
+  COUNTER,
+  MIG_COMPUTE_SLICES,
+  MIG_MEMORY_SLICES,
+  counterSetName,
+  gpuDeviceName,
+  migDeviceName,
+  qualify,
+} from '../api/devicemodel.js';
+import { type Counter, type CounterSet, type Device, type DeviceAttribute, type DeviceCapacity, type DeviceTaint, LIMITS, STANDARD_ATTRIBUTES } from '../api/resource.js';
+import { catalogProfiles, findModel, migToggleNeedsReset } from '../nvidia/catalog.js';
+import type { Discovery } from '../nvidia/backend.js';
+import type { ComputeInstance, GpuInfo, GpuInstance, MigProfile, Placement } from '../nvidia/types.js';
+import type { InventoryOptions, OwnedInstance } from './types.js';
+
+/** How a GPU is published, decided from its MIG mode and architecture (docs/devices.md). */
+export interface GpuPlan {
+  readonly gpu: GpuInfo;
+  readonly publishWhole: boolean;
+  readonly profiles: readonly MigProfile[];
+  /** Pre-existing instances we did not create (published or only blocking). */
+  readonly foreign: readonly ForeignInstance[];
+}
+
+export interface ForeignInstance {
+  readonly gi: GpuInstance;
+  readonly profile: MigProfile | undefined;
+  /** MIG UUID when the instance has exactly one compute instance spanning it. */
+  readonly uuid: string | undefined;
+}
+
+/** The devices and counter set of one GPU. */
+export interface GpuDevices {
+  readonly minor: number;
+  readonly devices: readonly Device[];
+  readonly counterSet: CounterSet | undefined;
+}
+
+/** "580.105.08" -> "580.105.8", "9.0" -> "9.0.0": semver without leading zeros. */
+export function toSemver(version: string | undefined): string | undefined {
+  if (version === undefined) return undefined;
+  const parts = version.trim().split('.');
+  if (parts.length === 0 || parts.length > 3 || !parts.every((p) => /^\d+$/.test(p))) return undefined;
+  while (parts.length < 3) parts.push('0');
+  return parts.map((p) => String(Number(p))).join('.');
+}
+
+function str(value: string): DeviceAttribute {
+  return { string: value.length > LIMITS.attributeStringLength ? value.slice(0, LIMITS.attributeStringLength) : value };
+}
+
+/** Builds an object with sorted keys, so equal inventories serialise identically. */
+function sorted<T>(entries: ReadonlyArray<readonly [string, T | undefined]>): Record<string, T> {
+  const out: Record<string, T> = {};
+  for (const [k, v] of [...entries].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+    if (v !== undefined) out[k] = v;
+  }
+  return out;
+}
+
+function overlaps(a: Placement, b: Placement): boolean {
+  return a.start < b.start + b.size && b.start < a.start + a.size;
+}
+
+/**
+ * NVLink domains: connected groups of NVLinked GPUs, named after the node and
+ * the lowest minor in the group; GPUs without NVLink get none.
+ */
+export function nvlinkDomains(nodeName: string, gpus: readonly GpuInfo[]): Map<string, string> {
+  const byIndex = new Map(gpus.map((g) => [g.index, g]));
+  const domains = new Map<string, string>();
+  const seen = new Set<number>();
+  for (const g of [...gpus].sort((a, b) => a.minor - b.minor)) {
+    if (seen.has(g.index) || g.nvlinkPeers.length === 0) continue;
+    const group: GpuInfo[] = [];
+    const queue = [g.index];
+    while (queue.length > 0) {
+      const i = queue.pop() as number;
+      const gpu = byIndex.get(i);
+      if (seen.has(i) || !gpu) continue;
+      seen.add(i);
+      group.push(gpu);
+      queue.push(...gpu.nvlinkPeers);
+    }
+    const lowest = Math.min(...group.map((m) => m.minor));
+    let name = `${nodeName}-nvlink-${lowest}`;
+    if (name.length > LIMITS.attributeStringLength) {
+      const hash = createHash('sha256').update(nodeName).digest('hex').slice(0, 10);
+      name = `${nodeName.slice(0, LIMITS.attributeStringLength - 24)}-${hash}-nvlink-${lowest}`;
+    }
+    for (const m of group) domains.set(m.uuid, name);
+  }
+  return domains;
+}
+
+/** Decides what to publish for each GPU; see docs/devices.md "MIG mode". */
+export function planGpus(discovery: Discovery, owned: readonly OwnedInstance[], options: InventoryOptions): GpuPlan[] {
+  const dynamic = options.dynamicMig ?? true;
+  return discovery.gpus.map((gpu): GpuPlan => {
+    const current = gpu.migMode.current;
+    if (current === 'N/A') return { gpu, publishWhole: true, profiles: [], foreign: [] };
+    const noReset = !migToggleNeedsReset(gpu.architecture) && dynamic;
+    const listed = discovery.migProfiles.filter((p) => p.gpuIndex === gpu.index);
+    const model = findModel(gpu.productName);
+    const known = listed.length > 0 ? listed : model ? catalogProfiles(model, gpu.index) : [];
+    const publishPartitions = current === 'Enabled' || noReset;
+    const profiles = publishPartitions ? known : [];
+    const instances = discovery.gpuInstances.filter((i) => i.gpuIndex === gpu.index);
+    const foreign = instances
+      .filter((i) => !owned.some((o) => o.parentUUID === gpu.uuid && o.gpuInstanceId === i.instanceId))
+      .map((gi): ForeignInstance => ({ gi, profile: known.find((p) => p.id === gi.profileId), uuid: soleMigUuid(gpu, gi, discovery.computeInstances) }));
+    // A whole GPU needs MIG off: possible now, or at prepare time without a reset, and only
+    // when no instance we did not create occupies it.
+    const publishWhole = (current === 'Disabled' || noReset) && foreign.length === 0;
+    return { gpu, publishWhole, profiles, foreign };
+  });
+}
+
+/** The MIG UUID of an instance with exactly one compute instance that spans all of it. */
+function soleMigUuid(gpu: GpuInfo, gi: GpuInstance, computeInstances: readonly ComputeInstance[]): string | undefined {
+  const cis = computeInstances.filter((c) => c.gpuIndex === gpu.index && c.gpuInstanceId === gi.instanceId);
+  const only = cis[0];
+  if (cis.length !== 1 || !only || only.profile !== gi.profile) return undefined;
+  return gpu.migDevices.find((d) => d.gpuInstanceId === gi.instanceId && d.computeInstanceId === only.instanceId)?.uuid;
+}
+
+type CounterValues = Record<string, number>;
+
+function consumption(p: MigProfile, placement: Placement): CounterValues {
+  const c: CounterValues = {};
+  for (let s = placement.start; s < placement.start + placement.size; s++) c[COUNTER.memorySlice(s)] = 1;
+  c[COUNTER.computeSlices] = p.computeSlices;
+  c[COUNTER.multiprocessors] = p.multiprocessors;
+  c[COUNTER.copyEngines] = p.engines.copyEngines;
+  c[COUNTER.decoders] = p.engines.decoders;
+  c[COUNTER.encoders] = p.engines.encoders;
+  c[COUNTER.jpegEngines] = p.engines.jpegEngines;
+  c[COUNTER.ofaEngines] = p.engines.ofaEngines;
+  return c;
+}
+
+/**
+ * Totals of the counter set. Memory slices and compute slices are the real
+ * geometry; for SMs and engines the total is the most any valid layout uses
+ * (found by enumerating layouts), so they never refuse a layout the hardware
+ * accepts, while the whole GPU, which consumes every total, still excludes all.
+ */
+export function counterTotals(profiles: readonly MigProfile[]): CounterValues {
+  const totals: CounterValues = {};
+  for (let s = 0; s < MIG_MEMORY_SLICES; s++) totals[COUNTER.memorySlice(s)] = 1;
+  totals[COUNTER.computeSlices] = MIG_COMPUTE_SLICES;
+  const engineKeys = [COUNTER.multiprocessors, COUNTER.copyEngines, COUNTER.decoders, COUNTER.encoders, COUNTER.jpegEngines, COUNTER.ofaEngines];
+  for (const k of engineKeys) totals[k] = 0;
+  const items = profiles.flatMap((p) => p.placements.map((pl) => ({ p, pl, use: consumption(p, pl) })));
+  const counts = new Map<number, number>();
+  const sum: CounterValues = Object.fromEntries(engineKeys.map((k) => [k, 0]));
+  const chosen: Placement[] = [];
+  let compute = 0;
+  const visit = (from: number): void => {
+    for (const k of engineKeys) totals[k] = Math.max(totals[k] ?? 0, sum[k] ?? 0);
+    for (let i = from; i < items.length; i++) {
+      const it = items[i];
+      if (!it) continue;
+      if (compute + it.p.computeSlices > MIG_COMPUTE_SLICES) continue;
+      if ((counts.get(it.p.id) ?? 0) >= it.p.instancesTotal) continue;
+      if (chosen.some((c) => overlaps(c, it.pl))) continue;
+      chosen.push(it.pl);
+      compute += it.p.computeSlices;
+      counts.set(it.p.id, (counts.get(it.p.id) ?? 0) + 1);
+      for (const k of engineKeys) sum[k] = (sum[k] ?? 0) + (it.use[k] ?? 0);
+      visit(i + 1);
+      for (const k of engineKeys) sum[k] = (sum[k] ?? 0) - (it.use[k] ?? 0);
+      counts.set(it.p.id, (counts.get(it.p.id) ?? 0) - 1);
+      compute -= it.p.computeSlices;
+      chosen.pop();
+    }
+  };
+  visit(0);
+  return totals;
+}
+
+function counters(values: CounterValues, omitZero: boolean): Record<string, Counter> {
+  return sorted(Object.entries(values).map(([k, v]) => [k, omitZero && v === 0 ? undefined : { value: String(v) }] as const));
+}
+
+interface Common {
+  readonly driver: string;
+  readonly gpu: GpuInfo;
+  readonly nvlinkDomain: string | undefined;
+  readonly taints: readonly DeviceTaint[];
+}
+
+/** Attributes a GPU and its partitions share. */
+function sharedAttributes(c: Common): ReadonlyArray<readonly [string, DeviceAttribute | undefined]> {
+  const q = (n: string): string => qualify(c.driver, n);
+  const g = c.gpu;
+  const semver = (v: string | undefined): DeviceAttribute | undefined => {
+    const s = toSemver(v);
+    return s === undefined ? undefined : { version: s };
+  };
+  return [
+    [q(ATTR.productName), str(g.productName)],
+    [q(ATTR.brand), g.brand === undefined ? undefined : str(g.brand)],
+    [q(ATTR.architecture), g.architecture === undefined ? undefined : str(g.architecture)],
+    [q(ATTR.cudaComputeCapability), semver(g.computeCapability)],
+    [q(ATTR.driverVersion), semver(g.driverVersion)],
+    [q(ATTR.cudaDriverVersion), semver(g.cudaVersion)],
+    [STANDARD_ATTRIBUTES.pcieRoot, g.pcieRoot === undefined ? undefined : str(g.pcieRoot)],
+    [STANDARD_ATTRIBUTES.numaNode, g.numaNode === undefined ? undefined : { int: g.numaNode }],
+  ];
+}
+
+function withTaints(device: Device, taints: readonly DeviceTaint[]): Device {
+  return taints.length === 0 ? device : { ...device, taints: taints.map((t) => ({ ...t })) };
+}
+
+function wholeGpu(c: Common, counterSet: CounterSet | undefined, multiprocessors: number | undefined): Device {
+  const q = (n: string): string => qualify(c.driver, n);
+  const g = c.gpu;
+  const device: Device = {
+    name: gpuDeviceName(g.minor),
+    attributes: sorted([
+      ...sharedAttributes(c),
+      [q(ATTR.type), str('gpu')],
+      [q(ATTR.uuid), str(g.uuid)],
+      [q(ATTR.index), { int: g.index }],
+      [q(ATTR.minor), { int: g.minor }],
+      [q(ATTR.memory), { int: g.memoryMiB }],
+      [q(ATTR.migCapable), { bool: g.migMode.current !== 'N/A' }],
+      [q(ATTR.migMode), str(g.migMode.current)],
+      [q(ATTR.nvlinkDomain), c.nvlinkDomain === undefined ? undefined : str(c.nvlinkDomain)],
+      [STANDARD_ATTRIBUTES.pciBusID, str(g.pciBusId)],
+    ]),
+    capacity: sorted<DeviceCapacity>([
+      [q(CAPACITY.memory), { value: `${g.memoryMiB}Mi` }],
+      [q(CAPACITY.multiprocessors), multiprocessors === undefined ? undefined : { value: String(multiprocessors) }],
+    ]),
+  };
+  const withCounters = counterSet ? { ...device, consumesCounters: [{ counterSet: counterSet.name, counters: { ...counterSet.counters } }] } : device;
+  return withTaints(withCounters, c.taints);
+}
+
+function partition(c: Common, set: CounterSet, p: MigProfile, placement: Placement, foreign: ForeignInstance | undefined): Device {
+  const q = (n: string): string => qualify(c.driver, n);
+  const g = c.gpu;
+  const device: Device = {
+    name: migDeviceName(g.minor, p.name, placement.start),
+    attributes: sorted([
+      ...sharedAttributes(c),
+      [q(ATTR.type), str('mig')],
+      [q(ATTR.profile), str(p.name)],
+      [q(ATTR.profileID), { int: p.id }],
+      [q(ATTR.parentUUID), str(g.uuid)],
+      [q(ATTR.parentMinor), { int: g.minor }],
+      [q(ATTR.placementStart), { int: placement.start }],
+      [q(ATTR.placementSize), { int: placement.size }],
+      [q(ATTR.memory), { int: p.memoryMiB }],
+      [q(ATTR.preexisting), { bool: foreign !== undefined }],
+      [q(ATTR.uuid), foreign?.uuid === undefined ? undefined : str(foreign.uuid)],
+    ]),
+    capacity: sorted<DeviceCapacity>([
+      [q(CAPACITY.memory), { value: `${p.memoryMiB}Mi` }],
+      [q(CAPACITY.multiprocessors), { value: String(p.multiprocessors) }],
+      [q(CAPACITY.copyEngines), { value: String(p.engines.copyEngines) }],
+      [q(CAPACITY.decoders), { value: String(p.engines.decoders) }],
+      [q(CAPACITY.encoders), { value: String(p.engines.encoders) }],
+      [q(CAPACITY.jpegEngines), { value: String(p.engines.jpegEngines) }],
+      [q(CAPACITY.ofaEngines), { value: String(p.engines.ofaEngines) }],
+    ]),
+    consumesCounters: [{ counterSet: set.name, counters: counters(consumption(p, placement), true) }],
+  };
+  return withTaints(device, c.taints);
+}
+
+/** All devices of one GPU, in a fixed order: whole GPU, then partitions by profile ID and start. */
+export function gpuDevices(plan: GpuPlan, driver: string, nvlinkDomain: string | undefined, taints: readonly DeviceTaint[]): GpuDevices {
+  const c: Common = { driver, gpu: plan.gpu, nvlinkDomain, taints };
+  const model = findModel(plan.gpu.productName);
+  const fullSms = model?.multiprocessors;
+  if (plan.profiles.length === 0) {
+    return { minor: plan.gpu.minor, devices: plan.publishWhole ? [wholeGpu(c, undefined, fullSms)] : [], counterSet: undefined };
+  }
+  const set: CounterSet = { name: counterSetName(plan.gpu.minor), counters: counters(counterTotals(plan.profiles), false) };
+  const devices: Device[] = [];
+  if (plan.publishWhole) devices.push(wholeGpu(c, set, fullSms));
+  const blocked = plan.foreign.map((f) => f.gi.placement);
+  const profiles = [...plan.profiles].sort((a, b) => a.id - b.id);
+  for (const p of profiles) {
+    for (const placement of [...p.placements].sort((a, b) => a.start - b.start)) {
+      const foreign = plan.foreign.find((f) => f.gi.profileId === p.id && f.gi.placement.start === placement.start);
+      if (foreign) {
+        // Published as the instance it is, when it can be handed out as it stands.
+        if (foreign.uuid !== undefined) devices.push(partition(c, set, p, placement, foreign));
+        continue;
+      }
+      // The hardware cannot create a partition over an instance we did not create.
+      if (blocked.some((b) => overlaps(b, placement))) continue;
+      devices.push(partition(c, set, p, placement, undefined));
+    }
+  }
+  return { minor: plan.gpu.minor, devices, counterSet: devices.length > 0 ? set : undefined };
+}
