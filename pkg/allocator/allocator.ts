@@ -243,7 +243,7 @@ export class Allocator {
         return { claim: req?.claim ?? 0, request: req?.name ?? '', alt, constraints };
       });
       const candidates = nodes.eligible.filter((n) => this.nodeMayFit(n, alts, sharedFree));
-      const ordered = this.policy.orderNodes(candidates, this.ctx);
+      const ordered = this.policy.orderNodes(candidates, plans, this.ctx);
       const found: { node: number; picks: readonly Pick[]; score: Score }[] = [];
       for (const node of ordered) {
         const notes: FailureNotes = attemptNotes(attempts, alts);

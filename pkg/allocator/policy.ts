@@ -45,8 +45,8 @@ export interface PlacementPolicy {
   readonly name: string;
   /** How many nodes with a complete placement to compare before choosing. */
   readonly nodesToCompare: number;
-  /** Orders nodes that passed the free-device prefilter, best first. */
-  orderNodes(nodes: readonly number[], ctx: PolicyContext): readonly number[];
+  /** Orders nodes that passed the free-device prefilter for these requests, best first. */
+  orderNodes(nodes: readonly number[], plans: readonly SearchPlan[], ctx: PolicyContext): readonly number[];
   /** Orders a request's usable devices on one node, best first. */
   orderDevices(candidates: readonly number[], plan: SearchPlan, needed: number, ctx: PolicyContext): readonly RankedDevice[];
   /** Scores a complete placement on a node; lower is better. */
@@ -61,7 +61,7 @@ const W_TOPOLOGY = 2;
 // the domain's worth is taken as f^2 (big jobs need many GPUs in one domain), so the
 // step costs 2f-1; 64 is the worth of a whole 8-GPU domain.
 const DOMAIN_NORM = 64;
-const W_CONTENTION = 0.5;
+const W_CONTENTION = 4;
 
 /**
  * What taking a device costs the devices it shares counters with: every sibling
@@ -165,9 +165,19 @@ class CascadePolicy implements PlacementPolicy {
     this.nodesToCompare = nodesToCompare;
   }
 
-  orderNodes(nodes: readonly number[], ctx: PolicyContext): readonly number[] {
-    // Used nodes before untouched ones (keep whole nodes free), then the fullest first (best fit).
-    const key = (n: number): number => ((ctx.state.nodeHolds[n] ?? 0) === 0 ? 2 : 0) + nodeFreeShare(ctx, n);
+  orderNodes(nodes: readonly number[], plans: readonly SearchPlan[], ctx: PolicyContext): readonly number[] {
+    // An estimate of the final score from one free device per request: used nodes
+    // before untouched ones (keep whole nodes free), fuller nodes first (best fit),
+    // and hardware fewer requests compete for.
+    const key = (n: number): number => {
+      let k = ((ctx.state.nodeHolds[n] ?? 0) === 0 ? W_NODE_BREAK : 0) + W_NODE_FREE * nodeFreeShare(ctx, n);
+      for (const p of plans) {
+        if (p.alt.adminAccess) continue;
+        const d = (p.alt.set.byNode[n] ?? []).find((x) => ctx.state.available[x] === 1);
+        if (d !== undefined) k += domainCost(ctx, d) + contentionCost(ctx, d, p.alt.set.id);
+      }
+      return k;
+    };
     const keyed = nodes.map((n) => ({ n, k: key(n) }));
     keyed.sort((a, b) => a.k - b.k || a.n - b.n);
     return keyed.map((x) => x.n);

@@ -40,11 +40,12 @@ function chunk<T>(items: readonly T[], size: number): T[][] {
  * and counter sets into their own slices, eight sets each.
  */
 export function packSlices(nodeName: string, driverName: string, gpus: readonly GpuDevices[]): DesiredSlice[] {
-  const counterSets: CounterSet[] = gpus.flatMap((g) => (g.counterSet ? [g.counterSet] : []));
+  const ordered = [...gpus].sort((a, b) => a.minor - b.minor);
+  const counterSets: CounterSet[] = ordered.flatMap((g) => (g.counterSet ? [g.counterSet] : []));
   const counterGroups = chunk(counterSets, LIMITS.sharedCountersPerSlice);
   const deviceGroups: Device[][] = [];
   let current: Device[] = [];
-  for (const g of [...gpus].sort((a, b) => a.minor - b.minor)) {
+  for (const g of ordered) {
     if (g.devices.length === 0) continue;
     const merged = [...current, ...g.devices];
     if (merged.length <= deviceLimit(merged)) {

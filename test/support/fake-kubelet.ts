@@ -1,0 +1,98 @@
+// The pod-watching half of the kubelet stand-in: for one fake node it watches
+// pods bound there, calls NodePrepareResources over the plugin's real socket
+// once a pod's claims are allocated and reserved for it, and
+// NodeUnprepareResources when the pod goes away, as the kubelet would.
+import { Informer } from '../../pkg/k8s/informer.js';
+import { RESOURCES, type Kube } from '../../pkg/k8s/resources.js';
+import type { Pod } from '../../pkg/k8s/types.js';
+import type { ResourceClaim } from '../../pkg/api/resource.js';
+import { errorMessage } from '../../pkg/log/logger.js';
+import { KubeletStandin, type StandinClaim, type StandinPrepareResult } from './kubelet-standin.js';
+
+export interface PreparedPod {
+  readonly pod: string;
+  readonly claims: ReadonlyMap<string, StandinPrepareResult>;
+}
+
+export class FakeKubelet {
+  private readonly pods: Informer<Pod>;
+  private standin: KubeletStandin | undefined;
+  /** pod key -> claims we prepared for it. */
+  readonly prepared = new Map<string, StandinClaim[]>();
+  readonly results = new Map<string, PreparedPod>();
+  readonly errors: string[] = [];
+  private chain: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly kube: Kube,
+    readonly nodeName: string,
+    private readonly registryDir: string,
+    private readonly driver: string,
+  ) {
+    this.pods = new Informer<Pod>(kube.client, RESOURCES.pods, { fieldSelector: `spec.nodeName=${nodeName}` });
+    const enqueue = (p: Pod, gone: boolean): void => {
+      this.chain = this.chain.then(() => this.handle(p, gone)).catch((err: unknown) => void this.errors.push(errorMessage(err)));
+    };
+    this.pods.on({ add: (p) => enqueue(p, false), update: (_o, p) => enqueue(p, !!p.metadata.deletionTimestamp), delete: (p) => enqueue(p, true) });
+  }
+
+  /** Registers with the plugin (GetInfo + NotifyRegistrationStatus) and starts watching pods. */
+  async start(): Promise<void> {
+    this.standin = await KubeletStandin.discover({ registryDir: this.registryDir, driverName: this.driver, timeoutMs: 30_000 });
+    this.pods.start();
+    await this.pods.waitForSync();
+  }
+
+  stop(): void {
+    this.pods.stop();
+    this.standin?.close();
+  }
+
+  /** Waits until all queued pod events are handled. */
+  async settle(): Promise<void> {
+    await this.chain;
+  }
+
+  private async claimsFor(p: Pod): Promise<ResourceClaim[] | undefined> {
+    const ns = p.metadata.namespace ?? '';
+    const out: ResourceClaim[] = [];
+    for (const rc of p.spec.resourceClaims ?? []) {
+      const name = rc.resourceClaimName ?? p.status?.resourceClaimStatuses?.find((s) => s.name === rc.name)?.resourceClaimName;
+      if (!name) return undefined;
+      const claim = await this.kube.resourceClaims.get(name, ns);
+      // The kubelet only prepares claims that are allocated and reserved for this pod.
+      if (!claim.status?.allocation || !claim.status.reservedFor?.some((r) => r.uid === p.metadata.uid)) return undefined;
+      out.push(claim);
+    }
+    return out;
+  }
+
+  private async handle(p: Pod, gone: boolean): Promise<void> {
+    const key = `${p.metadata.namespace ?? ''}/${p.metadata.name ?? ''}`;
+    const standin = this.standin;
+    if (!standin) return;
+    if (gone) {
+      const claims = this.prepared.get(key);
+      if (!claims) return;
+      const res = await standin.unprepare(claims);
+      for (const [uid, r] of res) if (r.error) this.errors.push(`unprepare ${uid}: ${r.error}`);
+      this.prepared.delete(key);
+      return;
+    }
+    if (this.prepared.has(key) || !p.spec.resourceClaims?.length) return;
+    const claims = await this.claimsFor(p);
+    if (!claims) {
+      // Not reserved yet: the scheduler's PreBind update will bring the pod back here.
+      setTimeout(() => {
+        const fresh = this.pods.get(key);
+        if (fresh) this.chain = this.chain.then(() => this.handle(fresh, false)).catch((err: unknown) => void this.errors.push(errorMessage(err)));
+      }, 200).unref();
+      return;
+    }
+    const refs = claims.map((c) => ({ namespace: c.metadata.namespace ?? '', uid: c.metadata.uid ?? '', name: c.metadata.name ?? '' }));
+    const res = await standin.prepare(refs);
+    this.prepared.set(key, refs);
+    this.results.set(key, { pod: key, claims: res });
+    for (const [uid, r] of res) if (r.error) this.errors.push(`prepare ${uid}: ${r.error}`);
+  }
+}
