@@ -1,6 +1,9 @@
 // Allocator benchmark: a synthetic fleet (H100 whole, A100 and H100 with dynamic
 // MIG, H200) and a seeded stream of claims, run under both policies; prints figures.
-// Usage: npm run bench:allocator -- [--nodes 1000] [--claims 20000] [--seed 1] [--policy cascade|first-fit]
+// Each policy runs in its own child process so that its peak RSS is its own.
+// Usage: npm run bench:allocator -- [--nodes 1000] [--claims 20000] [--seed 1] [--policy cascade|first-fit] [--quick]
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { Allocator, type PolicyName } from '../pkg/allocator/index.js';
 import { cascadeClasses, nodeFacts, nodeSlices, type FleetNode, type GpuKind } from '../pkg/allocator/fleet.js';
 import type { DeviceRequest, DeviceSubRequest, ResourceClaim } from '../pkg/api/resource.js';
@@ -10,10 +13,12 @@ interface Flags {
   claims: number;
   seed: number;
   policies: PolicyName[];
+  /** Set in a child process: run this one policy and print its figures as JSON. */
+  child: PolicyName | undefined;
 }
 
 function parseFlags(argv: readonly string[]): Flags {
-  const flags: Flags = { nodes: 1000, claims: 20_000, seed: 1, policies: ['cascade', 'first-fit'] };
+  const flags: Flags = { nodes: 1000, claims: 20_000, seed: 1, policies: ['cascade', 'first-fit'], child: undefined };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const v = argv[i + 1];
@@ -21,6 +26,7 @@ function parseFlags(argv: readonly string[]): Flags {
     else if (a === '--claims' && v !== undefined) flags.claims = Number(v);
     else if (a === '--seed' && v !== undefined) flags.seed = Number(v);
     else if (a === '--policy' && (v === 'cascade' || v === 'first-fit')) flags.policies = [v];
+    else if (a === '--child' && (v === 'cascade' || v === 'first-fit')) flags.child = v;
     else if (a === '--quick') [flags.nodes, flags.claims] = [100, 2000];
     else continue;
     if (a !== '--quick') i++;
@@ -176,7 +182,8 @@ function run(policy: PolicyName, nodes: readonly FleetNode[], claims: readonly R
     }
     if (i % 1000 === 0) rss = Math.max(rss, process.memoryUsage().rss);
   });
-  rss = Math.max(rss, process.memoryUsage().rss);
+  // maxRSS is the true peak of this process (in KiB), sampling only a lower bound.
+  rss = Math.max(rss, process.memoryUsage().rss, process.resourceUsage().maxRSS * 1024);
   lat.sort();
   return {
     policy,
@@ -193,32 +200,42 @@ function run(policy: PolicyName, nodes: readonly FleetNode[], claims: readonly R
   };
 }
 
+function runInChild(policy: PolicyName, flags: Flags): Figures {
+  const script = fileURLToPath(import.meta.url);
+  const args = [...process.execArgv, script, '--child', policy, '--nodes', String(flags.nodes), '--claims', String(flags.claims), '--seed', String(flags.seed)];
+  const r = spawnSync(process.execPath, args, { encoding: 'utf8', maxBuffer: 1 << 24 });
+  if (r.status !== 0) throw new Error(`benchmark child for ${policy} failed (${r.status ?? r.signal ?? '?'}): ${r.stderr}`);
+  return JSON.parse(r.stdout.trim().split('\n').pop() ?? '{}') as Figures;
+}
+
 function main(): void {
   const flags = parseFlags(process.argv.slice(2));
-  const nodes = fleet(flags.nodes);
-  const claims = claimStream(flags.claims, flags.seed);
-  process.stdout.write(`fleet: ${flags.nodes} nodes x 8 GPUs (${KINDS.map((k) => k.kind).join(', ')}); claims: ${flags.claims} (seed ${flags.seed}); node ${process.version}\n`);
-  const results = flags.policies.map((p) => {
-    const f = run(p, nodes, claims);
-    (globalThis as { gc?: () => void }).gc?.();
-    return f;
-  });
-  const pct = (x: number | undefined): string => (x === undefined ? 'n/a' : `${(100 * x).toFixed(1)}%`);
+  if (flags.child !== undefined) {
+    const f = run(flags.child, fleet(flags.nodes), claimStream(flags.claims, flags.seed));
+    process.stdout.write(JSON.stringify(f) + '\n');
+    return;
+  }
+  process.stdout.write(
+    `fleet: ${flags.nodes} nodes x 8 GPUs (${KINDS.map((k) => k.kind).join(', ')}, one kind per node in turn); claims: ${flags.claims} (seed ${flags.seed}); node ${process.version}\n`,
+  );
+  const results = flags.policies.map((p) => runInChild(p, flags));
+  const pct = (x: number | undefined): string => (x === undefined || x === null ? 'n/a' : `${(100 * x).toFixed(1)}%`);
   const rows: [string, (f: Figures) => string][] = [
     ['inventory build (ms)', (f) => f.setupMs.toFixed(0)],
-    ['claims/s', (f) => f.claimsPerSec.toFixed(0)],
+    ['claims/s (decide + commit)', (f) => f.claimsPerSec.toFixed(0)],
     ['p50 decision (ms)', (f) => f.p50.toFixed(3)],
     ['p99 decision (ms)', (f) => f.p99.toFixed(3)],
     ['max decision (ms)', (f) => f.max.toFixed(1)],
-    ['peak RSS (MiB, process)', (f) => f.rssMiB.toFixed(0)],
+    ['peak RSS (MiB)', (f) => f.rssMiB.toFixed(0)],
     ['claims allocated', (f) => `${f.allocated}/${flags.claims}`],
-    ['first failure at claim', (f) => (f.firstFailAt === undefined ? 'none' : String(f.firstFailAt))],
+    ['first failure at claim #', (f) => (f.firstFailAt === undefined || f.firstFailAt === null ? 'none' : String(f.firstFailAt))],
     ['GPU capacity used at first failure', (f) => pct(f.shareAtFirstFail)],
     ['GPU capacity used at end', (f) => pct(f.shareAtEnd)],
   ];
   const w0 = Math.max(...rows.map(([l]) => l.length));
   process.stdout.write(`${''.padEnd(w0)}  ${results.map((r) => r.policy.padStart(12)).join('  ')}\n`);
   for (const [label, get] of rows) process.stdout.write(`${label.padEnd(w0)}  ${results.map((r) => get(r).padStart(12)).join('  ')}\n`);
+  process.stdout.write('GPU capacity: one unit per GPU; a MIG-partitioned GPU counts the mean share of its counters in use.\n');
 }
 
 main();

@@ -25,7 +25,7 @@ export interface DeviceRec {
   readonly nodeSelector: NodeSelector | undefined;
   readonly allNodes: boolean;
   /** Fully qualified attribute name -> typed value key ("s:x", "i:3", "b:true", "v:1.2.3"). */
-  readonly attributes: ReadonlyMap<string, string>;
+  readonly attributes: AttributeBag;
   readonly api: Device;
   /** Taints with NoSchedule/NoExecute; the only ones that can block allocation. */
   readonly blockingTaints: readonly DeviceTaint[];
@@ -68,6 +68,58 @@ export interface DomainRec {
   readonly name: string;
   readonly units: number[];
 }
+
+/** Attribute lookups for constraints and topology (a small interned table per device). */
+export interface AttributeBag {
+  get(name: string): string | undefined;
+}
+
+// Attribute names and values repeat across devices; interning keeps one copy each.
+const strings = new Map<string, string>();
+function intern(s: string): string {
+  const hit = strings.get(s);
+  if (hit !== undefined) return hit;
+  if (strings.size > 500_000) strings.clear();
+  strings.set(s, s);
+  return s;
+}
+
+// Devices of one model list the same attribute names and consume the same
+// amounts; one shared array each instead of one per device.
+const nameLists = new Map<string, readonly string[]>();
+function internNames(names: readonly string[]): readonly string[] {
+  const key = names.join('\u0000');
+  const hit = nameLists.get(key);
+  if (hit !== undefined) return hit;
+  if (nameLists.size > 10_000) nameLists.clear();
+  nameLists.set(key, names);
+  return names;
+}
+const amountLists = new Map<string, Float64Array>();
+function internAmounts(a: Float64Array): Float64Array {
+  const key = a.join(',');
+  const hit = amountLists.get(key);
+  if (hit !== undefined) return hit;
+  if (amountLists.size > 100_000) amountLists.clear();
+  amountLists.set(key, a);
+  return a;
+}
+
+/** Parallel arrays instead of a Map per device: a fraction of the memory for 100k devices. */
+class Attributes implements AttributeBag {
+  private readonly names: readonly string[];
+  private readonly values: readonly string[];
+  constructor(names: readonly string[], values: readonly string[]) {
+    this.names = names;
+    this.values = values;
+  }
+  get(name: string): string | undefined {
+    const i = this.names.indexOf(name);
+    return i < 0 ? undefined : this.values[i];
+  }
+}
+
+const NO_TAINTS: readonly DeviceTaint[] = [];
 
 export const SHARED = -1;
 export const UNREACHABLE = -2;
@@ -290,18 +342,22 @@ export function buildInventory(
         }
         amounts[i] = (amounts[i] ?? 0) + scaler.consumption(`${pd.driver}/${pd.pool}/${cc.counterSet}/${name}`, nanos);
       }
-      consumes.push({ set: set.idx, amounts });
+      consumes.push({ set: set.idx, amounts: internAmounts(amounts) });
     }
     const perDevice = slice.spec.perDeviceNodeSelection === true;
     const nodeName = perDevice ? device.nodeName : slice.spec.nodeName;
     const nodeSelector = perDevice ? device.nodeSelector : slice.spec.nodeSelector;
     const allNodes = (perDevice ? device.allNodes : slice.spec.allNodes) ?? false;
     const node = nodeName !== undefined ? (nodeIndex.get(nodeName) ?? UNREACHABLE) : SHARED;
-    const attributes = new Map<string, string>();
+    const names: string[] = [];
+    const values: string[] = [];
     for (const [name, attr] of Object.entries(device.attributes ?? {})) {
       const key = attributeKey(attr);
-      if (key !== undefined) attributes.set(qualify(pd.driver, name), key);
+      if (key === undefined) continue;
+      names.push(intern(qualify(pd.driver, name)));
+      values.push(intern(key));
     }
+    const attributes = new Attributes(internNames(names), values);
     const units = consumes.length === 0 ? 1 : 0;
     const rec: DeviceRec = {
       idx,
@@ -315,7 +371,7 @@ export function buildInventory(
       allNodes,
       attributes,
       api: device,
-      blockingTaints: (device.taints ?? []).filter((t) => t.effect === 'NoSchedule' || t.effect === 'NoExecute'),
+      blockingTaints: device.taints === undefined ? NO_TAINTS : device.taints.filter((t) => t.effect === 'NoSchedule' || t.effect === 'NoExecute'),
       consumes,
       allowMultiple: device.allowMultipleAllocations === true,
       unusable,
@@ -380,7 +436,6 @@ export function buildInventory(
     if (u >= 0) unitDevices[u]?.push(d);
   });
 
-  const celCache: (CelDevice | undefined)[] = new Array<CelDevice | undefined>(devices.length);
   return {
     devices,
     counterSets,
@@ -397,16 +452,22 @@ export function buildInventory(
     deviceUnit,
     setUnit,
     unitDevices,
-    celDevice(idx: number): CelDevice {
-      let c = celCache[idx];
-      if (c === undefined) {
-        const d = devices[idx];
-        if (d === undefined) throw new RangeError(`no device ${idx}`);
-        c = makeCelDevice(d.driver, d.api.attributes, d.api.capacity, d.allowMultiple);
-        celCache[idx] = c;
-      }
-      return c;
-    },
+    celDevice: celAccessor(devices),
+  };
+}
+
+// Kept outside buildInventory so the closure does not keep its temporaries alive.
+function celAccessor(devices: readonly DeviceRec[]): (idx: number) => CelDevice {
+  const cache: (CelDevice | undefined)[] = new Array<CelDevice | undefined>(devices.length);
+  return (idx: number): CelDevice => {
+    let c = cache[idx];
+    if (c === undefined) {
+      const d = devices[idx];
+      if (d === undefined) throw new RangeError(`no device ${idx}`);
+      c = makeCelDevice(d.driver, d.api.attributes, d.api.capacity, d.allowMultiple);
+      cache[idx] = c;
+    }
+    return c;
   };
 }
 

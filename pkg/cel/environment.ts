@@ -10,17 +10,23 @@ import { Semver } from './semver.js';
 /** A value of device.attributes[domain][name]. */
 export type CelAttributeValue = bigint | boolean | string | Semver;
 
+/**
+ * Attributes of one domain. A plain object rather than a Map: devices of one
+ * driver share its shape, which keeps 100k devices' worth of them small.
+ */
+export type CelBag<V> = Readonly<Record<string, V>>;
+
 /** The `device` variable as selectors see it. */
 export class CelDevice {
   readonly driver: string;
-  readonly attributes: ReadonlyMap<string, ReadonlyMap<string, CelAttributeValue>>;
-  readonly capacity: ReadonlyMap<string, ReadonlyMap<string, Quantity>>;
+  readonly attributes: ReadonlyMap<string, CelBag<CelAttributeValue>>;
+  readonly capacity: ReadonlyMap<string, CelBag<Quantity>>;
   readonly allowMultipleAllocations: boolean;
 
   constructor(
     driver: string,
-    attributes: ReadonlyMap<string, ReadonlyMap<string, CelAttributeValue>>,
-    capacity: ReadonlyMap<string, ReadonlyMap<string, Quantity>>,
+    attributes: ReadonlyMap<string, CelBag<CelAttributeValue>>,
+    capacity: ReadonlyMap<string, CelBag<Quantity>>,
     allowMultipleAllocations: boolean,
   ) {
     this.driver = driver;
@@ -30,16 +36,36 @@ export class CelDevice {
   }
 }
 
-const EMPTY_DOMAIN: ReadonlyMap<string, never> = new Map<string, never>();
+const EMPTY_DOMAIN: CelBag<never> = Object.freeze({});
 
 /**
  * A map of domains where an unknown domain reads as an empty map, as Kubernetes
  * specifies; cel-js looks keys up with Map#get, so the instance's get is replaced.
  */
-function domainMap<V>(entries: Map<string, Map<string, V>>): ReadonlyMap<string, ReadonlyMap<string, V>> {
+function domainMap<V>(entries: Map<string, Record<string, V>>): ReadonlyMap<string, CelBag<V>> {
   const plainGet = entries.get.bind(entries);
   Object.defineProperty(entries, 'get', { value: (key: string) => plainGet(key) ?? EMPTY_DOMAIN, enumerable: false });
   return entries;
+}
+
+// Values repeat across a fleet (same versions, memory sizes); sharing them saves memory.
+const semverIntern = new Map<string, Semver | string>();
+const quantityIntern = new Map<string, Quantity | null>();
+const INTERN_LIMIT = 100_000;
+
+function interned<V>(table: Map<string, V>, key: string, make: () => V): V {
+  const hit = table.get(key);
+  if (hit !== undefined || table.has(key)) return hit as V;
+  const v = make();
+  if (table.size >= INTERN_LIMIT) table.clear();
+  table.set(key, v);
+  return v;
+}
+
+function setOwn<V>(bag: Record<string, V>, key: string, value: V): void {
+  // defineProperty so that a name like "__proto__" stays an ordinary key.
+  if (key === '__proto__') Object.defineProperty(bag, key, { value, enumerable: true, configurable: true, writable: true });
+  else bag[key] = value;
 }
 
 /** Splits "domain/name"; a bare name belongs to the driver's domain. */
@@ -53,7 +79,10 @@ export function attributeToCel(attr: DeviceAttribute): CelAttributeValue | undef
   if (attr.int !== undefined) return BigInt(attr.int);
   if (attr.bool !== undefined) return attr.bool;
   if (attr.string !== undefined) return attr.string;
-  if (attr.version !== undefined) return Semver.tryParse(attr.version) ?? attr.version;
+  if (attr.version !== undefined) {
+    const v = attr.version;
+    return interned(semverIntern, v, () => Semver.tryParse(v) ?? v);
+  }
   return undefined;
 }
 
@@ -64,23 +93,24 @@ export function makeCelDevice(
   capacity: Readonly<Record<string, DeviceCapacity>> | undefined,
   allowMultipleAllocations: boolean,
 ): CelDevice {
-  const attrs = new Map<string, Map<string, CelAttributeValue>>();
+  const attrs = new Map<string, Record<string, CelAttributeValue>>();
   for (const [name, attr] of Object.entries(attributes ?? {})) {
     const value = attributeToCel(attr);
     if (value === undefined) continue;
     const [domain, id] = splitQualifiedName(driver, name);
     let m = attrs.get(domain);
-    if (m === undefined) attrs.set(domain, (m = new Map()));
-    m.set(id, value);
+    if (m === undefined) attrs.set(domain, (m = {}));
+    setOwn(m, id, value);
   }
-  const caps = new Map<string, Map<string, Quantity>>();
+  const caps = new Map<string, Record<string, Quantity>>();
   for (const [name, cap] of Object.entries(capacity ?? {})) {
-    const q = Quantity.tryParse(cap.value);
-    if (q === undefined) continue;
+    const text = cap.value;
+    const q = interned(quantityIntern, text, () => Quantity.tryParse(text) ?? null);
+    if (q === null) continue;
     const [domain, id] = splitQualifiedName(driver, name);
     let m = caps.get(domain);
-    if (m === undefined) caps.set(domain, (m = new Map()));
-    m.set(id, q);
+    if (m === undefined) caps.set(domain, (m = {}));
+    setOwn(m, id, q);
   }
   return new CelDevice(driver, domainMap(attrs), domainMap(caps), allowMultipleAllocations);
 }

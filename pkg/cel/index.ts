@@ -10,6 +10,7 @@ export {
   makeCelDevice,
   splitQualifiedName,
   type CelAttributeValue,
+  type CelBag,
   type CompileResult,
   type CompiledSelector,
   type SelectorOutcome,

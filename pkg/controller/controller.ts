@@ -10,11 +10,11 @@ import type { AllocatedDeviceRef, AllocationOutcome, PolicyName } from '../alloc
 import { KubeApiError, isConflict, isNotFound } from '../k8s/client.js';
 import { EventRecorder, referenceTo } from '../k8s/events.js';
 import { Informer, objectKey, type InformerOptions } from '../k8s/informer.js';
-import { RESOURCES, jsonPointerEscape, type Kube, type ResourceType } from '../k8s/resources.js';
+import { RESOURCES, type Kube, type ResourceType } from '../k8s/resources.js';
 import type { Namespace, Node, Pod } from '../k8s/types.js';
 import { errorMessage, logger as makeLogger } from '../log/logger.js';
 import { ControllerMetrics } from './metrics.js';
-import { claimOwnership } from './ownership.js';
+import { classIsOurs, classNamesOf, claimOwnership } from './ownership.js';
 import { isTerminal, nodeFacts, podFacts } from './podfacts.js';
 import { WorkQueue, type SyncResult } from './queue.js';
 import { ACTION, REASON } from './reasons.js';
@@ -337,8 +337,21 @@ export class Controller {
       }
       return undefined;
     }
-    const own = claimOwnership(claim.spec, this.classMap(), this.opts.driver);
-    if (!own.ours) return undefined;
+    const classes = this.classMap();
+    const own = claimOwnership(claim.spec, classes, this.opts.driver);
+    if (!own.ours) {
+      // Half ours: say so once where the user looks, instead of silently ignoring it.
+      if (usesAnyOf(claim, classes, this.opts.driver)) {
+        await this.recorder.record({
+          regarding: referenceTo(claim, 'resource.k8s.io/v1', 'ResourceClaim'),
+          type: 'Warning',
+          reason: REASON.InvalidClaim,
+          action: ACTION.Allocate,
+          note: `Cascade does not allocate this claim because ${own.why}. Use only Cascade device classes in one claim (put other drivers' devices in a separate claim); until then the kube-scheduler's built-in allocator handles it.`,
+        });
+      }
+      return undefined;
+    }
     if (users.length > 0 || claim.metadata.ownerReferences?.some((o) => o.kind === 'Pod')) {
       // Decided together with the other claims of its pod.
       for (const p of this.claimUsers.get(key) ?? []) this.queue.add(POD + p);
@@ -485,9 +498,13 @@ export class Controller {
     return this.queue.backlog;
   }
 
-  jsonPointer(key: string): string {
-    return jsonPointerEscape(key);
-  }
+}
+
+function usesAnyOf(claim: ResourceClaim, classes: ReadonlyMap<string, DeviceClass>, driver: string): boolean {
+  return classNamesOf(claim.spec).some((n) => {
+    const dc = classes.get(n);
+    return dc !== undefined && classIsOurs(dc, driver);
+  });
 }
 
 /** Share of partly used GPUs (counter sets) among those in use at all. */

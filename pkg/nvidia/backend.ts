@@ -2,7 +2,7 @@
 // destruction, health. nvidia-smi is one implementation; tests drive it
 // against the simulator in hack/fake-nvidia-smi.
 import type { LostGpu } from './parse-list.js';
-import type { ComputeInstance, CreatedMigDevice, GpuHealth, GpuInfo, GpuInstance, MigProfile } from './types.js';
+import type { ComputeInstance, CreatedMigDevice, GpuHealth, GpuInfo, GpuInstance, MigModeState, MigProfile } from './types.js';
 
 /** Everything discovery learned about the node's GPUs at one moment. */
 export interface Discovery {
@@ -49,6 +49,12 @@ export interface GpuBackend {
    * gone count as destroyed, so a retried unprepare succeeds.
    */
   destroyMigDevice(request: DestroyMigRequest): Promise<void>;
+  /**
+   * Asks for MIG mode on or off and returns the mode nvidia-smi then reports.
+   * On Ampere the change stays pending until a GPU reset (current unchanged);
+   * Hopper and newer switch at once. Fails while GPU instances exist.
+   */
+  setMigMode(gpuIndex: number, enabled: boolean): Promise<MigModeState>;
   /** Health of every GPU nvidia-smi reports or could not reach. */
   health(): Promise<GpuHealth[]>;
 }

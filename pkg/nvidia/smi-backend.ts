@@ -19,7 +19,7 @@ import {
 } from './parse-mig.js';
 import { nvlinkPeers, parseTopology } from './parse-topo.js';
 import { type XmlGpu, type XmlLog, parseQueryXml } from './parse-xml.js';
-import type { ComputeInstance, CreatedMigDevice, GpuHealth, GpuInfo, GpuInstance, ListedGpu, MigDeviceInfo, MigProfile, TopologyRow } from './types.js';
+import type { ComputeInstance, CreatedMigDevice, GpuHealth, GpuInfo, GpuInstance, ListedGpu, MigDeviceInfo, MigModeState, MigProfile, TopologyRow } from './types.js';
 
 export interface NvidiaSmiBackendOptions extends Partial<Omit<SmiExecOptions, 'path'>> {
   /** Path of nvidia-smi; default "nvidia-smi" from PATH. */
@@ -83,10 +83,23 @@ export class NvidiaSmiBackend implements GpuBackend {
     const xml = parseQueryXml(xmlResult.stdout);
     const topology = await this.topology();
 
-    const migEnabled = rows.some((r) => r.migCurrent === 'Enabled');
-    const [migProfiles, gpuInstances, computeInstances, listed] = migEnabled
-      ? await Promise.all([this.listMigProfiles(), this.listGpuInstances(), this.listComputeInstances(), this.list()])
-      : [[], [], [], []];
+    const enabled = rows.filter((r) => r.migCurrent === 'Enabled').map((r) => r.index);
+    // With a GPU lost, a mig listing over all GPUs fails (exit 15): ask each reachable one.
+    const each = async <T>(list: (gpuIndex?: number) => Promise<T[]>): Promise<T[]> => {
+      if (lost.length === 0) return list();
+      const out: T[] = [];
+      for (const i of enabled) out.push(...(await list(i)));
+      return out;
+    };
+    const [migProfiles, gpuInstances, computeInstances, listed] =
+      enabled.length > 0
+        ? await Promise.all([
+            each((i) => this.listMigProfiles(i)),
+            each((i) => this.listGpuInstances(i)),
+            each((i) => this.listComputeInstances(i)),
+            this.list(),
+          ])
+        : [[], [], [], []];
 
     const gpus = await Promise.all(rows.map((row) => this.mergeGpu(row, xml, topology, listed)));
     return {
@@ -280,6 +293,18 @@ export class NvidiaSmiBackend implements GpuBackend {
     } catch (err: unknown) {
       if (!(err instanceof NvidiaSmiError && err.kind === 'not-found')) throw err;
     }
+  }
+
+  async setMigMode(gpuIndex: number, enabled: boolean): Promise<MigModeState> {
+    const gpu = checkSmallInt('GPU index', gpuIndex, 63);
+    return this.mutations.run(async () => {
+      // A pending change prints a warning and still ends "All done.": re-read the mode.
+      await this.run(['-i', String(gpu), '-mig', enabled ? '1' : '0']);
+      const r = await this.run(['-i', String(gpu), ...queryGpuArgs()]);
+      const row = parseQueryGpu(r.stdout, r.command)[0];
+      if (!row) throw new NvidiaSmiError(r.command, 'other', 0, `GPU ${gpu} is not listed`);
+      return { current: row.migCurrent, pending: row.migPending };
+    });
   }
 
   async health(): Promise<GpuHealth[]> {

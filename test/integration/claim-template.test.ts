@@ -3,7 +3,8 @@
 import { describeCluster, useNamespace, kubectl, eventually } from '../support/cluster.js';
 import type { ResourceClaim } from '../../pkg/api/resource.js';
 
-const DRIVER = 'gpu.cascade.dev';
+// A class of no installed driver: nothing allocates this claim, only the claim controller acts.
+const DRIVER = 'unowned.example.com';
 
 describeCluster('ResourceClaimTemplates and the resourceclaim controller', () => {
   const ns = useNamespace('tmpl');

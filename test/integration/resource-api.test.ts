@@ -4,13 +4,12 @@ import { describeCluster, useNamespace, kubectl } from '../support/cluster.js';
 import { KubeApiError } from '../../pkg/k8s/client.js';
 import type { DeviceClass, ResourceClaim, ResourceSlice } from '../../pkg/api/resource.js';
 
-const DRIVER = 'gpu.cascade.dev';
 
-function sliceWithDevices(name: string, node: string, count: number): ResourceSlice {
+function sliceWithDevices(driver: string, name: string, node: string, count: number): ResourceSlice {
   return {
     metadata: { name },
     spec: {
-      driver: DRIVER,
+      driver,
       nodeName: node,
       pool: { name: node, generation: 1, resourceSliceCount: 1 },
       devices: Array.from({ length: count }, (_, i) => ({ name: `gpu-${i}` })),
@@ -21,6 +20,8 @@ function sliceWithDevices(name: string, node: string, count: number): ResourceSl
 describeCluster('resource.k8s.io/v1 on the real API server', () => {
   const ns = useNamespace('resapi');
   const suffix = Math.random().toString(36).slice(2, 7);
+  // A driver of this file's own, so the e2e add-on's controller (gpu.cascade.dev) never touches these objects.
+  const DRIVER = `rt-${suffix}.cascade.dev`;
 
   afterAll(async () => {
     if (!ns.kube) return;
@@ -103,7 +104,7 @@ describeCluster('resource.k8s.io/v1 on the real API server', () => {
   });
 
   it('rejects a ResourceSlice with 129 devices and says why', async () => {
-    const err = await ns.kube.resourceSlices.create(sliceWithDevices(`rt-too-many-${suffix}`, `node-${suffix}`, 129)).catch((e: unknown) => e);
+    const err = await ns.kube.resourceSlices.create(sliceWithDevices(DRIVER, `rt-too-many-${suffix}`, `node-${suffix}`, 129)).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(KubeApiError);
     const apiErr = err as KubeApiError;
     expect(apiErr.code).toBe(422);
@@ -112,12 +113,12 @@ describeCluster('resource.k8s.io/v1 on the real API server', () => {
   });
 
   it('accepts exactly 128 devices in one slice (the documented limit)', async () => {
-    const s = await ns.kube.resourceSlices.create(sliceWithDevices(`rt-max-${suffix}`, `node-${suffix}`, 128), { dryRun: true });
+    const s = await ns.kube.resourceSlices.create(sliceWithDevices(DRIVER, `rt-max-${suffix}`, `node-${suffix}`, 128), { dryRun: true });
     expect(s.spec.devices).toHaveLength(128);
   });
 
   it('rejects a slice that holds both devices and shared counters', async () => {
-    const s = sliceWithDevices(`rt-both-${suffix}`, `node-${suffix}`, 1);
+    const s = sliceWithDevices(DRIVER, `rt-both-${suffix}`, `node-${suffix}`, 1);
     s.spec.sharedCounters = [{ name: 'c', counters: { x: { value: '1' } } }];
     const err = (await ns.kube.resourceSlices.create(s, { dryRun: true }).catch((e: unknown) => e)) as KubeApiError;
     expect(err.code).toBe(422);

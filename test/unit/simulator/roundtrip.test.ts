@@ -121,6 +121,18 @@ describe('NvidiaSmiBackend driving the simulator', () => {
     expect(d.lost).toEqual([{ pciBusId: expect.stringMatching(/^0000:[0-9a-f]{2}:00\.0$/) as string, message: 'GPU is lost.  Reboot the system to recover this GPU' }]);
   });
 
+  it('still lists the MIG state of the reachable GPUs when one is lost', async () => {
+    fake = createFakeNvidiaSmi(FLEETS.h100x8('Enabled'));
+    const backend = backendFor(fake);
+    await backend.createMigDevice({ gpuIndex: 1, profileId: 9, placementStart: 0 });
+    fake.addFaults({ lostGpus: [7] });
+    const d = await backend.discover();
+    expect(d.gpus).toHaveLength(7);
+    expect(new Set(d.migProfiles.map((p) => p.gpuIndex))).toEqual(new Set([0, 1, 2, 3, 4, 5, 6]));
+    expect(d.gpuInstances.map((g) => [g.gpuIndex, g.instanceId])).toEqual([[1, 1]]);
+    expect(d.lost).toHaveLength(1);
+  });
+
   it('reports a lost GPU and uncorrectable ECC errors as unhealthy', async () => {
     fake = createFakeNvidiaSmi(FLEETS.h100x8());
     fake.setFaults({ lostGpus: [7], eccErrors: { '3': 2 } });
@@ -142,5 +154,20 @@ describe('NvidiaSmiBackend driving the simulator', () => {
   it('says the simulator is not executable when the path is wrong', async () => {
     fake = createFakeNvidiaSmi(FLEETS.a100());
     expect(await kindOf(new NvidiaSmiBackend({ path: `${fake.dir}/missing` }).discover())).toBe('not-executable');
+  });
+});
+
+describe('switching MIG mode through the backend', () => {
+  let fake: FakeNvidiaSmi;
+  afterEach(() => fake.cleanup());
+
+  it('switches a Hopper GPU at once', async () => {
+    fake = createFakeNvidiaSmi({ gpus: [{ model: 'H100-80GB' }] });
+    expect(await backendFor(fake).setMigMode(0, true)).toEqual({ current: 'Enabled', pending: 'Enabled' });
+  });
+
+  it('leaves an Ampere GPU pending until a reset', async () => {
+    fake = createFakeNvidiaSmi(FLEETS.a100());
+    expect(await backendFor(fake).setMigMode(0, true)).toEqual({ current: 'Disabled', pending: 'Enabled' });
   });
 });

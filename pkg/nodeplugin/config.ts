@@ -1,0 +1,116 @@
+// The node plugin's configuration: command-line flags and environment parsed
+// once into a typed, validated value.
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import path from 'node:path';
+import { DEFAULT_DRIVER_NAME } from '../api/resource.js';
+
+export interface NodePluginConfig {
+  /** Path of nvidia-smi (or the simulator). */
+  readonly nvidiaSmiPath: string;
+  readonly nvidiaSmiTimeoutMs: number;
+  readonly nodeName: string;
+  readonly driverName: string;
+  /** Print the ResourceSlices that would be published and exit. */
+  readonly dryRun: boolean;
+  /** Undefined: in-cluster configuration. */
+  readonly kubeconfig: string | undefined;
+  readonly pluginsDir: string;
+  readonly registryDir: string;
+  readonly cdiRoot: string;
+  /** Checkpoints and other node-local state; default <plugins-dir>/<driver-name>. */
+  readonly stateDir: string;
+  /** Let Hopper-and-newer GPUs switch MIG mode at prepare time (docs/devices.md). */
+  readonly dynamicMig: boolean;
+}
+
+const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+
+function dnsSubdomain(what: string): (value: string) => string {
+  return (value) => {
+    if (value.length > 253 || !DNS_SUBDOMAIN.test(value)) {
+      throw new InvalidArgumentError(`${what} must be a DNS subdomain (lower-case letters, digits, "-" and "."), got ${JSON.stringify(value)}`);
+    }
+    return value;
+  };
+}
+
+function positiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError(`expected a positive integer, got ${JSON.stringify(value)}`);
+  return n;
+}
+
+interface RawOptions {
+  nvidiaSmi?: string;
+  nvidiaSmiTimeout: number;
+  nodeName?: string;
+  driverName: string;
+  dryRun: boolean;
+  kubeconfig?: string;
+  pluginsDir: string;
+  registryDir: string;
+  cdiRoot: string;
+  stateDir?: string;
+  dynamicMig: boolean;
+}
+
+/** The flag set; exported so the help text can be tested and printed. */
+export function nodePluginCommand(env: NodeJS.ProcessEnv = process.env): Command {
+  return new Command('cascade-node-plugin')
+    .description('Cascade node plugin: discovers NVIDIA GPUs and publishes them as ResourceSlices')
+    .addOption(new Option('--nvidia-smi <path>', 'path of nvidia-smi (default: $NVIDIA_SMI, else nvidia-smi from PATH)'))
+    .addOption(new Option('--nvidia-smi-timeout <ms>', 'limit for one nvidia-smi call').argParser(positiveInt).default(30_000))
+    .addOption(new Option('--node-name <name>', 'this node (default: $NODE_NAME)').argParser(dnsSubdomain('--node-name')))
+    .addOption(new Option('--driver-name <name>', 'DRA driver name').argParser(dnsSubdomain('--driver-name')).default(DEFAULT_DRIVER_NAME))
+    .addOption(new Option('--dry-run', 'print the ResourceSlices that would be published as JSON and exit').default(false))
+    .addOption(new Option('--kubeconfig <path>', 'kubeconfig (default: $KUBECONFIG, else in-cluster)'))
+    .addOption(new Option('--plugins-dir <dir>', 'kubelet plugins directory').default('/var/lib/kubelet/plugins'))
+    .addOption(new Option('--registry-dir <dir>', 'kubelet plugin registration directory').default('/var/lib/kubelet/plugins_registry'))
+    .addOption(new Option('--cdi-root <dir>', 'directory for CDI specs').default('/var/run/cdi'))
+    .addOption(new Option('--state-dir <dir>', 'node-local state (default: <plugins-dir>/<driver-name>)'))
+    .addOption(new Option('--no-dynamic-mig', 'never switch MIG mode; publish each GPU as its current mode allows'))
+    .allowExcessArguments(false)
+    .exitOverride()
+    // Errors come back as exceptions with a message; help goes to stdout as usual.
+    .configureOutput({ writeErr: () => undefined })
+    .addHelpText('after', `\nEnvironment: NODE_NAME (now ${JSON.stringify(env.NODE_NAME ?? '')}), NVIDIA_SMI, KUBECONFIG`);
+}
+
+/** Thrown for --help: the help was printed and the process should exit 0. */
+export class HelpShown extends Error {
+  override readonly name = 'HelpShown';
+}
+
+/**
+ * Parses argv (without the node and script paths) and the environment.
+ * Throws an Error whose message a person can act on.
+ */
+export function parseNodePluginConfig(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): NodePluginConfig {
+  const command = nodePluginCommand(env);
+  try {
+    command.parse([...argv], { from: 'user' });
+  } catch (err: unknown) {
+    if (err instanceof CommanderError && err.exitCode === 0) throw new HelpShown(err.message);
+    const message = err instanceof Error ? err.message.replace(/^error: /, '') : String(err);
+    throw new Error(message);
+  }
+  const o = command.opts<RawOptions>();
+  const nodeName = o.nodeName ?? env.NODE_NAME;
+  if (nodeName === undefined || nodeName === '') {
+    throw new Error('the node name is unknown: pass --node-name or set NODE_NAME (the downward API spec.nodeName)');
+  }
+  dnsSubdomain('NODE_NAME')(nodeName);
+  return {
+    nvidiaSmiPath: o.nvidiaSmi ?? env.NVIDIA_SMI ?? 'nvidia-smi',
+    nvidiaSmiTimeoutMs: o.nvidiaSmiTimeout,
+    nodeName,
+    driverName: o.driverName,
+    dryRun: o.dryRun,
+    kubeconfig: o.kubeconfig ?? env.KUBECONFIG,
+    pluginsDir: o.pluginsDir,
+    registryDir: o.registryDir,
+    cdiRoot: o.cdiRoot,
+    stateDir: o.stateDir ?? path.join(o.pluginsDir, o.driverName),
+    dynamicMig: o.dynamicMig,
+  };
+}

@@ -1,0 +1,147 @@
+// The add-on as a user installs it: manifests applied with kubectl apply
+// --server-side, components running under exactly that RBAC, the ResourceSlice
+// policy enforced by the real API server, and leader failover between replicas.
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { describeCluster, adminKubeconfig, clusterDir, eventually, kubectl, useNamespace } from '../support/cluster.js';
+import { ADDON_NAMESPACE, Component, applyServerSide, nodeBoundKubeconfig, renderManifests, webhookToUrl } from '../support/addon.js';
+import { gpuSlice } from '../support/fleet.js';
+import { createFakeNode, writeServiceAccountKubeconfig } from '../../pkg/cluster/controlplane.js';
+import { Kube } from '../../pkg/k8s/resources.js';
+import { KubeApiError } from '../../pkg/k8s/client.js';
+import { SlicePublisher } from '../../pkg/publish/publisher.js';
+import type { Lease } from '../../pkg/k8s/types.js';
+
+const DRIVER = 'gpu.cascade.dev';
+
+async function freePort(): Promise<number> {
+  return await new Promise((resolve) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const a = s.address();
+      s.close(() => resolve(typeof a === 'object' && a ? a.port : 0));
+    });
+  });
+}
+
+describeCluster('the add-on installed from manifests/', () => {
+  const ns = useNamespace('addon');
+  const nodeA = 'addon-node-a';
+  const nodeB = 'addon-node-b';
+  let webhookPort: number;
+  const controllers: Component[] = [];
+
+  const controller = (name: string, kubeconfig: string, port: number): Component =>
+    new Component(name, 'cmd/controller/main.js', [
+      `--kubeconfig=${kubeconfig}`,
+      `--namespace=${ADDON_NAMESPACE}`,
+      `--identity=${name}`,
+      '--http-port=0',
+      '--http-host=127.0.0.1',
+      `--webhook-port=${port}`,
+      '--webhook-host=127.0.0.1',
+      '--webhook-ip=127.0.0.1',
+      '--lease-duration=10',
+    ]);
+
+  beforeAll(async () => {
+    webhookPort = await freePort();
+    const docs = webhookToUrl(await renderManifests('dev'), `https://127.0.0.1:${webhookPort}/mutate-pods`);
+    const applied = await applyServerSide(docs);
+    if (applied.code !== 0) throw new Error(`kubectl apply failed: ${applied.stderr}`);
+    await createFakeNode(ns.kube, nodeA);
+    await createFakeNode(ns.kube, nodeB);
+  }, 60_000);
+
+  afterAll(async () => {
+    for (const c of controllers) await c.stop();
+    if (!ns.kube) return;
+    for (const n of [nodeA, nodeB]) await ns.kube.nodes.delete(n).catch(() => undefined);
+  });
+
+  it('applies cleanly and idempotently with kubectl apply --server-side', async () => {
+    const again = await applyServerSide(webhookToUrl(await renderManifests('dev'), `https://127.0.0.1:${webhookPort}/mutate-pods`));
+    expect(again.code).toBe(0);
+    expect(again.stdout).toMatch(/deviceclass.resource.k8s.io\/gpu.gpu.cascade.dev serverside-applied/);
+    const dcs = await kubectl(['get', 'deviceclasses', '-o', 'name']);
+    expect(dcs.stdout).toContain('deviceclass.resource.k8s.io/gpu.gpu.cascade.dev');
+    expect(dcs.stdout).toContain('deviceclass.resource.k8s.io/mig.gpu.cascade.dev');
+  });
+
+  it("lets a node plugin write its own node's slices and refuses another node's", async () => {
+    const kcA = await nodeBoundKubeconfig(ns.kube, 'cascade-node-plugin', nodeA, join(clusterDir(), 'plugin-a.kubeconfig'));
+    const plugin = Kube.fromFile(kcA);
+    try {
+      const own = new SlicePublisher(plugin, { driver: DRIVER, nodeName: nodeA });
+      const slice = gpuSlice(DRIVER, nodeA, [{ product: 'NVIDIA H100 80GB HBM3', memoryGi: 80 }]);
+      const res = await own.publish([{ name: slice.metadata.name!, spec: slice.spec }]);
+      expect(res).toMatchObject({ changed: true, created: 1 });
+
+      const other = gpuSlice(DRIVER, nodeB, [{ product: 'NVIDIA H100 80GB HBM3', memoryGi: 80 }]);
+      // The API server loads a new admission policy asynchronously: wait until it is in force.
+      await eventually('the ResourceSlice policy to be in force', async () => {
+        const e = await plugin.resourceSlices.create(other, { dryRun: true }).then(() => undefined, (x: unknown) => x);
+        return e instanceof KubeApiError && e.code === 403;
+      }, 30_000);
+      const err = (await plugin.resourceSlices.create(other).catch((e: unknown) => e)) as KubeApiError;
+      expect(err).toBeInstanceOf(KubeApiError);
+      expect(err.code).toBe(403);
+      expect(err.message).toContain(`the node plugin on node ${nodeA} may only write ResourceSlices of its own node, not of node ${nodeB}`);
+
+      const foreign = gpuSlice('other.example.com', nodeA, [{ product: 'x', memoryGi: 1 }]);
+      const err2 = (await plugin.resourceSlices.create(foreign).catch((e: unknown) => e)) as KubeApiError;
+      expect(err2.code).toBe(403);
+      expect(err2.message).toContain('may only write ResourceSlices of driver gpu.cascade.dev');
+
+      // An admin-made slice of node B cannot be deleted by node A's plugin either.
+      await ns.kube.resourceSlices.create(other);
+      const err3 = (await plugin.resourceSlices.delete(other.metadata.name!).catch((e: unknown) => e)) as KubeApiError;
+      expect(err3.code).toBe(403);
+      await ns.kube.resourceSlices.delete(other.metadata.name!);
+
+      // A token that is not bound to a pod on a node is refused outright.
+      const unbound = Kube.fromFile(await writeServiceAccountKubeconfig(adminKubeconfig(), ADDON_NAMESPACE, 'cascade-node-plugin', join(clusterDir(), 'plugin-unbound.kubeconfig')));
+      const err4 = (await unbound.resourceSlices.create(gpuSlice(DRIVER, nodeA, [])).catch((e: unknown) => e)) as KubeApiError;
+      unbound.close();
+      expect(err4.code).toBe(403);
+      expect(err4.message).toContain('not bound to a pod on a node');
+    } finally {
+      plugin.close();
+    }
+  });
+
+  it('runs two controller replicas under their ServiceAccount; one leads, allocates, and a killed leader is replaced', async () => {
+    const kc = await writeServiceAccountKubeconfig(adminKubeconfig(), ADDON_NAMESPACE, 'cascade-controller', join(clusterDir(), 'controller.kubeconfig'));
+    const port2 = await freePort();
+    controllers.push(controller('controller-1', kc, webhookPort).start(), controller('controller-2', kc, port2).start());
+    const lease = async (): Promise<Lease> => await ns.kube.leases.get('cascade-controller', ADDON_NAMESPACE);
+    const first = await eventually('a leader', async () => (await lease().catch(() => undefined))?.spec.holderIdentity, 30_000);
+    expect(['controller-1', 'controller-2']).toContain(first);
+
+    // The leader allocates with nothing but the manifests' RBAC.
+    await ns.kube.resourceClaims.create({
+      metadata: { name: 'one-h100', namespace: ns.name },
+      spec: { devices: { requests: [{ name: 'gpu', exactly: { deviceClassName: `gpu.${DRIVER}` } }] } },
+    });
+    const claim = await eventually('allocation under RBAC', async () => {
+      const c = await ns.kube.resourceClaims.get('one-h100', ns.name);
+      return c.status?.allocation ? c : undefined;
+    }, 30_000);
+    expect(claim.status?.allocation?.devices?.results?.[0]).toMatchObject({ driver: DRIVER, pool: nodeA, device: 'gpu-0' });
+    const described = await kubectl(['describe', 'resourceclaim', 'one-h100', '-n', ns.name]);
+    expect(described.stdout).toMatch(/Allocated\s+.*gpu-0/);
+
+    // Kill -9 the leader: the other replica takes the Lease within its duration.
+    const leader = controllers.find((c) => c.name === first)!;
+    await leader.stop('SIGKILL');
+    const next = await eventually('a new leader', async () => {
+      const h = (await lease()).spec.holderIdentity;
+      return h && h !== first ? h : undefined;
+    }, 15_000);
+    expect(next).not.toBe(first);
+
+    // And the new leader does the work.
+    await ns.kube.resourceClaims.delete('one-h100', ns.name);
+    await eventually('deallocation by the new leader', async () => !(await ns.kube.resourceClaims.list(ns.name)).some((c) => c.metadata.name === 'one-h100'), 30_000);
+  }, 90_000);
+});

@@ -1,0 +1,74 @@
+// Flags and environment of the node plugin, parsed into its typed config.
+import { parseNodePluginConfig } from '../../../pkg/nodeplugin/config.js';
+
+describe('parseNodePluginConfig', () => {
+  it('fills the documented defaults', () => {
+    expect(parseNodePluginConfig(['--node-name', 'n1'], {})).toEqual({
+      nvidiaSmiPath: 'nvidia-smi',
+      nvidiaSmiTimeoutMs: 30_000,
+      nodeName: 'n1',
+      driverName: 'gpu.cascade.dev',
+      dryRun: false,
+      kubeconfig: undefined,
+      pluginsDir: '/var/lib/kubelet/plugins',
+      registryDir: '/var/lib/kubelet/plugins_registry',
+      cdiRoot: '/var/run/cdi',
+      stateDir: '/var/lib/kubelet/plugins/gpu.cascade.dev',
+      dynamicMig: true,
+    });
+  });
+
+  it('reads every flag', () => {
+    const c = parseNodePluginConfig(
+      [
+        '--nvidia-smi=/opt/bin/nvidia-smi',
+        '--nvidia-smi-timeout',
+        '5000',
+        '--node-name',
+        'n2',
+        '--driver-name',
+        'gpu.example.com',
+        '--dry-run',
+        '--kubeconfig',
+        '/k',
+        '--plugins-dir',
+        '/p',
+        '--registry-dir',
+        '/r',
+        '--cdi-root',
+        '/c',
+        '--state-dir',
+        '/s',
+        '--no-dynamic-mig',
+      ],
+      {},
+    );
+    expect(c).toEqual({
+      nvidiaSmiPath: '/opt/bin/nvidia-smi',
+      nvidiaSmiTimeoutMs: 5000,
+      nodeName: 'n2',
+      driverName: 'gpu.example.com',
+      dryRun: true,
+      kubeconfig: '/k',
+      pluginsDir: '/p',
+      registryDir: '/r',
+      cdiRoot: '/c',
+      stateDir: '/s',
+      dynamicMig: false,
+    });
+  });
+
+  it('takes NODE_NAME, NVIDIA_SMI and KUBECONFIG from the environment', () => {
+    expect(parseNodePluginConfig([], { NODE_NAME: 'n3', NVIDIA_SMI: '/x/nvidia-smi', KUBECONFIG: '/kc' })).toMatchObject({ nodeName: 'n3', nvidiaSmiPath: '/x/nvidia-smi', kubeconfig: '/kc' });
+  });
+
+  it.each([
+    ['no node name at all', [], {}, /node name is unknown: pass --node-name or set NODE_NAME/],
+    ['a node name that is not a DNS subdomain', ['--node-name', 'Node_1'], {}, /--node-name must be a DNS subdomain/],
+    ['a NODE_NAME that is not a DNS subdomain', [], { NODE_NAME: 'UPPER' }, /NODE_NAME must be a DNS subdomain/],
+    ['a zero timeout', ['--node-name', 'n', '--nvidia-smi-timeout', '0'], {}, /expected a positive integer/],
+    ['an unknown flag', ['--node-name', 'n', '--frobnicate'], {}, /unknown option '--frobnicate'/],
+  ])('refuses %s with a message a person can act on', (_name, argv, env, message) => {
+    expect(() => parseNodePluginConfig(argv, env)).toThrow(message);
+  });
+});
