@@ -1,0 +1,64 @@
+#!/usr/bin/env node
+// kubectl plugin: `kubectl cascade explain <claim>` and `kubectl cascade fleet`.
+// Install by putting `kubectl-cascade` (the package's bin) on PATH.
+import { Command } from 'commander';
+import { DEFAULT_DRIVER_NAME, type ResourceClaim } from '../../pkg/api/resource.js';
+import { renderExplain } from '../../pkg/cli/explain.js';
+import { fleetRows, renderFleet } from '../../pkg/cli/fleet.js';
+import { nodeFacts } from '../../pkg/controller/podfacts.js';
+import { KubeClient } from '../../pkg/k8s/client.js';
+import { Kube } from '../../pkg/k8s/resources.js';
+import { errorMessage } from '../../pkg/log/logger.js';
+
+const program = new Command()
+  .name('kubectl cascade')
+  .description('Inspect Cascade GPU allocations')
+  .option('--kubeconfig <path>', 'kubeconfig file', process.env.KUBECONFIG)
+  .option('--driver-name <name>', 'DRA driver name', DEFAULT_DRIVER_NAME);
+
+function kube(): Kube {
+  const o = program.opts<{ kubeconfig?: string }>();
+  return new Kube(KubeClient.fromDefault(o.kubeconfig));
+}
+
+program
+  .command('explain <claim>')
+  .description('the decision for a claim, the alternatives and why they lost')
+  .option('-n, --namespace <ns>', 'namespace of the claim', 'default')
+  .action(async (name: string, opts: { namespace: string }) => {
+    const k = kube();
+    try {
+      const driver = program.opts<{ driverName: string }>().driverName;
+      const claim: ResourceClaim = await k.resourceClaims.get(name, opts.namespace);
+      const [claims, slices, classes, nodes, pods, events] = await Promise.all([
+        k.resourceClaims.list(),
+        k.resourceSlices.list(undefined, { fieldSelector: `spec.driver=${driver}` }),
+        k.deviceClasses.list(),
+        k.nodes.list(),
+        k.pods.list(),
+        k.events.list(opts.namespace, { fieldSelector: `regarding.name=${name}` }),
+      ]);
+      console.log(renderExplain({ claim, claims, slices, classes, nodes: nodeFacts(nodes, pods), events: events.filter((e) => e.regarding.uid === claim.metadata.uid), driver }));
+    } finally {
+      k.close();
+    }
+  });
+
+program
+  .command('fleet')
+  .description('per node and GPU: whole, MIG layout, free, tainted')
+  .action(async () => {
+    const k = kube();
+    try {
+      const driver = program.opts<{ driverName: string }>().driverName;
+      const [slices, claims] = await Promise.all([k.resourceSlices.list(undefined, { fieldSelector: `spec.driver=${driver}` }), k.resourceClaims.list()]);
+      console.log(renderFleet(fleetRows(slices, claims, driver)));
+    } finally {
+      k.close();
+    }
+  });
+
+program.parseAsync().catch((err: unknown) => {
+  console.error(`kubectl cascade: ${errorMessage(err)}`);
+  process.exit(1);
+});

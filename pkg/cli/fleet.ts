@@ -1,0 +1,104 @@
+// `kubectl cascade fleet`: per node and GPU, what is whole, what is split into
+// MIG partitions, what is free and what is tainted, from the live slices and
+// claim allocations.
+import type { Device, ResourceClaim, ResourceSlice } from '../api/resource.js';
+import { ATTR, qualify } from '../api/devicemodel.js';
+
+export interface GpuRow {
+  readonly node: string;
+  readonly gpu: string;
+  readonly product: string;
+  /** "free", "whole: ns/claim", "mig: 3g.40gb@0 ns/claim, ...", "unavailable". */
+  readonly usage: string;
+  /** Memory slices 0-7 as a bar: # used, . free (MIG-capable GPUs only). */
+  readonly slices: string;
+  readonly tainted: string;
+}
+
+interface Holder {
+  readonly claim: string;
+}
+
+function attr(d: Device, driver: string, name: string): string | number | boolean | undefined {
+  const a = d.attributes?.[qualify(driver, name)];
+  return a?.string ?? a?.int ?? a?.bool ?? a?.version;
+}
+
+/** Only the highest generation of each pool counts. */
+export function currentSlices(slices: readonly ResourceSlice[], driver: string): ResourceSlice[] {
+  const maxGen = new Map<string, number>();
+  for (const s of slices) if (s.spec.driver === driver) maxGen.set(s.spec.pool.name, Math.max(maxGen.get(s.spec.pool.name) ?? 0, s.spec.pool.generation));
+  return slices.filter((s) => s.spec.driver === driver && s.spec.pool.generation === maxGen.get(s.spec.pool.name));
+}
+
+export function fleetRows(slices: readonly ResourceSlice[], claims: readonly ResourceClaim[], driver: string): GpuRow[] {
+  const holders = new Map<string, Holder>();
+  for (const c of claims) {
+    for (const r of c.status?.allocation?.devices?.results ?? []) {
+      if (r.driver !== driver || r.adminAccess) continue;
+      holders.set(`${r.pool}/${r.device}`, { claim: `${c.metadata.namespace ?? ''}/${c.metadata.name ?? ''}` });
+    }
+  }
+  interface Gpu {
+    node: string;
+    pool: string;
+    whole?: Device;
+    parts: Device[];
+  }
+  const gpus = new Map<string, Gpu>();
+  for (const s of currentSlices(slices, driver)) {
+    const node = s.spec.nodeName ?? s.spec.pool.name;
+    for (const d of s.spec.devices ?? []) {
+      const type = attr(d, driver, ATTR.type);
+      const minor = type === 'mig' ? attr(d, driver, ATTR.parentMinor) : attr(d, driver, ATTR.minor) ?? attr(d, driver, ATTR.index);
+      const key = `${s.spec.pool.name}/${String(minor ?? d.name)}`;
+      let g = gpus.get(key);
+      if (!g) gpus.set(key, (g = { node, pool: s.spec.pool.name, parts: [] }));
+      if (type === 'mig') g.parts.push(d);
+      else g.whole = d;
+    }
+  }
+  const rows: GpuRow[] = [];
+  for (const g of [...gpus.values()].sort((a, b) => (a.node + (a.whole?.name ?? '')).localeCompare(b.node + (b.whole?.name ?? ''), undefined, { numeric: true }))) {
+    const name = g.whole?.name ?? g.parts[0]?.name.replace(/-mig-.*$/, '') ?? '?';
+    const product = String((g.whole && attr(g.whole, driver, ATTR.productName)) ?? (g.parts[0] && attr(g.parts[0], driver, ATTR.productName)) ?? '');
+    const wholeHolder = g.whole ? holders.get(`${g.pool}/${g.whole.name}`) : undefined;
+    const used = Array.from({ length: 8 }, () => false);
+    const migs: string[] = [];
+    for (const p of g.parts) {
+      const h = holders.get(`${g.pool}/${p.name}`);
+      if (!h) continue;
+      const start = Number(attr(p, driver, ATTR.placementStart) ?? 0);
+      const size = Number(attr(p, driver, ATTR.placementSize) ?? 0);
+      for (let i = start; i < start + size && i < 8; i++) used[i] = true;
+      migs.push(`${String(attr(p, driver, ATTR.profile) ?? p.name)}@${start} ${h.claim}`);
+    }
+    const taints = [...(g.whole?.taints ?? []), ...g.parts.flatMap((p) => p.taints ?? [])];
+    rows.push({
+      node: g.node,
+      gpu: name,
+      product,
+      usage: wholeHolder ? `whole: ${wholeHolder.claim}` : migs.length ? `mig: ${migs.join(', ')}` : 'free',
+      slices: g.parts.length ? (wholeHolder ? '########' : used.map((u) => (u ? '#' : '.')).join('')) : '',
+      tainted: taints.length ? [...new Set(taints.map((t) => `${t.key}:${t.effect}`))].join(',') : '',
+    });
+  }
+  return rows;
+}
+
+/** Renders rows as an aligned text table, kubectl style. */
+export function renderTable(headers: readonly string[], rows: readonly (readonly string[])[]): string {
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: readonly string[]): string => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd((widths[i] ?? 0) + 3))).join('').trimEnd();
+  return [line(headers), ...rows.map(line)].join('\n');
+}
+
+export function renderFleet(rows: readonly GpuRow[]): string {
+  const total = rows.length;
+  const free = rows.filter((r) => r.usage === 'free').length;
+  const table = renderTable(
+    ['NODE', 'GPU', 'PRODUCT', 'MIG SLICES', 'TAINTS', 'USAGE'],
+    rows.map((r) => [r.node, r.gpu, r.product, r.slices || '-', r.tainted || '-', r.usage]),
+  );
+  return `${table}\n\n${total} GPUs, ${free} completely free, ${rows.filter((r) => r.usage.startsWith('mig:')).length} partly used by MIG, ${rows.filter((r) => r.usage.startsWith('whole:')).length} used whole.`;
+}
