@@ -39,9 +39,9 @@ interface Compiled {
 function compileAll(selectors: readonly DeviceSelector[] | undefined, what: string): Compiled {
   const out: CompiledSelector[] = [];
   for (const [i, s] of (selectors ?? []).entries()) {
-    if (s.cel === undefined) return { selectors: out, error: `${what}: selector #${i} has no CEL expression (unsupported selector type)` };
+    if (s.cel === undefined) return { selectors: out, error: `${what}selector #${i} has no CEL expression (unsupported selector type)` };
     const c = compileSelector(s.cel.expression);
-    if (!c.ok) return { selectors: out, error: `${what}: selector #${i} ${JSON.stringify(c.expression)}: compile error: ${c.error}` };
+    if (!c.ok) return { selectors: out, error: `${what}selector #${i} ${JSON.stringify(c.expression)}: compile error: ${c.error}` };
     out.push(c.selector);
   }
   return { selectors: out, error: undefined };
@@ -89,7 +89,7 @@ export class Matcher {
           const dev = this.inv.devices[d];
           // A device that can never be allocated is not looked at by the API's allocator either.
           if (error === undefined && dev !== undefined && dev.unusable === undefined) {
-            error = `${what}: selector #${i} ${JSON.stringify(sel.expression)} failed on device ${dev.id}: ${r.error}`;
+            error = `${what}selector #${i} ${JSON.stringify(sel.expression)} failed on device ${dev.id}: ${r.error}`;
           }
           ok = false;
           break;
@@ -115,11 +115,11 @@ export class Matcher {
     if (cls === undefined) {
       result = { member: new Uint8Array(this.inv.devices.length), list: [], error: `device class ${className} not found` };
     } else {
-      const compiled = compileAll(cls.spec.selectors, `device class ${className}`);
+      const compiled = compileAll(cls.spec.selectors, `device class ${className}: `);
       result =
         compiled.error !== undefined
           ? { member: new Uint8Array(this.inv.devices.length), list: [], error: compiled.error }
-          : this.evaluate(this.inv.devices.keys(), compiled.selectors, `device class ${className}`);
+          : this.evaluate(this.inv.devices.keys(), compiled.selectors, `device class ${className}: `);
     }
     this.classCache.set(className, result);
     return result;
@@ -131,7 +131,7 @@ export class Matcher {
     const key = JSON.stringify([className, exprs]);
     const hit = this.setCache.get(key);
     if (hit !== undefined) return hit;
-    const what = 'request';
+    const what = '';
     const cls = this.classResult(className);
     let matched: ClassResult = cls;
     let error = cls.error;

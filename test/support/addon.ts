@@ -10,7 +10,7 @@ import { repoRoot } from '../../pkg/cluster/binaries.js';
 import { kubeconfigYaml } from '../../pkg/cluster/controlplane.js';
 import { isAlreadyExists } from '../../pkg/k8s/client.js';
 import type { Kube } from '../../pkg/k8s/resources.js';
-import { adminKubeconfig, binPath, clusterDir, kubectl, type CommandResult } from './cluster.js';
+import { adminKubeconfig, binPath, clusterDir, kubectl, type CommandResult } from './tools.js';
 
 export const ADDON_NAMESPACE = 'cascade-system';
 

@@ -1,11 +1,11 @@
 // Per-test-file access to the shared control plane: an admin client, a fresh
 // namespace, kubectl, and polling helpers.
-import { execFile } from 'node:child_process';
-import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Kube } from '../../pkg/k8s/resources.js';
 import { isNotFound } from '../../pkg/k8s/client.js';
-import { errorMessage } from '../../pkg/log/logger.js';
+import { adminKubeconfig } from './tools.js';
+
+export { adminKubeconfig, clusterDir, binPath, kubectl, eventually, type CommandResult } from './tools.js';
 
 export const skipReason = process.env.CASCADE_SKIP_CLUSTER;
 
@@ -15,24 +15,6 @@ export const describeCluster: jest.Describe = skipReason
       describe.skip(`${name} [SKIPPED: ${skipReason}]`, fn);
     }) as jest.Describe
   : describe;
-
-export function adminKubeconfig(): string {
-  const p = process.env.CASCADE_KUBECONFIG;
-  if (!p) throw new Error('CASCADE_KUBECONFIG is not set: run this test through jest with the integration or e2e project');
-  return p;
-}
-
-export function clusterDir(): string {
-  const d = process.env.CASCADE_CLUSTER_DIR;
-  if (!d) throw new Error('CASCADE_CLUSTER_DIR is not set');
-  return d;
-}
-
-export function binPath(name: string): string {
-  const d = process.env.CASCADE_BIN_DIR;
-  if (!d) throw new Error('CASCADE_BIN_DIR is not set');
-  return join(d, name);
-}
 
 export interface TestNamespace {
   /** Admin client. */
@@ -60,34 +42,3 @@ export function useNamespace(prefix: string, labels: Record<string, string> = {}
   return ns;
 }
 
-export interface CommandResult {
-  readonly code: number;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-/** Runs the real kubectl (the one built with the control plane) as admin. */
-export async function kubectl(args: readonly string[], kubeconfig = adminKubeconfig()): Promise<CommandResult> {
-  return await new Promise((resolve) => {
-    execFile(binPath('kubectl'), ['--kubeconfig', kubeconfig, ...args], { maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
-      const code = err ? (typeof (err as NodeJS.ErrnoException).code === 'number' ? Number((err as NodeJS.ErrnoException).code) : 1) : 0;
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
-
-/** Polls `fn` until it returns a value other than undefined/false, or fails with the last state. */
-export async function eventually<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 30_000, intervalMs = 200): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let lastError: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const v = await fn();
-      if (v !== undefined && v !== false) return v;
-    } catch (err) {
-      lastError = err;
-    }
-    await new Promise((r) => setTimeout(r, intervalMs));
-  }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? `: ${errorMessage(lastError)}` : ''}`);
-}

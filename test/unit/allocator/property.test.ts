@@ -152,7 +152,7 @@ function checkOutcome(world: World, idx: ReturnType<typeof index>, pod: readonly
       for (const cc of info.device.consumesCounters ?? []) {
         const setKey = `${info.pool}/${cc.counterSet}`;
         let u = used.get(setKey);
-        if (u === undefined) used.set(setKey, (u = new Map()));
+        if (u === undefined) used.set(setKey, (u = new Map<string, bigint>()));
         for (const [name, v] of Object.entries(cc.counters)) u.set(name, (u.get(name) ?? 0n) + Quantity.parse(v.value).nanos);
       }
     }

@@ -1,0 +1,152 @@
+// Placement policy: where cascade puts things when the API leaves a choice, next
+// to the first-fit baseline, and the score explanation that comes with it.
+import { Allocator, type AllocationOutcome, type PlacementPolicy, type PolicyName } from '../../../pkg/allocator/index.js';
+import { cascadeClasses, nodeFacts, nodeSlices, type FleetNode } from '../../../pkg/allocator/fleet.js';
+import type { ResourceClaim } from '../../../pkg/api/resource.js';
+import { ANY, DRIVER, claim, dev, req, slice } from './helpers.js';
+
+const D = 'gpu.cascade.dev';
+const MIG = `mig.${D}`;
+const GPU = `gpu.${D}`;
+
+function fleetAllocator(nodes: FleetNode[], policy: PolicyName): Allocator {
+  return new Allocator({ slices: nodes.flatMap((n) => nodeSlices(n)), classes: cascadeClasses(), nodes: nodes.map(nodeFacts) }, { policy });
+}
+
+function mig(name: string, profile: string): ResourceClaim {
+  return claim(name, [req('m', MIG, { selectors: [`device.attributes["${D}"].profile == "${profile}"`] })]);
+}
+
+function place(a: Allocator, c: ResourceClaim): AllocationOutcome {
+  const o = a.allocate({ claims: [c] });
+  if (o.kind === 'allocated') a.commit(o);
+  return o;
+}
+
+function devicesOf(o: AllocationOutcome): string[] {
+  return o.kind === 'allocated' ? o.devices.map((d) => `${d.pool}/${d.device}`) : [];
+}
+
+describe('cascade placement', () => {
+  it('puts a small MIG slice where it does not block the 4g placement', () => {
+    const a = fleetAllocator([{ name: 'n', kind: 'a100-mig', gpus: 1 }], 'cascade');
+    const o = place(a, mig('small', '1g.10gb'));
+    expect(devicesOf(o)).toHaveLength(1);
+    // 4g.40gb only fits at memory slices 0-3; a 1g slice at 4, 5 or 6 leaves it placeable.
+    expect(devicesOf(o)[0]).toMatch(/mig-1g-10gb-[456]$/);
+    expect(place(a, mig('big', '4g.40gb')).kind).toBe('allocated');
+  });
+
+  it('keeps the 4g placeable after three 1g slices, where first-fit does not', () => {
+    const results = (['cascade', 'first-fit'] as const).map((policy) => {
+      const a = fleetAllocator([{ name: 'n', kind: 'a100-mig', gpus: 1 }], policy);
+      for (let i = 0; i < 3; i++) expect(place(a, mig(`s${i}`, '1g.10gb')).kind).toBe('allocated');
+      return place(a, mig('big', '4g.40gb')).kind;
+    });
+    expect(results).toEqual(['allocated', 'unallocated']);
+  });
+
+  it('fills a partly used GPU before breaking a whole free one', () => {
+    const a = fleetAllocator([{ name: 'n', kind: 'h100-mig', gpus: 2 }], 'cascade');
+    const first = devicesOf(place(a, mig('a', '3g.40gb')))[0] ?? '';
+    const parent = first.replace(/-mig-.*/, '');
+    const second = devicesOf(place(a, mig('b', '1g.10gb')))[0] ?? '';
+    expect(second.startsWith(`${parent}-mig-`)).toBe(true);
+  });
+
+  it('packs single GPUs onto a used node so that a whole node stays free for an 8-GPU job', () => {
+    const nodes: FleetNode[] = [
+      { name: 'a', kind: 'h100', gpus: 8 },
+      { name: 'b', kind: 'h100', gpus: 8 },
+    ];
+    const a = fleetAllocator(nodes, 'cascade');
+    const one = (n: string): ResourceClaim => claim(n, [req('g', GPU)]);
+    const first = place(a, one('one'));
+    const second = place(a, one('two'));
+    expect(first.kind === 'allocated' && second.kind === 'allocated' && first.node === second.node).toBe(true);
+    const eight = place(a, claim('eight', [req('g', GPU, { count: 8 })], { constraints: [{ matchAttribute: `${D}/nvlinkDomain` }] }));
+    expect(eight.kind).toBe('allocated');
+  });
+
+  it('uses a GPU without MIG for a whole-GPU request rather than break a MIG-capable one', () => {
+    const a = fleetAllocator(
+      [
+        { name: 'mig', kind: 'a100-mig', gpus: 1 },
+        { name: 'plain', kind: 'a100', gpus: 1 },
+      ],
+      'cascade',
+    );
+    const o = place(a, claim('whole', [req('g', GPU)]));
+    expect(o.kind === 'allocated' ? o.node : undefined).toBe('plain');
+  });
+
+  it('keeps an unconstrained multi-GPU request on one NVLink domain when it can', () => {
+    const slices = [slice('n1', [dev('gpu-0', { domain: 'x' }), dev('gpu-1', { domain: 'x' }), dev('gpu-2', { domain: 'y' }), dev('gpu-3', { domain: 'y' })])];
+    const pick = (policy: PolicyName): string[] => {
+      const a = new Allocator({ slices, classes: [ANY], allocated: [{ driver: DRIVER, pool: 'n1', device: 'gpu-0' }] }, { policy, topologyAttributes: [`${DRIVER}/domain`] });
+      return devicesOf(a.allocate({ claims: [claim('pair', [req('r', 'any', { count: 2 })])] }));
+    };
+    expect(pick('cascade')).toEqual(['n1/gpu-2', 'n1/gpu-3']);
+    expect(pick('first-fit')).toEqual(['n1/gpu-1', 'n1/gpu-2']);
+  });
+
+  it('first-fit takes the first node and devices in inventory order', () => {
+    const a = new Allocator({ slices: [slice('n1', [dev('a'), dev('b')]), slice('n2', [dev('a')])], classes: [ANY] }, { policy: 'first-fit' });
+    expect(devicesOf(a.allocate({ claims: [claim('c', [req('r', 'any')])] }))).toEqual(['n1/a']);
+  });
+
+  it('uses a policy supplied by the caller', () => {
+    const lastNode: PlacementPolicy = {
+      name: 'last-node',
+      nodesToCompare: 1,
+      orderNodes: (nodes) => [...nodes].reverse(),
+      orderDevices: (candidates) => candidates.map((device) => ({ device, damage: 0 })),
+      score: () => ({ total: 0, terms: [] }),
+    };
+    const a = new Allocator({ slices: [slice('n1', [dev('a')]), slice('n2', [dev('a')])], classes: [ANY] }, { policy: lastNode });
+    const o = a.allocate({ claims: [claim('c', [req('r', 'any')])] });
+    expect(o.kind === 'allocated' ? o.node : undefined).toBe('n2');
+  });
+
+  it('explains why this node and why these devices, within 1 KiB for the event', () => {
+    const a = fleetAllocator(
+      [
+        { name: 'a', kind: 'h100', gpus: 8 },
+        { name: 'b', kind: 'h100', gpus: 8 },
+      ],
+      'cascade',
+    );
+    place(a, claim('first', [req('g', GPU)]));
+    const o = a.allocate({ claims: [claim('second', [req('g', GPU, { count: 2 })])] });
+    expect(o.kind).toBe('allocated');
+    if (o.kind !== 'allocated') return;
+    expect(Buffer.byteLength(o.explanation.short)).toBeLessThanOrEqual(1024);
+    expect(o.explanation.short).toContain(`node ${o.node ?? ''}`);
+    expect(o.explanation.short).toContain('node already in use');
+    expect(o.explanation.full).toMatch(/fragmentation .*\n {2}node-break .*\n {2}node-free/);
+    for (const d of o.devices) expect(o.explanation.full).toContain(d.device);
+    expect(o.score.terms.map((t) => t.name)).toEqual(['fragmentation', 'node-break', 'node-free', 'topology']);
+  });
+
+  it('leaves the state alone until commit', () => {
+    const a = new Allocator({ slices: [slice('n1', [dev('only')])], classes: [ANY] });
+    const c = claim('c', [req('r', 'any')]);
+    expect(a.allocate({ claims: [c] }).kind).toBe('allocated');
+    const o = a.allocate({ claims: [c] });
+    expect(o.kind).toBe('allocated');
+    if (o.kind === 'allocated') a.commit(o);
+    expect(a.allocate({ claims: [c] }).kind).toBe('unallocated');
+    a.release(o.kind === 'allocated' ? o.devices : []);
+    expect(a.allocate({ claims: [c] }).kind).toBe('allocated');
+  });
+
+  it('takes the pod cpu off the node on commit', () => {
+    const a = new Allocator({ slices: [slice('n1', [dev('a'), dev('b')])], classes: [ANY], nodes: [{ name: 'n1', free: { cpu: '6' } }] });
+    const pod = { cpu: '4' };
+    const o = a.allocate({ claims: [claim('c1', [req('r', 'any')])], pod });
+    if (o.kind === 'allocated') a.commit(o);
+    const second = a.allocate({ claims: [claim('c2', [req('r', 'any')])], pod });
+    expect(second.kind).toBe('unallocated');
+    if (second.kind === 'unallocated') expect(second.explanation.short).toContain('not enough cpu');
+  });
+});
