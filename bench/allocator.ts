@@ -1,10 +1,10 @@
 // Allocator benchmark: a synthetic fleet (H100 whole, A100 and H100 with dynamic
 // MIG, H200) and a seeded stream of claims, run under both policies; prints figures.
 // Each policy runs in its own child process so that its peak RSS is its own.
-// Usage: npm run bench:allocator -- [--nodes 1000] [--claims 20000] [--seed 1] [--policy cascade|first-fit] [--quick]
+// Usage: npm run bench:allocator -- [--nodes 1000] [--claims 20000] [--seed 1] [--churn 0.3] [--policy cascade|first-fit] [--quick]
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { Allocator, type PolicyName } from '../pkg/allocator/index.js';
+import { Allocator, type AllocatedDeviceRef, type PolicyName } from '../pkg/allocator/index.js';
 import { cascadeClasses, nodeFacts, nodeSlices, type FleetNode, type GpuKind } from '../pkg/allocator/fleet.js';
 import type { DeviceRequest, DeviceSubRequest, ResourceClaim } from '../pkg/api/resource.js';
 
@@ -15,10 +15,12 @@ interface Flags {
   policies: PolicyName[];
   /** Set in a child process: run this one policy and print its figures as JSON. */
   child: PolicyName | undefined;
+  /** After each claim, the chance that a random running allocation ends (fragmentation comes from churn). */
+  churn: number;
 }
 
 function parseFlags(argv: readonly string[]): Flags {
-  const flags: Flags = { nodes: 1000, claims: 20_000, seed: 1, policies: ['cascade', 'first-fit'], child: undefined };
+  const flags: Flags = { nodes: 1000, claims: 20_000, seed: 1, policies: ['cascade', 'first-fit'], child: undefined, churn: 0.3 };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const v = argv[i + 1];
@@ -27,6 +29,7 @@ function parseFlags(argv: readonly string[]): Flags {
     else if (a === '--seed' && v !== undefined) flags.seed = Number(v);
     else if (a === '--policy' && (v === 'cascade' || v === 'first-fit')) flags.policies = [v];
     else if (a === '--child' && (v === 'cascade' || v === 'first-fit')) flags.child = v;
+    else if (a === '--churn' && v !== undefined) flags.churn = Number(v);
     else if (a === '--quick') [flags.nodes, flags.claims] = [100, 2000];
     else continue;
     if (a !== '--quick') i++;
@@ -83,7 +86,6 @@ function claimStream(count: number, seed: number): ResourceClaim[] {
   const rand = prng(seed);
   const out: ResourceClaim[] = [];
   for (let i = 0; i < count; i++) {
-    const name = `c${i}`;
     const kind = pick(rand, [
       [30, 'mig'],
       [25, 'gpu'],
@@ -130,7 +132,8 @@ function claimStream(count: number, seed: number): ResourceClaim[] {
         break;
       }
     }
-    out.push({ metadata: { name, namespace: 'bench' }, spec: { devices: { requests, ...(constraints !== undefined ? { constraints } : {}) } } });
+    const size = kind === 'multi' ? `${requests[0]?.exactly?.count ?? ''}gpu` : kind;
+    out.push({ metadata: { name: `${size}-${i}`, namespace: 'bench' }, spec: { devices: { requests, ...(constraints !== undefined ? { constraints } : {}) } } });
   }
   return out;
 }
@@ -147,6 +150,10 @@ interface Figures {
   firstFailAt: number | undefined;
   shareAtFirstFail: number | undefined;
   shareAtEnd: number;
+  /** Mean share over the claims after the first failure (the steady state under churn). */
+  shareAfterFirstFail: number | undefined;
+  /** Claims allocated per kind of claim. */
+  byKind: Record<string, number>;
 }
 
 function percentile(sorted: Float64Array, p: number): number {
@@ -154,7 +161,7 @@ function percentile(sorted: Float64Array, p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0;
 }
 
-function run(policy: PolicyName, nodes: readonly FleetNode[], claims: readonly ResourceClaim[]): Figures {
+function run(policy: PolicyName, nodes: readonly FleetNode[], claims: readonly ResourceClaim[], churn: number, seed: number): Figures {
   const t0 = process.hrtime.bigint();
   const allocator = new Allocator({ slices: nodes.flatMap((n) => nodeSlices(n)), classes: cascadeClasses(), nodes: nodes.map(nodeFacts) }, { policy });
   const setupMs = Number(process.hrtime.bigint() - t0) / 1e6;
@@ -168,6 +175,11 @@ function run(policy: PolicyName, nodes: readonly FleetNode[], claims: readonly R
     return u.units > 0 ? u.used / u.units : 0;
   };
   let total = 0;
+  // Departures use their own seeded stream so both policies see the same choices.
+  const leave = prng(seed ^ 0x5bd1e995);
+  const live: (readonly AllocatedDeviceRef[])[] = [];
+  const byKind = new Map<string, number>();
+  let shareSum = 0;
   claims.forEach((claim, i) => {
     const s = process.hrtime.bigint();
     const outcome = allocator.allocate({ claims: [claim] });
@@ -175,11 +187,23 @@ function run(policy: PolicyName, nodes: readonly FleetNode[], claims: readonly R
     const ns = Number(process.hrtime.bigint() - s);
     lat[i] = ns / 1e6;
     total += ns;
-    if (outcome.kind === 'allocated') allocated++;
-    else if (firstFailAt === undefined) {
+    if (outcome.kind === 'allocated') {
+      allocated++;
+      live.push(outcome.devices);
+      const kind = (claim.metadata.name ?? '').replace(/-\d+$/, '');
+      byKind.set(kind, (byKind.get(kind) ?? 0) + 1);
+    } else if (firstFailAt === undefined) {
       firstFailAt = i;
       shareAtFirstFail = share();
     }
+    if (live.length > 0 && leave() < churn) {
+      const k = Math.floor(leave() * live.length);
+      const gone = live[k];
+      live[k] = live[live.length - 1] ?? [];
+      live.pop();
+      if (gone !== undefined) allocator.release(gone);
+    }
+    if (firstFailAt !== undefined) shareSum += share();
     if (i % 1000 === 0) rss = Math.max(rss, process.memoryUsage().rss);
   });
   // maxRSS is the true peak of this process (in KiB), sampling only a lower bound.
@@ -197,12 +221,14 @@ function run(policy: PolicyName, nodes: readonly FleetNode[], claims: readonly R
     firstFailAt,
     shareAtFirstFail,
     shareAtEnd: share(),
+    shareAfterFirstFail: firstFailAt === undefined ? undefined : shareSum / (claims.length - firstFailAt),
+    byKind: Object.fromEntries(byKind),
   };
 }
 
 function runInChild(policy: PolicyName, flags: Flags): Figures {
   const script = fileURLToPath(import.meta.url);
-  const args = [...process.execArgv, script, '--child', policy, '--nodes', String(flags.nodes), '--claims', String(flags.claims), '--seed', String(flags.seed)];
+  const args = [...process.execArgv, script, '--child', policy, '--nodes', String(flags.nodes), '--claims', String(flags.claims), '--seed', String(flags.seed), '--churn', String(flags.churn)];
   const r = spawnSync(process.execPath, args, { encoding: 'utf8', maxBuffer: 1 << 24 });
   if (r.status !== 0) throw new Error(`benchmark child for ${policy} failed (${r.status ?? r.signal ?? '?'}): ${r.stderr}`);
   return JSON.parse(r.stdout.trim().split('\n').pop() ?? '{}') as Figures;
@@ -211,12 +237,12 @@ function runInChild(policy: PolicyName, flags: Flags): Figures {
 function main(): void {
   const flags = parseFlags(process.argv.slice(2));
   if (flags.child !== undefined) {
-    const f = run(flags.child, fleet(flags.nodes), claimStream(flags.claims, flags.seed));
+    const f = run(flags.child, fleet(flags.nodes), claimStream(flags.claims, flags.seed), flags.churn, flags.seed);
     process.stdout.write(JSON.stringify(f) + '\n');
     return;
   }
   process.stdout.write(
-    `fleet: ${flags.nodes} nodes x 8 GPUs (${KINDS.map((k) => k.kind).join(', ')}, one kind per node in turn); claims: ${flags.claims} (seed ${flags.seed}); node ${process.version}\n`,
+    `fleet: ${flags.nodes} nodes x 8 GPUs (${KINDS.map((k) => k.kind).join(', ')}, one kind per node in turn); claims: ${flags.claims} (seed ${flags.seed}, churn ${flags.churn}: after each claim that chance of a running allocation ending); node ${process.version}\n`,
   );
   const results = flags.policies.map((p) => runInChild(p, flags));
   const pct = (x: number | undefined): string => (x === undefined || x === null ? 'n/a' : `${(100 * x).toFixed(1)}%`);
@@ -231,7 +257,10 @@ function main(): void {
     ['first failure at claim #', (f) => (f.firstFailAt === undefined || f.firstFailAt === null ? 'none' : String(f.firstFailAt))],
     ['GPU capacity used at first failure', (f) => pct(f.shareAtFirstFail)],
     ['GPU capacity used at end', (f) => pct(f.shareAtEnd)],
+    ['GPU capacity used after first failure (mean)', (f) => pct(f.shareAfterFirstFail)],
   ];
+  const kinds = [...new Set(results.flatMap((r) => Object.keys(r.byKind)))].sort();
+  for (const k of kinds) rows.push([`  of which ${k}`, (f) => String(f.byKind[k] ?? 0)]);
   const w0 = Math.max(...rows.map(([l]) => l.length));
   process.stdout.write(`${''.padEnd(w0)}  ${results.map((r) => r.policy.padStart(12)).join('  ')}\n`);
   for (const [label, get] of rows) process.stdout.write(`${label.padEnd(w0)}  ${results.map((r) => get(r).padStart(12)).join('  ')}\n`);

@@ -283,7 +283,7 @@ export class NodeSearch {
       if (slot > 0 && !this.usable(plan, r.device, false)) continue;
       if (!this.accepts(plan, r.device, true)) continue;
       this.apply(planIdx, plan, r);
-      if (remaining > 1 && !this.lookahead(plan, ranked, pos + 1, remaining - 1)) {
+      if (plan.constraints.length > 0 && !this.lookahead(planIdx, plan, ranked, pos + 1, remaining - 1)) {
         this.pop();
         continue;
       }
@@ -296,29 +296,60 @@ export class NodeSearch {
 
   /**
    * After a pick fixes a matchAttribute value (or grows a distinctAttribute set),
-   * checks that enough devices remain down the list to finish this request;
-   * without this, a request for 8 devices on one NVLink domain would try every
-   * combination inside a domain that only has 4.
+   * checks that enough devices remain to finish this request and the later
+   * requests under the same constraint; without this, a request for 8 devices on
+   * one NVLink domain would try every combination inside a domain that has 4.
    */
-  private lookahead(plan: SearchPlan, ranked: readonly RankedDevice[], from: number, need: number): boolean {
+  private lookahead(planIdx: number, plan: SearchPlan, ranked: readonly RankedDevice[], from: number, need: number): boolean {
     const states = this.constraints[plan.claim] ?? [];
     for (const ci of plan.constraints) {
       const cs = states[ci];
       if (cs === undefined) continue;
+      const attr = cs.plan.attribute;
+      // Devices counted so far, so that one device is not counted twice.
+      const counted = new Set<number>();
+      const values = new Set<string>();
+      const fits = (d: number): boolean => {
+        const v = this.inv.devices[d]?.attributes.get(attr);
+        if (v === undefined || counted.has(d)) return false;
+        if (cs.plan.kind === 'match') {
+          if (v !== cs.value) return false;
+        } else if (cs.seen.has(v) || values.has(v)) {
+          return false;
+        }
+        counted.add(d);
+        values.add(v);
+        return true;
+      };
       let have = 0;
-      const distinct = new Set<string>();
       for (let i = from; i < ranked.length && have < need; i++) {
         const r = ranked[i];
-        const v = r === undefined ? undefined : this.inv.devices[r.device]?.attributes.get(cs.plan.attribute);
-        if (v === undefined) continue;
-        if (cs.plan.kind === 'match') {
-          if (v === cs.value) have++;
-        } else if (!cs.seen.has(v) && !distinct.has(v)) {
-          distinct.add(v);
-          have++;
+        if (r !== undefined && fits(r.device)) have++;
+      }
+      let ok = have >= need;
+      if (ok) {
+        // Later requests of the claim under the same constraint need devices too.
+        let laterNeed = 0;
+        const later: SearchPlan[] = [];
+        for (let j = planIdx + 1; j < this.plans.length; j++) {
+          const p = this.plans[j];
+          if (p === undefined || p.claim !== plan.claim || !p.constraints.includes(ci)) continue;
+          later.push(p);
+          laterNeed += p.alt.all ? 1 : p.alt.count;
+        }
+        if (laterNeed > 0) {
+          let supply = 0;
+          for (const p of later) {
+            for (const d of this.devicesFor(p)) {
+              if (supply >= laterNeed) break;
+              if (!p.alt.adminAccess && this.state.busy(d)) continue;
+              if (fits(d)) supply++;
+            }
+          }
+          ok = supply >= laterNeed;
         }
       }
-      if (have < need) {
+      if (!ok) {
         const value = cs.plan.kind === 'match' && cs.value !== undefined ? ` (value ${attributeKeyText(cs.value)} has too few devices)` : '';
         note(this.notes, `${constraintText(cs.plan)} cannot be satisfied${value}`);
         return false;

@@ -91,6 +91,8 @@ export class Controller {
   private readonly everReserved = new Set<string>();
   /** claim key -> pod keys that reference it. */
   private readonly claimUsers = new Map<string, Set<string>>();
+  /** UIDs of pods whose placement (and so cpu/memory) the allocator already accounted for. */
+  private readonly decidedPods = new Set<string>();
   private processing = false;
   private started = false;
 
@@ -139,6 +141,7 @@ export class Controller {
       update: (o, p) => this.onPod(o, p),
       delete: (p) => {
         this.indexPod(p, true);
+        this.decidedPods.delete(p.metadata.uid ?? '');
         if (p.spec.nodeName) this.allocator = undefined;
         for (const n of podClaimNames(p)) if (n) this.enqueueClaim(`${p.metadata.namespace ?? ''}/${n}`);
       },
@@ -156,7 +159,10 @@ export class Controller {
 
   private onPod(old: Pod | undefined, p: Pod): void {
     this.indexPod(p, false);
-    if (old && (old.spec.nodeName !== p.spec.nodeName || isTerminal(old) !== isTerminal(p))) this.allocator = undefined;
+    // A pod we placed binding to the node we chose changes nothing: commit() already took its cpu/memory.
+    const ours = this.decidedPods.has(p.metadata.uid ?? '');
+    if (old && old.spec.nodeName !== p.spec.nodeName && !ours) this.allocator = undefined;
+    if (old && isTerminal(old) !== isTerminal(p)) this.allocator = undefined;
     if (!old && p.spec.nodeName) this.allocator = undefined;
     this.queue.add(POD + objectKey(p));
     if (isTerminal(p)) for (const n of podClaimNames(p)) if (n) this.enqueueClaim(`${p.metadata.namespace ?? ''}/${n}`);
@@ -212,6 +218,8 @@ export class Controller {
   /** The allocator over the current caches, rebuilt only when the fleet changed. */
   private getAllocator(): Allocator {
     if (this.allocator) return this.allocator;
+    // A fresh index counts every bound pod from the caches.
+    this.decidedPods.clear();
     const started = performance.now();
     const allocated: AllocatedDeviceRef[] = [];
     for (const refs of this.applied.values()) allocated.push(...refs);
@@ -388,6 +396,7 @@ export class Controller {
     }
     // Count the devices as in use now, before the writes: concurrent decisions never double-book.
     allocator.commit(outcome);
+    if (pod?.metadata.uid) this.decidedPods.add(pod.metadata.uid);
     const fresh = outcome.claims.filter((c) => !c.preexisting);
     const byName = new Map(claims.map((c) => [`${c.metadata.namespace ?? ''}/${c.metadata.name ?? ''}`, c]));
     for (const ca of fresh) {

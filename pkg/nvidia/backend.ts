@@ -24,6 +24,13 @@ export interface CreateMigRequest {
   readonly profileId: number;
   /** First memory slice; the instance is created exactly there or not at all. */
   readonly placementStart: number;
+  /**
+   * MIG UUIDs the caller already knows on this GPU. When given, the new
+   * device's UUID is the one `-L` lists that is not among them (one call
+   * instead of three on the prepare hot path); when that is ambiguous the
+   * backend falls back to the full lookup.
+   */
+  readonly knownMigUuids?: readonly string[];
 }
 
 export interface DestroyMigRequest {

@@ -30,6 +30,17 @@ export interface NvidiaSmiBackendOptions extends Partial<Omit<SmiExecOptions, 'p
 
 const log = logger('nvidia-smi');
 
+/** Memory slices of each GPU-instance profile ID, the same on every MIG board (REFERENCE section 6). */
+const MEMORY_SLICES_BY_PROFILE_ID: ReadonlyMap<number, number> = new Map([
+  [19, 1],
+  [20, 1],
+  [15, 2],
+  [14, 2],
+  [9, 4],
+  [5, 4],
+  [0, 8],
+]);
+
 // Listing commands exit 6 (not found) when MIG is off or no instance exists.
 const LIST_OK = [6];
 
@@ -222,6 +233,23 @@ export class NvidiaSmiBackend implements GpuBackend {
         await this.destroyGpuInstance(gpu, created.gpuInstanceId);
         throw new NvidiaSmiError(args.join(' '), 'other', 0, `GPU instance ${created.gpuInstanceId} was created without a compute instance; destroyed it again`);
       }
+      if (request.knownMigUuids !== undefined) {
+        // "-cgi <id>:<start>" creates exactly at start or fails, so the placement
+        // needs no re-listing; only the UUID is unknown.
+        const size = MEMORY_SLICES_BY_PROFILE_ID.get(created.profileId);
+        const uuid = size === undefined ? undefined : await this.newMigUuid(gpu, created.profile, request.knownMigUuids);
+        if (uuid !== undefined && size !== undefined) {
+          return {
+            gpuIndex: gpu,
+            gpuInstanceId: created.gpuInstanceId,
+            computeInstanceId: created.computeInstanceId,
+            profile: created.profile,
+            profileId: created.profileId,
+            placement: { start, size },
+            uuid,
+          };
+        }
+      }
       const instance = (await this.listGpuInstances(gpu)).find((g) => g.instanceId === created.gpuInstanceId);
       if (!instance || instance.placement.start !== start) {
         await this.destroyBoth(gpu, created.gpuInstanceId, created.computeInstanceId);
@@ -253,6 +281,15 @@ export class NvidiaSmiBackend implements GpuBackend {
     await this.destroyGpuInstance(gpu, Number(m[1])).catch((cleanup: unknown) => {
       log.error('could not remove a half-created GPU instance', { gpu, gpuInstanceId: m[1], error: String(cleanup) });
     });
+  }
+
+  /** The one MIG device of `profile` on the GPU that is not in `known`, or undefined when not exactly one. */
+  private async newMigUuid(gpu: number, profile: string, known: readonly string[]): Promise<string | undefined> {
+    const { result } = await this.runTolerant(['-L', '-i', String(gpu)]);
+    const listed = parseList(result.stdout).find((g) => g.index === gpu);
+    const seen = new Set(known);
+    const fresh = (listed?.migDevices ?? []).filter((m) => m.profile === profile && !seen.has(m.uuid));
+    return fresh.length === 1 ? fresh[0]?.uuid : undefined;
   }
 
   private async migUuid(gpu: number, gi: number, ci: number): Promise<string> {
