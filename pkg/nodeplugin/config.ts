@@ -21,6 +21,16 @@ export interface NodePluginConfig {
   readonly stateDir: string;
   /** Let Hopper-and-newer GPUs switch MIG mode at prepare time (docs/devices.md). */
   readonly dynamicMig: boolean;
+  /** HTTP port for /healthz and /readyz; undefined: no HTTP server. 0 picks a free port. */
+  readonly healthPort: number | undefined;
+  /** Address the health server listens on. */
+  readonly healthHost: string;
+  /** How often the GPUs are rediscovered and the slices republished. */
+  readonly pollIntervalMs: number;
+  /** How often GPU health (lost GPUs, ECC errors) is checked. */
+  readonly healthIntervalMs: number;
+  /** The driver's table of MIG capability device minors. */
+  readonly migMinorsPath: string;
 }
 
 const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
@@ -32,6 +42,23 @@ function dnsSubdomain(what: string): (value: string) => string {
     }
     return value;
   };
+}
+
+/** "30s", "500ms", "2m" or a bare number of seconds, in milliseconds. */
+export function parseDuration(value: string): number {
+  const m = /^(\d+)(ms|s|m)?$/.exec(value.trim());
+  const amount = m?.[1] === undefined ? NaN : Number(m[1]);
+  if (!m || !Number.isSafeInteger(amount) || amount <= 0) {
+    throw new InvalidArgumentError(`expected a duration such as 30s, 500ms or 2m, got ${JSON.stringify(value)}`);
+  }
+  const unit = m[2] ?? 's';
+  return unit === 'ms' ? amount : unit === 's' ? amount * 1000 : amount * 60_000;
+}
+
+function port(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError(`expected a port number 0-65535, got ${JSON.stringify(value)}`);
+  return n;
 }
 
 function positiveInt(value: string): number {
@@ -52,6 +79,11 @@ interface RawOptions {
   cdiRoot: string;
   stateDir?: string;
   dynamicMig: boolean;
+  healthPort?: number;
+  healthHost: string;
+  pollInterval: number;
+  healthInterval: number;
+  migMinors: string;
 }
 
 /** The flag set; exported so the help text can be tested and printed. */
@@ -69,6 +101,11 @@ export function nodePluginCommand(env: NodeJS.ProcessEnv = process.env): Command
     .addOption(new Option('--cdi-root <dir>', 'directory for CDI specs').default('/var/run/cdi'))
     .addOption(new Option('--state-dir <dir>', 'node-local state (default: <plugins-dir>/<driver-name>)'))
     .addOption(new Option('--no-dynamic-mig', 'never switch MIG mode; publish each GPU as its current mode allows'))
+    .addOption(new Option('--health-port <port>', 'serve /healthz and /readyz on this port (0: any free port; default: off)').argParser(port))
+    .addOption(new Option('--health-host <address>', 'address for the health server').default('0.0.0.0'))
+    .addOption(new Option('--poll-interval <duration>', 'rediscover the GPUs and republish this often').argParser(parseDuration).default(60_000, '60s'))
+    .addOption(new Option('--health-interval <duration>', 'check GPU health this often').argParser(parseDuration).default(10_000, '10s'))
+    .addOption(new Option('--mig-minors <path>', 'the driver\'s MIG capability minor table').default('/proc/driver/nvidia-caps/mig-minors'))
     .allowExcessArguments(false)
     .exitOverride()
     // Errors come back as exceptions with a message; help goes to stdout as usual.
@@ -112,5 +149,10 @@ export function parseNodePluginConfig(argv: readonly string[], env: NodeJS.Proce
     cdiRoot: o.cdiRoot,
     stateDir: o.stateDir ?? path.join(o.pluginsDir, o.driverName),
     dynamicMig: o.dynamicMig,
+    healthPort: o.healthPort,
+    healthHost: o.healthHost,
+    pollIntervalMs: o.pollInterval,
+    healthIntervalMs: o.healthInterval,
+    migMinorsPath: o.migMinors,
   };
 }

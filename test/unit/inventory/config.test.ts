@@ -15,6 +15,11 @@ describe('parseNodePluginConfig', () => {
       cdiRoot: '/var/run/cdi',
       stateDir: '/var/lib/kubelet/plugins/gpu.cascade.dev',
       dynamicMig: true,
+      healthPort: undefined,
+      healthHost: '0.0.0.0',
+      pollIntervalMs: 60_000,
+      healthIntervalMs: 10_000,
+      migMinorsPath: '/proc/driver/nvidia-caps/mig-minors',
     });
   });
 
@@ -40,6 +45,11 @@ describe('parseNodePluginConfig', () => {
         '--state-dir',
         '/s',
         '--no-dynamic-mig',
+        '--health-port=8081',
+        '--health-host=127.0.0.1',
+        '--poll-interval=2m',
+        '--health-interval=500ms',
+        '--mig-minors=/m',
       ],
       {},
     );
@@ -55,6 +65,11 @@ describe('parseNodePluginConfig', () => {
       cdiRoot: '/c',
       stateDir: '/s',
       dynamicMig: false,
+      healthPort: 8081,
+      healthHost: '127.0.0.1',
+      pollIntervalMs: 120_000,
+      healthIntervalMs: 500,
+      migMinorsPath: '/m',
     });
   });
 
@@ -67,6 +82,8 @@ describe('parseNodePluginConfig', () => {
     ['a node name that is not a DNS subdomain', ['--node-name', 'Node_1'], {}, /--node-name must be a DNS subdomain/],
     ['a NODE_NAME that is not a DNS subdomain', [], { NODE_NAME: 'UPPER' }, /NODE_NAME must be a DNS subdomain/],
     ['a zero timeout', ['--node-name', 'n', '--nvidia-smi-timeout', '0'], {}, /expected a positive integer/],
+    ['a poll interval without a number', ['--node-name', 'n', '--poll-interval', 'soon'], {}, /expected a duration such as 30s/],
+    ['a health port out of range', ['--node-name', 'n', '--health-port', '70000'], {}, /expected a port number/],
     ['an unknown flag', ['--node-name', 'n', '--frobnicate'], {}, /unknown option '--frobnicate'/],
   ])('refuses %s with a message a person can act on', (_name, argv, env, message) => {
     expect(() => parseNodePluginConfig(argv, env)).toThrow(message);

@@ -1,0 +1,139 @@
+// 200 pods churn through a small fleet while the controller is killed twice:
+// no device is ever held by two claims at once, and when the pods are gone no
+// allocation, claim or finalizer is left behind.
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { describeCluster, adminKubeconfig, clusterDir, eventually, useNamespace } from '../support/cluster.js';
+import { ADDON_NAMESPACE, Component, applyServerSide, nodeBoundKubeconfig, renderManifests, webhookToUrl } from '../support/addon.js';
+import { gpuSlice } from '../support/fleet.js';
+import { createFakeNode, writeServiceAccountKubeconfig } from '../../pkg/cluster/controlplane.js';
+import { Kube } from '../../pkg/k8s/resources.js';
+import { SlicePublisher } from '../../pkg/publish/publisher.js';
+import type { ResourceClaim } from '../../pkg/api/resource.js';
+
+const DRIVER = 'gpu.cascade.dev';
+
+async function freePort(): Promise<number> {
+  return await new Promise((resolve) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const a = s.address();
+      s.close(() => resolve(typeof a === 'object' && a ? a.port : 0));
+    });
+  });
+}
+
+/** Devices held by more than one claim right now. */
+function doubleBooked(claims: readonly ResourceClaim[]): string[] {
+  const holder = new Map<string, string>();
+  const doubles: string[] = [];
+  for (const c of claims) {
+    for (const r of c.status?.allocation?.devices?.results ?? []) {
+      const key = `${r.pool}/${r.device}`;
+      const prev = holder.get(key);
+      if (prev && prev !== c.metadata.uid) doubles.push(`${key} held by ${prev} and ${c.metadata.uid ?? ''}`);
+      holder.set(key, c.metadata.uid ?? '');
+    }
+  }
+  return doubles;
+}
+
+describeCluster('churn with controller crashes', () => {
+  const ns = useNamespace('churn');
+  const nodes = ['churn-a', 'churn-b', 'churn-c'];
+  let controller: Component;
+  let kubeconfig: string;
+  let webhookPort: number;
+
+  const startController = (): Component =>
+    new Component('churn-controller', 'cmd/controller/main.js', [
+      `--kubeconfig=${kubeconfig}`,
+      `--namespace=${ADDON_NAMESPACE}`,
+      '--identity=churn-controller',
+      '--http-port=0',
+      '--http-host=127.0.0.1',
+      `--webhook-port=${webhookPort}`,
+      '--webhook-host=127.0.0.1',
+      '--webhook-ip=127.0.0.1',
+      '--lease-duration=4',
+    ]).start();
+
+  beforeAll(async () => {
+    webhookPort = await freePort();
+    const applied = await applyServerSide(webhookToUrl(await renderManifests('dev'), `https://127.0.0.1:${webhookPort}/mutate-pods`));
+    if (applied.code !== 0) throw new Error(applied.stderr);
+    kubeconfig = await writeServiceAccountKubeconfig(adminKubeconfig(), ADDON_NAMESPACE, 'cascade-controller', join(clusterDir(), 'churn-controller.kubeconfig'));
+    for (const n of nodes) {
+      await createFakeNode(ns.kube, n);
+      const plugin = Kube.fromFile(await nodeBoundKubeconfig(ns.kube, 'cascade-node-plugin', n, join(clusterDir(), `churn-plugin-${n}.kubeconfig`)));
+      const s = gpuSlice(DRIVER, n, Array.from({ length: 4 }, () => ({ product: 'NVIDIA H100 80GB HBM3', memoryGi: 80, nvlinkDomain: n })));
+      await new SlicePublisher(plugin, { driver: DRIVER, nodeName: n }).publish([{ name: s.metadata.name!, spec: s.spec }]);
+      plugin.close();
+    }
+    await ns.kube.resourceClaimTemplates.create({
+      metadata: { name: 'one', namespace: ns.name },
+      spec: { spec: { devices: { requests: [{ name: 'gpu', exactly: { deviceClassName: `gpu.${DRIVER}` } }] } } },
+    });
+    await ns.kube.resourceClaimTemplates.create({
+      metadata: { name: 'two', namespace: ns.name },
+      spec: { spec: { devices: { requests: [{ name: 'gpu', exactly: { deviceClassName: `gpu.${DRIVER}`, count: 2 } }], constraints: [{ requests: ['gpu'], matchAttribute: `${DRIVER}/nvlinkDomain` }] } } },
+    });
+    controller = startController();
+  }, 60_000);
+
+  afterAll(async () => {
+    await controller?.stop();
+    if (ns.kube) for (const n of nodes) await ns.kube.nodes.delete(n).catch(() => undefined);
+  });
+
+  it('never double-books a device and leaks nothing', async () => {
+    const kube = ns.kube;
+    const doubles: string[] = [];
+    let samples = 0;
+    const sample = async (): Promise<void> => {
+      doubles.push(...doubleBooked(await kube.resourceClaims.list(ns.name)));
+      samples++;
+    };
+    const live: string[] = [];
+    for (let i = 0; i < 200; i++) {
+      const name = `w${String(i).padStart(3, '0')}`;
+      await kube.pods.create({
+        metadata: { name, namespace: ns.name },
+        spec: {
+          containers: [{ name: 'main', image: 'registry.k8s.io/pause:3.10', resources: { requests: { cpu: '100m' }, claims: [{ name: 'gpu' }] } }],
+          resourceClaims: [{ name: 'gpu', resourceClaimTemplateName: i % 5 === 0 ? 'two' : 'one' }],
+        },
+      });
+      live.push(name);
+      // Keep about 10 pods alive (12 GPUs in the fleet): delete the oldest as new ones come.
+      if (live.length > 10) {
+        const old = live.shift()!;
+        await kube.pods.delete(old, ns.name, { gracePeriodSeconds: 0 });
+      }
+      if (i % 10 === 0) await sample();
+      if (i === 60 || i === 130) {
+        await controller.stop('SIGKILL');
+        await sample();
+        controller = startController();
+      }
+      if (i % 20 === 19) {
+        // Let the controller catch up now and then, so pods really get devices while others leave.
+        await eventually('some pods bound', async () => (await kube.pods.list(ns.name)).some((p) => p.spec.nodeName), 30_000);
+      }
+    }
+    // The survivors all get placed: 10 pods need at most 12 GPUs.
+    await eventually('all remaining pods bound', async () => (await kube.pods.list(ns.name)).every((p) => p.spec.nodeName), 90_000);
+    await sample();
+    for (const p of await kube.pods.list(ns.name)) await kube.pods.delete(p.metadata.name!, ns.name, { gracePeriodSeconds: 0 });
+    const left = await eventually('every claim released and deleted', async () => {
+      const claims = await kube.resourceClaims.list(ns.name);
+      return claims.length === 0 ? claims : undefined;
+    }, 90_000);
+    expect(left).toEqual([]);
+    expect(samples).toBeGreaterThan(20);
+    expect(doubles).toEqual([]);
+    // Every device is free again: one pod can take two GPUs on any node.
+    const slices = await kube.resourceSlices.list(undefined, { fieldSelector: `spec.driver=${DRIVER}` });
+    expect(slices.filter((s) => nodes.includes(s.spec.nodeName ?? ''))).toHaveLength(3);
+  }, 300_000);
+});
