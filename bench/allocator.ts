@@ -1,26 +1,34 @@
 // Allocator benchmark: a synthetic fleet (H100 whole, A100 and H100 with dynamic
 // MIG, H200) and a seeded stream of claims, run under both policies; prints figures.
-// Each policy runs in its own child process so that its peak RSS is its own.
-// Usage: npm run bench:allocator -- [--nodes 1000] [--claims 20000] [--seed 1] [--churn 0.3] [--policy cascade|first-fit] [--quick]
+// Two streams by default, the same claims in both: "fill" (nothing ever leaves, so
+// the fleet fills until claims fail: packing quality) and "churn" (after each claim,
+// a running allocation may end: fragmentation from departures). Both policies see
+// the identical claims and the identical departure draws.
+// Each (stream, policy) runs in its own child process so that its peak RSS is its own.
+// Usage: npm run bench:allocator -- [--nodes 1000] [--claims 20000] [--seed 1] [--churn 0.3]
+//          [--stream both|fill|churn] [--policy cascade|first-fit] [--quick]
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { Allocator, type AllocatedDeviceRef, type PolicyName } from '../pkg/allocator/index.js';
 import { cascadeClasses, nodeFacts, nodeSlices, type FleetNode, type GpuKind } from '../pkg/allocator/fleet.js';
 import type { DeviceRequest, DeviceSubRequest, ResourceClaim } from '../pkg/api/resource.js';
 
+type StreamName = 'fill' | 'churn';
+
 interface Flags {
   nodes: number;
   claims: number;
   seed: number;
   policies: PolicyName[];
+  streams: StreamName[];
   /** Set in a child process: run this one policy and print its figures as JSON. */
   child: PolicyName | undefined;
-  /** After each claim, the chance that a random running allocation ends (fragmentation comes from churn). */
+  /** Churn stream: after each claim, the chance that a random running allocation ends. */
   churn: number;
 }
 
 function parseFlags(argv: readonly string[]): Flags {
-  const flags: Flags = { nodes: 1000, claims: 20_000, seed: 1, policies: ['cascade', 'first-fit'], child: undefined, churn: 0.3 };
+  const flags: Flags = { nodes: 1000, claims: 20_000, seed: 1, policies: ['cascade', 'first-fit'], streams: ['fill', 'churn'], child: undefined, churn: 0.3 };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const v = argv[i + 1];
@@ -30,6 +38,7 @@ function parseFlags(argv: readonly string[]): Flags {
     else if (a === '--policy' && (v === 'cascade' || v === 'first-fit')) flags.policies = [v];
     else if (a === '--child' && (v === 'cascade' || v === 'first-fit')) flags.child = v;
     else if (a === '--churn' && v !== undefined) flags.churn = Number(v);
+    else if (a === '--stream' && (v === 'fill' || v === 'churn' || v === 'both')) flags.streams = v === 'both' ? ['fill', 'churn'] : [v];
     else if (a === '--quick') [flags.nodes, flags.claims] = [100, 2000];
     else continue;
     if (a !== '--quick') i++;

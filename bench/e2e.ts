@@ -22,9 +22,10 @@ import type { Discovery } from '../pkg/nvidia/backend.js';
 import { buildDesiredSlices } from '../pkg/inventory/index.js';
 import { SlicePublisher } from '../pkg/publish/publisher.js';
 import { createFakeNvidiaSmi, fakeNvidiaSmiBuilt, type FakeConfig } from '../hack/fake-nvidia-smi/testing.js';
+import { rootLogger } from '../pkg/log/logger.js';
 
 // Decisions are logged at info; a benchmark only wants problems.
-process.env.CASCADE_LOG_LEVEL ??= 'warn';
+rootLogger().level = process.env.CASCADE_LOG_LEVEL ?? 'warn';
 
 const DRIVER = 'gpu.cascade.dev';
 const { values: args } = parseArgs({

@@ -235,6 +235,7 @@ export class Controller {
       },
       { policy: this.opts.policy ?? 'cascade', driver: this.opts.driver },
     );
+    this.metrics.inventoryRebuilds.inc();
     this.log.debug('rebuilt allocator inventory', { ms: Math.round(performance.now() - started), slices: this.slices.list().length });
     return this.allocator;
   }
@@ -283,7 +284,13 @@ export class Controller {
     return undefined;
   }
 
+  private lastGauges = 0;
+
+  /** Refreshes the fleet gauges, at most once a second (it scans every claim). */
   private updateGauges(): void {
+    const now = Date.now();
+    if (now - this.lastGauges < 1_000) return;
+    this.lastGauges = now;
     let pending = 0;
     const classes = this.classMap();
     for (const c of this.claims.list()) if (!c.status?.allocation && claimOwnership(c.spec, classes, this.opts.driver).ours) pending++;
@@ -350,7 +357,7 @@ export class Controller {
     if (!own.ours) {
       // Half ours: say so once where the user looks, instead of silently ignoring it.
       if (usesAnyOf(claim, classes, this.opts.driver)) {
-        await this.recorder.record({
+        this.emit({
           regarding: referenceTo(claim, 'resource.k8s.io/v1', 'ResourceClaim'),
           type: 'Warning',
           reason: REASON.InvalidClaim,
@@ -388,9 +395,9 @@ export class Controller {
       this.log.info('allocation failed', { for: who, explanation: outcome.explanation.full });
       const pending = claims.filter((c) => !c.status?.allocation);
       for (const c of pending) {
-        await this.recorder.record({ regarding: referenceTo(c, 'resource.k8s.io/v1', 'ResourceClaim'), related: pod ? referenceTo(pod, 'v1', 'Pod') : undefined, type: 'Warning', reason: REASON.AllocationFailed, action: ACTION.Allocate, note: outcome.explanation.short });
+        this.emit({ regarding: referenceTo(c, 'resource.k8s.io/v1', 'ResourceClaim'), related: pod ? referenceTo(pod, 'v1', 'Pod') : undefined, type: 'Warning', reason: REASON.AllocationFailed, action: ACTION.Allocate, note: outcome.explanation.short });
       }
-      if (pod) await this.recorder.record({ regarding: referenceTo(pod, 'v1', 'Pod'), type: 'Warning', reason: REASON.AllocationFailed, action: ACTION.Allocate, note: outcome.explanation.short });
+      if (pod) this.emit({ regarding: referenceTo(pod, 'v1', 'Pod'), type: 'Warning', reason: REASON.AllocationFailed, action: ACTION.Allocate, note: outcome.explanation.short });
       this.updateGauges();
       return { requeueAfterMs: this.opts.retryUnfitMs ?? 30_000 };
     }
@@ -429,8 +436,8 @@ export class Controller {
       this.metrics.allocations.inc({ outcome: 'allocated', rank: ca.alternatives.some((a) => a.subrequest) ? rank : 'exact' });
       const devices = (ca.allocation.devices?.results ?? []).map((r) => `${r.device}${r.request.includes('/') ? ` (${r.request})` : ''}`).join(', ');
       const note = `Allocated ${devices} on node ${outcome.node ?? 'any'}${alt.includes('alternative') ? `; chose ${alt}` : ''}. ${outcome.explanation.short}`;
-      await this.recorder.record({ regarding: referenceTo(claim, 'resource.k8s.io/v1', 'ResourceClaim'), related: pod ? referenceTo(pod, 'v1', 'Pod') : undefined, type: 'Normal', reason: REASON.Allocated, action: ACTION.Allocate, note });
-      if (pod) await this.recorder.record({ regarding: referenceTo(pod, 'v1', 'Pod'), type: 'Normal', reason: REASON.Allocated, action: ACTION.Allocate, note: `Claim ${claim.metadata.name ?? ''}: ${note}` });
+      this.emit({ regarding: referenceTo(claim, 'resource.k8s.io/v1', 'ResourceClaim'), related: pod ? referenceTo(pod, 'v1', 'Pod') : undefined, type: 'Normal', reason: REASON.Allocated, action: ACTION.Allocate, note });
+      if (pod) this.emit({ regarding: referenceTo(pod, 'v1', 'Pod'), type: 'Normal', reason: REASON.Allocated, action: ACTION.Allocate, note: `Claim ${claim.metadata.name ?? ''}: ${note}` });
       this.log.info('allocated', { claim: `${ca.namespace}/${ca.name}`, uid: claim.metadata.uid, node: outcome.node, devices, explanation: outcome.explanation.full });
     }
     this.updateGauges();
@@ -452,6 +459,11 @@ export class Controller {
       rv = updated.metadata.resourceVersion;
     }
     await this.kube.resourceClaims.mergePatch(name, { metadata: { resourceVersion: rv }, status: { allocation: { ...allocation, allocationTimestamp: new Date().toISOString().replace(/\.\d+Z$/, 'Z') } } }, ns, 'status');
+  }
+
+  /** Events are best effort and must not hold up the queue: the recorder logs its own failures. */
+  private emit(ev: Parameters<EventRecorder['record']>[0]): void {
+    void this.recorder.record(ev);
   }
 
   private get kube(): Kube {
@@ -479,7 +491,7 @@ export class Controller {
     }
     this.log.info('deallocated', { claim: `${ns}/${name}`, uid: claim.metadata.uid, devices, why });
     if (devices.length && !claim.metadata.deletionTimestamp) {
-      await this.recorder.record({ regarding: referenceTo(claim, 'resource.k8s.io/v1', 'ResourceClaim'), type: 'Normal', reason: REASON.Deallocated, action: ACTION.Deallocate, note: `Released ${devices.join(', ')}: ${why}.` });
+      this.emit({ regarding: referenceTo(claim, 'resource.k8s.io/v1', 'ResourceClaim'), type: 'Normal', reason: REASON.Deallocated, action: ACTION.Deallocate, note: `Released ${devices.join(', ')}: ${why}.` });
     }
     this.requeuePending();
   }
@@ -499,7 +511,7 @@ export class Controller {
       if (err instanceof KubeApiError && err.code === 422) return;
       throw err;
     }
-    await this.recorder.record({ regarding: referenceTo(pod, 'v1', 'Pod'), type: 'Normal', reason: REASON.SchedulingGateRemoved, action: ACTION.Ungate, note: `Removed scheduling gate ${this.gate}: ${why}.` });
+    this.emit({ regarding: referenceTo(pod, 'v1', 'Pod'), type: 'Normal', reason: REASON.SchedulingGateRemoved, action: ACTION.Ungate, note: `Removed scheduling gate ${this.gate}: ${why}.` });
   }
 
   /** For tests and the health endpoint. */

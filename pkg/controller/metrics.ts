@@ -13,6 +13,7 @@ export class ControllerMetrics {
   readonly deallocations: Counter;
   readonly writeConflicts: Counter;
   readonly isLeader: Gauge;
+  readonly inventoryRebuilds: Counter;
 
   constructor(withDefaults = true) {
     const registers = [this.registry];
@@ -42,5 +43,6 @@ export class ControllerMetrics {
     this.deallocations = new Counter({ name: 'cascade_deallocations_total', help: 'Claims deallocated by the controller.', registers });
     this.writeConflicts = new Counter({ name: 'cascade_write_conflicts_total', help: 'Status writes that hit 409 Conflict and were retried.', registers });
     this.isLeader = new Gauge({ name: 'cascade_leader', help: '1 when this replica is the leader.', registers });
+    this.inventoryRebuilds = new Counter({ name: 'cascade_inventory_rebuilds_total', help: 'Times the allocator index was rebuilt from the caches (slices, classes or nodes changed).', registers });
   }
 }

@@ -1,0 +1,14 @@
+// Crash points for the crash-recovery tests, and nothing else: when
+// CASCADE_TEST_CRASH_POINT names a point, the process kills itself there with
+// SIGKILL, as a node losing power or an OOM kill would.
+//   after-mig-create         the MIG instance exists, the checkpoint does not know it
+//   before-prepare-complete  instances recorded, CDI written, claim not completed
+export type CrashPoint = 'after-mig-create' | 'before-prepare-complete';
+
+export const CRASH_POINT_ENV = 'CASCADE_TEST_CRASH_POINT';
+
+export function crashPoint(point: CrashPoint): void {
+  if (process.env[CRASH_POINT_ENV] !== point) return;
+  process.stderr.write(`cascade node plugin: ${CRASH_POINT_ENV}=${point} reached; killing myself\n`);
+  process.kill(process.pid, 'SIGKILL');
+}

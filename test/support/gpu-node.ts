@@ -1,0 +1,79 @@
+// A fake GPU node for e2e tests and the demo: a Node object, an nvidia-smi
+// simulator with the given GPUs, the real node plugin running as a process
+// under its ServiceAccount token bound to that node, and a kubelet stand-in
+// that prepares claims of pods bound there over the plugin's real sockets.
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { createFakeNode } from '../../pkg/cluster/controlplane.js';
+import { Kube } from '../../pkg/k8s/resources.js';
+import { createFakeNvidiaSmi, type FakeConfig, type FakeNvidiaSmi } from '../../hack/fake-nvidia-smi/testing.js';
+import { Component, nodeBoundKubeconfig } from './addon.js';
+import { FakeKubelet } from './fake-kubelet.js';
+import { clusterDir } from './tools.js';
+
+export interface GpuNodeOptions {
+  readonly name: string;
+  readonly fleet: FakeConfig;
+  readonly driver?: string;
+  readonly labels?: Record<string, string>;
+  readonly cpu?: string;
+  readonly memory?: string;
+}
+
+export interface GpuNode {
+  readonly name: string;
+  readonly sim: FakeNvidiaSmi;
+  readonly plugin: Component;
+  readonly kubelet: FakeKubelet;
+  readonly dirs: { readonly root: string; readonly plugins: string; readonly registry: string; readonly cdi: string; readonly state: string };
+  /** Restarts the node plugin process (after a crash, for example). */
+  restartPlugin(): void;
+  stop(): Promise<void>;
+}
+
+export async function startGpuNode(admin: Kube, o: GpuNodeOptions): Promise<GpuNode> {
+  const driver = o.driver ?? 'gpu.cascade.dev';
+  await createFakeNode(admin, o.name, { cpu: o.cpu ?? '96', memory: o.memory ?? '1Ti', labels: { 'cascade.dev/simulated-gpus': 'true', ...o.labels } });
+  const root = join(clusterDir(), 'nodes', o.name);
+  const dirs = { root, plugins: join(root, 'plugins'), registry: join(root, 'plugins_registry'), cdi: join(root, 'cdi'), state: join(root, 'state') };
+  for (const d of Object.values(dirs)) mkdirSync(d, { recursive: true, mode: 0o700 });
+  const sim = createFakeNvidiaSmi(o.fleet, { dir: join(root, 'nvidia-smi') });
+  const kubeconfig = await nodeBoundKubeconfig(admin, 'cascade-node-plugin', o.name, join(root, 'plugin.kubeconfig'));
+  const makePlugin = (): Component =>
+    new Component(
+      `node-plugin-${o.name}`,
+      'cmd/node-plugin/main.js',
+      [
+        `--kubeconfig=${kubeconfig}`,
+        `--node-name=${o.name}`,
+        `--driver-name=${driver}`,
+        `--nvidia-smi=${sim.path}`,
+        `--plugins-dir=${dirs.plugins}`,
+        `--registry-dir=${dirs.registry}`,
+        `--cdi-root=${dirs.cdi}`,
+        `--state-dir=${dirs.state}`,
+        '--poll-interval=5s',
+        '--health-interval=2s',
+      ],
+      sim.env,
+    ).start();
+  let plugin = makePlugin();
+  const kubelet = new FakeKubelet(admin, o.name, dirs.registry, driver);
+  await kubelet.start();
+  return {
+    name: o.name,
+    sim,
+    get plugin(): Component {
+      return plugin;
+    },
+    kubelet,
+    dirs,
+    restartPlugin: () => {
+      plugin = makePlugin();
+    },
+    stop: async () => {
+      kubelet.stop();
+      await plugin.stop();
+    },
+  };
+}
