@@ -91,9 +91,15 @@ function pick<T>(rand: () => number, weighted: readonly (readonly [number, T])[]
   return last[1];
 }
 
-function claimStream(count: number, seed: number): ResourceClaim[] {
+/** One claim of the stream and the kind it is reported under (e.g. "mig 3g.40gb", "multi 4"). */
+interface StreamClaim {
+  readonly claim: ResourceClaim;
+  readonly kind: string;
+}
+
+function claimStream(count: number, seed: number): StreamClaim[] {
   const rand = prng(seed);
-  const out: ResourceClaim[] = [];
+  const out: StreamClaim[] = [];
   for (let i = 0; i < count; i++) {
     const kind = pick(rand, [
       [30, 'mig'],
@@ -103,22 +109,26 @@ function claimStream(count: number, seed: number): ResourceClaim[] {
       [15, 'small-fallback'],
     ] as const);
     let requests: DeviceRequest[];
+    let label: string = kind;
     let constraints: { requests?: string[]; matchAttribute: string }[] | undefined;
     switch (kind) {
       case 'mig': {
         const p = pick(rand, [[40, '1g.10gb'], [10, '1g.20gb'], [20, '2g.20gb'], [20, '3g.40gb'], [5, '4g.40gb'], [5, '7g.80gb']] as const);
         requests = [{ name: 'mig', exactly: { deviceClassName: MIG, selectors: [profile(p)] } }];
+        label = `mig ${p}`;
         break;
       }
       case 'gpu': {
         const p = pick(rand, [[50, undefined], [25, 'H100'], [25, 'H200']] as const);
         requests = [{ name: 'gpu', exactly: { deviceClassName: GPU, ...(p !== undefined ? { selectors: [product(p)] } : {}) } }];
+        label = `gpu ${p ?? 'any'}`;
         break;
       }
       case 'multi': {
         const n = pick(rand, [[50, 2], [35, 4], [15, 8]] as const);
         requests = [{ name: 'gpus', exactly: { deviceClassName: GPU, count: n } }];
         constraints = [{ matchAttribute: `${D}/nvlinkDomain` }];
+        label = `multi ${n}`;
         break;
       }
       case 'fallback': {
@@ -142,13 +152,18 @@ function claimStream(count: number, seed: number): ResourceClaim[] {
       }
     }
     const size = kind === 'multi' ? `${requests[0]?.exactly?.count ?? ''}gpu` : kind;
-    out.push({ metadata: { name: `${size}-${i}`, namespace: 'bench' }, spec: { devices: { requests, ...(constraints !== undefined ? { constraints } : {}) } } });
+    out.push({
+      claim: { metadata: { name: `${size}-${i}`, namespace: 'bench' }, spec: { devices: { requests, ...(constraints !== undefined ? { constraints } : {}) } } },
+      kind: label,
+    });
   }
   return out;
 }
 
 interface Figures {
   policy: string;
+  stream: StreamName;
+  churn: number;
   setupMs: number;
   claimsPerSec: number;
   p50: number;
@@ -157,11 +172,15 @@ interface Figures {
   rssMiB: number;
   allocated: number;
   firstFailAt: number | undefined;
+  firstFailKind: string | undefined;
   shareAtFirstFail: number | undefined;
   shareAtEnd: number;
   /** Mean share over the claims after the first failure (the steady state under churn). */
   shareAfterFirstFail: number | undefined;
-  /** Claims allocated per kind of claim. */
+  /** GPU capacity units handed out over the run (a whole GPU is 1, a 3g slice about 0.5). */
+  unitsAllocated: number;
+  /** Claims offered and allocated per kind; for firstAvailable kinds also per chosen entry. */
+  offered: Record<string, number>;
   byKind: Record<string, number>;
 }
 
@@ -170,7 +189,7 @@ function percentile(sorted: Float64Array, p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0;
 }
 
-function run(policy: PolicyName, nodes: readonly FleetNode[], claims: readonly ResourceClaim[], churn: number, seed: number): Figures {
+function run(policy: PolicyName, stream: StreamName, nodes: readonly FleetNode[], claims: readonly StreamClaim[], churn: number, seed: number): Figures {
   const t0 = process.hrtime.bigint();
   const allocator = new Allocator({ slices: nodes.flatMap((n) => nodeSlices(n)), classes: cascadeClasses(), nodes: nodes.map(nodeFacts) }, { policy });
   const setupMs = Number(process.hrtime.bigint() - t0) / 1e6;
@@ -178,31 +197,45 @@ function run(policy: PolicyName, nodes: readonly FleetNode[], claims: readonly R
   let rss = process.memoryUsage().rss;
   let allocated = 0;
   let firstFailAt: number | undefined;
+  let firstFailKind: string | undefined;
   let shareAtFirstFail: number | undefined;
   const share = (): number => {
     const u = allocator.usage();
     return u.units > 0 ? u.used / u.units : 0;
   };
+  const unitsOf = (devices: readonly AllocatedDeviceRef[]): number => {
+    let u = 0;
+    for (const r of devices) u += allocator.state.unitShare(allocator.inventory.deviceIndex.get(`${r.driver}/${r.pool}/${r.device}`) ?? -1);
+    return u;
+  };
   let total = 0;
+  let unitsAllocated = 0;
   // Departures use their own seeded stream so both policies see the same choices.
   const leave = prng(seed ^ 0x5bd1e995);
   const live: (readonly AllocatedDeviceRef[])[] = [];
+  const offered = new Map<string, number>();
   const byKind = new Map<string, number>();
+  const bump = (m: Map<string, number>, k: string): void => void m.set(k, (m.get(k) ?? 0) + 1);
   let shareSum = 0;
-  claims.forEach((claim, i) => {
+  claims.forEach(({ claim, kind }, i) => {
     const s = process.hrtime.bigint();
     const outcome = allocator.allocate({ claims: [claim] });
     if (outcome.kind === 'allocated') allocator.commit(outcome);
     const ns = Number(process.hrtime.bigint() - s);
     lat[i] = ns / 1e6;
     total += ns;
+    bump(offered, kind);
     if (outcome.kind === 'allocated') {
       allocated++;
+      unitsAllocated += unitsOf(outcome.devices);
       live.push(outcome.devices);
-      const kind = (claim.metadata.name ?? '').replace(/-\d+$/, '');
-      byKind.set(kind, (byKind.get(kind) ?? 0) + 1);
+      bump(byKind, kind);
+      // Which firstAvailable entry won says what the fleet could still offer.
+      const sub = outcome.claims[0]?.alternatives[0]?.subrequest;
+      if (sub !== undefined) bump(byKind, `${kind} -> ${sub}`);
     } else if (firstFailAt === undefined) {
       firstFailAt = i;
+      firstFailKind = kind;
       shareAtFirstFail = share();
     }
     if (live.length > 0 && leave() < churn) {
@@ -220,6 +253,8 @@ function run(policy: PolicyName, nodes: readonly FleetNode[], claims: readonly R
   lat.sort();
   return {
     policy,
+    stream,
+    churn,
     setupMs,
     claimsPerSec: claims.length / (total / 1e9),
     p50: percentile(lat, 50),
@@ -228,33 +263,34 @@ function run(policy: PolicyName, nodes: readonly FleetNode[], claims: readonly R
     rssMiB: rss / 2 ** 20,
     allocated,
     firstFailAt,
+    firstFailKind,
     shareAtFirstFail,
     shareAtEnd: share(),
     shareAfterFirstFail: firstFailAt === undefined ? undefined : shareSum / (claims.length - firstFailAt),
+    unitsAllocated,
+    offered: Object.fromEntries(offered),
     byKind: Object.fromEntries(byKind),
   };
 }
 
-function runInChild(policy: PolicyName, flags: Flags): Figures {
+function runInChild(policy: PolicyName, stream: StreamName, flags: Flags): Figures {
   const script = fileURLToPath(import.meta.url);
-  const args = [...process.execArgv, script, '--child', policy, '--nodes', String(flags.nodes), '--claims', String(flags.claims), '--seed', String(flags.seed), '--churn', String(flags.churn)];
+  const churn = stream === 'fill' ? 0 : flags.churn;
+  const args = [...process.execArgv, script, '--child', policy, '--nodes', String(flags.nodes), '--claims', String(flags.claims), '--seed', String(flags.seed), '--churn', String(churn)];
   const r = spawnSync(process.execPath, args, { encoding: 'utf8', maxBuffer: 1 << 24 });
   if (r.status !== 0) throw new Error(`benchmark child for ${policy} failed (${r.status ?? r.signal ?? '?'}): ${r.stderr}`);
-  return JSON.parse(r.stdout.trim().split('\n').pop() ?? '{}') as Figures;
+  const f = JSON.parse(r.stdout.trim().split('\n').pop() ?? '{}') as Figures;
+  return { ...f, stream };
 }
 
-function main(): void {
-  const flags = parseFlags(process.argv.slice(2));
-  if (flags.child !== undefined) {
-    const f = run(flags.child, fleet(flags.nodes), claimStream(flags.claims, flags.seed), flags.churn, flags.seed);
-    process.stdout.write(JSON.stringify(f) + '\n');
-    return;
-  }
-  process.stdout.write(
-    `fleet: ${flags.nodes} nodes x 8 GPUs (${KINDS.map((k) => k.kind).join(', ')}, one kind per node in turn); claims: ${flags.claims} (seed ${flags.seed}, churn ${flags.churn}: after each claim that chance of a running allocation ending); node ${process.version}\n`,
-  );
-  const results = flags.policies.map((p) => runInChild(p, flags));
+function table(flags: Flags, stream: StreamName, results: readonly Figures[]): void {
   const pct = (x: number | undefined): string => (x === undefined || x === null ? 'n/a' : `${(100 * x).toFixed(1)}%`);
+  const churn = results[0]?.churn ?? 0;
+  process.stdout.write(
+    stream === 'fill'
+      ? `\nstream "fill": ${flags.claims} claims, nothing ends (churn 0): the fleet fills until claims fail\n`
+      : `\nstream "churn": the same ${flags.claims} claims; after each, with chance ${churn}, a random running allocation ends (same draws for both policies)\n`,
+  );
   const rows: [string, (f: Figures) => string][] = [
     ['inventory build (ms)', (f) => f.setupMs.toFixed(0)],
     ['claims/s (decide + commit)', (f) => f.claimsPerSec.toFixed(0)],
@@ -263,17 +299,37 @@ function main(): void {
     ['max decision (ms)', (f) => f.max.toFixed(1)],
     ['peak RSS (MiB)', (f) => f.rssMiB.toFixed(0)],
     ['claims allocated', (f) => `${f.allocated}/${flags.claims}`],
+    ['GPU units allocated (sum of claim sizes)', (f) => f.unitsAllocated.toFixed(0)],
     ['first failure at claim #', (f) => (f.firstFailAt === undefined || f.firstFailAt === null ? 'none' : String(f.firstFailAt))],
+    ['first claim that failed', (f) => f.firstFailKind ?? 'none'],
     ['GPU capacity used at first failure', (f) => pct(f.shareAtFirstFail)],
     ['GPU capacity used at end', (f) => pct(f.shareAtEnd)],
     ['GPU capacity used after first failure (mean)', (f) => pct(f.shareAfterFirstFail)],
   ];
-  const kinds = [...new Set(results.flatMap((r) => Object.keys(r.byKind)))].sort();
-  for (const k of kinds) rows.push([`  of which ${k}`, (f) => String(f.byKind[k] ?? 0)]);
+  const kinds = [...new Set(results.flatMap((r) => [...Object.keys(r.offered), ...Object.keys(r.byKind)]))].sort();
+  rows.push(['allocated per kind (of offered)', () => '']);
+  for (const k of kinds) {
+    const offered = results[0]?.offered[k];
+    rows.push([`  ${k}${offered !== undefined ? ` (${offered})` : ''}`, (f) => String(f.byKind[k] ?? 0)]);
+  }
   const w0 = Math.max(...rows.map(([l]) => l.length));
   process.stdout.write(`${''.padEnd(w0)}  ${results.map((r) => r.policy.padStart(12)).join('  ')}\n`);
   for (const [label, get] of rows) process.stdout.write(`${label.padEnd(w0)}  ${results.map((r) => get(r).padStart(12)).join('  ')}\n`);
-  process.stdout.write('GPU capacity: one unit per GPU; a MIG-partitioned GPU counts the mean share of its counters in use.\n');
+}
+
+function main(): void {
+  const flags = parseFlags(process.argv.slice(2));
+  if (flags.child !== undefined) {
+    const stream: StreamName = flags.churn > 0 ? 'churn' : 'fill';
+    const f = run(flags.child, stream, fleet(flags.nodes), claimStream(flags.claims, flags.seed), flags.churn, flags.seed);
+    process.stdout.write(JSON.stringify(f) + '\n');
+    return;
+  }
+  process.stdout.write(
+    `fleet: ${flags.nodes} nodes x 8 GPUs (${KINDS.map((k) => k.kind).join(', ')}, one kind per node in turn); claims: ${flags.claims} (seed ${flags.seed}); node ${process.version}\n`,
+  );
+  for (const stream of flags.streams) table(flags, stream, flags.policies.map((p) => runInChild(p, stream, flags)));
+  process.stdout.write('\nGPU capacity: one unit per GPU; a MIG-partitioned GPU counts the mean share of its counters in use.\n');
 }
 
 main();

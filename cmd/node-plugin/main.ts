@@ -4,6 +4,7 @@ import { discoverDesiredSlices } from '../../pkg/inventory/discover.js';
 import { toResourceSlices } from '../../pkg/inventory/slices.js';
 import { errorMessage } from '../../pkg/log/logger.js';
 import { HelpShown, type NodePluginConfig, parseNodePluginConfig } from '../../pkg/nodeplugin/config.js';
+import { runNodePlugin } from '../../pkg/nodeplugin/run.js';
 import { NvidiaSmiBackend } from '../../pkg/nvidia/smi-backend.js';
 
 /** Discovers through the configured nvidia-smi and prints the slices as a JSON List on stdout. */
@@ -17,11 +18,6 @@ export async function runDryRun(config: NodePluginConfig): Promise<void> {
   // Generation 1 is what a first publication would carry.
   const list = { apiVersion: 'v1', kind: 'List', items: toResourceSlices(slices, 1) };
   process.stdout.write(`${JSON.stringify(list, null, 2)}\n`);
-}
-
-/** Publishes and keeps the slices current, and serves the kubelet: the lead fills this in. */
-export function runNodePlugin(config: NodePluginConfig): Promise<void> {
-  return Promise.reject(new Error(`runNodePlugin is not implemented yet (node ${config.nodeName}); use --dry-run`));
 }
 
 async function main(): Promise<number> {

@@ -1,0 +1,245 @@
+// Keeps the node's ResourceSlices and device health current: rediscovers on a
+// poll interval and on demand (MIG mode switched, health changed), taints
+// unhealthy GPUs, and never unpublishes because nvidia-smi failed once.
+import type { DeviceTaint } from '../api/resource.js';
+import { buildDesiredSlices, carryOverLostGpus, taintsFromHealth, unhealthyTaintKey } from '../inventory/index.js';
+import type { DesiredSlice } from '../inventory/types.js';
+import type { DeviceHealthBoard, DeviceHealthEntry } from '../kubeletplugin/health.js';
+import type { SerialQueue } from '../kubeletplugin/serialize.js';
+import { errorMessage, type Logger } from '../log/logger.js';
+import type { Discovery, GpuBackend } from '../nvidia/backend.js';
+import { NvidiaSmiError, NvidiaSmiParseError } from '../nvidia/errors.js';
+import type { GpuHealth, MigMode } from '../nvidia/types.js';
+import type { PublishResult, SlicePublisher } from '../publish/publisher.js';
+import { type InventorySnapshot, inventorySnapshot } from './plan.js';
+import type { NodePreparer } from './preparer.js';
+
+export interface InventoryLoopOptions {
+  readonly driver: string;
+  readonly nodeName: string;
+  readonly backend: GpuBackend;
+  readonly preparer: NodePreparer;
+  /** Shared with prepare/unprepare: discovery must not see a MIG instance between creation and record. */
+  readonly queue: SerialQueue;
+  /** Undefined: build the inventory without publishing (the benchmark). */
+  readonly publisher: SlicePublisher | undefined;
+  readonly board: DeviceHealthBoard;
+  readonly pollIntervalMs: number;
+  readonly healthIntervalMs: number;
+  readonly dynamicMig: boolean;
+  readonly log: Logger;
+}
+
+/** Taints by GPU UUID, one per key (the first wins): lost-GPU and health checks may both report a GPU. */
+export function mergeTaints(...sources: ReadonlyArray<Readonly<Record<string, readonly DeviceTaint[]>>>): Record<string, DeviceTaint[]> {
+  const out: Record<string, DeviceTaint[]> = {};
+  for (const source of sources) {
+    for (const [uuid, taints] of Object.entries(source)) {
+      const list = (out[uuid] ??= []);
+      for (const t of taints) if (!list.some((x) => x.key === t.key && x.effect === t.effect)) list.push(t);
+    }
+  }
+  return out;
+}
+
+/** One health-stream entry per published device: UNHEALTHY when it carries our unhealthy taint. */
+export function healthEntries(driver: string, slices: readonly DesiredSlice[], at: number): DeviceHealthEntry[] {
+  const key = unhealthyTaintKey(driver);
+  const out: DeviceHealthEntry[] = [];
+  for (const s of slices) {
+    for (const d of s.spec.devices ?? []) {
+      const taint = d.taints?.find((t) => t.key === key);
+      out.push({
+        poolName: s.spec.pool.name,
+        deviceName: d.name,
+        health: taint ? 'UNHEALTHY' : 'HEALTHY',
+        lastUpdatedTime: at,
+        ...(taint ? { message: taint.value ?? 'unhealthy' } : {}),
+      });
+    }
+  }
+  return out;
+}
+
+function describeFailure(err: unknown): Record<string, unknown> {
+  if (err instanceof NvidiaSmiError) return { command: err.command, kind: err.kind, exitCode: err.exitCode, error: err.message };
+  if (err instanceof NvidiaSmiParseError) return { command: err.command, line: err.lineNumber, error: err.message };
+  return { error: errorMessage(err) };
+}
+
+export class InventoryLoop {
+  private snapshot: InventorySnapshot | undefined;
+  private previous: Discovery | undefined;
+  private health: readonly GpuHealth[] = [];
+  private healthKey = '[]';
+  private published: PublishResult | undefined;
+  private stopped = true;
+  private wake: (() => void) | undefined;
+  private wanted = false;
+  private loopDone: Promise<void> = Promise.resolve();
+  private healthTimer: NodeJS.Timeout | undefined;
+  private healthRunning: Promise<void> = Promise.resolve();
+  private cycles = 0;
+  private running = false;
+  private boardKey = '';
+  private readonly cycleWaiters: { after: number; resolve: () => void }[] = [];
+
+  constructor(private readonly o: InventoryLoopOptions) {}
+
+  /** The inventory last built, for prepare to validate claims against. */
+  get inventory(): InventorySnapshot | undefined {
+    return this.snapshot;
+  }
+
+  /** The last successful publication, if any. */
+  get lastPublished(): PublishResult | undefined {
+    return this.published;
+  }
+
+  /**
+   * One pass: recovery if still owed, discovery, slices, publication. Errors
+   * are logged and the last published slices stay as they are.
+   */
+  async refresh(): Promise<boolean> {
+    let desired: DesiredSlice[];
+    try {
+      desired = await this.o.queue.run(() => this.build());
+    } catch (err) {
+      this.o.log.error('GPU discovery failed; keeping the slices published last', describeFailure(err));
+      return false;
+    }
+    const entries = healthEntries(this.o.driver, desired, Math.floor(Date.now() / 1000));
+    const boardKey = JSON.stringify(entries.map((e) => [e.deviceName, e.health, e.message]));
+    // The stream sends the whole list on every change: only when something did change.
+    if (boardKey !== this.boardKey) {
+      this.boardKey = boardKey;
+      this.o.board.replaceAll(entries);
+    }
+    if (!this.o.publisher) return true;
+    try {
+      this.published = await this.o.publisher.publish(desired);
+      return true;
+    } catch (err) {
+      this.o.log.error('publishing ResourceSlices failed; will retry', { error: errorMessage(err) });
+      return false;
+    }
+  }
+
+  private async build(): Promise<DesiredSlice[]> {
+    let current = await this.o.backend.discover();
+    if (!this.o.preparer.isRecovered) {
+      const report = await this.o.preparer.recover(current);
+      // Instances destroyed by recovery must not be published as they were.
+      if (report && report.destroyed.length > 0) current = await this.o.backend.discover();
+    }
+    const { discovery, taints: lost } = carryOverLostGpus(this.o.driver, this.previous, current);
+    const taints = mergeTaints(lost, taintsFromHealth(this.o.driver, this.health, discovery));
+    const slices = buildDesiredSlices({
+      nodeName: this.o.nodeName,
+      driverName: this.o.driver,
+      discovery,
+      ownedInstances: this.o.preparer.ownedInstances(discovery),
+      taints,
+      options: { dynamicMig: this.o.dynamicMig },
+    });
+    this.previous = discovery;
+    this.snapshot = inventorySnapshot(discovery, slices);
+    return slices;
+  }
+
+  /** Prepare switched a GPU's MIG mode: remember it at once, republish soon. */
+  migModeChanged(gpuUuid: string, mode: MigMode): void {
+    const snap = this.snapshot;
+    if (snap) {
+      const gpus = snap.discovery.gpus.map((g) => (g.uuid === gpuUuid ? { ...g, migMode: { current: mode, pending: mode } } : g));
+      this.snapshot = { ...snap, discovery: { ...snap.discovery, gpus } };
+    }
+    this.requestRefresh();
+  }
+
+  /** Asks for a pass as soon as the current one (if any) is done. */
+  requestRefresh(): void {
+    this.wanted = true;
+    this.wake?.();
+  }
+
+  /** Resolves after a pass that started after this call has finished (tests). */
+  async nextCycle(): Promise<void> {
+    const after = this.cycles + (this.running ? 1 : 0);
+    this.requestRefresh();
+    await new Promise<void>((resolve) => this.cycleWaiters.push({ after, resolve }));
+  }
+
+  /** Starts the poll loops; the first pass must have been run by the caller (refresh()). */
+  start(): void {
+    if (!this.stopped) return;
+    this.stopped = false;
+    this.loopDone = this.loop();
+    this.scheduleHealth(0);
+  }
+
+  private async loop(): Promise<void> {
+    while (!this.stopped) {
+      await this.sleep(this.o.pollIntervalMs);
+      if (this.stopped) break;
+      this.wanted = false;
+      this.running = true;
+      await this.refresh();
+      this.running = false;
+      this.cycles += 1;
+      for (const w of this.cycleWaiters.splice(0)) {
+        if (w.after <= this.cycles) w.resolve();
+        else this.cycleWaiters.push(w);
+      }
+    }
+  }
+
+  private sleep(ms: number): Promise<void> {
+    if (this.wanted) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      const self = this;
+      function done(): void {
+        clearTimeout(timer);
+        self.wake = undefined;
+        resolve();
+      }
+      this.wake = done;
+    });
+  }
+
+  private scheduleHealth(delayMs: number): void {
+    if (this.stopped) return;
+    this.healthTimer = setTimeout(() => {
+      this.healthRunning = this.checkHealth().finally(() => this.scheduleHealth(this.o.healthIntervalMs));
+    }, delayMs);
+  }
+
+  /** Polls GPU health; a change (GPU lost, ECC errors, recovery) republishes with or without taints. */
+  private async checkHealth(): Promise<void> {
+    let report: GpuHealth[];
+    try {
+      report = await this.o.backend.health();
+    } catch (err) {
+      this.o.log.warn('GPU health check failed; keeping the last known health', describeFailure(err));
+      return;
+    }
+    const key = JSON.stringify(report.filter((h) => !h.healthy).map((h) => [h.uuid, h.pciBusId, h.reason]));
+    if (key === this.healthKey) return;
+    this.healthKey = key;
+    this.health = report;
+    const unhealthy = report.filter((h) => !h.healthy);
+    if (unhealthy.length > 0) this.o.log.warn('GPU health changed', { unhealthy: unhealthy.map((h) => ({ pciBusId: h.pciBusId, uuid: h.uuid, reason: h.reason })) });
+    else this.o.log.info('all GPUs healthy again');
+    this.requestRefresh();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.wake?.();
+    if (this.healthTimer) clearTimeout(this.healthTimer);
+    await this.loopDone;
+    await this.healthRunning;
+    for (const w of this.cycleWaiters.splice(0)) w.resolve();
+  }
+}

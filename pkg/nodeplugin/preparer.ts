@@ -1,0 +1,455 @@
+// The node plugin's ClaimPreparer: turns allocated claims into MIG instances
+// and CDI specs, and back, with the checkpoint written before every answer so
+// that a crash at any line is finished or rolled back by recover().
+import { readFile } from 'node:fs/promises';
+import { gpuDeviceName } from '../api/devicemodel.js';
+import type { OwnedInstance } from '../inventory/types.js';
+import { isNotFound } from '../k8s/client.js';
+import { buildClaimCdiSpec, cdiDeviceId, type CdiGpuDevice, migCapDevicePaths, parseMigMinors } from '../kubeletplugin/cdi.js';
+import type { CdiSpecWriter } from '../kubeletplugin/cdi-writer.js';
+import {
+  type CheckpointState,
+  type CheckpointStore,
+  type MigInstanceRecord,
+  completePrepare,
+  emptyCheckpoint,
+  forgetMigInstance,
+  halfPreparedClaims,
+  ownedMigInstances,
+  preparedDevices,
+  recordMigCreated,
+  removeClaim,
+  startPrepare,
+} from '../kubeletplugin/checkpoint.js';
+import {
+  type ClaimPreparer,
+  type ClaimRef,
+  type PrepareResult,
+  type PreparedDevice,
+  type UnprepareResult,
+  baseRequestName,
+  claimLabel,
+} from '../kubeletplugin/preparer.js';
+import { errorMessage, type Logger } from '../log/logger.js';
+import type { Discovery, GpuBackend } from '../nvidia/backend.js';
+import { migToggleNeedsReset } from '../nvidia/catalog.js';
+import type { GpuInfo, MigMode } from '../nvidia/types.js';
+import type { ClaimSource, ClaimStatusSink, DeviceStatusData } from './claims.js';
+import { crashPoint } from './crash.js';
+import { type InventorySnapshot, type PlannedDevice, describePlacement, intendedDevices, occupancyFromCheckpoint, planClaim } from './plan.js';
+
+export interface NodePreparerOptions {
+  readonly driver: string;
+  readonly nodeName: string;
+  readonly backend: GpuBackend;
+  readonly claims: ClaimSource;
+  /** Undefined: no status.devices writes (the benchmark). */
+  readonly status: ClaimStatusSink | undefined;
+  readonly cdi: CdiSpecWriter;
+  readonly checkpoint: CheckpointStore;
+  /** The inventory last published; prepare validates against it. */
+  readonly inventory: () => InventorySnapshot | undefined;
+  /** Called after prepare switched a GPU's MIG mode: the slices must be republished. */
+  readonly onMigModeChanged: (gpuUuid: string, mode: MigMode) => void;
+  readonly migMinorsPath: string;
+  readonly dynamicMig: boolean;
+  readonly log: Logger;
+}
+
+export interface RecoveryReport {
+  /** Claims a crash left half prepared, now rolled back. */
+  readonly rolledBack: readonly string[];
+  /** MIG instances destroyed (GPU index, GPU instance ID). */
+  readonly destroyed: readonly string[];
+  /** CDI spec files of claims the checkpoint does not know, deleted. */
+  readonly orphanCdiSpecs: readonly string[];
+  readonly checkpoint: 'missing' | 'loaded' | 'rebooted' | 'corrupt-discarded';
+}
+
+/** A claim-level failure whose message already names the claim. */
+class ClaimError extends Error {}
+
+export class NodePreparer implements ClaimPreparer {
+  private state: CheckpointState = emptyCheckpoint('');
+  private loaded: RecoveryReport['checkpoint'] | undefined;
+  private recovered = false;
+  private recoveryProblem = 'start-up recovery has not run yet';
+  private migMinors: ReadonlyMap<string, number> | undefined;
+
+  constructor(private readonly o: NodePreparerOptions) {}
+
+  /** Reads the checkpoint (empty after a reboot). Call once, before anything else. */
+  async load(): Promise<void> {
+    const outcome = await this.o.checkpoint.load();
+    this.state = outcome.state;
+    this.loaded = outcome.kind;
+    if (outcome.kind === 'rebooted') {
+      this.o.log.info('the node rebooted since the checkpoint was written; MIG instances and CDI specs did not survive, starting empty', {
+        previousClaims: Object.keys(outcome.previous.claims).length,
+      });
+      await this.o.checkpoint.save(this.state);
+    } else if (outcome.kind === 'corrupt-discarded') {
+      this.o.log.error('checkpoint was corrupt and was moved aside', { copy: outcome.corruptCopy, reason: outcome.reason });
+    }
+  }
+
+  get isRecovered(): boolean {
+    return this.recovered;
+  }
+
+  /** The checkpoint as it stands (for tests and the publish loop). */
+  get checkpointState(): CheckpointState {
+    return this.state;
+  }
+
+  /**
+   * MIG instances on this node that are ours: recorded ones, plus instances at
+   * a placement a half-prepared claim intended (created, then a crash before
+   * the record). The inventory publishes them as ordinary partitions.
+   */
+  ownedInstances(discovery: Discovery): OwnedInstance[] {
+    const out: OwnedInstance[] = ownedMigInstances(this.state).map((m) => ({ parentUUID: m.gpuUuid, gpuInstanceId: m.gpuInstanceId }));
+    for (const c of halfPreparedClaims(this.state)) {
+      for (const d of c.intended) {
+        if (!d.mig) continue;
+        const mig = d.mig;
+        const gpu = discovery.gpus.find((g) => g.uuid === d.gpuUuid);
+        const gi = gpu && discovery.gpuInstances.find((i) => i.gpuIndex === gpu.index && i.profileId === mig.profileId && i.placement.start === mig.placement.start);
+        if (gi) out.push({ parentUUID: d.gpuUuid, gpuInstanceId: gi.instanceId });
+      }
+    }
+    return out;
+  }
+
+  /**
+   * Start-up recovery, run before the kubelet can call us and given a fresh
+   * discovery: half-prepared claims are rolled back (their instances, recorded
+   * or only intended, destroyed; their CDI spec deleted), so the kubelet's
+   * retry prepares them from scratch. Instances no checkpointed claim names
+   * were not created by us and are never touched. Returns undefined and stays
+   * unrecovered (prepare refuses) when a roll-back failed; call again later.
+   */
+  async recover(discovery: Discovery): Promise<RecoveryReport | undefined> {
+    const rolledBack: string[] = [];
+    const destroyed: string[] = [];
+    const problems: string[] = [];
+    for (const claim of halfPreparedClaims(this.state)) {
+      const label = `${claim.namespace}/${claim.name} (${claim.uid})`;
+      const targets: { gpuIndex: number; gpuUuid: string; gi: number; ci: number }[] = [];
+      for (const m of claim.migCreated) targets.push({ gpuIndex: m.gpuIndex, gpuUuid: m.gpuUuid, gi: m.gpuInstanceId, ci: m.computeInstanceId });
+      // An instance created just before a crash is known only by its intended placement.
+      const others = ownedMigInstances(this.state).filter((m) => m.claimUid !== claim.uid);
+      for (const d of claim.intended) {
+        if (!d.mig) continue;
+        const mig = d.mig;
+        const gpu = discovery.gpus.find((g) => g.uuid === d.gpuUuid);
+        if (!gpu) continue;
+        const gi = discovery.gpuInstances.find((i) => i.gpuIndex === gpu.index && i.profileId === mig.profileId && i.placement.start === mig.placement.start);
+        if (!gi || targets.some((t) => t.gpuUuid === gpu.uuid && t.gi === gi.instanceId)) continue;
+        if (others.some((m) => m.gpuUuid === gpu.uuid && m.gpuInstanceId === gi.instanceId)) continue;
+        const ci = discovery.computeInstances.find((c) => c.gpuIndex === gpu.index && c.gpuInstanceId === gi.instanceId);
+        targets.push({ gpuIndex: gpu.index, gpuUuid: gpu.uuid, gi: gi.instanceId, ci: ci?.instanceId ?? 0 });
+      }
+      let failed = false;
+      for (const t of targets) {
+        const gpu = discovery.gpus.find((g) => g.uuid === t.gpuUuid);
+        if (!gpu) {
+          problems.push(`claim ${label}: GPU ${t.gpuUuid} of GPU instance ${t.gi} is not reachable`);
+          failed = true;
+          continue;
+        }
+        try {
+          await this.o.backend.destroyMigDevice({ gpuIndex: gpu.index, gpuInstanceId: t.gi, computeInstanceId: t.ci });
+          destroyed.push(`GPU ${gpu.index} GPU instance ${t.gi}`);
+          this.state = forgetMigInstance(this.state, claim.uid, t.gpuUuid, t.gi);
+        } catch (err) {
+          problems.push(`claim ${label}: destroy GPU instance ${t.gi} on GPU ${gpu.index}: ${errorMessage(err)}`);
+          failed = true;
+        }
+      }
+      if (failed) continue;
+      await this.o.cdi.remove(claim.uid);
+      this.state = removeClaim(this.state, claim.uid);
+      rolledBack.push(label);
+    }
+    await this.o.checkpoint.save(this.state);
+    const orphanCdiSpecs: string[] = [];
+    for (const uid of await this.o.cdi.listClaimUids()) {
+      if (this.state.claims[uid]) continue;
+      await this.o.cdi.remove(uid);
+      orphanCdiSpecs.push(uid);
+    }
+    if (problems.length > 0) {
+      this.recoveryProblem = `start-up recovery could not roll back: ${problems.join('; ')}`;
+      this.o.log.error('start-up recovery incomplete; prepare refuses until it succeeds', { problems });
+      return undefined;
+    }
+    this.recovered = true;
+    const report: RecoveryReport = { rolledBack, destroyed, orphanCdiSpecs, checkpoint: this.loaded ?? 'loaded' };
+    if (rolledBack.length > 0 || orphanCdiSpecs.length > 0) this.o.log.info('start-up recovery rolled back half-prepared claims', { ...report });
+    return report;
+  }
+
+  async prepare(claims: readonly ClaimRef[]): Promise<ReadonlyMap<string, PrepareResult>> {
+    const out = new Map<string, PrepareResult>();
+    for (const ref of claims) out.set(ref.uid, await this.prepareOne(ref));
+    return out;
+  }
+
+  async unprepare(claims: readonly ClaimRef[]): Promise<ReadonlyMap<string, UnprepareResult>> {
+    const out = new Map<string, UnprepareResult>();
+    for (const ref of claims) out.set(ref.uid, await this.unprepareOne(ref));
+    return out;
+  }
+
+  private async prepareOne(ref: ClaimRef): Promise<PrepareResult> {
+    const done = preparedDevices(this.state, ref.uid);
+    if (done) return { devices: done };
+    const label = claimLabel(ref);
+    if (!this.recovered) return { error: `claim ${label}: the node plugin is not ready: ${this.recoveryProblem}` };
+    const leftover = this.state.claims[ref.uid];
+    if (leftover) {
+      // An earlier attempt failed and could not clean up; try again before starting over.
+      const problem = await this.rollBack(ref.uid);
+      if (problem) return { error: `claim ${label}: an earlier failed prepare left MIG instances that cannot be removed: ${problem}` };
+    }
+    const inventory = this.o.inventory();
+    if (!inventory) return { error: `claim ${label}: the node's GPUs have not been discovered yet; see the node plugin's log` };
+    let claim;
+    try {
+      claim = await this.o.claims.get(ref.namespace, ref.name);
+    } catch (err) {
+      return { error: isNotFound(err) ? `claim ${label}: the ResourceClaim does not exist` : `claim ${label}: cannot read the ResourceClaim: ${errorMessage(err)}` };
+    }
+    const plan = planClaim({ driver: this.o.driver, nodeName: this.o.nodeName, ref, claim, inventory, held: occupancyFromCheckpoint(this.state, ref.uid) });
+    if (!plan.ok) return { error: plan.error };
+
+    try {
+      if (plan.devices.some((d) => d.kind !== 'gpu')) await this.loadMigMinors();
+      this.state = startPrepare(this.state, ref, intendedDevices(plan.devices));
+      await this.o.checkpoint.save(this.state);
+    } catch (err) {
+      this.state = removeClaim(this.state, ref.uid);
+      return { error: `claim ${label}: ${errorMessage(err)}` };
+    }
+
+    const cdiDevices: CdiGpuDevice[] = [];
+    const statusData: DeviceStatusData[] = [];
+    let devices: PreparedDevice[];
+    try {
+      for (const d of plan.devices) {
+        const ids = [cdiDeviceId(this.o.driver, ref.uid, d.deviceName)];
+        const { cdi, data } = await this.setUp(ref, d);
+        cdiDevices.push(cdi);
+        statusData.push({ device: d.deviceName, data: { ...data, cdiDeviceIds: ids } });
+      }
+      await this.o.cdi.write(ref.uid, buildClaimCdiSpec({ driver: this.o.driver, claimUid: ref.uid, devices: cdiDevices }));
+      devices = plan.devices.map((d) => ({
+        requestNames: [baseRequestName(d.request)],
+        poolName: d.poolName,
+        deviceName: d.deviceName,
+        cdiDeviceIds: [cdiDeviceId(this.o.driver, ref.uid, d.deviceName)],
+      }));
+      crashPoint('before-prepare-complete');
+      this.state = completePrepare(this.state, ref.uid, { devices });
+      await this.o.checkpoint.save(this.state);
+    } catch (err) {
+      const message = err instanceof ClaimError ? err.message : `claim ${label}: ${errorMessage(err)}`;
+      const problem = await this.rollBack(ref.uid);
+      return { error: problem ? `${message}; rolling back also failed: ${problem}` : message };
+    }
+    this.o.status?.prepared(ref, statusData);
+    return { devices };
+  }
+
+  /** Sets up one device; returns its CDI device and the data for the claim status. */
+  private async setUp(ref: ClaimRef, d: PlannedDevice): Promise<{ cdi: CdiGpuDevice; data: Record<string, unknown> }> {
+    const parent = { parentUUID: d.gpu.uuid, parentMinor: d.gpu.minor };
+    switch (d.kind) {
+      case 'gpu': {
+        await this.ensureMigMode(ref, d.gpu, false, d.deviceName);
+        if (d.config.sharing.strategy === 'TimeSlicing') {
+          this.o.log.warn('time-slicing was asked for but is not applied: the backend has no time-slice control', { claim: claimLabel(ref), device: d.deviceName });
+        }
+        return {
+          cdi: { type: 'gpu', deviceName: d.deviceName, uuid: d.gpu.uuid, minor: d.gpu.minor },
+          data: { type: 'gpu', uuid: d.gpu.uuid, productName: d.gpu.productName, minor: d.gpu.minor, pciBusID: d.gpu.pciBusId },
+        };
+      }
+      case 'preexisting-mig':
+        return {
+          cdi: { type: 'mig', deviceName: d.deviceName, uuid: d.uuid, parentUuid: d.gpu.uuid, parentMinor: d.gpu.minor, capDevicePaths: this.capPaths(d.gpu, d.gpuInstanceId, d.computeInstanceId) },
+          data: { type: 'mig', uuid: d.uuid, profile: d.profile, placement: d.placement, gpuInstanceId: d.gpuInstanceId, computeInstanceId: d.computeInstanceId, preexisting: true, ...parent },
+        };
+      case 'mig': {
+        await this.ensureMigMode(ref, d.gpu, true, d.deviceName);
+        const where = `MIG ${d.profile} at placement ${describePlacement(d.placement)} on ${gpuDeviceName(d.gpu.minor)} (GPU ${d.gpu.index})`;
+        let created;
+        try {
+          created = await this.o.backend.createMigDevice({
+            gpuIndex: d.gpu.index,
+            profileId: d.profileId,
+            placementStart: d.placement.start,
+            knownMigUuids: this.knownMigUuids(d.gpu),
+          });
+        } catch (err) {
+          throw new ClaimError(`claim ${claimLabel(ref)}: cannot create ${where} for device ${d.deviceName}: ${errorMessage(err)}`);
+        }
+        crashPoint('after-mig-create');
+        const record: MigInstanceRecord = {
+          deviceName: d.deviceName,
+          gpuIndex: d.gpu.index,
+          gpuUuid: d.gpu.uuid,
+          gpuInstanceId: created.gpuInstanceId,
+          computeInstanceId: created.computeInstanceId,
+          migUuid: created.uuid,
+          profile: created.profile,
+          profileId: created.profileId,
+          placement: created.placement,
+        };
+        this.state = recordMigCreated(this.state, ref.uid, record);
+        await this.o.checkpoint.save(this.state);
+        if (created.placement.start !== d.placement.start || created.profileId !== d.profileId) {
+          throw new ClaimError(`claim ${claimLabel(ref)}: nvidia-smi created ${created.profile} at ${describePlacement(created.placement)} instead of ${where}`);
+        }
+        return {
+          cdi: {
+            type: 'mig',
+            deviceName: d.deviceName,
+            uuid: created.uuid,
+            parentUuid: d.gpu.uuid,
+            parentMinor: d.gpu.minor,
+            capDevicePaths: this.capPaths(d.gpu, created.gpuInstanceId, created.computeInstanceId),
+          },
+          data: {
+            type: 'mig',
+            uuid: created.uuid,
+            profile: created.profile,
+            placement: created.placement,
+            gpuInstanceId: created.gpuInstanceId,
+            computeInstanceId: created.computeInstanceId,
+            ...parent,
+          },
+        };
+      }
+    }
+  }
+
+  /** Every MIG UUID we know on a GPU, so the backend can spot the new one with a single `-L`. */
+  private knownMigUuids(gpu: GpuInfo): string[] {
+    const known = new Set<string>();
+    const snap = this.o.inventory()?.discovery.gpus.find((g) => g.uuid === gpu.uuid);
+    for (const m of snap?.migDevices ?? []) if (m.uuid !== undefined) known.add(m.uuid);
+    for (const m of ownedMigInstances(this.state)) if (m.gpuUuid === gpu.uuid) known.add(m.migUuid);
+    return [...known];
+  }
+
+  /**
+   * Dynamic MIG (docs/devices.md): a partition on a GPU whose MIG mode is off
+   * switches it on first; a whole GPU whose mode is on switches it off (the
+   * counters guarantee no partition of it is allocated, the checkpoint that
+   * none of ours is prepared).
+   */
+  private async ensureMigMode(ref: ClaimRef, cached: GpuInfo, enabled: boolean, deviceName: string): Promise<void> {
+    const gpu = this.o.inventory()?.discovery.gpus.find((g) => g.uuid === cached.uuid) ?? cached;
+    const current = gpu.migMode.current;
+    if (current === 'N/A' || current === (enabled ? 'Enabled' : 'Disabled')) return;
+    const want = enabled ? 'Enabled' : 'Disabled';
+    const label = claimLabel(ref);
+    if (!this.o.dynamicMig || migToggleNeedsReset(gpu.architecture)) {
+      throw new ClaimError(
+        `claim ${label}: device ${deviceName} needs MIG mode ${want} on ${gpuDeviceName(gpu.minor)}, but it is ${current} and ${gpu.architecture ?? 'this GPU'} cannot switch without a reset; an administrator must change it`,
+      );
+    }
+    let mode;
+    try {
+      mode = await this.o.backend.setMigMode(gpu.index, enabled);
+    } catch (err) {
+      throw new ClaimError(`claim ${label}: cannot switch MIG mode ${enabled ? 'on' : 'off'} on ${gpuDeviceName(gpu.minor)} for device ${deviceName}: ${errorMessage(err)}`);
+    }
+    if (mode.current !== want) {
+      throw new ClaimError(`claim ${label}: asked for MIG mode ${want} on ${gpuDeviceName(gpu.minor)}, nvidia-smi reports ${mode.current} (pending ${mode.pending})`);
+    }
+    this.o.log.info('switched MIG mode for a claim', { claim: label, gpu: gpu.index, mode: want });
+    this.o.onMigModeChanged(gpu.uuid, mode.current);
+  }
+
+  private async loadMigMinors(): Promise<void> {
+    if (this.migMinors) return;
+    let text: string;
+    try {
+      text = await readFile(this.o.migMinorsPath, 'utf8');
+    } catch (err) {
+      throw new Error(`cannot read the MIG capability table ${this.o.migMinorsPath} (is the NVIDIA driver loaded with MIG support?): ${errorMessage(err)}`);
+    }
+    // The table is fixed for a loaded driver: read it once.
+    this.migMinors = parseMigMinors(text);
+  }
+
+  private capPaths(gpu: GpuInfo, gi: number, ci: number): readonly string[] {
+    if (!this.migMinors) throw new Error('the MIG capability table was not loaded');
+    return migCapDevicePaths(this.migMinors, gpu.minor, gi, ci);
+  }
+
+  /**
+   * Undoes a claim that did not complete: destroys the instances it recorded,
+   * deletes its CDI spec and forgets it. Returns a problem, or undefined when
+   * everything was undone (the claim is then gone from the checkpoint).
+   */
+  private async rollBack(uid: string): Promise<string | undefined> {
+    const claim = this.state.claims[uid];
+    if (!claim) return undefined;
+    const problems: string[] = [];
+    for (const m of claim.migCreated) {
+      try {
+        await this.o.backend.destroyMigDevice({ gpuIndex: m.gpuIndex, gpuInstanceId: m.gpuInstanceId, computeInstanceId: m.computeInstanceId });
+        this.state = forgetMigInstance(this.state, uid, m.gpuUuid, m.gpuInstanceId);
+      } catch (err) {
+        problems.push(`destroy GPU instance ${m.gpuInstanceId} on GPU ${m.gpuIndex}: ${errorMessage(err)}`);
+      }
+    }
+    try {
+      if (problems.length === 0) {
+        await this.o.cdi.remove(uid);
+        this.state = removeClaim(this.state, uid);
+      }
+      await this.o.checkpoint.save(this.state);
+    } catch (err) {
+      problems.push(errorMessage(err));
+    }
+    return problems.length > 0 ? problems.join('; ') : undefined;
+  }
+
+  private async unprepareOne(ref: ClaimRef): Promise<UnprepareResult> {
+    const label = claimLabel(ref);
+    const claim = this.state.claims[ref.uid];
+    try {
+      if (!claim) {
+        // Unknown: never prepared here, or already unprepared. A stray spec is still removed.
+        await this.o.cdi.remove(ref.uid);
+        return {};
+      }
+      const problems: string[] = [];
+      for (const m of claim.migCreated) {
+        try {
+          await this.o.backend.destroyMigDevice({ gpuIndex: m.gpuIndex, gpuInstanceId: m.gpuInstanceId, computeInstanceId: m.computeInstanceId });
+          this.state = forgetMigInstance(this.state, ref.uid, m.gpuUuid, m.gpuInstanceId);
+        } catch (err) {
+          problems.push(`cannot destroy MIG device ${m.deviceName} (GPU ${m.gpuIndex} GPU instance ${m.gpuInstanceId}): ${errorMessage(err)}`);
+        }
+      }
+      if (problems.length > 0) {
+        // Keep the claim with what is left, so a retried unprepare (or a restart) finishes it.
+        await this.o.checkpoint.save(this.state);
+        return { error: `claim ${label}: ${problems.join('; ')}` };
+      }
+      await this.o.cdi.remove(ref.uid);
+      this.state = removeClaim(this.state, ref.uid);
+      await this.o.checkpoint.save(this.state);
+    } catch (err) {
+      return { error: `claim ${label}: ${errorMessage(err)}` };
+    }
+    this.o.status?.unprepared(ref);
+    return {};
+  }
+}
