@@ -1,19 +1,25 @@
 // Allocator benchmark: a synthetic fleet (H100 whole, A100 and H100 with dynamic
 // MIG, H200) and a seeded stream of claims, run under both policies; prints figures.
-// Two streams by default, the same claims in both: "fill" (nothing ever leaves, so
-// the fleet fills until claims fail: packing quality) and "churn" (after each claim,
-// a running allocation may end: fragmentation from departures). Both policies see
-// the identical claims and the identical departure draws.
+// Three streams by default, the same claims in each:
+//   fill:   nothing ever ends, so the fleet fills until claims fail (packing quality);
+//   churn:  after each claim, with chance --churn, a random running allocation ends
+//           (the original default; arrivals outrun departures about 3:1, so the fleet
+//           sits full and what gets in is whatever fits the holes departures leave);
+//   steady: every claim runs for a random time (exponential, seeded per claim) whose
+//           mean makes the offered load --load times the fleet's GPU capacity, so
+//           arrivals and departures balance and failures come from fragmentation.
+// Both policies see the identical claims, departure draws and lifetimes.
 // Each (stream, policy) runs in its own child process so that its peak RSS is its own.
-// Usage: npm run bench:allocator -- [--nodes 1000] [--claims 20000] [--seed 1] [--churn 0.3]
-//          [--stream both|fill|churn] [--policy cascade|first-fit] [--quick]
+// Usage: npm run bench:allocator -- [--nodes 1000] [--claims 20000] [--seed 1] [--churn 0.3] [--load 1]
+//          [--stream all|fill|churn|steady] [--policy cascade|first-fit] [--quick]
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { Allocator, type AllocatedDeviceRef, type PolicyName } from '../pkg/allocator/index.js';
 import { cascadeClasses, nodeFacts, nodeSlices, type FleetNode, type GpuKind } from '../pkg/allocator/fleet.js';
 import type { DeviceRequest, DeviceSubRequest, ResourceClaim } from '../pkg/api/resource.js';
 
-type StreamName = 'fill' | 'churn';
+type StreamName = 'fill' | 'churn' | 'steady';
+const STREAMS: readonly StreamName[] = ['fill', 'churn', 'steady'];
 
 interface Flags {
   nodes: number;
@@ -25,10 +31,12 @@ interface Flags {
   child: PolicyName | undefined;
   /** Churn stream: after each claim, the chance that a random running allocation ends. */
   churn: number;
+  /** Steady stream: offered load (mean GPU units running if all were admitted) over fleet capacity. */
+  load: number;
 }
 
 function parseFlags(argv: readonly string[]): Flags {
-  const flags: Flags = { nodes: 1000, claims: 20_000, seed: 1, policies: ['cascade', 'first-fit'], streams: ['fill', 'churn'], child: undefined, churn: 0.3 };
+  const flags: Flags = { nodes: 1000, claims: 20_000, seed: 1, policies: ['cascade', 'first-fit'], streams: [...STREAMS], child: undefined, churn: 0.3, load: 1 };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const v = argv[i + 1];
@@ -38,7 +46,8 @@ function parseFlags(argv: readonly string[]): Flags {
     else if (a === '--policy' && (v === 'cascade' || v === 'first-fit')) flags.policies = [v];
     else if (a === '--child' && (v === 'cascade' || v === 'first-fit')) flags.child = v;
     else if (a === '--churn' && v !== undefined) flags.churn = Number(v);
-    else if (a === '--stream' && (v === 'fill' || v === 'churn' || v === 'both')) flags.streams = v === 'both' ? ['fill', 'churn'] : [v];
+    else if (a === '--load' && v !== undefined) flags.load = Number(v);
+    else if (a === '--stream' && v !== undefined && (v === 'all' || (STREAMS as readonly string[]).includes(v))) flags.streams = v === 'all' ? [...STREAMS] : STREAMS.filter((x) => x === v);
     else if (a === '--quick') [flags.nodes, flags.claims] = [100, 2000];
     else continue;
     if (a !== '--quick') i++;
@@ -95,6 +104,22 @@ function pick<T>(rand: () => number, weighted: readonly (readonly [number, T])[]
 interface StreamClaim {
   readonly claim: ResourceClaim;
   readonly kind: string;
+  /** GPU units its first choice asks for (a MIG profile: mean of its memory and compute shares). */
+  readonly size: number;
+}
+
+const MIG_SHAPE: Readonly<Record<string, readonly [number, number]>> = {
+  '1g.10gb': [1, 1],
+  '1g.20gb': [2, 1],
+  '2g.20gb': [2, 2],
+  '3g.40gb': [4, 3],
+  '4g.40gb': [4, 4],
+  '7g.80gb': [8, 7],
+};
+
+function migSize(p: string): number {
+  const [mem, compute] = MIG_SHAPE[p] ?? [8, 7];
+  return (mem / 8 + compute / 7) / 2;
 }
 
 function claimStream(count: number, seed: number): StreamClaim[] {
@@ -110,12 +135,14 @@ function claimStream(count: number, seed: number): StreamClaim[] {
     ] as const);
     let requests: DeviceRequest[];
     let label: string = kind;
+    let size = 1;
     let constraints: { requests?: string[]; matchAttribute: string }[] | undefined;
     switch (kind) {
       case 'mig': {
         const p = pick(rand, [[40, '1g.10gb'], [10, '1g.20gb'], [20, '2g.20gb'], [20, '3g.40gb'], [5, '4g.40gb'], [5, '7g.80gb']] as const);
         requests = [{ name: 'mig', exactly: { deviceClassName: MIG, selectors: [profile(p)] } }];
         label = `mig ${p}`;
+        size = migSize(p);
         break;
       }
       case 'gpu': {
@@ -129,6 +156,7 @@ function claimStream(count: number, seed: number): StreamClaim[] {
         requests = [{ name: 'gpus', exactly: { deviceClassName: GPU, count: n } }];
         constraints = [{ matchAttribute: `${D}/nvlinkDomain` }];
         label = `multi ${n}`;
+        size = n;
         break;
       }
       case 'fallback': {
@@ -148,13 +176,15 @@ function claimStream(count: number, seed: number): StreamClaim[] {
           { name: 'two-g', deviceClassName: MIG, selectors: [profile('2g.20gb')] },
         ];
         requests = [{ name: 'slice', firstAvailable: subs }];
+        size = migSize('1g.10gb');
         break;
       }
     }
-    const size = kind === 'multi' ? `${requests[0]?.exactly?.count ?? ''}gpu` : kind;
+    const prefix = kind === 'multi' ? `${requests[0]?.exactly?.count ?? ''}gpu` : kind;
     out.push({
-      claim: { metadata: { name: `${size}-${i}`, namespace: 'bench' }, spec: { devices: { requests, ...(constraints !== undefined ? { constraints } : {}) } } },
+      claim: { metadata: { name: `${prefix}-${i}`, namespace: 'bench' }, spec: { devices: { requests, ...(constraints !== undefined ? { constraints } : {}) } } },
       kind: label,
+      size,
     });
   }
   return out;
@@ -163,7 +193,7 @@ function claimStream(count: number, seed: number): StreamClaim[] {
 interface Figures {
   policy: string;
   stream: StreamName;
-  churn: number;
+  departures: Departures;
   setupMs: number;
   claimsPerSec: number;
   p50: number;
@@ -189,7 +219,67 @@ function percentile(sorted: Float64Array, p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0;
 }
 
-function run(policy: PolicyName, stream: StreamName, nodes: readonly FleetNode[], claims: readonly StreamClaim[], churn: number, seed: number): Figures {
+/** How running allocations end. */
+type Departures = { readonly kind: 'none' } | { readonly kind: 'churn'; readonly chance: number } | { readonly kind: 'lifetime'; readonly mean: number };
+
+function departuresFor(stream: StreamName, flags: Flags, claims: readonly StreamClaim[], fleetGpus: number): Departures {
+  if (stream === 'fill') return { kind: 'none' };
+  if (stream === 'churn') return { kind: 'churn', chance: flags.churn };
+  // Little's law: running units = arrivals per claim (1) x mean lifetime x mean size.
+  let sum = 0;
+  for (const c of claims) sum += c.size;
+  const meanSize = claims.length > 0 ? sum / claims.length : 1;
+  return { kind: 'lifetime', mean: (flags.load * fleetGpus) / meanSize };
+}
+
+/** A min-heap of running allocations by the claim index at which they end. */
+class EndHeap {
+  private readonly items: { end: number; devices: readonly AllocatedDeviceRef[] }[] = [];
+
+  push(end: number, devices: readonly AllocatedDeviceRef[]): void {
+    const a = this.items;
+    a.push({ end, devices });
+    let i = a.length - 1;
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      const pi = a[p];
+      const ii = a[i];
+      if (pi === undefined || ii === undefined || pi.end <= ii.end) break;
+      a[p] = ii;
+      a[i] = pi;
+      i = p;
+    }
+  }
+
+  /** Removes and returns the devices of one allocation ending at or before `now`. */
+  popDue(now: number): readonly AllocatedDeviceRef[] | undefined {
+    const a = this.items;
+    const top = a[0];
+    if (top === undefined || top.end > now) return undefined;
+    const last = a.pop();
+    if (last !== undefined && a.length > 0) {
+      a[0] = last;
+      let i = 0;
+      for (;;) {
+        const l = 2 * i + 1;
+        const r = l + 1;
+        let m = i;
+        if ((a[l]?.end ?? Infinity) < (a[m]?.end ?? Infinity)) m = l;
+        if ((a[r]?.end ?? Infinity) < (a[m]?.end ?? Infinity)) m = r;
+        if (m === i) break;
+        const x = a[m];
+        const y = a[i];
+        if (x === undefined || y === undefined) break;
+        a[m] = y;
+        a[i] = x;
+        i = m;
+      }
+    }
+    return top.devices;
+  }
+}
+
+function run(policy: PolicyName, stream: StreamName, nodes: readonly FleetNode[], claims: readonly StreamClaim[], departures: Departures, seed: number): Figures {
   const t0 = process.hrtime.bigint();
   const allocator = new Allocator({ slices: nodes.flatMap((n) => nodeSlices(n)), classes: cascadeClasses(), nodes: nodes.map(nodeFacts) }, { policy });
   const setupMs = Number(process.hrtime.bigint() - t0) / 1e6;
@@ -210,14 +300,19 @@ function run(policy: PolicyName, stream: StreamName, nodes: readonly FleetNode[]
   };
   let total = 0;
   let unitsAllocated = 0;
-  // Departures use their own seeded stream so both policies see the same choices.
+  // Departures and lifetimes use their own seeded streams so both policies see the same draws.
   const leave = prng(seed ^ 0x5bd1e995);
+  const lifetime = prng(seed ^ 0x27d4eb2f);
   const live: (readonly AllocatedDeviceRef[])[] = [];
+  const ending = new EndHeap();
   const offered = new Map<string, number>();
   const byKind = new Map<string, number>();
   const bump = (m: Map<string, number>, k: string): void => void m.set(k, (m.get(k) ?? 0) + 1);
   let shareSum = 0;
   claims.forEach(({ claim, kind }, i) => {
+    // Drawn for every claim, admitted or not, so that claim i lives as long under both policies.
+    const life = departures.kind === 'lifetime' ? -departures.mean * Math.log(1 - lifetime()) : 0;
+    if (departures.kind === 'lifetime') for (let gone = ending.popDue(i); gone !== undefined; gone = ending.popDue(i)) allocator.release(gone);
     const s = process.hrtime.bigint();
     const outcome = allocator.allocate({ claims: [claim] });
     if (outcome.kind === 'allocated') allocator.commit(outcome);
@@ -228,7 +323,8 @@ function run(policy: PolicyName, stream: StreamName, nodes: readonly FleetNode[]
     if (outcome.kind === 'allocated') {
       allocated++;
       unitsAllocated += unitsOf(outcome.devices);
-      live.push(outcome.devices);
+      if (departures.kind === 'churn') live.push(outcome.devices);
+      else if (departures.kind === 'lifetime') ending.push(i + life, outcome.devices);
       bump(byKind, kind);
       // Which firstAvailable entry won says what the fleet could still offer.
       const sub = outcome.claims[0]?.alternatives[0]?.subrequest;
@@ -238,7 +334,7 @@ function run(policy: PolicyName, stream: StreamName, nodes: readonly FleetNode[]
       firstFailKind = kind;
       shareAtFirstFail = share();
     }
-    if (live.length > 0 && leave() < churn) {
+    if (departures.kind === 'churn' && live.length > 0 && leave() < departures.chance) {
       const k = Math.floor(leave() * live.length);
       const gone = live[k];
       live[k] = live[live.length - 1] ?? [];
@@ -254,7 +350,7 @@ function run(policy: PolicyName, stream: StreamName, nodes: readonly FleetNode[]
   return {
     policy,
     stream,
-    churn,
+    departures,
     setupMs,
     claimsPerSec: claims.length / (total / 1e9),
     p50: percentile(lat, 50),
@@ -275,8 +371,15 @@ function run(policy: PolicyName, stream: StreamName, nodes: readonly FleetNode[]
 
 function runInChild(policy: PolicyName, stream: StreamName, flags: Flags): Figures {
   const script = fileURLToPath(import.meta.url);
-  const churn = stream === 'fill' ? 0 : flags.churn;
-  const args = [...process.execArgv, script, '--child', policy, '--nodes', String(flags.nodes), '--claims', String(flags.claims), '--seed', String(flags.seed), '--churn', String(churn)];
+  const args = [
+    ...process.execArgv,
+    script,
+    '--child',
+    policy,
+    '--stream',
+    stream,
+    ...['--nodes', String(flags.nodes), '--claims', String(flags.claims), '--seed', String(flags.seed), '--churn', String(flags.churn), '--load', String(flags.load)],
+  ];
   const r = spawnSync(process.execPath, args, { encoding: 'utf8', maxBuffer: 1 << 24 });
   if (r.status !== 0) throw new Error(`benchmark child for ${policy} failed (${r.status ?? r.signal ?? '?'}): ${r.stderr}`);
   const f = JSON.parse(r.stdout.trim().split('\n').pop() ?? '{}') as Figures;
@@ -285,12 +388,14 @@ function runInChild(policy: PolicyName, stream: StreamName, flags: Flags): Figur
 
 function table(flags: Flags, stream: StreamName, results: readonly Figures[]): void {
   const pct = (x: number | undefined): string => (x === undefined || x === null ? 'n/a' : `${(100 * x).toFixed(1)}%`);
-  const churn = results[0]?.churn ?? 0;
-  process.stdout.write(
-    stream === 'fill'
-      ? `\nstream "fill": ${flags.claims} claims, nothing ends (churn 0): the fleet fills until claims fail\n`
-      : `\nstream "churn": the same ${flags.claims} claims; after each, with chance ${churn}, a random running allocation ends (same draws for both policies)\n`,
-  );
+  const dep = results[0]?.departures;
+  const what =
+    dep === undefined || dep.kind === 'none'
+      ? `${flags.claims} claims, nothing ends: the fleet fills until claims fail`
+      : dep.kind === 'churn'
+        ? `the same ${flags.claims} claims; after each, with chance ${dep.chance}, a random running allocation ends`
+        : `the same ${flags.claims} claims; each runs for an exponential time, mean ${dep.mean.toFixed(0)} arrivals (offered load ${flags.load} x capacity)`;
+  process.stdout.write(`\nstream "${stream}": ${what}; both policies see the same draws\n`);
   const rows: [string, (f: Figures) => string][] = [
     ['inventory build (ms)', (f) => f.setupMs.toFixed(0)],
     ['claims/s (decide + commit)', (f) => f.claimsPerSec.toFixed(0)],
@@ -320,8 +425,10 @@ function table(flags: Flags, stream: StreamName, results: readonly Figures[]): v
 function main(): void {
   const flags = parseFlags(process.argv.slice(2));
   if (flags.child !== undefined) {
-    const stream: StreamName = flags.churn > 0 ? 'churn' : 'fill';
-    const f = run(flags.child, stream, fleet(flags.nodes), claimStream(flags.claims, flags.seed), flags.churn, flags.seed);
+    const stream = flags.streams[0] ?? 'churn';
+    const nodes = fleet(flags.nodes);
+    const claims = claimStream(flags.claims, flags.seed);
+    const f = run(flags.child, stream, nodes, claims, departuresFor(stream, flags, claims, nodes.length * 8), flags.seed);
     process.stdout.write(JSON.stringify(f) + '\n');
     return;
   }

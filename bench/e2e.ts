@@ -3,12 +3,11 @@
 // built-in DRA allocator alone. Prints pods/s, creation-to-bound latency and
 // the share of pods that could not be placed. Usage:
 //   npm run bench:e2e -- [--nodes 100] [--pods 2000] [--seed 1] [--settle 20]
-import { createServer } from 'node:net';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import YAML from 'yaml';
-import { ControlPlane, createFakeNode } from '../pkg/cluster/controlplane.js';
+import { ControlPlane, createFakeNode, freePort } from '../pkg/cluster/controlplane.js';
 import { repoRoot } from '../pkg/cluster/binaries.js';
 import { runController } from '../pkg/controller/run.js';
 import { MUTATING_WEBHOOK_CONFIGURATIONS } from '../pkg/controller/webhook.js';
@@ -87,15 +86,6 @@ const WORKLOADS: { name: string; share: number; spec: ResourceClaimTemplate['spe
   },
 ];
 
-async function freePort(): Promise<number> {
-  return await new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      s.close(() => resolve(typeof a === 'object' && a ? a.port : 0));
-    });
-  });
-}
 
 async function pool<T>(items: readonly T[], n: number, fn: (t: T, i: number) => Promise<void>): Promise<void> {
   let next = 0;

@@ -2,12 +2,11 @@
 // mixed fleet of fake GPU nodes (nvidia-smi simulator, the real node plugin,
 // a kubelet stand-in), the Cascade add-on from manifests/, the examples from
 // examples/, and a summary of what got allocated where and why.
-import { createServer } from 'node:net';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import YAML from 'yaml';
-import { ControlPlane, writeServiceAccountKubeconfig } from '../pkg/cluster/controlplane.js';
+import { ControlPlane, freePort, writeServiceAccountKubeconfig } from '../pkg/cluster/controlplane.js';
 import { repoRoot } from '../pkg/cluster/binaries.js';
 import { fleetRows, renderFleet, renderTable } from '../pkg/cli/fleet.js';
 import { KubeApiError } from '../pkg/k8s/client.js';
@@ -16,7 +15,7 @@ import type { EventV1, Pod } from '../pkg/k8s/types.js';
 import type { ResourceClaim } from '../pkg/api/resource.js';
 import { rootLogger } from '../pkg/log/logger.js';
 import { FLEETS, fakeNvidiaSmiBuilt, type FakeConfig } from './fake-nvidia-smi/testing.js';
-import { ADDON_NAMESPACE, Component, applyServerSide, renderManifests, webhookToUrl } from '../test/support/addon.js';
+import { ADDON_NAMESPACE, applyServerSide, controllerProcess, renderManifests, webhookToUrl, type Component } from '../test/support/addon.js';
 import { startGpuNode, type GpuNode } from '../test/support/gpu-node.js';
 
 const DRIVER = 'gpu.cascade.dev';
@@ -41,15 +40,6 @@ const FLEET: { name: string; what: string; fleet: FakeConfig }[] = [
   },
 ];
 
-async function freePort(): Promise<number> {
-  return await new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      s.close(() => resolve(typeof a === 'object' && a ? a.port : 0));
-    });
-  });
-}
 
 type Doc = Record<string, unknown> & { kind?: string; metadata?: { name?: string; namespace?: string } };
 
@@ -150,16 +140,7 @@ async function main(): Promise<number> {
     if (applied.code !== 0) throw new Error(`kubectl apply failed: ${applied.stderr}`);
     say(applied.stdout.trim().split('\n').map((l) => `   ${l}`).join('\n'));
     const kc = await writeServiceAccountKubeconfig(cp.adminKubeconfigPath, ADDON_NAMESPACE, 'cascade-controller', join(cp.dir, 'controller.kubeconfig'));
-    controller = new Component('controller', 'cmd/controller/main.js', [
-      `--kubeconfig=${kc}`,
-      `--namespace=${ADDON_NAMESPACE}`,
-      '--identity=cascade-controller-0',
-      '--http-port=0',
-      '--http-host=127.0.0.1',
-      `--webhook-port=${port}`,
-      '--webhook-host=127.0.0.1',
-      '--webhook-ip=127.0.0.1',
-    ]).start();
+    controller = controllerProcess({ name: 'cascade-controller-0', kubeconfig: kc, webhookPort: port }).start();
     say(`   controller running as system:serviceaccount:${ADDON_NAMESPACE}:cascade-controller (log: ${controller.logFile})`);
 
     step('Starting fake GPU nodes: nvidia-smi simulator + node plugin + kubelet stand-in each');

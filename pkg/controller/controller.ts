@@ -91,6 +91,12 @@ export class Controller {
   private readonly everReserved = new Set<string>();
   /** claim key -> pod keys that reference it. */
   private readonly claimUsers = new Map<string, Set<string>>();
+  /**
+   * Devices of allocations we are writing, per claim UID. The claim's own
+   * informer updates (our finalizer patch lands first) show it without an
+   * allocation until the status write arrives; the devices stay reserved.
+   */
+  private readonly inFlight = new Map<string, AllocatedDeviceRef[]>();
   /** UIDs of pods whose placement (and so cpu/memory) the allocator already accounted for. */
   private readonly decidedPods = new Set<string>();
   private processing = false;
@@ -130,6 +136,7 @@ export class Controller {
       update: (_o, c) => this.onClaim(c),
       delete: (c) => {
         const uid = c.metadata.uid ?? '';
+        this.inFlight.delete(uid);
         this.setApplied(uid, []);
         this.everReserved.delete(uid);
         this.queue.forget(CLAIM + objectKey(c));
@@ -151,7 +158,15 @@ export class Controller {
   private onClaim(c: ResourceClaim): void {
     const uid = c.metadata.uid ?? '';
     if ((c.status?.reservedFor ?? []).length > 0) this.everReserved.add(uid);
-    this.setApplied(uid, refsOf(c.status?.allocation, this.opts.driver));
+    const refs = refsOf(c.status?.allocation, this.opts.driver);
+    if (c.status?.allocation) this.inFlight.delete(uid);
+    // Not (yet) showing the allocation we are writing: keep its devices reserved.
+    if (!c.status?.allocation && this.inFlight.has(uid)) return this.requeueUsers(c);
+    this.setApplied(uid, refs);
+    this.requeueUsers(c);
+  }
+
+  private requeueUsers(c: ResourceClaim): void {
     const key = objectKey(c);
     this.enqueueClaim(key);
     for (const p of this.claimUsers.get(key) ?? []) this.queue.add(POD + p);
@@ -408,7 +423,10 @@ export class Controller {
     const byName = new Map(claims.map((c) => [`${c.metadata.namespace ?? ''}/${c.metadata.name ?? ''}`, c]));
     for (const ca of fresh) {
       const c = byName.get(`${ca.namespace}/${ca.name}`);
-      if (c?.metadata.uid) this.applied.set(c.metadata.uid, refsOf(ca.allocation, this.opts.driver));
+      if (!c?.metadata.uid) continue;
+      const refs = refsOf(ca.allocation, this.opts.driver);
+      this.applied.set(c.metadata.uid, refs);
+      this.inFlight.set(c.metadata.uid, refs);
     }
     let allWritten = true;
     for (const ca of fresh) {
@@ -420,7 +438,9 @@ export class Controller {
         allWritten = false;
         // Roll back what the API did not take; the informer brings back whatever is true.
         const uid = claim.metadata.uid ?? '';
-        if (this.allocator === allocator) allocator.release(this.applied.get(uid) ?? []);
+        this.inFlight.delete(uid);
+        // Whichever index is current (it may have been rebuilt meanwhile) counts these devices.
+        this.allocator?.release(this.applied.get(uid) ?? []);
         this.applied.delete(uid);
         const cached = this.claims.get(objectKey(claim));
         if (cached) this.setApplied(uid, refsOf(cached.status?.allocation, this.opts.driver));

@@ -50,12 +50,15 @@ export class LeaderElector {
     void this.tick();
   }
 
-  /** Stops campaigning; a leader releases the lease so another replica can take it at once. */
+  /**
+   * Stops campaigning; a leader releases the lease so another replica can take
+   * it at once. onStoppedLeading is not called: this is a shutdown, not a loss.
+   */
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
     if (this.leading) {
-      this.setLeading(false);
+      this.leading = false;
       try {
         const lease = await this.kube.leases.get(this.opts.name, this.opts.namespace);
         if (lease.spec.holderIdentity === this.opts.identity) {
@@ -93,6 +96,7 @@ export class LeaderElector {
   private async tick(): Promise<void> {
     try {
       const ok = await this.tryAcquireOrRenew();
+      if (this.stopped) return;
       if (ok) {
         this.lastRenew = Date.now();
         this.setLeading(true);

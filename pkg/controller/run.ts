@@ -138,8 +138,9 @@ export async function runController(cfg: ControllerConfig, onLostLeadership?: ()
     webhookPort: webhookServer?.port,
     isLeader: () => leader,
     stop: async () => {
-      await elector?.stop();
+      // Stop acting first, then hand the Lease over, so two leaders never overlap.
       await controller.stop();
+      await elector?.stop();
       await new Promise<void>((r) => server.close(() => r()));
       if (webhookServer) await new Promise<void>((r) => webhookServer?.close(() => r()));
       kube.close();

@@ -56,7 +56,8 @@ export async function startNodePlugin(config: NodePluginConfig, deps: NodePlugin
   const board = new DeviceHealthBoard();
   const checkpoint = new CheckpointStore({ path: path.join(config.stateDir, CHECKPOINT_FILE), ...(deps.readBootId ? { readBootId: deps.readBootId } : {}) });
 
-  let loop: InventoryLoop | undefined;
+  // The preparer and the loop need each other; the loop is created second.
+  const late: { loop?: InventoryLoop } = {};
   const preparer = new NodePreparer({
     driver: config.driverName,
     nodeName: config.nodeName,
@@ -65,8 +66,8 @@ export async function startNodePlugin(config: NodePluginConfig, deps: NodePlugin
     status,
     cdi: new CdiSpecWriter(config.driverName, config.cdiRoot),
     checkpoint,
-    inventory: () => loop?.inventory,
-    onMigModeChanged: (uuid, mode) => loop?.migModeChanged(uuid, mode),
+    inventory: () => late.loop?.inventory,
+    onMigModeChanged: (uuid, mode) => late.loop?.migModeChanged(uuid, mode),
     migMinorsPath: config.migMinorsPath,
     dynamicMig: config.dynamicMig,
     log,
@@ -85,7 +86,7 @@ export async function startNodePlugin(config: NodePluginConfig, deps: NodePlugin
     dynamicMig: config.dynamicMig,
     log,
   });
-  loop = inventory;
+  late.loop = inventory;
 
   // Recovery and the first publication come before the kubelet can reach us;
   // if nvidia-smi fails now, the loop keeps trying and prepare says why it refuses.

@@ -1,27 +1,17 @@
 // 200 pods churn through a small fleet while the controller is killed twice:
 // no device is ever held by two claims at once, and when the pods are gone no
 // allocation, claim or finalizer is left behind.
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { describeCluster, adminKubeconfig, clusterDir, eventually, useNamespace } from '../support/cluster.js';
-import { ADDON_NAMESPACE, Component, applyServerSide, nodeBoundKubeconfig, renderManifests, webhookToUrl } from '../support/addon.js';
+import { ADDON_NAMESPACE, applyServerSide, controllerProcess, nodeBoundKubeconfig, renderManifests, webhookToUrl, type Component } from '../support/addon.js';
 import { gpuSlice } from '../support/fleet.js';
-import { createFakeNode, writeServiceAccountKubeconfig } from '../../pkg/cluster/controlplane.js';
+import { createFakeNode, freePort, writeServiceAccountKubeconfig } from '../../pkg/cluster/controlplane.js';
 import { Kube } from '../../pkg/k8s/resources.js';
 import { SlicePublisher } from '../../pkg/publish/publisher.js';
 import type { ResourceClaim } from '../../pkg/api/resource.js';
 
 const DRIVER = 'gpu.cascade.dev';
 
-async function freePort(): Promise<number> {
-  return await new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      s.close(() => resolve(typeof a === 'object' && a ? a.port : 0));
-    });
-  });
-}
 
 /** Devices held by more than one claim right now. */
 function doubleBooked(claims: readonly ResourceClaim[]): string[] {
@@ -39,28 +29,17 @@ function doubleBooked(claims: readonly ResourceClaim[]): string[] {
 }
 
 describeCluster('churn with controller crashes', () => {
-  const ns = useNamespace('churn');
+  const ns = useNamespace('churn', { 'cascade-e2e': 'churn' });
   const nodes = ['churn-a', 'churn-b', 'churn-c'];
   let controller: Component;
   let kubeconfig: string;
   let webhookPort: number;
 
-  const startController = (): Component =>
-    new Component('churn-controller', 'cmd/controller/main.js', [
-      `--kubeconfig=${kubeconfig}`,
-      `--namespace=${ADDON_NAMESPACE}`,
-      '--identity=churn-controller',
-      '--http-port=0',
-      '--http-host=127.0.0.1',
-      `--webhook-port=${webhookPort}`,
-      '--webhook-host=127.0.0.1',
-      '--webhook-ip=127.0.0.1',
-      '--lease-duration=4',
-    ]).start();
+  const startController = (): Component => controllerProcess({ name: 'churn-controller', kubeconfig, webhookPort, extraArgs: ['--lease-duration=4'] }).start();
 
   beforeAll(async () => {
     webhookPort = await freePort();
-    const applied = await applyServerSide(webhookToUrl(await renderManifests('dev'), `https://127.0.0.1:${webhookPort}/mutate-pods`));
+    const applied = await applyServerSide(webhookToUrl(await renderManifests('dev'), `https://127.0.0.1:${webhookPort}/mutate-pods`, { 'cascade-e2e': 'churn' }));
     if (applied.code !== 0) throw new Error(applied.stderr);
     kubeconfig = await writeServiceAccountKubeconfig(adminKubeconfig(), ADDON_NAMESPACE, 'cascade-controller', join(clusterDir(), 'churn-controller.kubeconfig'));
     for (const n of nodes) {
@@ -97,13 +76,20 @@ describeCluster('churn with controller crashes', () => {
     const live: string[] = [];
     for (let i = 0; i < 200; i++) {
       const name = `w${String(i).padStart(3, '0')}`;
-      await kube.pods.create({
-        metadata: { name, namespace: ns.name },
-        spec: {
-          containers: [{ name: 'main', image: 'registry.k8s.io/pause:3.10', resources: { requests: { cpu: '100m' }, claims: [{ name: 'gpu' }] } }],
-          resourceClaims: [{ name: 'gpu', resourceClaimTemplateName: i % 5 === 0 ? 'two' : 'one' }],
-        },
-      });
+      // While the controller is down its webhook refuses GPU pods (fail closed): retry as a ReplicaSet would.
+      await eventually(
+        `pod ${name} admitted`,
+        async () =>
+          await kube.pods.create({
+            metadata: { name, namespace: ns.name },
+            spec: {
+              containers: [{ name: 'main', image: 'registry.k8s.io/pause:3.10', resources: { requests: { cpu: '100m' }, claims: [{ name: 'gpu' }] } }],
+              resourceClaims: [{ name: 'gpu', resourceClaimTemplateName: i % 5 === 0 ? 'two' : 'one' }],
+            },
+          }),
+        60_000,
+        250,
+      );
       live.push(name);
       // Keep about 10 pods alive (12 GPUs in the fleet): delete the oldest as new ones come.
       if (live.length > 10) {

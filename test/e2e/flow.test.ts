@@ -6,49 +6,29 @@
 // that node's plugin (MIG instances, CDI specs), and deleting the pods
 // unprepares, deallocates and frees everything again.
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { describeCluster, adminKubeconfig, clusterDir, eventually, kubectl, useNamespace } from '../support/cluster.js';
-import { ADDON_NAMESPACE, Component, applyServerSide, renderManifests, webhookToUrl } from '../support/addon.js';
+import { ADDON_NAMESPACE, applyServerSide, controllerProcess, renderManifests, webhookToUrl, type Component } from '../support/addon.js';
 import { startGpuNode, type GpuNode } from '../support/gpu-node.js';
-import { writeServiceAccountKubeconfig } from '../../pkg/cluster/controlplane.js';
+import { freePort, writeServiceAccountKubeconfig } from '../../pkg/cluster/controlplane.js';
 import type { ResourceClaim } from '../../pkg/api/resource.js';
 import type { EventV1, Pod } from '../../pkg/k8s/types.js';
 
 const DRIVER = 'gpu.cascade.dev';
 const attr = (n: string): string => `device.attributes["${DRIVER}"].${n}`;
 
-async function freePort(): Promise<number> {
-  return await new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      s.close(() => resolve(typeof a === 'object' && a ? a.port : 0));
-    });
-  });
-}
 
 describeCluster('GPU pods end to end', () => {
-  const ns = useNamespace('flow');
+  const ns = useNamespace('flow', { 'cascade-e2e': 'flow' });
   const nodes: GpuNode[] = [];
   let controller: Component;
 
   beforeAll(async () => {
     const port = await freePort();
-    const applied = await applyServerSide(webhookToUrl(await renderManifests('dev'), `https://127.0.0.1:${port}/mutate-pods`));
+    const applied = await applyServerSide(webhookToUrl(await renderManifests('dev'), `https://127.0.0.1:${port}/mutate-pods`, { 'cascade-e2e': 'flow' }));
     if (applied.code !== 0) throw new Error(applied.stderr);
     const kc = await writeServiceAccountKubeconfig(adminKubeconfig(), ADDON_NAMESPACE, 'cascade-controller', join(clusterDir(), 'flow-controller.kubeconfig'));
-    controller = new Component('flow-controller', 'cmd/controller/main.js', [
-      `--kubeconfig=${kc}`,
-      `--namespace=${ADDON_NAMESPACE}`,
-      '--identity=flow-controller',
-      '--http-port=0',
-      '--http-host=127.0.0.1',
-      `--webhook-port=${port}`,
-      '--webhook-host=127.0.0.1',
-      '--webhook-ip=127.0.0.1',
-      '--lease-name=flow-controller',
-    ]).start();
+    controller = controllerProcess({ name: 'flow-controller', kubeconfig: kc, webhookPort: port, extraArgs: ['--lease-name=flow-controller'] }).start();
     nodes.push(
       await startGpuNode(ns.kube, { name: 'flow-h100', fleet: { driverVersion: '580.105.08', cudaVersion: '13.0', gpus: [{ model: 'H100-80GB', migMode: 'Disabled' }] } }),
       await startGpuNode(ns.kube, { name: 'flow-a100', fleet: { driverVersion: '570.148.08', cudaVersion: '12.8', gpus: [{ model: 'A100-SXM4-40GB' }, { model: 'A100-SXM4-40GB' }], nvlinkGroups: [[0, 1]] } }),

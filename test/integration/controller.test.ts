@@ -2,24 +2,14 @@
 // the claims of gated pods, removes the gate so the real kube-scheduler binds
 // the pod to the allocated node, explains failures, and frees devices again.
 import { randomBytes } from 'node:crypto';
-import { createServer } from 'node:net';
 import { describeCluster, useNamespace, kubectl, eventually, adminKubeconfig } from '../support/cluster.js';
 import { deviceClasses, gpuSlice } from '../support/fleet.js';
-import { createFakeNode } from '../../pkg/cluster/controlplane.js';
+import { createFakeNode, freePort } from '../../pkg/cluster/controlplane.js';
 import { runController, type RunningController } from '../../pkg/controller/run.js';
 import { MUTATING_WEBHOOK_CONFIGURATIONS } from '../../pkg/controller/webhook.js';
 import type { ResourceClaim } from '../../pkg/api/resource.js';
 import type { EventV1, Pod } from '../../pkg/k8s/types.js';
 
-async function freePort(): Promise<number> {
-  return await new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      s.close(() => resolve(typeof a === 'object' && a ? a.port : 0));
-    });
-  });
-}
 
 describeCluster('the controller', () => {
   const tag = randomBytes(3).toString('hex');

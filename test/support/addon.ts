@@ -27,10 +27,15 @@ export async function renderManifests(overlay = 'dev'): Promise<Doc[]> {
  * Points the webhook at a loopback URL: the local control plane has no Service
  * network, and the API server must never dial a ClusterIP here.
  */
-export function webhookToUrl(docs: Doc[], url: string): Doc[] {
+export function webhookToUrl(docs: Doc[], url: string, onlyNamespacesLabelled?: Record<string, string>): Doc[] {
   return docs.map((d) => {
     if (d.kind !== 'MutatingWebhookConfiguration') return d;
-    const hooks = (d.webhooks as { clientConfig: Record<string, unknown> }[]).map((w) => ({ ...w, clientConfig: { url } }));
+    const hooks = (d.webhooks as { clientConfig: Record<string, unknown> }[]).map((w) => ({
+      ...w,
+      clientConfig: { url },
+      // Tests scope the (fail-closed) webhook to their own namespace, so other tests never meet it.
+      ...(onlyNamespacesLabelled ? { namespaceSelector: { matchLabels: onlyNamespacesLabelled } } : {}),
+    }));
     return { ...d, webhooks: hooks };
   });
 }
@@ -73,6 +78,29 @@ export async function nodeBoundKubeconfig(kube: Kube, sa: string, node: string, 
   const ca = Buffer.from(cluster?.caData ?? '', 'base64').toString('utf8');
   await writeFile(path, kubeconfigYaml(cluster?.server ?? '', ca, `system:serviceaccount:${ADDON_NAMESPACE}:${sa}`, { token: tr.status.token }), { mode: 0o600 });
   return path;
+}
+
+export interface ControllerProcessOptions {
+  readonly name: string;
+  readonly kubeconfig: string;
+  readonly webhookPort: number;
+  /** Extra flags, e.g. --lease-duration=4. */
+  readonly extraArgs?: readonly string[];
+}
+
+/** The controller from dist/, as the Deployment runs it, with its webhook on loopback. */
+export function controllerProcess(o: ControllerProcessOptions): Component {
+  return new Component(o.name, 'cmd/controller/main.js', [
+    `--kubeconfig=${o.kubeconfig}`,
+    `--namespace=${ADDON_NAMESPACE}`,
+    `--identity=${o.name}`,
+    '--http-port=0',
+    '--http-host=127.0.0.1',
+    `--webhook-port=${o.webhookPort}`,
+    '--webhook-host=127.0.0.1',
+    '--webhook-ip=127.0.0.1',
+    ...(o.extraArgs ?? []),
+  ]);
 }
 
 /** A component (controller or node plugin) running from dist/ as a child process, logging to a file. */

@@ -95,6 +95,43 @@ describe('cascade placement', () => {
     expect(devicesOf(a.allocate({ claims: [claim('c', [req('r', 'any')])] }))).toEqual(['n1/a']);
   });
 
+  it('after a 1g slice on an H100, a 4g still fits on that GPU under cascade but not under first-fit', () => {
+    const results = (['cascade', 'first-fit'] as const).map((policy) => {
+      const a = fleetAllocator([{ name: 'n', kind: 'h100-mig', gpus: 1 }], policy);
+      expect(place(a, mig('small', '1g.10gb')).kind).toBe('allocated');
+      return place(a, mig('big', '4g.40gb')).kind;
+    });
+    expect(results).toEqual(['allocated', 'unallocated']);
+  });
+
+  it('puts MIG slices on an already split GPU, so a 7g still fits on the other one', () => {
+    const a = fleetAllocator([{ name: 'n', kind: 'h100-mig', gpus: 2 }], 'cascade');
+    const parents = new Set<string>();
+    for (const [i, p] of ['1g.10gb', '2g.20gb', '1g.10gb'].entries()) {
+      const o = place(a, mig(`s${i}`, p));
+      expect(o.kind).toBe('allocated');
+      for (const d of devicesOf(o)) parents.add(d.replace(/-mig-.*/, ''));
+    }
+    expect(parents.size).toBe(1);
+    expect(place(a, mig('whole', '7g.80gb')).kind).toBe('allocated');
+  });
+
+  it('keeps a whole NVLink domain free for a 4-GPU job after single-GPU claims come and go, where first-fit does not', () => {
+    const nvlink = { constraints: [{ matchAttribute: `${D}/nvlinkDomain` }] };
+    const results = (['cascade', 'first-fit'] as const).map((policy) => {
+      // One node, two NVLink domains of four GPUs (gpu-0..3 and gpu-4..7).
+      const a = fleetAllocator([{ name: 'n', kind: 'h100', gpus: 8, gpusPerNvlinkDomain: 4 }], policy);
+      const singles = Array.from({ length: 6 }, (_, i) => place(a, claim(`one-${i}`, [req('g', GPU)])));
+      // Both policies fill gpu-0..3 and then gpu-4..5; the first four end, freeing one whole domain.
+      expect(singles.flatMap(devicesOf)).toEqual([0, 1, 2, 3, 4, 5].map((m) => `n/gpu-${m}`));
+      for (const o of singles.slice(0, 4)) a.release(o.kind === 'allocated' ? o.devices : []);
+      // A new single GPU: cascade takes it from the broken domain, first-fit breaks the free one.
+      expect(place(a, claim('late-one', [req('g', GPU)])).kind).toBe('allocated');
+      return place(a, claim('four', [req('g', GPU, { count: 4 })], nvlink)).kind;
+    });
+    expect(results).toEqual(['allocated', 'unallocated']);
+  });
+
   it('uses a policy supplied by the caller', () => {
     const lastNode: PlacementPolicy = {
       name: 'last-node',

@@ -1,0 +1,140 @@
+// Shared by the node-plugin integration tests: per-file temp directories for
+// the kubelet's sockets and the plugin's state, the driver's MIG capability
+// table, claims allocated by hand on the real API server, and the CDI schema.
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Ajv } from 'ajv';
+import type { ResourceClaim } from '../../pkg/api/resource.js';
+import type { Kube } from '../../pkg/k8s/resources.js';
+import type { NodePluginConfig } from '../../pkg/nodeplugin/config.js';
+import type { FakeNvidiaSmi } from '../../hack/fake-nvidia-smi/testing.js';
+import { NvidiaSmiBackend } from '../../pkg/nvidia/smi-backend.js';
+
+/** The real nvidia-smi backend pointed at a simulator (its config travels in the environment). */
+export function backendFor(smi: FakeNvidiaSmi): NvidiaSmiBackend {
+  return new NvidiaSmiBackend({ path: smi.path, env: { ...smi.env } });
+}
+
+export interface PluginDirs {
+  readonly root: string;
+  readonly registryDir: string;
+  readonly pluginsDir: string;
+  readonly cdiRoot: string;
+  readonly stateDir: string;
+  readonly migMinors: string;
+  cleanup(): void;
+}
+
+/**
+ * The NVIDIA driver's /proc/driver/nvidia-caps/mig-minors: fixed for a loaded
+ * driver, 15 GPU instances of 8 compute instances per GPU, numbered in order.
+ */
+export function migMinorsTable(gpus = 8): string {
+  const lines = ['config 1', 'monitor 2'];
+  let minor = 3;
+  for (let g = 0; g < gpus; g++) {
+    for (let gi = 0; gi < 15; gi++) {
+      lines.push(`gpu${g}/gi${gi}/access ${minor++}`);
+      for (let ci = 0; ci < 8; ci++) lines.push(`gpu${g}/gi${gi}/ci${ci}/access ${minor++}`);
+    }
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+/** Short paths under /tmp: unix socket paths must stay under 108 bytes. */
+export function pluginDirs(): PluginDirs {
+  const root = mkdtempSync('/tmp/np-');
+  const migMinors = join(root, 'mig-minors');
+  writeFileSync(migMinors, migMinorsTable());
+  return {
+    root,
+    registryDir: join(root, 'reg'),
+    pluginsDir: join(root, 'plg'),
+    cdiRoot: join(root, 'cdi'),
+    stateDir: join(root, 'state'),
+    migMinors,
+    cleanup: () => rmSync(root, { recursive: true, force: true }),
+  };
+}
+
+export function pluginConfig(driverName: string, nodeName: string, dirs: PluginDirs, smi: FakeNvidiaSmi, over: Partial<NodePluginConfig> = {}): NodePluginConfig {
+  return {
+    nvidiaSmiPath: smi.path,
+    nvidiaSmiTimeoutMs: 30_000,
+    nodeName,
+    driverName,
+    dryRun: false,
+    kubeconfig: undefined,
+    pluginsDir: dirs.pluginsDir,
+    registryDir: dirs.registryDir,
+    cdiRoot: dirs.cdiRoot,
+    stateDir: dirs.stateDir,
+    dynamicMig: true,
+    healthPort: undefined,
+    healthHost: '127.0.0.1',
+    pollIntervalMs: 60_000,
+    healthIntervalMs: 60_000,
+    migMinorsPath: dirs.migMinors,
+    ...over,
+  };
+}
+
+/** Command-line flags for the same configuration, for the plugin as a child process. */
+export function pluginArgs(config: NodePluginConfig, kubeconfig: string): string[] {
+  return [
+    `--nvidia-smi=${config.nvidiaSmiPath}`,
+    `--node-name=${config.nodeName}`,
+    `--driver-name=${config.driverName}`,
+    `--kubeconfig=${kubeconfig}`,
+    `--plugins-dir=${config.pluginsDir}`,
+    `--registry-dir=${config.registryDir}`,
+    `--cdi-root=${config.cdiRoot}`,
+    `--state-dir=${config.stateDir}`,
+    `--mig-minors=${config.migMinorsPath}`,
+    `--poll-interval=${config.pollIntervalMs}ms`,
+    `--health-interval=${config.healthIntervalMs}ms`,
+  ];
+}
+
+/** A claim with one request per device, allocated to those devices by writing status.allocation as admin. */
+export async function allocatedClaim(kube: Kube, ns: string, name: string, driver: string, node: string, devices: readonly string[]): Promise<ResourceClaim> {
+  const requests = devices.map((_d, i) => ({ name: `r${i}`, exactly: { deviceClassName: `gpu.${driver}` } }));
+  const created = await kube.resourceClaims.create({ metadata: { name, namespace: ns }, spec: { devices: { requests } } });
+  return await kube.resourceClaims.mergePatch(
+    name,
+    {
+      status: {
+        allocation: {
+          devices: { results: devices.map((device, i) => ({ request: `r${i}`, driver, pool: node, device })) },
+          nodeSelector: { nodeSelectorTerms: [{ matchFields: [{ key: 'metadata.name', operator: 'In', values: [node] }] }] },
+        },
+      },
+    },
+    created.metadata.namespace,
+    'status',
+  );
+}
+
+export function refOf(claim: ResourceClaim): { namespace: string; name: string; uid: string } {
+  return { namespace: claim.metadata.namespace ?? '', name: claim.metadata.name ?? '', uid: claim.metadata.uid ?? '' };
+}
+
+/** Total GPU instances in the simulator's state. */
+export function instanceCount(smi: FakeNvidiaSmi): number {
+  return smi.readState().gpus.reduce((n, g) => n + g.gpuInstances.length, 0);
+}
+
+const schema = JSON.parse(readFileSync(new URL('../fixtures/cdi-schema.json', import.meta.url), 'utf8')) as object;
+const validateCdi = new Ajv({ allErrors: true, strict: true }).compile(schema);
+
+/** Problems of every CDI spec file in dir against the CDI schema (empty when all are valid). */
+export async function cdiSchemaProblems(dir: string): Promise<{ files: number; problems: string[] }> {
+  const names = (await readdir(dir).catch(() => [] as string[])).filter((n) => n.endsWith('.json'));
+  const problems: string[] = [];
+  for (const n of names) {
+    const doc: unknown = JSON.parse(readFileSync(join(dir, n), 'utf8'));
+    if (!validateCdi(doc)) problems.push(`${n}: ${JSON.stringify(validateCdi.errors)}`);
+  }
+  return { files: names.length, problems };
+}
