@@ -170,12 +170,18 @@ export class InventoryLoop {
     await new Promise<void>((resolve) => this.cycleWaiters.push({ after, resolve }));
   }
 
+  /** Checks health once, so that the first publication already carries the taints. */
+  async initialHealth(): Promise<void> {
+    await this.checkHealth();
+    this.wanted = false;
+  }
+
   /** Starts the poll loops; the first pass must have been run by the caller (refresh()). */
   start(): void {
     if (!this.stopped) return;
     this.stopped = false;
     this.loopDone = this.loop();
-    this.scheduleHealth(0);
+    this.scheduleHealth(this.o.healthIntervalMs);
   }
 
   private async loop(): Promise<void> {

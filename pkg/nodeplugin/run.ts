@@ -90,6 +90,7 @@ export async function startNodePlugin(config: NodePluginConfig, deps: NodePlugin
 
   // Recovery and the first publication come before the kubelet can reach us;
   // if nvidia-smi fails now, the loop keeps trying and prepare says why it refuses.
+  await inventory.initialHealth();
   await inventory.refresh();
   inventory.start();
 

@@ -145,6 +145,40 @@ describeCluster('the controller', () => {
     await eventually('generated claim gone', async () => !(await ns.kube.resourceClaims.list(ns.name)).some((c) => c.metadata.name === claimName), 60_000);
   }, 90_000);
 
+  it('still places a pod when no webhook gates it: whoever allocates first wins, and the pod runs on that node', async () => {
+    // A namespace the webhook does not cover: the pod is never gated, so the
+    // controller and the kube-scheduler's built-in allocator race for the claim;
+    // the API lets only one allocation stand.
+    const other = `${ns.name}-nogate`;
+    await ns.kube.namespaces.create({ metadata: { name: other } });
+    try {
+      await ns.kube.resourceClaimTemplates.create({
+        metadata: { name: 'any-gpu', namespace: other },
+        spec: { spec: { devices: { requests: [{ name: 'gpu', exactly: { deviceClassName: `gpu.${driver}` } }] } } },
+      });
+      const pod = await ns.kube.pods.create({
+        metadata: { name: 'ungated', namespace: other },
+        spec: {
+          containers: [{ name: 'main', image: 'registry.k8s.io/pause:3.10', resources: { claims: [{ name: 'gpu' }] } }],
+          resourceClaims: [{ name: 'gpu', resourceClaimTemplateName: 'any-gpu' }],
+        },
+      });
+      expect(pod.spec.schedulingGates ?? []).toEqual([]);
+      const bound = await eventually('ungated pod bound', async () => {
+        const p: Pod = await ns.kube.pods.get('ungated', other);
+        return p.spec.nodeName ? p : undefined;
+      }, 60_000);
+      const claim: ResourceClaim = await ns.kube.resourceClaims.get(bound.status?.resourceClaimStatuses?.[0]?.resourceClaimName ?? '', other);
+      const result = claim.status?.allocation?.devices?.results?.[0];
+      expect(result?.driver).toBe(driver);
+      expect(result?.pool).toBe(bound.spec.nodeName);
+      await ns.kube.pods.delete('ungated', other, { gracePeriodSeconds: 0 });
+      await eventually('claim released', async () => (await ns.kube.resourceClaims.list(other)).length === 0, 60_000);
+    } finally {
+      await ns.kube.namespaces.delete(other).catch(() => undefined);
+    }
+  }, 90_000);
+
   it('tells a person why an impossible claim cannot be allocated', async () => {
     await ns.kube.resourceClaims.create({
       metadata: { name: 'impossible', namespace: ns.name },
