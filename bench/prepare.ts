@@ -24,10 +24,10 @@ const NODE = 'bench-node';
 class MemoryClaims implements ClaimSource {
   readonly claims = new Map<string, ResourceClaim>();
 
-  async get(namespace: string, name: string): Promise<ResourceClaim> {
+  get(namespace: string, name: string): Promise<ResourceClaim> {
     const c = this.claims.get(`${namespace}/${name}`);
-    if (!c) throw new KubeApiError(404, 'NotFound', `resourceclaims "${name}" not found`, 'GET', name);
-    return c;
+    if (!c) return Promise.reject(new KubeApiError(404, 'NotFound', `resourceclaims "${name}" not found`, 'GET', name));
+    return Promise.resolve(c);
   }
 
   add(name: string, uid: string, devices: readonly string[]): { namespace: string; name: string; uid: string } {
@@ -43,19 +43,6 @@ class MemoryClaims implements ClaimSource {
 function percentile(sorted: readonly number[], p: number): number {
   if (sorted.length === 0) return NaN;
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? NaN;
-}
-
-/** The MIG capability table of a loaded driver (fixed layout). */
-function migMinors(): string {
-  const lines = ['config 1', 'monitor 2'];
-  let minor = 3;
-  for (let g = 0; g < 8; g++) {
-    for (let gi = 0; gi < 15; gi++) {
-      lines.push(`gpu${g}/gi${gi}/access ${minor++}`);
-      for (let ci = 0; ci < 8; ci++) lines.push(`gpu${g}/gi${gi}/ci${ci}/access ${minor++}`);
-    }
-  }
-  return `${lines.join('\n')}\n`;
 }
 
 interface Figures {
@@ -82,8 +69,6 @@ async function scenario(label: string, fleet: FakeConfig, claimDevices: readonly
     `#!${process.execPath}\nimport { appendFileSync } from 'node:fs';\nappendFileSync(${JSON.stringify(callLog)}, process.argv.slice(2).join(' ') + '\\n');\nawait import(${JSON.stringify(simMain)});\n`,
   );
   chmodSync(wrapper, 0o755);
-  const minors = path.join(dir, 'mig-minors');
-  writeFileSync(minors, migMinors());
   const claims = new MemoryClaims();
   const config: NodePluginConfig = {
     nvidiaSmiPath: wrapper,
@@ -102,7 +87,7 @@ async function scenario(label: string, fleet: FakeConfig, claimDevices: readonly
     // No background discovery or health polls during the measurement.
     pollIntervalMs: 3_600_000,
     healthIntervalMs: 3_600_000,
-    migMinorsPath: minors,
+    migMinorsPath: smi.migMinorsPath,
   };
   const plugin = await startNodePlugin(config, { kube: null, claims, backend: new NvidiaSmiBackend({ path: wrapper, env: { ...smi.env } }) });
   const kubelet = await KubeletStandin.discover({ registryDir: config.registryDir, driverName: DRIVER });

@@ -2,7 +2,7 @@
 // directory and returns the executable, the environment to run it with, and
 // handles to inject faults or read its state.
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -15,11 +15,13 @@ export type { FakeConfig, FakeGpuConfig, Faults } from './config.js';
 export interface FakeNvidiaSmi {
   /** The executable to pass as --nvidia-smi. */
   readonly path: string;
-  /** FAKE_NVIDIA_SMI_CONFIG and FAKE_NVIDIA_SMI_STATE; merge into the child's environment. */
+  /** FAKE_NVIDIA_SMI_CONFIG, FAKE_NVIDIA_SMI_STATE and NVIDIA_MIG_MINORS; merge into the child's environment. */
   readonly env: Readonly<Record<string, string>>;
   readonly dir: string;
   readonly configPath: string;
   readonly stateDir: string;
+  /** The driver's MIG capability table (/proc/driver/nvidia-caps/mig-minors) for this fleet. */
+  readonly migMinorsPath: string;
   /** Replaces the injected faults (pass {} to clear them). */
   setFaults(faults: Faults): void;
   /** Merges into the injected faults. */
@@ -56,10 +58,14 @@ export function fakeNvidiaSmiBuilt(): boolean {
 export function createFakeNvidiaSmi(fleet: FakeConfig, options: { dir?: string } = {}): FakeNvidiaSmi {
   const config = resolveConfig(fleet); // fail here, in the test, on a bad fleet
   const dir = options.dir ?? mkdtempSync(path.join(os.tmpdir(), 'fake-nvidia-smi-'));
+  mkdirSync(dir, { recursive: true });
   const configPath = path.join(dir, 'config.json');
   const stateDir = path.join(dir, 'state');
   writeFileSync(configPath, JSON.stringify(fleet, null, 2));
-  const env = { FAKE_NVIDIA_SMI_CONFIG: configPath, FAKE_NVIDIA_SMI_STATE: stateDir };
+  const migMinorsPath = path.join(dir, 'mig-minors');
+  writeFileSync(migMinorsPath, migMinorsTable(Math.max(...config.gpus.map((g) => g.minor + 1), 1)));
+  // The node plugin reads NVIDIA_MIG_MINORS as the default of --mig-minors.
+  const env = { FAKE_NVIDIA_SMI_CONFIG: configPath, FAKE_NVIDIA_SMI_STATE: stateDir, NVIDIA_MIG_MINORS: migMinorsPath };
   const exe = fakeNvidiaSmiPath();
   const update = (fn: (f: Faults) => Faults): void =>
     withLock(stateDir, () => {
@@ -73,6 +79,7 @@ export function createFakeNvidiaSmi(fleet: FakeConfig, options: { dir?: string }
     dir,
     configPath,
     stateDir,
+    migMinorsPath,
     setFaults: (faults) => update(() => faults),
     addFaults: (faults) => update((f) => ({ ...f, ...faults })),
     readState: () => withLock(stateDir, () => loadState(stateDir, config)),
@@ -85,6 +92,23 @@ export function createFakeNvidiaSmi(fleet: FakeConfig, options: { dir?: string }
       }),
     cleanup: () => rmSync(dir, { recursive: true, force: true }),
   };
+}
+
+/**
+ * The table the NVIDIA driver exposes as /proc/driver/nvidia-caps/mig-minors:
+ * fixed for a loaded driver, 15 GPU instances of 8 compute instances per GPU
+ * (by minor number), numbered in order after "config" and "monitor".
+ */
+export function migMinorsTable(gpuCount: number): string {
+  const lines = ['config 1', 'monitor 2'];
+  let minor = 3;
+  for (let g = 0; g < gpuCount; g++) {
+    for (let gi = 0; gi < 15; gi++) {
+      lines.push(`gpu${g}/gi${gi}/access ${minor++}`);
+      for (let ci = 0; ci < 8; ci++) lines.push(`gpu${g}/gi${gi}/ci${ci}/access ${minor++}`);
+    }
+  }
+  return `${lines.join('\n')}\n`;
 }
 
 /** Ready-made fleets for tests and the demo. */

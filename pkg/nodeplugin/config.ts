@@ -83,7 +83,7 @@ interface RawOptions {
   healthHost: string;
   pollInterval: number;
   healthInterval: number;
-  migMinors: string;
+  migMinors?: string;
 }
 
 /** The flag set; exported so the help text can be tested and printed. */
@@ -105,12 +105,12 @@ export function nodePluginCommand(env: NodeJS.ProcessEnv = process.env): Command
     .addOption(new Option('--health-host <address>', 'address for the health server').default('0.0.0.0'))
     .addOption(new Option('--poll-interval <duration>', 'rediscover the GPUs and republish this often').argParser(parseDuration).default(60_000, '60s'))
     .addOption(new Option('--health-interval <duration>', 'check GPU health this often').argParser(parseDuration).default(10_000, '10s'))
-    .addOption(new Option('--mig-minors <path>', 'the driver\'s MIG capability minor table').default('/proc/driver/nvidia-caps/mig-minors'))
+    .addOption(new Option('--mig-minors <path>', 'the driver\'s MIG capability minor table (default: $NVIDIA_MIG_MINORS, else /proc/driver/nvidia-caps/mig-minors)'))
     .allowExcessArguments(false)
     .exitOverride()
     // Errors come back as exceptions with a message; help goes to stdout as usual.
     .configureOutput({ writeErr: () => undefined })
-    .addHelpText('after', `\nEnvironment: NODE_NAME (now ${JSON.stringify(env.NODE_NAME ?? '')}), NVIDIA_SMI, KUBECONFIG`);
+    .addHelpText('after', `\nEnvironment: NODE_NAME (now ${JSON.stringify(env.NODE_NAME ?? '')}), NVIDIA_SMI, KUBECONFIG, NVIDIA_MIG_MINORS`);
 }
 
 /** Thrown for --help: the help was printed and the process should exit 0. */
@@ -153,6 +153,6 @@ export function parseNodePluginConfig(argv: readonly string[], env: NodeJS.Proce
     healthHost: o.healthHost,
     pollIntervalMs: o.pollInterval,
     healthIntervalMs: o.healthInterval,
-    migMinorsPath: o.migMinors,
+    migMinorsPath: o.migMinors ?? env.NVIDIA_MIG_MINORS ?? '/proc/driver/nvidia-caps/mig-minors',
   };
 }

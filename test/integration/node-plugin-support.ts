@@ -1,7 +1,7 @@
 // Shared by the node-plugin integration tests: per-file temp directories for
-// the kubelet's sockets and the plugin's state, the driver's MIG capability
-// table, claims allocated by hand on the real API server, and the CDI schema.
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+// the kubelet's sockets and the plugin's state, claims allocated by hand on
+// the real API server, and the CDI schema.
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Ajv } from 'ajv';
@@ -22,38 +22,18 @@ export interface PluginDirs {
   readonly pluginsDir: string;
   readonly cdiRoot: string;
   readonly stateDir: string;
-  readonly migMinors: string;
   cleanup(): void;
-}
-
-/**
- * The NVIDIA driver's /proc/driver/nvidia-caps/mig-minors: fixed for a loaded
- * driver, 15 GPU instances of 8 compute instances per GPU, numbered in order.
- */
-export function migMinorsTable(gpus = 8): string {
-  const lines = ['config 1', 'monitor 2'];
-  let minor = 3;
-  for (let g = 0; g < gpus; g++) {
-    for (let gi = 0; gi < 15; gi++) {
-      lines.push(`gpu${g}/gi${gi}/access ${minor++}`);
-      for (let ci = 0; ci < 8; ci++) lines.push(`gpu${g}/gi${gi}/ci${ci}/access ${minor++}`);
-    }
-  }
-  return `${lines.join('\n')}\n`;
 }
 
 /** Short paths under /tmp: unix socket paths must stay under 108 bytes. */
 export function pluginDirs(): PluginDirs {
   const root = mkdtempSync('/tmp/np-');
-  const migMinors = join(root, 'mig-minors');
-  writeFileSync(migMinors, migMinorsTable());
   return {
     root,
     registryDir: join(root, 'reg'),
     pluginsDir: join(root, 'plg'),
     cdiRoot: join(root, 'cdi'),
     stateDir: join(root, 'state'),
-    migMinors,
     cleanup: () => rmSync(root, { recursive: true, force: true }),
   };
 }
@@ -75,7 +55,7 @@ export function pluginConfig(driverName: string, nodeName: string, dirs: PluginD
     healthHost: '127.0.0.1',
     pollIntervalMs: 60_000,
     healthIntervalMs: 60_000,
-    migMinorsPath: dirs.migMinors,
+    migMinorsPath: smi.migMinorsPath,
     ...over,
   };
 }
@@ -91,7 +71,6 @@ export function pluginArgs(config: NodePluginConfig, kubeconfig: string): string
     `--registry-dir=${config.registryDir}`,
     `--cdi-root=${config.cdiRoot}`,
     `--state-dir=${config.stateDir}`,
-    `--mig-minors=${config.migMinorsPath}`,
     `--poll-interval=${config.pollIntervalMs}ms`,
     `--health-interval=${config.healthIntervalMs}ms`,
   ];
