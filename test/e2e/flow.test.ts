@@ -28,7 +28,7 @@ describeCluster('GPU pods end to end', () => {
     const applied = await applyServerSide(webhookToUrl(await renderManifests('dev'), `https://127.0.0.1:${port}/mutate-pods`, { 'cascade-e2e': 'flow' }));
     if (applied.code !== 0) throw new Error(applied.stderr);
     const kc = await writeServiceAccountKubeconfig(adminKubeconfig(), ADDON_NAMESPACE, 'cascade-controller', join(clusterDir(), 'flow-controller.kubeconfig'));
-    controller = controllerProcess({ name: 'flow-controller', kubeconfig: kc, webhookPort: port, extraArgs: ['--lease-name=flow-controller'] }).start();
+    controller = controllerProcess({ name: 'flow-controller', kubeconfig: kc, webhookPort: port }).start();
     nodes.push(
       await startGpuNode(ns.kube, { name: 'flow-h100', fleet: { driverVersion: '580.105.08', cudaVersion: '13.0', gpus: [{ model: 'H100-80GB', migMode: 'Disabled' }] } }),
       await startGpuNode(ns.kube, { name: 'flow-a100', fleet: { driverVersion: '570.148.08', cudaVersion: '12.8', gpus: [{ model: 'A100-SXM4-40GB' }, { model: 'A100-SXM4-40GB' }], nvlinkGroups: [[0, 1]] } }),
