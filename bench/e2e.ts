@@ -114,6 +114,12 @@ interface PhaseResult {
   readonly gpuShare: number;
 }
 
+function printRow(r: PhaseResult): void {
+  console.log(
+    `${r.mode.padEnd(16)} ${String(r.bound).padStart(10)}   ${(((r.created - r.bound) / r.created) * 100).toFixed(1).padStart(7)}%   ${(r.bound / Math.max(r.seconds, 0.001)).toFixed(1).padStart(6)}   ${r.p50.toFixed(2).padStart(5)}   ${r.p99.toFixed(2).padStart(5)}   ${(r.gpuShare * 100).toFixed(1)}%`,
+  );
+}
+
 async function discoverModels(): Promise<Map<string, Discovery>> {
   const out = new Map<string, Discovery>();
   for (const t of NODE_TYPES) {
@@ -223,6 +229,9 @@ async function runPhase(kube: Kube, mode: 'cascade' | 'kube-scheduler', order: r
     gpuShare: gpuUnits(claims, sizes) / capacity,
   };
 
+  // Print at once: the figures must survive whatever happens during cleanup.
+  printRow(result);
+
   // Clean up so the next phase starts from an empty fleet.
   process.stderr.write(`  ${mode}: cleaning up\n`);
   await pool(await kube.pods.list(ns), CONCURRENCY, async (p) => {
@@ -275,18 +284,11 @@ async function main(): Promise<void> {
       }
       return WORKLOADS[0]?.name ?? 'full';
     });
-    const results: PhaseResult[] = [];
-    results.push(await runPhase(kube, 'cascade', order, sizes, capacity));
-    results.push(await runPhase(kube, 'kube-scheduler', order, sizes, capacity));
-
     const mix = WORKLOADS.map((w) => `${w.name} ${Math.round(w.share * 100)}%`).join(', ');
     console.log(`\nbench:e2e on Kubernetes ${cp.version}: ${nodes.length} nodes x 8 GPUs (${NODE_TYPES.map((t) => `${Math.round(t.share * 100)}% ${t.name}`).join(', ')}), ${PODS} pods (${mix})`);
     console.log('mode             pods bound   unplaced   pods/s   p50 s   p99 s   GPU capacity allocated');
-    for (const r of results) {
-      console.log(
-        `${r.mode.padEnd(16)} ${String(r.bound).padStart(10)}   ${(((r.created - r.bound) / r.created) * 100).toFixed(1).padStart(7)}%   ${(r.bound / Math.max(r.seconds, 0.001)).toFixed(1).padStart(6)}   ${r.p50.toFixed(2).padStart(5)}   ${r.p99.toFixed(2).padStart(5)}   ${(r.gpuShare * 100).toFixed(1)}%`,
-      );
-    }
+    await runPhase(kube, 'cascade', order, sizes, capacity);
+    await runPhase(kube, 'kube-scheduler', order, sizes, capacity);
   } finally {
     kube.close();
     await cp.stop();
