@@ -106,7 +106,7 @@ async function summary(kube: Kube, cp: ControlPlane, nodes: readonly GpuNode[], 
   step('The fleet now (kubectl cascade fleet)');
   const slices = await kube.resourceSlices.list(undefined, { fieldSelector: `spec.driver=${DRIVER}` });
   say(renderFleet(fleetRows(slices, await kube.resourceClaims.list(), DRIVER)));
-  step('Look further');
+  step(args.once ? 'Look further (run `npm run demo` without --once to keep the cluster up for these)' : 'Look further');
   const kc = `--kubeconfig ${cp.adminKubeconfigPath}`;
   const kubectl = join(cp.binDir, 'kubectl');
   say(`  ${kubectl} ${kc} -n ${NAMESPACE} describe pod preference-list`);
