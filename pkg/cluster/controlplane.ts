@@ -138,11 +138,12 @@ const WATCHDOG = `
 const fs = require('node:fs'); const path = require('node:path');
 const [owner, dir] = process.argv.slice(1);
 const alive = (p) => { try { process.kill(Number(p), 0); return true; } catch { return false; } };
+let pids = [];
 const tick = () => {
-  if (!fs.existsSync(dir)) process.exit(0);
-  if (alive(owner)) return;
-  let pids = [];
+  // Remember the last PIDs seen, so a removed dir cannot orphan the components.
   try { pids = Object.values(JSON.parse(fs.readFileSync(path.join(dir, 'state.json'), 'utf8')).pids || {}); } catch {}
+  if (fs.existsSync(dir) && alive(owner)) return;
+  if (!pids.some(alive)) process.exit(0);
   for (const p of pids) { try { process.kill(p, 'SIGTERM'); } catch {} }
   setTimeout(() => {
     for (const p of pids) { try { process.kill(p, 'SIGKILL'); } catch {} }
@@ -299,6 +300,7 @@ export class ControlPlane {
         progress(`starting ${spec.name}`);
         state.pids[spec.name] = startProcess(dir, spec);
         writeState(state);
+        cp.lastPids = { ...state.pids };
         if (spec.name === 'etcd') {
           await waitFor('etcd', 30_000, async () => (await fetch(`http://127.0.0.1:${etcdClient}/health`)).ok, () => tail(join(dir, 'etcd.log')));
         } else if (spec.name === 'kube-apiserver') {
@@ -350,9 +352,16 @@ export class ControlPlane {
     return this.ca.certPem;
   }
 
+  private lastPids: Partial<Record<Component, number>> = {};
+
   /** PIDs of the running components (read from state.json, so restarts are seen). */
   pids(): Partial<Record<Component, number>> {
-    return readState(this.dir).pids;
+    try {
+      this.lastPids = readState(this.dir).pids;
+    } catch {
+      // state.json removed under us: keep what we knew.
+    }
+    return this.lastPids;
   }
 
   /** Creates a fake Node (Ready, no taints) with capacity and allocatable set. */
@@ -376,7 +385,7 @@ export class ControlPlane {
     this.stopped = true;
     process.removeListener('SIGINT', this.onSignal);
     process.removeListener('SIGTERM', this.onSignal);
-    await stopClusterDir(this.dir, this.keepDir);
+    await stopClusterDir(this.dir, this.keepDir, this.pids());
     if (this.watchdogPid) await stopPid(this.watchdogPid, 1_000);
   }
 }
@@ -395,12 +404,14 @@ async function probeInsecure(port: number, path: string): Promise<boolean> {
   });
 }
 
-/** Stops the components recorded in <dir>/state.json and removes the dir. */
-export async function stopClusterDir(dir: string, keepDir = false): Promise<void> {
-  if (!existsSync(join(dir, 'state.json'))) return;
-  const state = readState(dir);
+/**
+ * Stops the components recorded in <dir>/state.json (or, when that is gone,
+ * the PIDs the caller last knew) and removes the dir.
+ */
+export async function stopClusterDir(dir: string, keepDir = false, knownPids: Partial<Record<Component, number>> = {}): Promise<void> {
+  const pids = existsSync(join(dir, 'state.json')) ? readState(dir).pids : knownPids;
   for (const name of [...ORDER].reverse()) {
-    const pid = state.pids[name];
+    const pid = pids[name];
     if (pid) await stopPid(pid);
   }
   if (!keepDir) rmSync(dir, { recursive: true, force: true });

@@ -2,6 +2,7 @@
 // worker at a time, deduplicated while waiting, and retried with per-key
 // exponential backoff when its sync fails.
 import type { Logger } from 'winston';
+import { isConflict } from '../k8s/client.js';
 import { errorMessage, logger as makeLogger } from '../log/logger.js';
 
 export type SyncResult = void | { requeueAfterMs: number };
@@ -133,7 +134,9 @@ export class WorkQueue {
         const n = (this.failures.get(key) ?? 0) + 1;
         this.failures.set(key, n);
         const delay = Math.min(this.opts.maxDelayMs ?? 30_000, (this.opts.baseDelayMs ?? 100) * 2 ** (n - 1));
-        this.log.warn('sync failed; will retry', { key, attempt: n, retryInMs: delay, error: errorMessage(err) });
+        // A conflict only means we read an older version: retry quietly.
+        if (isConflict(err)) this.log.debug('conflict; will re-read and retry', { key, attempt: n, retryInMs: delay });
+        else this.log.warn('sync failed; will retry', { key, attempt: n, retryInMs: delay, error: errorMessage(err) });
         this.addAfter(key, delay);
       } finally {
         this.active.delete(key);

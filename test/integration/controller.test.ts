@@ -179,6 +179,22 @@ describeCluster('the controller', () => {
     }
   }, 90_000);
 
+  it('serves health, readiness and Prometheus metrics about its decisions', async () => {
+    const base = `http://127.0.0.1:${running.httpPort}`;
+    expect((await fetch(`${base}/healthz`)).status).toBe(200);
+    expect((await fetch(`${base}/readyz`)).status).toBe(200);
+    const text = await (await fetch(`${base}/metrics`)).text();
+    // Earlier tests allocated a plain claim and a claim whose second preference won.
+    expect(text).toMatch(/cascade_allocations_total\{outcome="allocated",rank="exact"\} [1-9]/);
+    expect(text).toMatch(/cascade_allocations_total\{outcome="allocated",rank="2"\} [1-9]/);
+    expect(text).toMatch(/cascade_decision_seconds_count\{outcome="allocated"\} [1-9]/);
+    expect(text).toMatch(/^cascade_pending_claims \d+$/m);
+    expect(text).toMatch(/^cascade_fleet_capacity_units \d+$/m);
+    expect(text).toMatch(/^cascade_fleet_utilization_ratio [\d.]+$/m);
+    expect(text).toMatch(/^cascade_fleet_fragmentation_ratio [\d.]+$/m);
+    expect(text).toMatch(/^cascade_leader 1$/m);
+  });
+
   it('tells a person why an impossible claim cannot be allocated', async () => {
     await ns.kube.resourceClaims.create({
       metadata: { name: 'impossible', namespace: ns.name },

@@ -14,7 +14,7 @@ import { adminKubeconfig, binPath, clusterDir, kubectl, type CommandResult } fro
 
 export const ADDON_NAMESPACE = 'cascade-system';
 
-type Doc = Record<string, unknown> & { kind?: string; metadata?: { name?: string } };
+export type Doc = Record<string, unknown> & { kind?: string; metadata?: { name?: string; namespace?: string } };
 
 /** The overlay rendered by the real kubectl kustomize. */
 export async function renderManifests(overlay = 'dev'): Promise<Doc[]> {
