@@ -112,11 +112,13 @@ interface PhaseResult {
   readonly p50: number;
   readonly p99: number;
   readonly gpuShare: number;
+  /** Devices held by more than one claim at the end (must be 0). */
+  readonly doubleBooked: number;
 }
 
 function printRow(r: PhaseResult): void {
   console.log(
-    `${r.mode.padEnd(16)} ${String(r.bound).padStart(10)}   ${(((r.created - r.bound) / r.created) * 100).toFixed(1).padStart(7)}%   ${(r.bound / Math.max(r.seconds, 0.001)).toFixed(1).padStart(6)}   ${r.p50.toFixed(2).padStart(5)}   ${r.p99.toFixed(2).padStart(5)}   ${(r.gpuShare * 100).toFixed(1)}%`,
+    `${r.mode.padEnd(16)} ${String(r.bound).padStart(10)}   ${(((r.created - r.bound) / r.created) * 100).toFixed(1).padStart(7)}%   ${(r.bound / Math.max(r.seconds, 0.001)).toFixed(1).padStart(6)}   ${r.p50.toFixed(2).padStart(5)}   ${r.p99.toFixed(2).padStart(5)}   ${(r.gpuShare * 100).toFixed(1).padStart(6)}%   ${String(r.doubleBooked).padStart(6)}`,
   );
 }
 
@@ -131,6 +133,19 @@ async function discoverModels(): Promise<Map<string, Discovery>> {
     }
   }
   return out;
+}
+
+/** Devices that appear in the allocations of more than one claim. */
+function doubleBooked(claims: readonly ResourceClaim[]): number {
+  const seen = new Set<string>();
+  let doubles = 0;
+  for (const c of claims)
+    for (const r of c.status?.allocation?.devices?.results ?? []) {
+      const k = `${r.pool}/${r.device}`;
+      if (seen.has(k)) doubles++;
+      seen.add(k);
+    }
+  return doubles;
 }
 
 /** GPU capacity units held by allocated claims: 1 per whole GPU, memory slices / 8 per MIG partition. */
@@ -156,7 +171,7 @@ async function runPhase(kube: Kube, mode: 'cascade' | 'kube-scheduler', order: r
           clientConfig: { url: `https://127.0.0.1:${port}/mutate-pods` },
           rules: [{ apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE'], resources: ['pods'] }],
           namespaceSelector: { matchLabels: { 'cascade-bench': 'cascade' } },
-          failurePolicy: 'Ignore',
+          failurePolicy: 'Fail',
           sideEffects: 'None',
           admissionReviewVersions: ['v1'],
         },
@@ -227,6 +242,7 @@ async function runPhase(kube: Kube, mode: 'cascade' | 'kube-scheduler', order: r
     p50: percentile(latencies, 50),
     p99: percentile(latencies, 99),
     gpuShare: gpuUnits(claims, sizes) / capacity,
+    doubleBooked: doubleBooked(claims),
   };
 
   // Print at once: the figures must survive whatever happens during cleanup.
@@ -286,7 +302,7 @@ async function main(): Promise<void> {
     });
     const mix = WORKLOADS.map((w) => `${w.name} ${Math.round(w.share * 100)}%`).join(', ');
     console.log(`\nbench:e2e on Kubernetes ${cp.version}: ${nodes.length} nodes x 8 GPUs (${NODE_TYPES.map((t) => `${Math.round(t.share * 100)}% ${t.name}`).join(', ')}), ${PODS} pods (${mix})`);
-    console.log('mode             pods bound   unplaced   pods/s   p50 s   p99 s   GPU capacity allocated');
+    console.log('mode             pods bound   unplaced   pods/s   p50 s   p99 s   GPU allocated   double-booked');
     await runPhase(kube, 'cascade', order, sizes, capacity);
     await runPhase(kube, 'kube-scheduler', order, sizes, capacity);
   } finally {

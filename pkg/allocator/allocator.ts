@@ -115,6 +115,18 @@ export class Allocator {
     n.freeMemory -= outcome.pod?.memory !== undefined ? quantityToNumber(outcome.pod.memory, 'unit') : 0;
   }
 
+  /**
+   * Changes a node's free cpu (millicores) and memory (bytes) by the given
+   * amounts: negative when a pod lands there, positive when one leaves. Lets a
+   * caller follow pods coming and going without rebuilding the index.
+   */
+  adjustNodeFree(node: string, milliCpu: number, memoryBytes: number): void {
+    const n = this.inventory.nodes[this.inventory.nodeIndex.get(node) ?? -1];
+    if (n === undefined) return;
+    n.freeMilliCpu += milliCpu;
+    n.freeMemory += memoryBytes;
+  }
+
   /** Share of the fleet's capacity units in use. */
   usage(): FleetUsage {
     let units = 0;
@@ -137,6 +149,15 @@ export class Allocator {
     for (const n of this.inventory.nodes) {
       if (n.unschedulable) {
         reject('unschedulable');
+        continue;
+      }
+      // Where the scheduler would refuse the pod, the claims must not go either.
+      if (pod?.nodeSelector && !Object.entries(pod.nodeSelector).every(([k, v]) => n.labels[k] === v)) {
+        reject("outside the pod's nodeSelector");
+        continue;
+      }
+      if (pod?.requiredNodeAffinity && !nodeSelectorMatches(pod.requiredNodeAffinity, n)) {
+        reject("outside the pod's required node affinity");
         continue;
       }
       const taint = nodeTaintBlocks(n.taints, pod?.tolerations ?? []);

@@ -1,6 +1,6 @@
 // Public input and output types of Cascade's allocator: what the controller and
 // the CLI hand in (a snapshot and a pod's claims) and what they get back.
-import type { AllocationResult, DeviceClass, ResourceClaim, ResourceSlice } from '../api/resource.js';
+import type { AllocationResult, DeviceClass, NodeSelector, ResourceClaim, ResourceSlice } from '../api/resource.js';
 
 /** core/v1 node taint effects. */
 export type NodeTaintEffect = 'NoSchedule' | 'PreferNoSchedule' | 'NoExecute';
@@ -59,6 +59,10 @@ export interface PodFacts {
   readonly memory?: string;
   /** Tolerations of node taints; without them, NoSchedule/NoExecute node taints exclude the node. */
   readonly tolerations?: readonly PodToleration[];
+  /** The pod's spec.nodeSelector: nodes without these labels are not candidates. */
+  readonly nodeSelector?: Readonly<Record<string, string>>;
+  /** The pod's requiredDuringSchedulingIgnoredDuringExecution node affinity. */
+  readonly requiredNodeAffinity?: NodeSelector;
 }
 
 /** One allocation decision: the claims of one pod, or one standalone claim. */

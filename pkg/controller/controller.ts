@@ -4,7 +4,7 @@
 // status.allocation, removes the scheduling gate, deallocates when claims
 // are done, and explains every decision in Events.
 import type { Logger } from 'winston';
-import type { AllocationResult, DeviceClass, ResourceClaim, ResourceSlice } from '../api/resource.js';
+import type { AllocationResult, DeviceClass, ResourceClaim, ResourceClaimTemplate, ResourceSlice } from '../api/resource.js';
 import { Allocator } from '../allocator/allocator.js';
 import type { AllocatedDeviceRef, AllocationOutcome, PolicyName } from '../allocator/types.js';
 import { KubeApiError, isConflict, isNotFound } from '../k8s/client.js';
@@ -15,7 +15,7 @@ import type { Namespace, Node, Pod } from '../k8s/types.js';
 import { errorMessage, logger as makeLogger } from '../log/logger.js';
 import { ControllerMetrics } from './metrics.js';
 import { classIsOurs, classNamesOf, claimOwnership } from './ownership.js';
-import { isTerminal, nodeFacts, podFacts } from './podfacts.js';
+import { isTerminal, nodeFacts, podFacts, podRequest } from './podfacts.js';
 import { WorkQueue, type SyncResult } from './queue.js';
 import { ACTION, REASON } from './reasons.js';
 
@@ -78,6 +78,8 @@ export class Controller {
   readonly pods: Informer<Pod>;
   readonly nodes: Informer<Node>;
   readonly namespaces: Informer<Namespace>;
+  /** Only for the webhook's gate decisions. */
+  readonly templates: Informer<ResourceClaimTemplate>;
   readonly queue: WorkQueue;
   readonly metrics: ControllerMetrics;
   private readonly log: Logger;
@@ -97,8 +99,12 @@ export class Controller {
    * allocation until the status write arrives; the devices stay reserved.
    */
   private readonly inFlight = new Map<string, AllocatedDeviceRef[]>();
-  /** UIDs of pods whose placement (and so cpu/memory) the allocator already accounted for. */
-  private readonly decidedPods = new Set<string>();
+  /**
+   * Pods whose cpu/memory the allocator's node figures include, and where:
+   * bound pods, and pods we decided for that are not bound yet. Pods coming
+   * and going adjust the figures in place; only fleet changes rebuild the index.
+   */
+  private readonly counted = new Map<string, { node: string; cpu: number; mem: number; key: string }>();
   private processing = false;
   private started = false;
 
@@ -116,6 +122,7 @@ export class Controller {
     this.pods = new Informer<Pod>(kube.client, RESOURCES.pods, opt(RESOURCES.pods));
     this.nodes = new Informer<Node>(kube.client, RESOURCES.nodes, opt(RESOURCES.nodes));
     this.namespaces = new Informer<Namespace>(kube.client, RESOURCES.namespaces, opt(RESOURCES.namespaces));
+    this.templates = new Informer<ResourceClaimTemplate>(kube.client, RESOURCES.resourceClaimTemplates, opt(RESOURCES.resourceClaimTemplates));
     this.queue = new WorkQueue((key) => this.sync(key), { workers: opts.workers ?? 4, logger: this.log });
     this.wire();
   }
@@ -148,8 +155,7 @@ export class Controller {
       update: (o, p) => this.onPod(o, p),
       delete: (p) => {
         this.indexPod(p, true);
-        this.decidedPods.delete(p.metadata.uid ?? '');
-        if (p.spec.nodeName) this.allocator = undefined;
+        this.account(p, true);
         for (const n of podClaimNames(p)) if (n) this.enqueueClaim(`${p.metadata.namespace ?? ''}/${n}`);
       },
     });
@@ -174,13 +180,29 @@ export class Controller {
 
   private onPod(old: Pod | undefined, p: Pod): void {
     this.indexPod(p, false);
-    // A pod we placed binding to the node we chose changes nothing: commit() already took its cpu/memory.
-    const ours = this.decidedPods.has(p.metadata.uid ?? '');
-    if (old && old.spec.nodeName !== p.spec.nodeName && !ours) this.allocator = undefined;
-    if (old && isTerminal(old) !== isTerminal(p)) this.allocator = undefined;
-    if (!old && p.spec.nodeName) this.allocator = undefined;
+    if (old === undefined || old.spec.nodeName !== p.spec.nodeName || isTerminal(old) !== isTerminal(p)) this.account(p, false);
     this.queue.add(POD + objectKey(p));
     if (isTerminal(p)) for (const n of podClaimNames(p)) if (n) this.enqueueClaim(`${p.metadata.namespace ?? ''}/${n}`);
+  }
+
+  /** Keeps a pod's cpu/memory subtracted from the node it is bound (or decided) to, and only there. */
+  private account(p: Pod, gone: boolean): void {
+    const uid = p.metadata.uid ?? '';
+    const prev = this.counted.get(uid);
+    const live = !gone && !isTerminal(p);
+    const node = live ? p.spec.nodeName : undefined;
+    if (prev && node === undefined && live) return; // decided, not bound yet: stays counted
+    if (prev && prev.node === node) return;
+    if (prev) {
+      this.allocator?.adjustNodeFree(prev.node, prev.cpu, prev.mem);
+      this.counted.delete(uid);
+    }
+    if (node) {
+      const cpu = podRequest(p, 'cpu');
+      const mem = podRequest(p, 'memory');
+      this.allocator?.adjustNodeFree(node, -cpu, -mem);
+      this.counted.set(uid, { node, cpu, mem, key: objectKey(p) });
+    }
   }
 
   private indexPod(p: Pod, removed: boolean): void {
@@ -233,8 +255,6 @@ export class Controller {
   /** The allocator over the current caches, rebuilt only when the fleet changed. */
   private getAllocator(): Allocator {
     if (this.allocator) return this.allocator;
-    // A fresh index counts every bound pod from the caches.
-    this.decidedPods.clear();
     const started = performance.now();
     const allocated: AllocatedDeviceRef[] = [];
     for (const refs of this.applied.values()) allocated.push(...refs);
@@ -244,12 +264,23 @@ export class Controller {
       {
         slices: this.slices.list(),
         classes: this.classes.list(),
-        nodes: nodeFacts(this.nodes.list(), this.pods.list()),
+        // Allocatable only: pods are subtracted below, and from then on incrementally.
+        nodes: nodeFacts(this.nodes.list(), []),
         allocated,
         namespaceLabels,
       },
       { policy: this.opts.policy ?? 'cascade', driver: this.opts.driver },
     );
+    const decidedUnbound = [...this.counted].filter(([uid, c]) => {
+      const p = this.pods.get(c.key);
+      return p !== undefined && p.metadata.uid === uid && !p.spec.nodeName && !isTerminal(p);
+    });
+    this.counted.clear();
+    for (const p of this.pods.list()) if (p.spec.nodeName && !isTerminal(p)) this.account(p, false);
+    for (const [uid, c] of decidedUnbound) {
+      this.allocator.adjustNodeFree(c.node, -c.cpu, -c.mem);
+      this.counted.set(uid, c);
+    }
     this.metrics.inventoryRebuilds.inc();
     this.log.debug('rebuilt allocator inventory', { ms: Math.round(performance.now() - started), slices: this.slices.list().length });
     return this.allocator;
@@ -266,7 +297,7 @@ export class Controller {
   }
 
   private informers(): { start(): void; stop(): void; waitForSync(ms: number): Promise<void>; readonly hasSynced: boolean }[] {
-    return [this.claims, this.slices, this.classes, this.pods, this.nodes, this.namespaces];
+    return [this.claims, this.slices, this.classes, this.pods, this.nodes, this.namespaces, this.templates];
   }
 
   get synced(): boolean {
@@ -387,13 +418,23 @@ export class Controller {
       for (const p of this.claimUsers.get(key) ?? []) this.queue.add(POD + p);
       return undefined;
     }
+    // Released because its pods were gone: the next pod that uses it allocates it again.
+    if (this.everReserved.has(claim.metadata.uid ?? '')) return undefined;
     return await this.decide([claim], undefined);
   }
 
   // ---- decisions ------------------------------------------------------------
 
   private async decide(claims: ResourceClaim[], pod: Pod | undefined): Promise<SyncResult> {
+    // Another decision for one of these claims is still being written: wait for it.
+    if (claims.some((c) => this.inFlight.has(c.metadata.uid ?? ''))) return { requeueAfterMs: 200 };
     const allocator = this.getAllocator();
+    // Decided before (its allocation was cleared since): give its cpu/memory back first.
+    const before = pod?.metadata.uid ? this.counted.get(pod.metadata.uid) : undefined;
+    if (pod?.metadata.uid && before && !pod.spec.nodeName) {
+      allocator.adjustNodeFree(before.node, before.cpu, before.mem);
+      this.counted.delete(pod.metadata.uid);
+    }
     const started = performance.now();
     let outcome: AllocationOutcome;
     try {
@@ -418,7 +459,7 @@ export class Controller {
     }
     // Count the devices as in use now, before the writes: concurrent decisions never double-book.
     allocator.commit(outcome);
-    if (pod?.metadata.uid) this.decidedPods.add(pod.metadata.uid);
+    if (pod?.metadata.uid && outcome.node) this.counted.set(pod.metadata.uid, { node: outcome.node, cpu: podRequest(pod, 'cpu'), mem: podRequest(pod, 'memory'), key: objectKey(pod) });
     const fresh = outcome.claims.filter((c) => !c.preexisting);
     const byName = new Map(claims.map((c) => [`${c.metadata.namespace ?? ''}/${c.metadata.name ?? ''}`, c]));
     for (const ca of fresh) {
@@ -429,25 +470,31 @@ export class Controller {
       this.inFlight.set(c.metadata.uid, refs);
     }
     let allWritten = true;
-    for (const ca of fresh) {
+    for (const [i, ca] of fresh.entries()) {
       const claim = byName.get(`${ca.namespace}/${ca.name}`);
       if (!claim) continue;
+      if (!this.processing) {
+        // No longer the leader: a new leader decides afresh; write nothing more.
+        for (const rest of fresh.slice(i)) {
+          const c = byName.get(`${rest.namespace}/${rest.name}`);
+          if (c) this.rollback(c);
+        }
+        return undefined;
+      }
       try {
         await this.writeAllocation(claim, ca.allocation);
       } catch (err) {
         allWritten = false;
-        // Roll back what the API did not take; the informer brings back whatever is true.
-        const uid = claim.metadata.uid ?? '';
-        this.inFlight.delete(uid);
-        // Whichever index is current (it may have been rebuilt meanwhile) counts these devices.
-        this.allocator?.release(this.applied.get(uid) ?? []);
-        this.applied.delete(uid);
-        const cached = this.claims.get(objectKey(claim));
-        if (cached) this.setApplied(uid, refsOf(cached.status?.allocation, this.opts.driver));
+        // Roll back this claim and the ones not written yet (a pod's claims share one node);
+        // the informer brings back whatever the API server really holds.
+        for (const rest of fresh.slice(i)) {
+          const c = byName.get(`${rest.namespace}/${rest.name}`);
+          if (c) this.rollback(c);
+        }
         if (err instanceof KubeApiError && (err.code === 409 || err.code === 404)) {
           this.metrics.writeConflicts.inc();
           this.log.info('claim changed while allocating; will re-read and retry', { claim: `${ca.namespace}/${ca.name}`, error: err.message });
-          continue;
+          break;
         }
         throw err;
       }
@@ -467,6 +514,17 @@ export class Controller {
       if ((fresh.spec.schedulingGates ?? []).some((g) => g.name === this.gate)) await this.removeGate(fresh, `all claims are allocated on node ${outcome.node ?? '?'}`);
     }
     return undefined;
+  }
+
+  /** Forgets an allocation we did not manage to write, keeping the index equal to the API's view. */
+  private rollback(claim: ResourceClaim): void {
+    const uid = claim.metadata.uid ?? '';
+    this.inFlight.delete(uid);
+    // Whichever index is current (it may have been rebuilt meanwhile) counts these devices.
+    this.allocator?.release(this.applied.get(uid) ?? []);
+    this.applied.delete(uid);
+    const cached = this.claims.get(objectKey(claim));
+    if (cached && cached.metadata.uid === uid) this.setApplied(uid, refsOf(cached.status?.allocation, this.opts.driver));
   }
 
   /** Adds our finalizer, then writes status.allocation, both conditional on what we read. */
@@ -491,13 +549,14 @@ export class Controller {
   }
 
   private async deallocate(claim: ResourceClaim, why: string): Promise<void> {
+    if (!this.processing) return;
     const ns = claim.metadata.namespace ?? '';
     const name = claim.metadata.name ?? '';
     let rv = claim.metadata.resourceVersion;
     const devices = (claim.status?.allocation?.devices?.results ?? []).filter((r) => r.driver === this.opts.driver).map((r) => r.device);
     try {
       if (claim.status?.allocation) {
-        const updated = await this.kube.resourceClaims.mergePatch(name, { metadata: { resourceVersion: rv }, status: { allocation: null, devices: null } }, ns, 'status');
+        const updated = await this.kube.resourceClaims.mergePatch(name, { metadata: { resourceVersion: rv }, status: { allocation: null } }, ns, 'status');
         rv = updated.metadata.resourceVersion;
         this.setApplied(claim.metadata.uid ?? '', []);
         this.metrics.deallocations.inc();
@@ -517,6 +576,7 @@ export class Controller {
   }
 
   private async removeGate(pod: Pod, why: string): Promise<void> {
+    if (!this.processing) return;
     const gates = pod.spec.schedulingGates ?? [];
     const i = gates.findIndex((g) => g.name === this.gate);
     if (i < 0) return;

@@ -28,6 +28,9 @@ export class LeaderElector {
   private stopped = false;
   private timer: NodeJS.Timeout | undefined;
   private lastRenew = 0;
+  private guard: NodeJS.Timeout | undefined;
+  /** When this replica saw the lease's current version first: expiry by our own clock, not the holder's. */
+  private observed: { rv: string; at: number } | undefined;
   private readonly log: Logger;
 
   constructor(
@@ -47,6 +50,14 @@ export class LeaderElector {
 
   start(): void {
     this.stopped = false;
+    // Step down on time even while a renew request hangs.
+    this.guard = setInterval(() => {
+      if (this.leading && Date.now() - this.lastRenew > this.duration * 1000 * 0.8) {
+        this.log.warn('lease not renewed in time; stepping down');
+        this.setLeading(false);
+      }
+    }, 1_000);
+    this.guard.unref();
     void this.tick();
   }
 
@@ -57,6 +68,7 @@ export class LeaderElector {
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
+    if (this.guard) clearInterval(this.guard);
     if (this.leading) {
       this.leading = false;
       try {
@@ -94,11 +106,13 @@ export class LeaderElector {
   }
 
   private async tick(): Promise<void> {
+    const attempt = Date.now();
     try {
       const ok = await this.tryAcquireOrRenew();
       if (this.stopped) return;
       if (ok) {
-        this.lastRenew = Date.now();
+        // The lease is good from when we asked, not from when the answer came.
+        this.lastRenew = attempt;
         this.setLeading(true);
       } else {
         this.setLeading(false);
@@ -130,8 +144,9 @@ export class LeaderElector {
       }
     }
     const holder = lease.spec.holderIdentity;
-    const renew = lease.spec.renewTime ? Date.parse(lease.spec.renewTime) : 0;
-    const expired = !holder || Date.now() > renew + (lease.spec.leaseDurationSeconds ?? this.duration) * 1000;
+    const rv = lease.metadata.resourceVersion ?? '';
+    if (this.observed?.rv !== rv) this.observed = { rv, at: Date.now() };
+    const expired = !holder || Date.now() > this.observed.at + (lease.spec.leaseDurationSeconds ?? this.duration) * 1000;
     if (holder !== identity && !expired) return false;
     const spec: Lease['spec'] =
       holder === identity

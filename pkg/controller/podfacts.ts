@@ -29,6 +29,10 @@ export function podFacts(pod: Pod): PodFacts {
     name: pod.metadata.name,
     cpu: `${Math.ceil(podRequest(pod, 'cpu'))}m`,
     memory: `${Math.ceil(podRequest(pod, 'memory'))}`,
+    ...(pod.spec.nodeSelector ? { nodeSelector: pod.spec.nodeSelector } : {}),
+    ...(pod.spec.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution
+      ? { requiredNodeAffinity: pod.spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution }
+      : {}),
     tolerations: (pod.spec.tolerations ?? []).map((t) => ({
       key: t.key,
       operator: t.operator,

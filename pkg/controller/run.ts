@@ -71,21 +71,22 @@ export async function runController(cfg: ControllerConfig, onLostLeadership?: ()
   await controller.startInformers();
 
   let webhookServer: Awaited<ReturnType<typeof startWebhookServer>> | undefined;
+  let renewTimer: NodeJS.Timeout | undefined;
   if (cfg.webhook) {
     const wh = cfg.webhook;
-    const cert = await ensureServingCert(kube, {
+    const certOptions = {
       namespace: cfg.namespace,
       secretName: wh.secretName,
       serviceName: wh.serviceName,
       webhookConfigName: wh.configName,
       extraIpAddresses: wh.extraIpAddresses,
       logger: log,
-    });
+    };
+    const cert = await ensureServingCert(kube, certOptions);
     const lookup = async (kind: 'template' | 'claim', ns: string, name: string): Promise<ResourceClaimSpec | undefined> => {
-      if (kind === 'claim') {
-        const cached = controller.claims.get(`${ns}/${name}`);
-        if (cached) return cached.spec;
-      }
+      // The caches answer almost always; a GET covers objects created a moment ago.
+      const cached = kind === 'claim' ? controller.claims.get(`${ns}/${name}`)?.spec : controller.templates.get(`${ns}/${name}`)?.spec.spec;
+      if (cached) return cached;
       try {
         return kind === 'template' ? (await kube.resourceClaimTemplates.get(name, ns)).spec.spec : (await kube.resourceClaims.get(name, ns)).spec;
       } catch (err) {
@@ -104,6 +105,13 @@ export async function runController(cfg: ControllerConfig, onLostLeadership?: ()
       claimSpec: (ns, name) => lookup('claim', ns, name),
     });
     webhookReady = true;
+    // Renew (30 days before expiry, in the Secret all replicas share) and serve the new certificate without a restart.
+    renewTimer = setInterval(() => {
+      ensureServingCert(kube, certOptions)
+        .then((c) => webhookServer?.setSecureContext({ cert: c.certPem, key: c.keyPem }))
+        .catch((err: unknown) => log.warn('could not renew the webhook certificate', { error: errorMessage(err) }));
+    }, 6 * 3600_000);
+    renewTimer.unref();
   }
 
   let elector: LeaderElector | undefined;
@@ -138,6 +146,7 @@ export async function runController(cfg: ControllerConfig, onLostLeadership?: ()
     webhookPort: webhookServer?.port,
     isLeader: () => leader,
     stop: async () => {
+      if (renewTimer) clearInterval(renewTimer);
       // Stop acting first, then hand the Lease over, so two leaders never overlap.
       await controller.stop();
       await elector?.stop();

@@ -126,18 +126,28 @@ export interface GateDeciderDeps {
   readonly claimSpec: (namespace: string, name: string) => Promise<ResourceClaimSpec | undefined>;
 }
 
-/** Why a pod needs our gate, or undefined when it does not. */
+/**
+ * Why a pod needs our gate, or undefined when it does not. In doubt (a claim
+ * or template that does not exist yet, or cannot be read) the pod is gated:
+ * the controller removes the gate once it sees none of the claims are ours,
+ * while an ungated GPU pod would let the kube-scheduler's allocator race ours.
+ */
 export async function gateReason(pod: Pod, namespace: string, deps: GateDeciderDeps): Promise<string | undefined> {
   const classes = deps.classes();
   for (const rc of pod.spec.resourceClaims ?? []) {
-    const spec = rc.resourceClaimTemplateName
-      ? await deps.templateSpec(namespace, rc.resourceClaimTemplateName)
-      : rc.resourceClaimName
-        ? await deps.claimSpec(namespace, rc.resourceClaimName)
-        : undefined;
-    if (spec && claimOwnership(spec, classes, deps.driver).ours) {
-      return `claim ${rc.name} uses ${rc.resourceClaimTemplateName ? `template ${rc.resourceClaimTemplateName}` : `claim ${rc.resourceClaimName ?? ''}`}`;
+    const what = rc.resourceClaimTemplateName ? `template ${rc.resourceClaimTemplateName}` : `claim ${rc.resourceClaimName ?? ''}`;
+    let spec: ResourceClaimSpec | undefined;
+    try {
+      spec = rc.resourceClaimTemplateName
+        ? await deps.templateSpec(namespace, rc.resourceClaimTemplateName)
+        : rc.resourceClaimName
+          ? await deps.claimSpec(namespace, rc.resourceClaimName)
+          : undefined;
+    } catch (err) {
+      return `${what} could not be read (${errorMessage(err)}); gated until the controller has decided`;
     }
+    if (!spec) return `${what} does not exist yet; gated until the controller has decided`;
+    if (claimOwnership(spec, classes, deps.driver).ours) return `claim ${rc.name} uses ${what}`;
   }
   return undefined;
 }
@@ -165,10 +175,19 @@ export async function startWebhookServer(opts: WebhookServerOptions): Promise<ht
       return;
     }
     const chunks: Buffer[] = [];
+    let size = 0;
     req.on('data', (c: Buffer) => {
+      size += c.length;
+      // An AdmissionReview for a pod is far smaller; refuse anything absurd.
+      if (size > 3 * 1024 * 1024) {
+        res.writeHead(413).end('request too large');
+        req.destroy();
+        return;
+      }
       chunks.push(c);
     });
     req.on('end', () => {
+      if (size > 3 * 1024 * 1024) return;
       void (async () => {
         let review: AdmissionReview;
         try {
@@ -192,8 +211,8 @@ export async function startWebhookServer(opts: WebhookServerOptions): Promise<ht
               log.info('gating pod until its claims are allocated', { pod: `${ns}/${pod.metadata.name ?? pod.metadata.generateName ?? ''}`, why });
             }
           } catch (err) {
-            // Never block pod creation: without the gate the scheduler's own allocator still works.
-            log.warn('could not decide whether to gate pod; admitting it ungated', { pod: `${ns}/${pod.metadata.name ?? ''}`, error: errorMessage(err) });
+            // gateReason decides "gate" in doubt itself; this is a bug guard that must not block admission.
+            log.error('gate decision failed; admitting the pod ungated', { pod: `${ns}/${pod.metadata.name ?? ''}`, error: errorMessage(err) });
           }
         }
         res.writeHead(200, { 'Content-Type': 'application/json' }).end(JSON.stringify({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response }));

@@ -134,7 +134,11 @@ export class Informer<T extends KubeObject> {
       const old = this.store.get(key);
       this.store.set(key, obj);
       if (!old) this.emit((h) => h.add?.(obj));
-      else if (old.metadata.resourceVersion !== obj.metadata.resourceVersion) this.emit((h) => h.update?.(old, obj));
+      else if (old.metadata.uid !== obj.metadata.uid) {
+        // Deleted and recreated under the same name while we were not watching.
+        this.emit((h) => h.delete?.(old));
+        this.emit((h) => h.add?.(obj));
+      } else if (old.metadata.resourceVersion !== obj.metadata.resourceVersion) this.emit((h) => h.update?.(old, obj));
     }
     this.lastResourceVersion = rv;
     if (!this.synced) {

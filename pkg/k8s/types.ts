@@ -1,6 +1,6 @@
 // Minimal JSON shapes of the core objects Cascade touches (only the fields we
 // read or write). Timestamps are strings, as on the wire.
-import type { ObjectMeta } from '../api/resource.js';
+import type { NodeSelector, ObjectMeta } from '../api/resource.js';
 
 export interface ObjectReference {
   apiVersion?: string;
@@ -77,6 +77,7 @@ export interface Pod {
     schedulingGates?: { name: string }[];
     resourceClaims?: PodResourceClaim[];
     tolerations?: Toleration[];
+    affinity?: { nodeAffinity?: { requiredDuringSchedulingIgnoredDuringExecution?: NodeSelector } };
     restartPolicy?: string;
     terminationGracePeriodSeconds?: number;
     serviceAccountName?: string;

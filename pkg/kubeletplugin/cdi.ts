@@ -140,8 +140,12 @@ export function cdiDeviceId(driver: string, claimUid: string, deviceName: string
 }
 
 /** File name of a claim's spec (the CDI library's transient spec name). */
+/** Kubernetes UIDs are UUIDs; anything else from the kubelet never becomes a file name. */
+const CLAIM_UID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
+
 export function cdiSpecFileName(driver: string, claimUid: string): string {
-  return `${cdiVendor(driver)}-${CDI_CLASS}_${claimUid.replace(/\//g, '_').trim()}.json`;
+  if (!CLAIM_UID.test(claimUid)) throw new Error(`claim UID ${JSON.stringify(claimUid.slice(0, 80))} is not a UUID`);
+  return `${cdiVendor(driver)}-${CDI_CLASS}_${claimUid}.json`;
 }
 
 const DEVICE_NAME = /^[a-zA-Z0-9]([a-zA-Z0-9_.:-]*[a-zA-Z0-9])?$/;

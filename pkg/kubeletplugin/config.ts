@@ -12,9 +12,10 @@
 //       interval: Default | Short | Medium | Long   optional; default Default
 //
 // Exclusive: one container process context on the device at a time is not
-// enforced by Cascade; it means "no sharing settings applied". TimeSlicing asks
-// the backend to set the GPU's time-slice length (nvidia-smi compute-policy);
-// it is only valid for full GPUs because MIG instances have no time-slice knob.
+// enforced by Cascade; it means "no sharing settings applied". TimeSlicing is
+// part of the format (validated here, only for full GPUs because MIG instances
+// have no time-slice knob) but not applied yet: the node plugin refuses such a
+// claim with a per-claim error rather than pretending.
 // Anything else (an unknown field, a wrong kind or apiVersion, a value out of
 // its set, a wrong JSON type) is an error naming the field, which fails only
 // the claim that carries it.

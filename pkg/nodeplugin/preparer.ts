@@ -267,10 +267,11 @@ export class NodePreparer implements ClaimPreparer {
     const parent = { parentUUID: d.gpu.uuid, parentMinor: d.gpu.minor };
     switch (d.kind) {
       case 'gpu': {
-        await this.ensureMigMode(ref, d.gpu, false, d.deviceName);
+        // Refuse rather than pretend: nothing here sets a time slice yet.
         if (d.config.sharing.strategy === 'TimeSlicing') {
-          this.o.log.warn('time-slicing was asked for but is not applied: the backend has no time-slice control', { claim: claimLabel(ref), device: d.deviceName });
+          throw new ClaimError(`claim ${claimLabel(ref)}: device ${d.deviceName}: sharing.strategy TimeSlicing is not supported by this version of Cascade; use Exclusive (the default)`);
         }
+        await this.ensureMigMode(ref, d.gpu, false, d.deviceName);
         return {
           cdi: { type: 'gpu', deviceName: d.deviceName, uuid: d.gpu.uuid, minor: d.gpu.minor },
           data: { type: 'gpu', uuid: d.gpu.uuid, productName: d.gpu.productName, minor: d.gpu.minor, pciBusID: d.gpu.pciBusId },
@@ -392,6 +393,15 @@ export class NodePreparer implements ClaimPreparer {
   }
 
   /**
+   * The GPU's index now, found by its UUID: indexes can shift (a GPU falling off
+   * the bus renumbers the rest), and a destroy aimed by a stale index would hit
+   * another GPU's instance. Falls back to the recorded index when undiscovered.
+   */
+  private currentIndex(gpuUuid: string, recorded: number): number {
+    return this.o.inventory()?.discovery.gpus.find((g) => g.uuid === gpuUuid)?.index ?? recorded;
+  }
+
+  /**
    * Undoes a claim that did not complete: destroys the instances it recorded,
    * deletes its CDI spec and forgets it. Returns a problem, or undefined when
    * everything was undone (the claim is then gone from the checkpoint).
@@ -402,7 +412,7 @@ export class NodePreparer implements ClaimPreparer {
     const problems: string[] = [];
     for (const m of claim.migCreated) {
       try {
-        await this.o.backend.destroyMigDevice({ gpuIndex: m.gpuIndex, gpuInstanceId: m.gpuInstanceId, computeInstanceId: m.computeInstanceId });
+        await this.o.backend.destroyMigDevice({ gpuIndex: this.currentIndex(m.gpuUuid, m.gpuIndex), gpuInstanceId: m.gpuInstanceId, computeInstanceId: m.computeInstanceId });
         this.state = forgetMigInstance(this.state, uid, m.gpuUuid, m.gpuInstanceId);
       } catch (err) {
         problems.push(`destroy GPU instance ${m.gpuInstanceId} on GPU ${m.gpuIndex}: ${errorMessage(err)}`);
@@ -432,7 +442,7 @@ export class NodePreparer implements ClaimPreparer {
       const problems: string[] = [];
       for (const m of claim.migCreated) {
         try {
-          await this.o.backend.destroyMigDevice({ gpuIndex: m.gpuIndex, gpuInstanceId: m.gpuInstanceId, computeInstanceId: m.computeInstanceId });
+          await this.o.backend.destroyMigDevice({ gpuIndex: this.currentIndex(m.gpuUuid, m.gpuIndex), gpuInstanceId: m.gpuInstanceId, computeInstanceId: m.computeInstanceId });
           this.state = forgetMigInstance(this.state, ref.uid, m.gpuUuid, m.gpuInstanceId);
         } catch (err) {
           problems.push(`cannot destroy MIG device ${m.deviceName} (GPU ${m.gpuIndex} GPU instance ${m.gpuInstanceId}): ${errorMessage(err)}`);

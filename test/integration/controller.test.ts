@@ -93,6 +93,26 @@ describeCluster('the controller', () => {
     await eventually('claim gone', async () => !(await ns.kube.resourceClaims.list(ns.name)).some((c) => c.metadata.name === 'solo'));
   });
 
+  it('allocates again when someone clears the allocation, as the scheduler does in PostFilter', async () => {
+    await ns.kube.resourceClaims.create({
+      metadata: { name: 'cleared', namespace: ns.name },
+      spec: { devices: { requests: [{ name: 'gpu', exactly: { deviceClassName: `gpu.${driver}`, selectors: [{ cel: { expression: `device.attributes["${driver}"].productName.contains("H100")` } }] } }] } },
+    });
+    const first = await eventually('first allocation', async () => {
+      const c = await ns.kube.resourceClaims.get('cleared', ns.name);
+      return c.status?.allocation ? c : undefined;
+    });
+    // The kube-scheduler clears an allocation (and nothing else) when the pod fits no node.
+    await ns.kube.resourceClaims.mergePatch('cleared', { metadata: { resourceVersion: first.metadata.resourceVersion }, status: { allocation: null } }, ns.name, 'status');
+    const again = await eventually('allocation again', async () => {
+      const c = await ns.kube.resourceClaims.get('cleared', ns.name);
+      return c.status?.allocation && c.metadata.resourceVersion !== first.metadata.resourceVersion ? c : undefined;
+    });
+    expect(again.status?.allocation?.devices?.results?.[0]?.device).toBe('gpu-0');
+    await ns.kube.resourceClaims.delete('cleared', ns.name);
+    await eventually('claim gone', async () => !(await ns.kube.resourceClaims.list(ns.name)).some((c) => c.metadata.name === 'cleared'));
+  });
+
   it('gates a pod, allocates its claim from the preference list, and the scheduler binds it to that node', async () => {
     await ns.kube.resourceClaimTemplates.create({
       metadata: { name: 'prefs', namespace: ns.name },

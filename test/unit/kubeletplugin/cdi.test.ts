@@ -181,11 +181,17 @@ describe('the CDI spec writer', () => {
     const { dir, cleanup } = await tempDir('cascade-cdi-');
     try {
       const writer = new CdiSpecWriter(DRIVER, dir);
-      await writer.write('b-uid', buildClaimCdiSpec({ driver: DRIVER, claimUid: 'b-uid', devices: [gpu0] }));
-      await new CdiSpecWriter('other.example.com', dir).write('c-uid', buildClaimCdiSpec({ driver: 'other.example.com', claimUid: 'c-uid', devices: [gpu0] }));
-      expect(await writer.listClaimUids()).toEqual(['b-uid']);
+      await writer.write('0b0b0b0b-0000-4000-8000-00000000000b', buildClaimCdiSpec({ driver: DRIVER, claimUid: '0b0b0b0b-0000-4000-8000-00000000000b', devices: [gpu0] }));
+      await new CdiSpecWriter('other.example.com', dir).write('0c0c0c0c-0000-4000-8000-00000000000c', buildClaimCdiSpec({ driver: 'other.example.com', claimUid: '0c0c0c0c-0000-4000-8000-00000000000c', devices: [gpu0] }));
+      expect(await writer.listClaimUids()).toEqual(['0b0b0b0b-0000-4000-8000-00000000000b']);
     } finally {
       await cleanup();
     }
+  });
+});
+
+describe('CDI spec file names', () => {
+  it('refuse a claim UID that is not a UUID, so nothing from the kubelet can steer a path', () => {
+    expect(() => cdiSpecFileName(DRIVER, '../../etc/passwd')).toThrow(/not a UUID/);
   });
 });
