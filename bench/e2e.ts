@@ -2,7 +2,7 @@
 // through Cascade (webhook gate + controller) and then by the kube-scheduler's
 // built-in DRA allocator alone. Prints pods/s, creation-to-bound latency and
 // the share of pods that could not be placed. Usage:
-//   npm run bench:e2e -- [--nodes 100] [--pods 2000] [--seed 1] [--settle 20]
+//   npm run bench:e2e -- [--nodes 100] [--pods 2000] [--seed 1] [--settle 20] [--modes cascade,kube-scheduler]
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -34,6 +34,7 @@ const { values: args } = parseArgs({
     seed: { type: 'string', default: '1' },
     settle: { type: 'string', default: '20' },
     concurrency: { type: 'string', default: '16' },
+    modes: { type: 'string', default: 'cascade,kube-scheduler' },
   },
 });
 const NODES = Number(args.nodes);
@@ -148,10 +149,10 @@ function doubleBooked(claims: readonly ResourceClaim[]): number {
   return doubles;
 }
 
-/** GPU capacity units held by allocated claims: 1 per whole GPU, memory slices / 8 per MIG partition. */
+/** GPU capacity units held by allocated claims: 1 per whole GPU, memory slices / 8 per MIG partition (keyed by pool/device). */
 function gpuUnits(claims: readonly ResourceClaim[], sizes: ReadonlyMap<string, number>): number {
   let units = 0;
-  for (const c of claims) for (const r of c.status?.allocation?.devices?.results ?? []) units += sizes.get(r.device) ?? 1;
+  for (const c of claims) for (const r of c.status?.allocation?.devices?.results ?? []) units += sizes.get(`${r.pool}/${r.device}`) ?? 1;
   return units;
 }
 
@@ -287,7 +288,8 @@ async function main(): Promise<void> {
       for (const s of desired)
         for (const d of s.spec.devices ?? []) {
           const size = d.attributes?.[qualify(DRIVER, ATTR.placementSize)]?.int;
-          if (size !== undefined) sizes.set(d.name, size / 8);
+          // Keyed by node: the same partition name has other sizes on other boards (1g.10gb on A100 vs H100).
+          if (size !== undefined) sizes.set(`${n.name}/${d.name}`, size / 8);
         }
       await new SlicePublisher(kube, { driver: DRIVER, nodeName: n.name }).publish(desired);
     });
@@ -303,8 +305,9 @@ async function main(): Promise<void> {
     const mix = WORKLOADS.map((w) => `${w.name} ${Math.round(w.share * 100)}%`).join(', ');
     console.log(`\nbench:e2e on Kubernetes ${cp.version}: ${nodes.length} nodes x 8 GPUs (${NODE_TYPES.map((t) => `${Math.round(t.share * 100)}% ${t.name}`).join(', ')}), ${PODS} pods (${mix})`);
     console.log('mode             pods bound   unplaced   pods/s   p50 s   p99 s   GPU allocated   double-booked');
-    await runPhase(kube, 'cascade', order, sizes, capacity);
-    await runPhase(kube, 'kube-scheduler', order, sizes, capacity);
+    const modes = (args.modes ?? '').split(',');
+    if (modes.includes('cascade')) await runPhase(kube, 'cascade', order, sizes, capacity);
+    if (modes.includes('kube-scheduler')) await runPhase(kube, 'kube-scheduler', order, sizes, capacity);
   } finally {
     kube.close();
     await cp.stop();
