@@ -58,64 +58,54 @@ export class DraService {
   }
 
   async prepare(wire: readonly WireClaim[]): Promise<Map<string, PrepareResult>> {
-    const claims = claimRefs(wire);
-    const out = new Map<string, PrepareResult>();
-    const valid: ClaimRef[] = [];
-    for (const c of claims) {
-      const problem = invalidClaim(c);
-      if (problem) out.set(c.uid, { error: problem });
-      else valid.push(c);
-    }
-    if (valid.length === 0) return out;
-    let results: ReadonlyMap<string, PrepareResult> | undefined;
-    let thrown: unknown;
-    try {
-      results = await this.queue.run(() => this.preparer.prepare(valid));
-    } catch (err) {
-      thrown = err;
-      this.log.error('prepare failed for the whole request', { error: errorMessage(err), claims: valid.map(claimLabel) });
-    }
-    for (const c of valid) {
-      const r = results?.get(c.uid);
-      if (thrown !== undefined) out.set(c.uid, { error: `prepare claim ${claimLabel(c)}: ${errorMessage(thrown)}` });
-      else if (r === undefined) out.set(c.uid, { error: `prepare claim ${claimLabel(c)}: the driver returned no result` });
-      else out.set(c.uid, r);
-      const final = out.get(c.uid);
-      if (final && isPrepareFailure(final)) {
-        this.log.warn('claim not prepared', { claim: claimLabel(c), error: final.error });
-      } else if (final) {
-        this.log.info('claim prepared', { claim: claimLabel(c), devices: final.devices.map((d) => d.deviceName) });
-      }
-    }
-    return out;
+    return await this.perClaim('prepare', wire, (valid) => this.preparer.prepare(valid), (c, r) => {
+      if (isPrepareFailure(r)) this.log.warn('claim not prepared', { claim: claimLabel(c), error: r.error });
+      else this.log.info('claim prepared', { claim: claimLabel(c), devices: r.devices.map((d) => d.deviceName) });
+    });
   }
 
   async unprepare(wire: readonly WireClaim[]): Promise<Map<string, UnprepareResult>> {
-    const claims = claimRefs(wire);
-    const out = new Map<string, UnprepareResult>();
+    return await this.perClaim('unprepare', wire, (valid) => this.preparer.unprepare(valid), (c, r) => {
+      if (r.error) this.log.warn('claim not unprepared', { claim: claimLabel(c), error: r.error });
+      else this.log.info('claim unprepared', { claim: claimLabel(c) });
+    });
+  }
+
+  /**
+   * The per-claim contract of both calls: invalid claims and claims the driver
+   * left out or failed on get their own error, a thrown exception fails every
+   * claim of the request but never the RPC, and every claim gets an answer.
+   */
+  private async perClaim<R>(
+    verb: 'prepare' | 'unprepare',
+    wire: readonly WireClaim[],
+    run: (valid: ClaimRef[]) => Promise<ReadonlyMap<string, R>>,
+    report: (c: ClaimRef, r: R) => void,
+  ): Promise<Map<string, R>> {
+    // Both result types carry a failure as { error }.
+    const fail = (error: string): R => ({ error }) as R;
+    const out = new Map<string, R>();
     const valid: ClaimRef[] = [];
-    for (const c of claims) {
+    for (const c of claimRefs(wire)) {
       const problem = invalidClaim(c);
-      if (problem) out.set(c.uid, { error: problem });
+      if (problem) out.set(c.uid, fail(problem));
       else valid.push(c);
     }
     if (valid.length === 0) return out;
-    let results: ReadonlyMap<string, UnprepareResult> | undefined;
+    let results: ReadonlyMap<string, R> | undefined;
     let thrown: unknown;
     try {
-      results = await this.queue.run(() => this.preparer.unprepare(valid));
+      results = await this.queue.run(() => run(valid));
     } catch (err) {
       thrown = err;
-      this.log.error('unprepare failed for the whole request', { error: errorMessage(err), claims: valid.map(claimLabel) });
+      this.log.error(`${verb} failed for the whole request`, { error: errorMessage(err), claims: valid.map(claimLabel) });
     }
     for (const c of valid) {
       const r = results?.get(c.uid);
-      if (thrown !== undefined) out.set(c.uid, { error: `unprepare claim ${claimLabel(c)}: ${errorMessage(thrown)}` });
-      else if (r === undefined) out.set(c.uid, { error: `unprepare claim ${claimLabel(c)}: the driver returned no result` });
-      else out.set(c.uid, r);
-      const final = out.get(c.uid);
-      if (final?.error) this.log.warn('claim not unprepared', { claim: claimLabel(c), error: final.error });
-      else this.log.info('claim unprepared', { claim: claimLabel(c) });
+      const final: R =
+        thrown !== undefined ? fail(`${verb} claim ${claimLabel(c)}: ${errorMessage(thrown)}`) : (r ?? fail(`${verb} claim ${claimLabel(c)}: the driver returned no result`));
+      out.set(c.uid, final);
+      report(c, final);
     }
     return out;
   }
