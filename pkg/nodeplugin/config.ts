@@ -31,6 +31,10 @@ export interface NodePluginConfig {
   readonly healthIntervalMs: number;
   /** The driver's table of MIG capability device minors. */
   readonly migMinorsPath: string;
+  /** The NVIDIA driver root as this process sees it (where its libraries are looked up). */
+  readonly driverRoot: string;
+  /** The same directory on the host, for the CDI mounts the container runtime resolves. */
+  readonly hostDriverRoot: string;
 }
 
 const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
@@ -84,6 +88,8 @@ interface RawOptions {
   pollInterval: number;
   healthInterval: number;
   migMinors?: string;
+  driverRoot: string;
+  hostDriverRoot: string;
 }
 
 /** The flag set; exported so the help text can be tested and printed. */
@@ -105,6 +111,8 @@ export function nodePluginCommand(env: NodeJS.ProcessEnv = process.env): Command
     .addOption(new Option('--health-host <address>', 'address for the health server').default('0.0.0.0'))
     .addOption(new Option('--poll-interval <duration>', 'rediscover the GPUs and republish this often').argParser(parseDuration).default(60_000, '60s'))
     .addOption(new Option('--health-interval <duration>', 'check GPU health this often').argParser(parseDuration).default(10_000, '10s'))
+    .addOption(new Option('--driver-root <dir>', "the NVIDIA driver's root as this process sees it (libraries and nvidia-smi for containers)").default('/'))
+    .addOption(new Option('--host-driver-root <dir>', 'the same directory on the host (/ for a host-installed driver, /run/nvidia/driver with the GPU operator)').default('/'))
     .addOption(new Option('--mig-minors <path>', 'the driver\'s MIG capability minor table (default: $NVIDIA_MIG_MINORS, else /proc/driver/nvidia-caps/mig-minors)'))
     .allowExcessArguments(false)
     .exitOverride()
@@ -154,5 +162,7 @@ export function parseNodePluginConfig(argv: readonly string[], env: NodeJS.Proce
     pollIntervalMs: o.pollInterval,
     healthIntervalMs: o.healthInterval,
     migMinorsPath: o.migMinors ?? env.NVIDIA_MIG_MINORS ?? '/proc/driver/nvidia-caps/mig-minors',
+    driverRoot: o.driverRoot,
+    hostDriverRoot: o.hostDriverRoot,
   };
 }

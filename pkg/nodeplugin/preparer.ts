@@ -5,7 +5,7 @@ import { readFile } from 'node:fs/promises';
 import { gpuDeviceName } from '../api/devicemodel.js';
 import type { OwnedInstance } from '../inventory/types.js';
 import { isNotFound } from '../k8s/client.js';
-import { buildClaimCdiSpec, cdiDeviceId, type CdiGpuDevice, migCapDevicePaths, parseMigMinors } from '../kubeletplugin/cdi.js';
+import { buildClaimCdiSpec, cdiDeviceId, type CdiContainerEdits, type CdiGpuDevice, migCapDevicePaths, parseMigMinors } from '../kubeletplugin/cdi.js';
 import type { CdiSpecWriter } from '../kubeletplugin/cdi-writer.js';
 import {
   type CheckpointState,
@@ -53,6 +53,8 @@ export interface NodePreparerOptions {
   readonly onMigModeChanged: (gpuUuid: string, mode: MigMode) => void;
   readonly migMinorsPath: string;
   readonly dynamicMig: boolean;
+  /** Mounts of the driver's user-space files, added to every claim's CDI spec. */
+  readonly driverEdits?: CdiContainerEdits;
   readonly log: Logger;
 }
 
@@ -243,7 +245,7 @@ export class NodePreparer implements ClaimPreparer {
         cdiDevices.push(cdi);
         statusData.push({ device: d.deviceName, data: { ...data, cdiDeviceIds: ids } });
       }
-      await this.o.cdi.write(ref.uid, buildClaimCdiSpec({ driver: this.o.driver, claimUid: ref.uid, devices: cdiDevices }));
+      await this.o.cdi.write(ref.uid, buildClaimCdiSpec({ driver: this.o.driver, claimUid: ref.uid, devices: cdiDevices, ...(this.o.driverEdits ? { commonEdits: this.o.driverEdits } : {}) }));
       devices = plan.devices.map((d) => ({
         requestNames: [baseRequestName(d.request)],
         poolName: d.poolName,

@@ -1,6 +1,7 @@
 // Assembles the node plugin: checkpoint, start-up recovery, the inventory and
 // publish loop, the kubelet-facing gRPC servers, the claim status writer and
 // /healthz and /readyz; stops it gracefully on SIGTERM.
+import { driverFileEdits } from './driver-files.js';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
@@ -70,6 +71,7 @@ export async function startNodePlugin(config: NodePluginConfig, deps: NodePlugin
     onMigModeChanged: (uuid, mode) => late.loop?.migModeChanged(uuid, mode),
     migMinorsPath: config.migMinorsPath,
     dynamicMig: config.dynamicMig,
+    driverEdits: driverFileEdits(config.driverRoot, config.hostDriverRoot),
     log,
   });
   await preparer.load();

@@ -42,6 +42,9 @@ export function pluginConfig(driverName: string, nodeName: string, dirs: PluginD
   return {
     nvidiaSmiPath: smi.path,
     nvidiaSmiTimeoutMs: 30_000,
+    // No driver files in tests unless a test points these at a fake root.
+    driverRoot: join(dirs.root, 'no-driver'),
+    hostDriverRoot: '/',
     nodeName,
     driverName,
     dryRun: false,
