@@ -73,6 +73,9 @@ async function scenario(label: string, fleet: FakeConfig, claimDevices: readonly
   const config: NodePluginConfig = {
     nvidiaSmiPath: wrapper,
     nvidiaSmiTimeoutMs: 30_000,
+    // The simulator has no driver files to mount.
+    driverRoot: path.join(dir, 'no-driver'),
+    hostDriverRoot: '/',
     nodeName: NODE,
     driverName: DRIVER,
     dryRun: false,
