@@ -20,6 +20,8 @@ describe('parseNodePluginConfig', () => {
       pollIntervalMs: 60_000,
       healthIntervalMs: 10_000,
       migMinorsPath: '/proc/driver/nvidia-caps/mig-minors',
+      driverRoot: '/',
+      hostDriverRoot: '/',
     });
   });
 
@@ -50,6 +52,8 @@ describe('parseNodePluginConfig', () => {
         '--poll-interval=2m',
         '--health-interval=500ms',
         '--mig-minors=/m',
+        '--driver-root=/driver-root',
+        '--host-driver-root=/run/nvidia/driver',
       ],
       {},
     );
@@ -70,6 +74,8 @@ describe('parseNodePluginConfig', () => {
       pollIntervalMs: 120_000,
       healthIntervalMs: 500,
       migMinorsPath: '/m',
+      driverRoot: '/driver-root',
+      hostDriverRoot: '/run/nvidia/driver',
     });
   });
 
