@@ -15,7 +15,7 @@
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { Allocator, type AllocatedDeviceRef, type PolicyName } from '../pkg/allocator/index.js';
-import { cascadeClasses, nodeFacts, nodeSlices, type FleetNode, type GpuKind } from '../pkg/allocator/fleet.js';
+import { cascadeClasses, nodeFacts, nodeSlices, seededRandom, type FleetNode, type GpuKind } from '../pkg/allocator/fleet.js';
 import type { DeviceRequest, DeviceSubRequest, ResourceClaim } from '../pkg/api/resource.js';
 
 type StreamName = 'fill' | 'churn' | 'steady';
@@ -55,17 +55,6 @@ function parseFlags(argv: readonly string[]): Flags {
   return flags;
 }
 
-/** mulberry32: small, seeded, deterministic. */
-function prng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const KINDS: readonly { kind: GpuKind; perDomain: number }[] = [
   { kind: 'h100', perDomain: 8 },
@@ -123,7 +112,7 @@ function migSize(p: string): number {
 }
 
 function claimStream(count: number, seed: number): StreamClaim[] {
-  const rand = prng(seed);
+  const rand = seededRandom(seed);
   const out: StreamClaim[] = [];
   for (let i = 0; i < count; i++) {
     const kind = pick(rand, [
@@ -301,8 +290,8 @@ function run(policy: PolicyName, stream: StreamName, nodes: readonly FleetNode[]
   let total = 0;
   let unitsAllocated = 0;
   // Departures and lifetimes use their own seeded streams so both policies see the same draws.
-  const leave = prng(seed ^ 0x5bd1e995);
-  const lifetime = prng(seed ^ 0x27d4eb2f);
+  const leave = seededRandom(seed ^ 0x5bd1e995);
+  const lifetime = seededRandom(seed ^ 0x27d4eb2f);
   const live: (readonly AllocatedDeviceRef[])[] = [];
   const ending = new EndHeap();
   const offered = new Map<string, number>();

@@ -4,7 +4,7 @@ import { spawn } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { copyFile, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ControlPlane, stopClusterDir } from '../pkg/cluster/controlplane.js';
+import { ControlPlane, alive, stopClusterDir } from '../pkg/cluster/controlplane.js';
 import { repoRoot } from '../pkg/cluster/binaries.js';
 
 interface Record_ {
@@ -18,15 +18,6 @@ const stateDir = join(repoRoot(), '.cascade');
 const recordPath = join(stateDir, 'cluster.json');
 const kubeconfigPath = join(stateDir, 'kubeconfig');
 const logPath = join(stateDir, 'cluster.log');
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 function readRecord(): Record_ | undefined {
   if (!existsSync(recordPath)) return undefined;

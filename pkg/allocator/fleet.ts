@@ -5,6 +5,18 @@ import { DEFAULT_DRIVER_NAME, LIMITS, RESOURCE_API_VERSION, STANDARD_ATTRIBUTES 
 import { ATTR, CAPACITY, COUNTER, MIG_COMPUTE_SLICES, MIG_MEMORY_SLICES, counterSetName, gpuDeviceName, migDeviceName } from '../api/devicemodel.js';
 import type { NodeFacts } from './types.js';
 
+/** mulberry32: a small seeded PRNG, so synthetic fleets and claim streams repeat exactly. */
+export function seededRandom(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
 export interface MigProfile {
   readonly name: string;
   readonly id: number;

@@ -66,7 +66,8 @@ export async function freePort(): Promise<number> {
   });
 }
 
-function alive(pid: number): boolean {
+/** True while a process with this PID exists. */
+export function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

@@ -6,7 +6,6 @@ import * as grpc from '@grpc/grpc-js';
 import type { DRAPluginHandlers as V1Handlers } from '../generated/k8s/io/kubelet/pkg/apis/dra/v1/DRAPlugin.js';
 import type { NodePrepareResourceResponse as V1PrepareResponse } from '../generated/k8s/io/kubelet/pkg/apis/dra/v1/NodePrepareResourceResponse.js';
 import type { DRAPluginHandlers as V1beta1Handlers } from '../generated/k8s/io/kubelet/pkg/apis/dra/v1beta1/DRAPlugin.js';
-import type { NodePrepareResourceResponse as V1beta1PrepareResponse } from '../generated/k8s/io/kubelet/pkg/apis/dra/v1beta1/NodePrepareResourceResponse.js';
 import { errorMessage, type Logger } from '../log/logger.js';
 import { type ClaimPreparer, type ClaimRef, type PrepareResult, type UnprepareResult, claimLabel, isPrepareFailure } from './preparer.js';
 import { SerialQueue } from './serialize.js';
@@ -114,34 +113,10 @@ export class DraService {
   v1Handlers(): V1Handlers {
     return {
       NodePrepareResources: (call, callback) => {
-        this.prepare(call.request.claims).then(
-          (results) => {
-            const claims: Record<string, V1PrepareResponse> = {};
-            for (const [uid, r] of results) {
-              claims[uid] = isPrepareFailure(r)
-                ? { devices: [], error: r.error }
-                : {
-                    devices: r.devices.map((d) => ({
-                      request_names: [...d.requestNames],
-                      pool_name: d.poolName,
-                      device_name: d.deviceName,
-                      cdi_device_ids: [...d.cdiDeviceIds],
-                      ...(d.shareId !== undefined ? { share_id: d.shareId } : {}),
-                    })),
-                    error: '',
-                  };
-            }
-            callback(null, { claims });
-          },
-          // prepare() catches the preparer's errors; this is a bug in this file.
-          (err: unknown) => callback({ code: grpc.status.INTERNAL, details: errorMessage(err) }),
-        );
+        this.prepare(call.request.claims).then((results) => callback(null, { claims: prepareMap(results, true) }), internalError(callback));
       },
       NodeUnprepareResources: (call, callback) => {
-        this.unprepare(call.request.claims).then(
-          (results) => callback(null, { claims: unprepareMap(results) }),
-          (err: unknown) => callback({ code: grpc.status.INTERNAL, details: errorMessage(err) }),
-        );
+        this.unprepare(call.request.claims).then((results) => callback(null, { claims: unprepareMap(results) }), internalError(callback));
       },
     };
   }
@@ -150,35 +125,38 @@ export class DraService {
   v1beta1Handlers(): V1beta1Handlers {
     return {
       NodePrepareResources: (call, callback) => {
-        this.prepare(call.request.claims).then(
-          (results) => {
-            const claims: Record<string, V1beta1PrepareResponse> = {};
-            for (const [uid, r] of results) {
-              claims[uid] = isPrepareFailure(r)
-                ? { devices: [], error: r.error }
-                : {
-                    devices: r.devices.map((d) => ({
-                      request_names: [...d.requestNames],
-                      pool_name: d.poolName,
-                      device_name: d.deviceName,
-                      cdi_device_ids: [...d.cdiDeviceIds],
-                    })),
-                    error: '',
-                  };
-            }
-            callback(null, { claims });
-          },
-          (err: unknown) => callback({ code: grpc.status.INTERNAL, details: errorMessage(err) }),
-        );
+        this.prepare(call.request.claims).then((results) => callback(null, { claims: prepareMap(results, false) }), internalError(callback));
       },
       NodeUnprepareResources: (call, callback) => {
-        this.unprepare(call.request.claims).then(
-          (results) => callback(null, { claims: unprepareMap(results) }),
-          (err: unknown) => callback({ code: grpc.status.INTERNAL, details: errorMessage(err) }),
-        );
+        this.unprepare(call.request.claims).then((results) => callback(null, { claims: unprepareMap(results) }), internalError(callback));
       },
     };
   }
+}
+
+/** prepare()/unprepare() catch the preparer's errors; reaching this is a bug in this file. */
+function internalError(callback: (err: grpc.ServiceError | Partial<grpc.StatusObject>) => void): (err: unknown) => void {
+  return (err) => callback({ code: grpc.status.INTERNAL, details: errorMessage(err) });
+}
+
+/** The wire response of both API versions; v1beta1 has no share_id. */
+function prepareMap(results: ReadonlyMap<string, PrepareResult>, withShareId: boolean): Record<string, V1PrepareResponse> {
+  const claims: Record<string, V1PrepareResponse> = {};
+  for (const [uid, r] of results) {
+    claims[uid] = isPrepareFailure(r)
+      ? { devices: [], error: r.error }
+      : {
+          devices: r.devices.map((d) => ({
+            request_names: [...d.requestNames],
+            pool_name: d.poolName,
+            device_name: d.deviceName,
+            cdi_device_ids: [...d.cdiDeviceIds],
+            ...(withShareId && d.shareId !== undefined ? { share_id: d.shareId } : {}),
+          })),
+          error: '',
+        };
+  }
+  return claims;
 }
 
 function unprepareMap(results: ReadonlyMap<string, UnprepareResult>): Record<string, { error: string }> {

@@ -4,18 +4,9 @@
 import { spawn } from 'node:child_process';
 import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { ControlPlane } from '../../pkg/cluster/controlplane.js';
+import { ControlPlane, alive } from '../../pkg/cluster/controlplane.js';
 import { repoRoot } from '../../pkg/cluster/binaries.js';
 import { describeCluster, eventually } from '../support/cluster.js';
-
-const alive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
 
 describeCluster('the local control plane', () => {
   it('stops every component and removes its temp dir', async () => {

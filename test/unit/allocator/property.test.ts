@@ -5,17 +5,8 @@ import type { Device, DeviceClass, DeviceConstraint, DeviceRequest, ResourceClai
 import { compileSelector, makeCelDevice } from '../../../pkg/cel/environment.js';
 import { Quantity } from '../../../pkg/cel/quantity.js';
 import { DRIVER, claim, cls, dev, firstAvailable, req, slice, sub } from './helpers.js';
+import { seededRandom } from '../../../pkg/allocator/fleet.js';
 
-function prng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface World {
   slices: ResourceSlice[];
@@ -27,7 +18,7 @@ const CLASSES = [cls('any', `device.driver == "${DRIVER}"`), cls('model-a', `dev
 const SELECTORS = [`device.attributes["${DRIVER}"].mem >= 20`, `device.attributes["${DRIVER}"].model == "b"`, `device.capacity["${DRIVER}"].memory.compareTo(quantity("30Gi")) < 0`];
 
 function randomWorld(seed: number): World {
-  const r = prng(seed);
+  const r = seededRandom(seed);
   const int = (n: number): number => Math.floor(r() * n);
   const slices: ResourceSlice[] = [];
   const nodes = 2 + int(3);
