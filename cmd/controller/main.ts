@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 // Entry point of the Cascade controller: flags and environment to a typed config, then run.
+import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { Command, Option } from 'commander';
 import { DEFAULT_DRIVER_NAME } from '../../pkg/api/resource.js';
@@ -25,7 +26,8 @@ const program = new Command()
   .option('--webhook-service <name>', 'Service in front of the webhook', 'cascade-webhook')
   .option('--webhook-secret <name>', 'Secret holding the webhook certificate', 'cascade-webhook-tls')
   .option('--webhook-config <name>', 'MutatingWebhookConfiguration to publish the CA bundle into', 'cascade-scheduling-gate')
-  .option('--webhook-ip <ip...>', 'extra IP SANs for the webhook certificate (local clusters)', []);
+  .option('--webhook-ip <ip...>', 'extra IP SANs for the webhook certificate (local clusters)', [])
+  .option('--webhook-client-ca <file>', "PEM CA of the API server's webhook client certificate; when set, the webhook refuses callers without one");
 
 program.parse();
 const o = program.opts<{
@@ -46,6 +48,7 @@ const o = program.opts<{
   webhookSecret: string;
   webhookConfig: string;
   webhookIp: string[];
+  webhookClientCa?: string;
 }>();
 
 const int = (name: string, v: string): number => {
@@ -56,6 +59,17 @@ const int = (name: string, v: string): number => {
   }
   return n;
 };
+
+function readClientCa(file: string): string {
+  try {
+    const pem = readFileSync(file, 'utf8');
+    if (!pem.includes('BEGIN CERTIFICATE')) throw new Error('no PEM certificate in it');
+    return pem;
+  } catch (err) {
+    console.error(`cascade-controller: --webhook-client-ca ${file}: ${err instanceof Error ? err.message : String(err)}`);
+    process.exit(2);
+  }
+}
 
 const webhookPort = int('webhook-port', o.webhookPort);
 const config: ControllerConfig = {
@@ -73,7 +87,7 @@ const config: ControllerConfig = {
   webhook:
     webhookPort < 0
       ? undefined
-      : { port: webhookPort, host: o.webhookHost, serviceName: o.webhookService, secretName: o.webhookSecret, configName: o.webhookConfig, extraIpAddresses: o.webhookIp },
+      : { port: webhookPort, host: o.webhookHost, serviceName: o.webhookService, secretName: o.webhookSecret, configName: o.webhookConfig, extraIpAddresses: o.webhookIp, ...(o.webhookClientCa ? { clientCaPem: readClientCa(o.webhookClientCa) } : {}) },
 };
 
 const log = rootLogger().child({ component: 'controller' });

@@ -1,10 +1,11 @@
 // Kubernetes' CEL environment for DRA device selectors on top of cel-js: the
 // `device` variable, Quantity and semver types, a compile cache and the cost/size limits.
-import { Environment, type ASTNode } from '@marcbachmann/cel-js';
+import { Environment, serialize, type ASTNode } from '@marcbachmann/cel-js';
 import type { DeviceAttribute, DeviceCapacity } from '../api/resource.js';
 import { LIMITS } from '../api/resource.js';
 import { CEL_COST_LIMIT, estimateCost } from './cost.js';
 import { Quantity } from './quantity.js';
+import { re2Matches } from './regex.js';
 import { Semver } from './semver.js';
 
 /** A value of device.attributes[domain][name]. */
@@ -157,7 +158,8 @@ function buildEnvironment(): Environment {
     .registerFunction('Semver.compareTo(Semver): int', (a: Semver, b: Semver) => cmp(a.compareTo(b)))
     .registerFunction('Semver.isGreaterThan(Semver): bool', (a: Semver, b: Semver) => a.compareTo(b) > 0)
     .registerFunction('Semver.isLessThan(Semver): bool', (a: Semver, b: Semver) => a.compareTo(b) < 0)
-    .registerOperator('Semver == Semver', (a: Semver, b: Semver) => a.equals(b));
+    .registerOperator('Semver == Semver', (a: Semver, b: Semver) => a.equals(b))
+    .registerFunction('matches(string, string): bool', re2Matches);
 }
 
 let environment: Environment | undefined;
@@ -201,36 +203,42 @@ function children(node: ASTNode): ASTNode[] {
   return out;
 }
 
+/** An AST node as serialize() reads it: spans are not needed. */
+type Bare = { op: ASTNode['op']; args: unknown };
+
 /**
- * cel-js accepts has() only on a chain of field selections that starts at a
- * variable, but Kubernetes selectors write has(device.attributes["d"].name).
- * On a map has() means "key present", so such calls are rewritten to `"name" in (...)`.
+ * Two spellings cel-js cannot take as Kubernetes writes them, rewritten in the
+ * tree before checking (serialize() turns the tree back into source):
+ * - has() on a map entry, has(device.attributes["d"].name): cel-js accepts has()
+ *   only on field selections from a variable; on a map has() means "key present",
+ *   so it becomes `"name" in (...)`.
+ * - `s.matches(re)`: cel-js's built-in uses JavaScript's backtracking RegExp; it
+ *   becomes the global `matches(s, re)`, which this environment backs with RE2.
+ * Returns undefined when nothing needed rewriting.
  */
-function rewriteHas(expression: string, root: ASTNode): string {
-  const edits: { start: number; end: number; text: string }[] = [];
-  const visit = (node: ASTNode): void => {
+function kubernetesRewrites(root: ASTNode): string | undefined {
+  let changed = false;
+  const copy = (v: unknown): unknown => (isNode(v) ? visit(v) : Array.isArray(v) ? v.map(copy) : v);
+  const visit = (node: ASTNode): Bare => {
     if (node.op === 'call' && node.args[0] === 'has' && node.args[1].length === 1) {
       const arg = node.args[1][0];
       if (arg !== undefined && arg.op === '.') {
         let base: ASTNode = arg;
         while (base.op === '.') base = base.args[0];
         if (base.op !== 'id') {
-          const target = arg.args[0];
-          edits.push({
-            start: node.start,
-            end: node.end,
-            text: `(${JSON.stringify(arg.args[1])} in (${expression.slice(target.start, target.end)}))`,
-          });
-          return;
+          changed = true;
+          return { op: 'in', args: [{ op: 'value', args: arg.args[1] }, copy(arg.args[0])] };
         }
       }
     }
-    for (const c of children(node)) visit(c);
+    if (node.op === 'rcall' && node.args[0] === 'matches' && node.args[2].length === 1) {
+      changed = true;
+      return { op: 'call', args: ['matches', [copy(node.args[1]), copy(node.args[2][0])]] };
+    }
+    return { op: node.op, args: copy(node.args) };
   };
-  visit(root);
-  let out = expression;
-  for (const e of edits.sort((a, b) => b.start - a.start)) out = out.slice(0, e.start) + e.text + out.slice(e.end);
-  return out;
+  const rewritten = visit(root);
+  return changed ? serialize(rewritten as ASTNode) : undefined;
 }
 
 const cache = new Map<string, CompileResult>();
@@ -255,8 +263,8 @@ function compileUncached(expression: string): CompileResult {
   const env = celEnvironment();
   try {
     let parsed = env.parse(expression);
-    const rewritten = rewriteHas(expression, parsed.ast);
-    if (rewritten !== expression) parsed = env.parse(rewritten);
+    const rewritten = kubernetesRewrites(parsed.ast);
+    if (rewritten !== undefined) parsed = env.parse(rewritten);
     const checked = parsed.check();
     if (!checked.valid) return { ok: false, expression, error: firstLine(checked.error) };
     if (checked.type !== 'bool' && checked.type !== 'dyn') {

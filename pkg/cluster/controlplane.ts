@@ -156,6 +156,27 @@ const tick = () => {
 const timer = setInterval(tick, 1000);
 `;
 
+/**
+ * Kubeconfig the API server reads for calling webhooks: the user named "*"
+ * applies to every webhook host.
+ */
+function webhookClientKubeconfig(cert: { certPem: string; keyPem: string }): string {
+  const b64 = (t: string): string => Buffer.from(t, 'utf8').toString('base64');
+  return JSON.stringify({ apiVersion: 'v1', kind: 'Config', users: [{ name: '*', user: { 'client-certificate-data': b64(cert.certPem), 'client-key-data': b64(cert.keyPem) } }] });
+}
+
+function admissionConfig(kubeconfigPath: string): string {
+  const webhook = { apiVersion: 'apiserver.config.k8s.io/v1', kind: 'WebhookAdmissionConfiguration', kubeConfigFile: kubeconfigPath };
+  return JSON.stringify({
+    apiVersion: 'apiserver.config.k8s.io/v1',
+    kind: 'AdmissionConfiguration',
+    plugins: [
+      { name: 'MutatingAdmissionWebhook', configuration: webhook },
+      { name: 'ValidatingAdmissionWebhook', configuration: webhook },
+    ],
+  });
+}
+
 export class ControlPlane {
   private stopped = false;
   private watchdogPid: number | undefined;
@@ -173,6 +194,11 @@ export class ControlPlane {
     readonly binDir: string,
     private readonly keepDir: boolean,
   ) {}
+
+  /** CA that signs the client certificate the API server presents to webhooks. */
+  get webhookClientCaFile(): string {
+    return join(this.dir, 'pki', 'webhook-client-ca.crt');
+  }
 
   /** Starts etcd, kube-apiserver, kube-controller-manager and kube-scheduler and waits for readiness. */
   static async start(opts: ControlPlaneOptions = {}): Promise<ControlPlane> {
@@ -196,6 +222,9 @@ export class ControlPlane {
     const admin = await issueCertificate(ca, { commonName: 'cascade-admin', organizations: ['system:masters'], usage: 'client' });
     const kcm = await issueCertificate(ca, { commonName: 'system:kube-controller-manager', usage: 'client' });
     const sched = await issueCertificate(ca, { commonName: 'system:kube-scheduler', usage: 'client' });
+    // The API server presents this certificate to admission webhooks, so a webhook can
+    // refuse every other caller (see webhookClientCaFile).
+    const webhookClient = await issueCertificate(ca, { commonName: 'kube-apiserver-webhook-client', usage: 'client' });
     const sa = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
     await writeFile(file('ca.crt'), ca.certPem, { mode: 0o600 });
     await writeFile(file('apiserver.crt'), serving.certPem, { mode: 0o600 });
@@ -211,6 +240,9 @@ export class ControlPlane {
     await writeFile(adminKubeconfigPath, kubeconfig('cascade-admin', admin), { mode: 0o600 });
     await writeFile(join(dir, 'kcm.kubeconfig'), kubeconfig('kube-controller-manager', kcm), { mode: 0o600 });
     await writeFile(join(dir, 'scheduler.kubeconfig'), kubeconfig('kube-scheduler', sched), { mode: 0o600 });
+    await writeFile(file('webhook-client-ca.crt'), ca.certPem, { mode: 0o600 });
+    await writeFile(file('webhook-client.kubeconfig'), webhookClientKubeconfig(webhookClient), { mode: 0o600 });
+    await writeFile(file('admission.yaml'), admissionConfig(file('webhook-client.kubeconfig')), { mode: 0o600 });
 
     const specs: ProcessSpec[] = [
       {
@@ -250,6 +282,7 @@ export class ControlPlane {
           '--service-cluster-ip-range=10.0.0.0/24',
           '--authorization-mode=RBAC',
           '--disable-admission-plugins=ServiceAccount,TaintNodesByCondition',
+          `--admission-control-config-file=${file('admission.yaml')}`,
           '--endpoint-reconciler-type=none',
           '--allow-privileged=true',
           '--profiling=false',

@@ -32,6 +32,8 @@ export interface ControllerConfig {
     readonly secretName: string;
     readonly configName: string;
     readonly extraIpAddresses: readonly string[];
+    /** PEM bundle of the CA that signs the API server's webhook client certificate; callers without one are refused. */
+    readonly clientCaPem?: string;
   };
 }
 
@@ -98,6 +100,7 @@ export async function runController(cfg: ControllerConfig, onLostLeadership?: ()
       cert,
       port: wh.port,
       host: wh.host,
+      ...(wh.clientCaPem ? { clientCaPem: wh.clientCaPem } : {}),
       driver: cfg.driver,
       logger: log,
       classes: () => new Map(controller.classes.list().map((c) => [c.metadata.name ?? '', c])),

@@ -152,78 +152,150 @@ export async function gateReason(pod: Pod, namespace: string, deps: GateDeciderD
   return undefined;
 }
 
-interface AdmissionReview {
-  apiVersion: string;
-  kind: string;
-  request?: { uid: string; operation?: string; namespace?: string; object?: Pod };
+/** What the webhook needs of an AdmissionReview, checked at the boundary. */
+export interface AdmissionRequest {
+  readonly uid: string;
+  readonly operation: string;
+  readonly namespace: string;
+  /** The pod's resource claim entries and scheduling gates; undefined when the object is no pod we can read. */
+  readonly pod: Pod | undefined;
+}
+
+export type ParsedReview = { readonly ok: true; readonly request: AdmissionRequest } | { readonly ok: false; readonly error: string };
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
+
+/**
+ * Parses an AdmissionReview body into the little the webhook reads. Anything
+ * that is not an admission.k8s.io/v1 review with a request uid is an error;
+ * a request whose object is not a well-formed pod is answered "allowed" without
+ * a patch (the API server validates pods itself, and a malformed one is refused there).
+ */
+export function parseAdmissionReview(body: string): ParsedReview {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(body);
+  } catch {
+    return { ok: false, error: 'the body is not JSON' };
+  }
+  if (!isObject(doc) || !isObject(doc.request)) return { ok: false, error: 'the body is not an AdmissionReview with a request' };
+  const req = doc.request;
+  const uid = str(req.uid);
+  if (!uid) return { ok: false, error: 'the AdmissionReview request has no uid' };
+  const operation = str(req.operation) ?? '';
+  const obj = req.object;
+  const meta = isObject(obj) && isObject(obj.metadata) ? obj.metadata : {};
+  const namespace = str(req.namespace) ?? str(meta.namespace) ?? 'default';
+  return { ok: true, request: { uid, operation, namespace, pod: podOf(obj, meta) } };
+}
+
+function podOf(obj: unknown, meta: Record<string, unknown>): Pod | undefined {
+  if (!isObject(obj) || !isObject(obj.spec)) return undefined;
+  const spec = obj.spec;
+  const claims = spec.resourceClaims ?? [];
+  const gates = spec.schedulingGates ?? [];
+  if (!Array.isArray(claims) || !Array.isArray(gates)) return undefined;
+  const resourceClaims: NonNullable<Pod['spec']['resourceClaims']> = [];
+  for (const c of claims) {
+    if (!isObject(c) || !str(c.name)) return undefined;
+    const claimName = str(c.resourceClaimName);
+    const templateName = str(c.resourceClaimTemplateName);
+    resourceClaims.push({ name: str(c.name) ?? '', ...(claimName ? { resourceClaimName: claimName } : {}), ...(templateName ? { resourceClaimTemplateName: templateName } : {}) });
+  }
+  const schedulingGates = gates.filter(isObject).map((g) => ({ name: str(g.name) ?? '' }));
+  const name = str(meta.name);
+  const generateName = str(meta.generateName);
+  return { metadata: { ...(name ? { name } : {}), ...(generateName ? { generateName } : {}) }, spec: { containers: [], resourceClaims, schedulingGates } };
+}
+
+/** The AdmissionReview response for one request: the gate patch, if the pod needs it. */
+export async function admit(request: AdmissionRequest, gate: string, deps: GateDeciderDeps, log: Logger): Promise<Record<string, unknown>> {
+  const response: Record<string, unknown> = { uid: request.uid, allowed: true };
+  const pod = request.pod;
+  if (!pod || request.operation === 'UPDATE') return response;
+  const ns = request.namespace;
+  const podName = `${ns}/${pod.metadata.name ?? pod.metadata.generateName ?? ''}`;
+  try {
+    const why = await gateReason(pod, ns, deps);
+    const gates = pod.spec.schedulingGates ?? [];
+    if (why && !gates.some((g) => g.name === gate)) {
+      const patch = gates.length === 0 ? [{ op: 'add', path: '/spec/schedulingGates', value: [{ name: gate }] }] : [{ op: 'add', path: '/spec/schedulingGates/-', value: { name: gate } }];
+      response.patchType = 'JSONPatch';
+      response.patch = Buffer.from(JSON.stringify(patch)).toString('base64');
+      log.info('gating pod until its claims are allocated', { pod: podName, why });
+    }
+  } catch (err) {
+    // gateReason decides "gate" in doubt itself; this is a bug guard that must not block admission.
+    log.error('gate decision failed; admitting the pod ungated', { pod: podName, error: errorMessage(err) });
+  }
+  return response;
 }
 
 export interface WebhookServerOptions extends GateDeciderDeps {
   readonly cert: ServingCert;
   readonly port: number;
   readonly host?: string;
+  /**
+   * PEM CA bundle that signs the API server's client certificate for webhooks
+   * (the AdmissionConfiguration's kubeConfigFile). When set, callers without a
+   * certificate from it are refused during the TLS handshake.
+   */
+  readonly clientCaPem?: string;
   readonly logger?: Logger;
 }
+
+/** An AdmissionReview for a pod is far smaller; anything larger is refused unread. */
+export const MAX_REVIEW_BYTES = 3 * 1024 * 1024;
 
 /** Serves POST /mutate-pods over HTTPS; returns the server (listening). */
 export async function startWebhookServer(opts: WebhookServerOptions): Promise<https.Server & { port: number }> {
   const log = opts.logger ?? makeLogger('webhook');
   const gate = `${opts.driver}/allocation`;
-  const server = https.createServer({ cert: opts.cert.certPem, key: opts.cert.keyPem, minVersion: 'TLSv1.2' }, (req, res) => {
+  const tls: https.ServerOptions = { cert: opts.cert.certPem, key: opts.cert.keyPem, minVersion: 'TLSv1.2', ...(opts.clientCaPem ? { ca: opts.clientCaPem, requestCert: true, rejectUnauthorized: true } : {}) };
+  const server = https.createServer(tls, (req, res) => {
+    const reply = (code: number, body: string, type = 'text/plain'): void => {
+      if (!res.headersSent) res.writeHead(code, { 'Content-Type': type }).end(body);
+    };
     if (req.method !== 'POST' || !req.url?.startsWith('/mutate-pods')) {
-      res.writeHead(req.url === '/healthz' ? 200 : 404).end(req.url === '/healthz' ? 'ok' : 'not found');
+      reply(req.url === '/healthz' ? 200 : 404, req.url === '/healthz' ? 'ok' : 'not found');
       return;
     }
     const chunks: Buffer[] = [];
     let size = 0;
+    req.on('error', () => req.destroy());
     req.on('data', (c: Buffer) => {
       size += c.length;
-      // An AdmissionReview for a pod is far smaller; refuse anything absurd.
-      if (size > 3 * 1024 * 1024) {
-        res.writeHead(413).end('request too large');
+      if (size > MAX_REVIEW_BYTES) {
+        reply(413, 'request too large');
         req.destroy();
         return;
       }
       chunks.push(c);
     });
     req.on('end', () => {
-      if (size > 3 * 1024 * 1024) return;
-      void (async () => {
-        let review: AdmissionReview;
-        try {
-          review = JSON.parse(Buffer.concat(chunks).toString('utf8')) as AdmissionReview;
-        } catch {
-          res.writeHead(400).end('invalid AdmissionReview');
-          return;
-        }
-        const uid = review.request?.uid ?? '';
-        const pod = review.request?.object;
-        const response: Record<string, unknown> = { uid, allowed: true };
-        if (pod && review.request?.operation !== 'UPDATE') {
-          const ns = review.request?.namespace ?? pod.metadata.namespace ?? 'default';
-          try {
-            const why = await gateReason(pod, ns, opts);
-            const gates = pod.spec.schedulingGates ?? [];
-            if (why && !gates.some((g) => g.name === gate)) {
-              const patch = gates.length === 0 ? [{ op: 'add', path: '/spec/schedulingGates', value: [{ name: gate }] }] : [{ op: 'add', path: '/spec/schedulingGates/-', value: { name: gate } }];
-              response.patchType = 'JSONPatch';
-              response.patch = Buffer.from(JSON.stringify(patch)).toString('base64');
-              log.info('gating pod until its claims are allocated', { pod: `${ns}/${pod.metadata.name ?? pod.metadata.generateName ?? ''}`, why });
-            }
-          } catch (err) {
-            // gateReason decides "gate" in doubt itself; this is a bug guard that must not block admission.
-            log.error('gate decision failed; admitting the pod ungated', { pod: `${ns}/${pod.metadata.name ?? ''}`, error: errorMessage(err) });
-          }
-        }
-        res.writeHead(200, { 'Content-Type': 'application/json' }).end(JSON.stringify({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response }));
-      })();
+      if (size > MAX_REVIEW_BYTES) return;
+      const parsed = parseAdmissionReview(Buffer.concat(chunks).toString('utf8'));
+      if (!parsed.ok) {
+        reply(400, `invalid AdmissionReview: ${parsed.error}`);
+        return;
+      }
+      admit(parsed.request, gate, opts, log)
+        .then((response) => reply(200, JSON.stringify({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response }), 'application/json'))
+        .catch((err: unknown) => {
+          log.error('admission review failed', { uid: parsed.request.uid, error: errorMessage(err) });
+          reply(500, 'internal error');
+        });
     });
   });
+  // A client that drops the connection or fails the handshake is its problem, not ours.
+  server.on('clientError', (_err, socket) => socket.destroy());
+  server.on('tlsClientError', (err) => log.debug('webhook TLS handshake refused', { error: errorMessage(err) }));
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(opts.port, opts.host ?? '0.0.0.0', () => resolve());
   });
   const port = (server.address() as AddressInfo).port;
-  log.info('webhook serving', { port });
+  log.info('webhook serving', { port, clientAuthentication: opts.clientCaPem ? 'required' : 'off' });
   return Object.assign(server, { port });
 }

@@ -99,6 +99,8 @@ export function controllerProcess(o: ControllerProcessOptions): Component {
     `--webhook-port=${o.webhookPort}`,
     '--webhook-host=127.0.0.1',
     '--webhook-ip=127.0.0.1',
+    // The local control plane presents a client certificate to webhooks; only it may call ours.
+    `--webhook-client-ca=${join(clusterDir(), 'pki', 'webhook-client-ca.crt')}`,
     ...(o.extraArgs ?? []),
   ]);
 }

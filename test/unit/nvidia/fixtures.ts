@@ -1,9 +1,10 @@
-// Test helpers: locate the shared real captures and our own fixtures, and
+// Test helpers: locate the real captures (test/fixtures/nvidia-smi/captures,
+// see its README for where each came from) and our own fixtures, and
 // split the multi-command capture into the output of each command.
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 
-const SHARED = process.env.CASCADE_SHARED_FIXTURES ?? path.resolve(process.cwd(), '../shared/fixtures/nvidia-smi');
+const CAPTURE_DIR = path.resolve(process.cwd(), 'test/fixtures/nvidia-smi/captures');
 const OWN = path.resolve(process.cwd(), 'test/fixtures/nvidia-smi');
 
 export const CAPTURES = {
@@ -12,8 +13,8 @@ export const CAPTURES = {
   h100Mig: 'capture__h100-80gb-hbm3-mig__590.48.01.txt',
 } as const;
 
-export function sharedCapture(name: string): string {
-  return readFileSync(path.join(SHARED, name), 'utf8');
+export function realCapture(name: string): string {
+  return readFileSync(path.join(CAPTURE_DIR, name), 'utf8');
 }
 
 export function ownFixture(name: string): string {

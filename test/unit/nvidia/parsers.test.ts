@@ -13,11 +13,11 @@ import {
 } from '../../../pkg/nvidia/parse-mig.js';
 import { nvlinkPeers, parseTopology } from '../../../pkg/nvidia/parse-topo.js';
 import { parseQueryXml } from '../../../pkg/nvidia/parse-xml.js';
-import { CAPTURES, captureOutput, ownFixture, sharedCapture, splitCapture } from './fixtures.js';
+import { CAPTURES, captureOutput, ownFixture, realCapture, splitCapture } from './fixtures.js';
 
 describe('parseQueryXml on the real captures', () => {
   it('reads the A100 capture as one 40960 MiB Ampere GPU with MIG disabled', () => {
-    const log = parseQueryXml(sharedCapture(CAPTURES.a100));
+    const log = parseQueryXml(realCapture(CAPTURES.a100));
     expect(log.driverVersion).toBe('570.148.08');
     expect(log.cudaVersion).toBe('12.8');
     expect(log.attachedGpus).toBe(1);
@@ -39,7 +39,7 @@ describe('parseQueryXml on the real captures', () => {
   });
 
   it('reads the 8x H100 capture (DTD v13) as eight 81559 MiB Hopper GPUs with minors 0..7', () => {
-    const log = parseQueryXml(sharedCapture(CAPTURES.h100x8));
+    const log = parseQueryXml(realCapture(CAPTURES.h100x8));
     expect(log.driverVersion).toBe('580.105.08');
     expect(log.cudaVersion).toBe('13.0');
     expect(log.gpus).toHaveLength(8);
@@ -73,7 +73,7 @@ describe('parseQueryXml on the real captures', () => {
 });
 
 describe('the multi-command H100 MIG capture', () => {
-  const capture = sharedCapture(CAPTURES.h100Mig);
+  const capture = realCapture(CAPTURES.h100Mig);
 
   it('splits into sections keyed by the command that produced them', () => {
     const commands = splitCapture(capture).map((s) => s.command);
@@ -202,7 +202,7 @@ describe('parseQueryXml traps', () => {
   });
 
   it('rejects truncated XML with the line where it breaks', () => {
-    const text = sharedCapture(CAPTURES.a100).split('\n').slice(0, 40).join('\n');
+    const text = realCapture(CAPTURES.a100).split('\n').slice(0, 40).join('\n');
     expect(() => parseQueryXml(text)).toThrow(/cannot read output of "nvidia-smi -q -x" at line \d+.*not well-formed XML/);
   });
 

@@ -3,7 +3,7 @@
 // XML elements that exist in the captures in the captures' order.
 import { XMLParser } from 'fast-xml-parser';
 import { parseQueryXml } from '../../../pkg/nvidia/parse-xml.js';
-import { CAPTURES, captureOutput, ownFixture, sharedCapture, splitCapture } from '../nvidia/fixtures.js';
+import { CAPTURES, captureOutput, ownFixture, realCapture, splitCapture } from '../nvidia/fixtures.js';
 import { sim } from './sim.js';
 
 const captureFleet = {
@@ -26,7 +26,7 @@ const captureFleet = {
   ],
 };
 
-const mig = sharedCapture(CAPTURES.h100Mig);
+const mig = realCapture(CAPTURES.h100Mig);
 
 describe('simulated -L', () => {
   it('prints the same lines as the H100 MIG capture, UUIDs aside', () => {
@@ -109,8 +109,8 @@ function isSubsequence(small: readonly string[], big: readonly string[]): boolea
 }
 
 describe('simulated -q -x', () => {
-  const h100 = structure(sharedCapture(CAPTURES.h100x8));
-  const a100 = structure(sharedCapture(CAPTURES.a100));
+  const h100 = structure(realCapture(CAPTURES.h100x8));
+  const a100 = structure(realCapture(CAPTURES.a100));
   const derivedMig = structure(ownFixture('q-x__h100-80gb-hbm3-mig__derived.xml'));
 
   it.each([
@@ -137,7 +137,7 @@ describe('simulated -q -x', () => {
   });
 
   it('carries every element the parser reads, with the values of the capture for the same board', () => {
-    const captured = parseQueryXml(sharedCapture(CAPTURES.h100x8)).gpus[0]!;
+    const captured = parseQueryXml(realCapture(CAPTURES.h100x8)).gpus[0]!;
     const simulated = parseQueryXml(sim({ gpus: [{ model: 'H100-80GB' }] }).call('-q', '-x').stdout).gpus[0]!;
     for (const key of ['productName', 'brand', 'architecture', 'memoryMiB', 'migMode', 'uncorrectableEccErrors', 'recoveryAction'] as const) {
       expect({ key, value: simulated[key] }).toEqual({ key, value: captured[key] });
@@ -146,7 +146,7 @@ describe('simulated -q -x', () => {
 
   it('starts with the declaration and DOCTYPE of the v13 capture and indents with tabs', () => {
     const out = sim({ gpus: [{ model: 'H100-80GB' }] }).call('-q', '-x').stdout;
-    expect(out.split('\n').slice(0, 3)).toEqual(sharedCapture(CAPTURES.h100x8).split('\n').slice(0, 3));
+    expect(out.split('\n').slice(0, 3)).toEqual(realCapture(CAPTURES.h100x8).split('\n').slice(0, 3));
     expect(out).toContain('\n\t<gpu id="00000000:18:00.0">\n\t\t<product_name>');
     expect(out).toContain('<mig_devices>\n\t\t\tNone\n\t\t</mig_devices>');
   });
