@@ -362,6 +362,11 @@ function destroyGpuInstances(ctx: Context, gpus: readonly ResolvedGpu[], giIds: 
  */
 export function simulate(argv: readonly string[], config: ResolvedConfig, state: FakeState): CallResult {
   const f = state.faults;
+  if (f.failNext && (f.failNext.skip ?? 0) > 0) {
+    state.faults = { ...f, failNext: { ...f.failNext, skip: (f.failNext.skip ?? 0) - 1 } };
+    // The countdown is state too: the call goes through and the state is saved.
+    return { ...handleCall(argv, config, state), changed: true };
+  }
   if (f.failNext) {
     const count = f.failNext.count ?? 1;
     const { exitCode, message } = f.failNext;

@@ -29,8 +29,12 @@ export interface FakeGpuConfig {
 export interface Faults {
   /** Every call sleeps this long before answering. */
   readonly slowMs?: number;
-  /** The next `count` calls (default 1) fail with this exit code and message. */
-  readonly failNext?: { readonly exitCode: number; readonly message: string; readonly count?: number };
+  /**
+   * The next `count` calls (default 1) fail with this exit code and message,
+   * after `skip` calls (default 0) went through, e.g. skip 1 to fail the
+   * command that follows a `mig -cgi`.
+   */
+  readonly failNext?: { readonly exitCode: number; readonly message: string; readonly count?: number; readonly skip?: number };
   /** The next `count` calls print unreadable output and exit 0. */
   readonly garbageNext?: number;
   /** GPU indexes that fell off the bus (exit code 15). */

@@ -193,15 +193,6 @@ function isNode(v: unknown): v is ASTNode {
   return typeof v === 'object' && v !== null && 'op' in v && 'args' in v;
 }
 
-function children(node: ASTNode): ASTNode[] {
-  const out: ASTNode[] = [];
-  const visit = (v: unknown): void => {
-    if (isNode(v)) out.push(v);
-    else if (Array.isArray(v)) for (const x of v) visit(x);
-  };
-  visit(node.args);
-  return out;
-}
 
 /** An AST node as serialize() reads it: spans are not needed. */
 type Bare = { op: ASTNode['op']; args: unknown };

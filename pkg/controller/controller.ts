@@ -14,7 +14,8 @@ import { RESOURCES, type Kube, type ResourceType } from '../k8s/resources.js';
 import type { Namespace, Node, Pod } from '../k8s/types.js';
 import { errorMessage, logger as makeLogger } from '../log/logger.js';
 import { ControllerMetrics } from './metrics.js';
-import { classIsOurs, classNamesOf, claimOwnership } from './ownership.js';
+import { GateScope, classIsOurs, classNamesOf, claimOwnership, type GateWebhookConfig, type Ownership } from './ownership.js';
+import { MUTATING_WEBHOOK_CONFIGURATIONS } from './webhook.js';
 import { isTerminal, nodeFacts, podFacts, podRequest } from './podfacts.js';
 import { WorkQueue, type SyncResult } from './queue.js';
 import { ACTION, REASON } from './reasons.js';
@@ -30,6 +31,11 @@ export interface ControllerOptions {
   readonly metrics?: ControllerMetrics;
   /** How long to wait before re-trying a claim that did not fit (it is also retried on every fleet change). */
   readonly retryUnfitMs?: number;
+  /**
+   * The scheduling gate's MutatingWebhookConfiguration. Its namespaceSelector decides
+   * which namespaces' claims are Cascade's (GateScope); without it, every namespace is.
+   */
+  readonly gateConfigName?: string;
 }
 
 const CLAIM = 'claim:';
@@ -80,6 +86,8 @@ export class Controller {
   readonly namespaces: Informer<Namespace>;
   /** Only for the webhook's gate decisions. */
   readonly templates: Informer<ResourceClaimTemplate>;
+  /** The gate's webhook configuration (one object), when there is a gate. */
+  readonly gateConfig: Informer<GateWebhookConfig & { metadata: { name?: string } }> | undefined;
   readonly queue: WorkQueue;
   readonly metrics: ControllerMetrics;
   private readonly log: Logger;
@@ -123,6 +131,9 @@ export class Controller {
     this.nodes = new Informer<Node>(kube.client, RESOURCES.nodes, opt(RESOURCES.nodes));
     this.namespaces = new Informer<Namespace>(kube.client, RESOURCES.namespaces, opt(RESOURCES.namespaces));
     this.templates = new Informer<ResourceClaimTemplate>(kube.client, RESOURCES.resourceClaimTemplates, opt(RESOURCES.resourceClaimTemplates));
+    this.gateConfig = opts.gateConfigName
+      ? new Informer(kube.client, MUTATING_WEBHOOK_CONFIGURATIONS, opt(MUTATING_WEBHOOK_CONFIGURATIONS, `metadata.name=${opts.gateConfigName}`))
+      : undefined;
     this.queue = new WorkQueue((key) => this.sync(key), { workers: opts.workers ?? 4, logger: this.log });
     this.wire();
   }
@@ -137,7 +148,8 @@ export class Controller {
     this.slices.on({ add: fleetChanged, update: fleetChanged, delete: fleetChanged });
     this.nodes.on({ add: fleetChanged, update: (a, b) => (JSON.stringify(a.status?.allocatable) !== JSON.stringify(b.status?.allocatable) || JSON.stringify(a.spec) !== JSON.stringify(b.spec) || JSON.stringify(a.metadata.labels) !== JSON.stringify(b.metadata.labels) ? fleetChanged() : undefined), delete: fleetChanged });
     this.classes.on({ add: fleetChanged, update: fleetChanged, delete: fleetChanged });
-    this.namespaces.on({ add: () => (this.allocator = undefined), update: () => (this.allocator = undefined) });
+    this.namespaces.on({ add: fleetChanged, update: fleetChanged });
+    this.gateConfig?.on({ add: () => this.requeueAll(), update: () => this.requeueAll(), delete: () => this.requeueAll() });
     this.claims.on({
       add: (c) => this.onClaim(c),
       update: (_o, c) => this.onClaim(c),
@@ -236,6 +248,28 @@ export class Controller {
     }
   }
 
+  /** The gate's scope changed: every claim and pod may have changed hands. */
+  private requeueAll(): void {
+    if (!this.processing) return;
+    for (const c of this.claims.list()) this.queue.add(CLAIM + objectKey(c));
+    for (const p of this.pods.list()) this.queue.add(POD + objectKey(p));
+  }
+
+  /** Which namespaces are Cascade's: those the scheduling gate covers. */
+  get scope(): GateScope {
+    if (!this.gateConfig || !this.opts.gateConfigName) return GateScope.everywhere();
+    return GateScope.fromWebhookConfig(this.gateConfig.list()[0], this.opts.gateConfigName);
+  }
+
+  /**
+   * Whether Cascade allocates a claim in a namespace: the one rule the webhook's
+   * gate and the controller share (GateScope), then the claim's device classes.
+   */
+  owns(spec: ResourceClaim['spec'], namespace: string, classes: ReadonlyMap<string, DeviceClass>, scope = this.scope): Ownership {
+    if (!scope.covers(namespace, this.namespaces.get(namespace)?.metadata.labels)) return { ours: false, why: scope.outside(namespace) };
+    return claimOwnership(spec, classes, this.opts.driver);
+  }
+
   /** Keeps the allocator's in-use set equal to `refs` for one claim. */
   private setApplied(uid: string, refs: AllocatedDeviceRef[]): void {
     const old = this.applied.get(uid);
@@ -297,7 +331,7 @@ export class Controller {
   }
 
   private informers(): { start(): void; stop(): void; waitForSync(ms: number): Promise<void>; readonly hasSynced: boolean }[] {
-    return [this.claims, this.slices, this.classes, this.pods, this.nodes, this.namespaces, this.templates];
+    return [this.claims, this.slices, this.classes, this.pods, this.nodes, this.namespaces, this.templates, ...(this.gateConfig ? [this.gateConfig] : [])];
   }
 
   get synced(): boolean {
@@ -339,7 +373,8 @@ export class Controller {
     this.lastGauges = now;
     let pending = 0;
     const classes = this.classMap();
-    for (const c of this.claims.list()) if (!c.status?.allocation && claimOwnership(c.spec, classes, this.opts.driver).ours) pending++;
+    const scope = this.scope;
+    for (const c of this.claims.list()) if (!c.status?.allocation && this.owns(c.spec, c.metadata.namespace ?? '', classes, scope).ours) pending++;
     this.metrics.pendingClaims.set(pending);
     const alloc = this.allocator;
     if (!alloc) return;
@@ -364,7 +399,7 @@ export class Controller {
       claims.push(c);
     }
     const classes = this.classMap();
-    const ours = claims.filter((c) => claimOwnership(c.spec, classes, this.opts.driver).ours);
+    const ours = claims.filter((c) => this.owns(c.spec, ns, classes).ours);
     const hasGate = (pod.spec.schedulingGates ?? []).some((g) => g.name === this.gate);
     if (ours.length === 0) {
       if (hasGate) await this.removeGate(pod, 'none of its claims use a Cascade device class');
@@ -399,10 +434,10 @@ export class Controller {
       return undefined;
     }
     const classes = this.classMap();
-    const own = claimOwnership(claim.spec, classes, this.opts.driver);
+    const own = this.owns(claim.spec, claim.metadata.namespace ?? '', classes);
     if (!own.ours) {
       // Half ours: say so once where the user looks, instead of silently ignoring it.
-      if (usesAnyOf(claim, classes, this.opts.driver)) {
+      if (usesAnyOf(claim, classes, this.opts.driver) && claimOwnership(claim.spec, classes, this.opts.driver).ours === false) {
         this.emit({
           regarding: referenceTo(claim, 'resource.k8s.io/v1', 'ResourceClaim'),
           type: 'Warning',

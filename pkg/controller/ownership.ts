@@ -41,3 +41,81 @@ export function claimOwnership(spec: ResourceClaimSpec, classes: ReadonlyMap<str
 export function claimIsOurs(claim: ResourceClaim, classes: ReadonlyMap<string, DeviceClass>, driver: string): boolean {
   return claimOwnership(claim.spec, classes, driver).ours;
 }
+
+/** A Kubernetes label selector (metav1.LabelSelector). */
+export interface LabelSelector {
+  readonly matchLabels?: Readonly<Record<string, string>>;
+  readonly matchExpressions?: readonly { readonly key: string; readonly operator: string; readonly values?: readonly string[] }[];
+}
+
+/** Whether labels satisfy a selector; an absent or empty selector selects everything. */
+export function selectorMatches(sel: LabelSelector | undefined, labels: Readonly<Record<string, string>>): boolean {
+  if (!sel) return true;
+  for (const [k, v] of Object.entries(sel.matchLabels ?? {})) if (labels[k] !== v) return false;
+  for (const e of sel.matchExpressions ?? []) {
+    const has = Object.prototype.hasOwnProperty.call(labels, e.key);
+    const value = labels[e.key];
+    const values = e.values ?? [];
+    switch (e.operator) {
+      case 'In':
+        if (!has || value === undefined || !values.includes(value)) return false;
+        break;
+      case 'NotIn':
+        if (has && value !== undefined && values.includes(value)) return false;
+        break;
+      case 'Exists':
+        if (!has) return false;
+        break;
+      case 'DoesNotExist':
+        if (has) return false;
+        break;
+      default:
+        // An operator the API server would have refused: select nothing rather than guess.
+        return false;
+    }
+  }
+  return true;
+}
+
+export interface GateWebhookConfig {
+  readonly metadata: { readonly name?: string };
+  readonly webhooks?: readonly { readonly name: string; readonly namespaceSelector?: LabelSelector }[];
+}
+
+/**
+ * Which namespaces' claims Cascade allocates: exactly those whose pods the
+ * scheduling-gate webhook sees, i.e. the namespaceSelector of the gate's
+ * MutatingWebhookConfiguration. Everywhere else pods are not gated, so the
+ * kube-scheduler's built-in allocator owns their claims, and Cascade must keep
+ * out of them or both would allocate (double booking). One rule, read from the
+ * one object the API server also applies.
+ */
+export class GateScope {
+  private constructor(
+    private readonly selectors: readonly LabelSelector[] | 'all',
+    readonly source: string,
+  ) {}
+
+  /** No gate at all (webhook switched off): Cascade is the only allocator it knows of. */
+  static everywhere(): GateScope {
+    return new GateScope('all', 'the scheduling gate is off, so Cascade allocates claims in every namespace');
+  }
+
+  /** The gate's configuration; undefined while it does not exist, when no pod is gated anywhere. */
+  static fromWebhookConfig(cfg: GateWebhookConfig | undefined, name: string): GateScope {
+    if (!cfg) return new GateScope([], `the MutatingWebhookConfiguration ${name} does not exist, so no pod is gated`);
+    return new GateScope((cfg.webhooks ?? []).map((w) => w.namespaceSelector ?? {}), `the namespaceSelector of MutatingWebhookConfiguration ${name}`);
+  }
+
+  /** Whether pods in a namespace with these labels are gated (kubernetes.io/metadata.name is implied). */
+  covers(namespace: string, labels: Readonly<Record<string, string>> | undefined): boolean {
+    if (this.selectors === 'all') return true;
+    const all = { ...(labels ?? {}), 'kubernetes.io/metadata.name': namespace };
+    return this.selectors.some((s) => selectorMatches(s, all));
+  }
+
+  /** Why a namespace is outside, in words for a log line or an Event. */
+  outside(namespace: string): string {
+    return `namespace ${namespace} is outside ${this.source}: its pods are not gated, so the kube-scheduler's built-in allocator handles its claims`;
+  }
+}

@@ -294,6 +294,21 @@ export class NodePreparer implements ClaimPreparer {
             profileId: d.profileId,
             placementStart: d.placement.start,
             knownMigUuids: this.knownMigUuids(d.gpu),
+            // Recorded the moment it exists: any later failure rolls it back instead of leaking it.
+            onCreated: async (ids) => {
+              this.state = recordMigCreated(this.state, ref.uid, {
+                deviceName: d.deviceName,
+                gpuIndex: d.gpu.index,
+                gpuUuid: d.gpu.uuid,
+                gpuInstanceId: ids.gpuInstanceId,
+                computeInstanceId: ids.computeInstanceId ?? 0,
+                migUuid: '',
+                profile: d.profile,
+                profileId: d.profileId,
+                placement: d.placement,
+              });
+              await this.o.checkpoint.save(this.state);
+            },
           });
         } catch (err) {
           throw new ClaimError(`claim ${claimLabel(ref)}: cannot create ${where} for device ${d.deviceName}: ${errorMessage(err)}`);
@@ -343,7 +358,7 @@ export class NodePreparer implements ClaimPreparer {
     const known = new Set<string>();
     const snap = this.o.inventory()?.discovery.gpus.find((g) => g.uuid === gpu.uuid);
     for (const m of snap?.migDevices ?? []) if (m.uuid !== undefined) known.add(m.uuid);
-    for (const m of ownedMigInstances(this.state)) if (m.gpuUuid === gpu.uuid) known.add(m.migUuid);
+    for (const m of ownedMigInstances(this.state)) if (m.gpuUuid === gpu.uuid && m.migUuid) known.add(m.migUuid);
     return [...known];
   }
 

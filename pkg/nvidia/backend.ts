@@ -31,6 +31,13 @@ export interface CreateMigRequest {
    * backend falls back to the full lookup.
    */
   readonly knownMigUuids?: readonly string[];
+  /**
+   * Called as soon as nvidia-smi reports a GPU instance created (compute
+   * instance undefined when only the GPU instance was), before any other
+   * command can fail, so the caller can record what now exists and roll it
+   * back whatever happens next. The backend waits for it.
+   */
+  readonly onCreated?: (ids: { readonly gpuInstanceId: number; readonly computeInstanceId: number | undefined }) => Promise<void>;
 }
 
 export interface DestroyMigRequest {

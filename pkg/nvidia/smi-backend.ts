@@ -226,9 +226,10 @@ export class NvidiaSmiBackend implements GpuBackend {
         const r = await this.run(args);
         created = parseCreateOutput(r.stdout, r.command);
       } catch (err: unknown) {
-        await this.cleanUpHalfCreated(gpu, err);
+        await this.cleanUpHalfCreated(gpu, err, request.onCreated);
         throw err;
       }
+      await request.onCreated?.({ gpuInstanceId: created.gpuInstanceId, computeInstanceId: created.computeInstanceId });
       if (created.computeInstanceId === undefined) {
         await this.destroyGpuInstance(gpu, created.gpuInstanceId);
         throw new NvidiaSmiError(args.join(' '), 'other', 0, `GPU instance ${created.gpuInstanceId} was created without a compute instance; destroyed it again`);
@@ -274,10 +275,12 @@ export class NvidiaSmiBackend implements GpuBackend {
   }
 
   /** A failed `-cgi ... -C` may still have created the GPU instance; remove it. */
-  private async cleanUpHalfCreated(gpu: number, err: unknown): Promise<void> {
+  private async cleanUpHalfCreated(gpu: number, err: unknown, onCreated: CreateMigRequest['onCreated']): Promise<void> {
     if (!(err instanceof NvidiaSmiError)) return;
     const m = /Successfully created GPU instance ID\s+(\d+)/.exec(err.output);
     if (!m?.[1]) return;
+    // Recorded first: if the destroy below fails too, the caller still knows to remove it.
+    await onCreated?.({ gpuInstanceId: Number(m[1]), computeInstanceId: undefined });
     await this.destroyGpuInstance(gpu, Number(m[1])).catch((cleanup: unknown) => {
       log.error('could not remove a half-created GPU instance', { gpu, gpuInstanceId: m[1], error: String(cleanup) });
     });

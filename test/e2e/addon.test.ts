@@ -68,6 +68,21 @@ describeCluster('the add-on installed from manifests/', () => {
       expect(err.code).toBe(403);
       expect(err.message).toContain(`the node plugin on node ${nodeA} may only write ResourceSlices of its own node, not of node ${nodeB}`);
 
+      // Its own node name, but another node's pool: with a huge generation this used
+      // to make node B's devices vanish and send claims to the attacker's node.
+      const hijack = gpuSlice(DRIVER, nodeA, [{ product: 'NVIDIA H100 80GB HBM3', memoryGi: 80 }]);
+      hijack.metadata.name = `${nodeA}-hijack`;
+      hijack.spec.pool = { name: nodeB, generation: 1_000_000, resourceSliceCount: 1 };
+      const errPool = (await plugin.resourceSlices.create(hijack).catch((e: unknown) => e)) as KubeApiError;
+      expect(errPool).toBeInstanceOf(KubeApiError);
+      expect(errPool.code).toBe(403);
+      expect(errPool.message).toContain(`may only write ResourceSlices of its own pool (named after the node), not of pool ${nodeB}`);
+      // Nor can it move its own slice into another pool (refused by the policy, or as immutable by validation).
+      const mine = await plugin.resourceSlices.get(slice.metadata.name!);
+      const errMove = (await plugin.resourceSlices.replace({ ...mine, spec: { ...mine.spec, pool: { ...mine.spec.pool, name: nodeB } } }).catch((e: unknown) => e)) as KubeApiError;
+      expect(errMove).toBeInstanceOf(KubeApiError);
+      expect([403, 422]).toContain(errMove.code);
+
       const foreign = gpuSlice('other.example.com', nodeA, [{ product: 'x', memoryGi: 1 }]);
       const err2 = (await plugin.resourceSlices.create(foreign).catch((e: unknown) => e)) as KubeApiError;
       expect(err2.code).toBe(403);

@@ -165,22 +165,33 @@ describeCluster('the controller', () => {
     await eventually('generated claim gone', async () => !(await ns.kube.resourceClaims.list(ns.name)).some((c) => c.metadata.name === claimName), 60_000);
   }, 90_000);
 
-  it('still places a pod when no webhook gates it: whoever allocates first wins, and the pod runs on that node', async () => {
-    // A namespace the webhook does not cover: the pod is never gated, so the
-    // controller and the kube-scheduler's built-in allocator race for the claim;
-    // the API lets only one allocation stand.
+  it("leaves claims in namespaces the gate does not cover to the kube-scheduler, so one claim never has two allocators", async () => {
+    // A namespace outside the webhook's namespaceSelector: its pods are never
+    // gated, so the kube-scheduler's built-in allocator owns its claims. Cascade
+    // used to allocate them too, and the two double-booked devices across claims.
     const other = `${ns.name}-nogate`;
     await ns.kube.namespaces.create({ metadata: { name: other } });
+    const gpuClaim = (name: string, namespace: string): ResourceClaim => ({
+      metadata: { name, namespace },
+      spec: { devices: { requests: [{ name: 'gpu', exactly: { deviceClassName: `gpu.${driver}`, selectors: [{ cel: { expression: `device.attributes["${driver}"].productName.contains("H100")` } }] } }] } },
+    });
     try {
-      await ns.kube.resourceClaimTemplates.create({
-        metadata: { name: 'any-gpu', namespace: other },
-        spec: { spec: { devices: { requests: [{ name: 'gpu', exactly: { deviceClassName: `gpu.${driver}` } }] } } },
-      });
+      // Two standalone claims for the same H100: the one outside the gate first.
+      await ns.kube.resourceClaims.create(gpuClaim('outside', other));
+      await ns.kube.resourceClaims.create(gpuClaim('inside', ns.name));
+      await eventually('the claim inside the gate allocated', async () => (await ns.kube.resourceClaims.get('inside', ns.name)).status?.allocation !== undefined);
+      const outside = await ns.kube.resourceClaims.get('outside', other);
+      expect(outside.status?.allocation).toBeUndefined();
+      expect(outside.metadata.finalizers ?? []).not.toContain(`${driver}/allocation`);
+      await ns.kube.resourceClaims.delete('inside', ns.name);
+      await eventually('claim inside gone', async () => !(await ns.kube.resourceClaims.list(ns.name)).some((c) => c.metadata.name === 'inside'));
+
+      // A pod there is not gated and the kube-scheduler alone allocates and binds it.
       const pod = await ns.kube.pods.create({
         metadata: { name: 'ungated', namespace: other },
         spec: {
           containers: [{ name: 'main', image: 'registry.k8s.io/pause:3.10', resources: { claims: [{ name: 'gpu' }] } }],
-          resourceClaims: [{ name: 'gpu', resourceClaimTemplateName: 'any-gpu' }],
+          resourceClaims: [{ name: 'gpu', resourceClaimName: 'outside' }],
         },
       });
       expect(pod.spec.schedulingGates ?? []).toEqual([]);
@@ -188,12 +199,13 @@ describeCluster('the controller', () => {
         const p: Pod = await ns.kube.pods.get('ungated', other);
         return p.spec.nodeName ? p : undefined;
       }, 60_000);
-      const claim: ResourceClaim = await ns.kube.resourceClaims.get(bound.status?.resourceClaimStatuses?.[0]?.resourceClaimName ?? '', other);
-      const result = claim.status?.allocation?.devices?.results?.[0];
-      expect(result?.driver).toBe(driver);
-      expect(result?.pool).toBe(bound.spec.nodeName);
+      const claim: ResourceClaim = await ns.kube.resourceClaims.get('outside', other);
+      expect(claim.status?.allocation?.devices?.results?.[0]).toMatchObject({ driver, pool: nodeA, device: 'gpu-0' });
+      expect(bound.spec.nodeName).toBe(nodeA);
+      expect(claim.metadata.finalizers ?? []).not.toContain(`${driver}/allocation`);
+      const cascadeEvents = (await ns.kube.events.list(other)).filter((e) => e.reportingController === `${driver}/controller`);
+      expect(cascadeEvents).toEqual([]);
       await ns.kube.pods.delete('ungated', other, { gracePeriodSeconds: 0 });
-      await eventually('claim released', async () => (await ns.kube.resourceClaims.list(other)).length === 0, 60_000);
     } finally {
       await ns.kube.namespaces.delete(other).catch(() => undefined);
     }
