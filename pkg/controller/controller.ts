@@ -237,8 +237,23 @@ export class Controller {
     if (this.processing) this.queue.add(CLAIM + key);
   }
 
-  /** Puts every unallocated claim of ours (and pods waiting on one) back in the queue. */
+  private requeueScheduled = false;
+
+  /**
+   * Puts every unallocated claim (and pods waiting on one) back in the queue,
+   * once per turn of the event loop however many changes asked for it: 2,000
+   * claims deleted at once would otherwise requeue every pending claim 2,000 times.
+   */
   private requeuePending(): void {
+    if (!this.processing || this.requeueScheduled) return;
+    this.requeueScheduled = true;
+    setImmediate(() => {
+      this.requeueScheduled = false;
+      this.requeuePendingNow();
+    });
+  }
+
+  private requeuePendingNow(): void {
     if (!this.processing) return;
     for (const c of this.claims.list()) {
       if (c.status?.allocation) continue;

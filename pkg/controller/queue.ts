@@ -1,6 +1,7 @@
 // A keyed work queue: handlers only enqueue keys; each key is processed by one
 // worker at a time, deduplicated while waiting, and retried with per-key
 // exponential backoff when its sync fails.
+import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import type { Logger } from 'winston';
 import { isConflict } from '../k8s/client.js';
 import { errorMessage, logger as makeLogger } from '../log/logger.js';
@@ -127,6 +128,11 @@ export class WorkQueue {
       }
       this.active.add(key);
       try {
+        // A sync that does no I/O (a claim that does not fit, a pod that is not
+        // ours) resolves through microtasks only; without a turn of the event
+        // loop between keys, a backlog of thousands would starve timers, the
+        // webhook, /metrics and the Lease renewal until the leader lost its lease.
+        await yieldToEventLoop();
         const res = await this.sync(key);
         this.failures.delete(key);
         if (res && res.requeueAfterMs >= 0) this.addAfter(key, res.requeueAfterMs);

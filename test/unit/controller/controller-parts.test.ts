@@ -79,6 +79,26 @@ describe('pod and node facts', () => {
 });
 
 describe('WorkQueue', () => {
+  it('lets timers and I/O run between keys whose syncs never wait for I/O, so a backlog cannot starve the Lease renewal', async () => {
+    let processed = 0;
+    let processedWhenTimerFired = -1;
+    const q = new WorkQueue(
+      async () => {
+        processed++;
+      },
+      { workers: 4 },
+    );
+    for (let i = 0; i < 5000; i++) q.add(`claim-${i}`);
+    // A timer set before the queue starts must fire long before 5,000 keys are done.
+    setTimeout(() => (processedWhenTimerFired = processed), 0);
+    q.start();
+    await q.idle();
+    await q.stop();
+    expect(processed).toBe(5000);
+    expect(processedWhenTimerFired).toBeGreaterThanOrEqual(0);
+    expect(processedWhenTimerFired).toBeLessThan(5000);
+  });
+
   it('runs a key once even when added many times while waiting, and again if added while running', async () => {
     const runs: string[] = [];
     let release!: () => void;
