@@ -410,7 +410,7 @@ export class Controller {
     const claims: ResourceClaim[] = [];
     for (const n of names) {
       const c = this.claims.get(`${ns}/${n ?? ''}`);
-      if (!c) return undefined; // wait for the informer to see it
+      if (!c) return this.claimMissing(pod, n ?? '');
       claims.push(c);
     }
     const classes = this.classMap();
@@ -426,6 +426,32 @@ export class Controller {
       return undefined;
     }
     return await this.decide(ours, pod);
+  }
+
+  /** Pods already told that a claim they name does not exist (pod UID -> claim name). */
+  private readonly toldMissing = new Map<string, string>();
+
+  /**
+   * A pod names a claim the cache does not have. A generated claim is on its
+   * way (the claim controller creates it); a claim named by resourceClaimName
+   * may never come, and a gated pod would wait forever in silence: say so once.
+   * The claim's creation requeues the pod (claimUsers).
+   */
+  private claimMissing(pod: Pod, claimName: string): SyncResult {
+    const direct = (pod.spec.resourceClaims ?? []).some((rc) => rc.resourceClaimName === claimName);
+    const hasGate = (pod.spec.schedulingGates ?? []).some((g) => g.name === this.gate);
+    const uid = pod.metadata.uid ?? '';
+    if (!direct || !hasGate || this.toldMissing.get(uid) === claimName) return undefined;
+    this.toldMissing.set(uid, claimName);
+    if (this.toldMissing.size > 10_000) this.toldMissing.clear();
+    this.emit({
+      regarding: referenceTo(pod, 'v1', 'Pod'),
+      type: 'Warning',
+      reason: REASON.ClaimNotFound,
+      action: ACTION.Allocate,
+      note: `The pod waits because its ResourceClaim ${pod.metadata.namespace ?? ''}/${claimName} does not exist. Create the claim (or change the pod to use a resourceClaimTemplateName); the pod stays gated until then.`,
+    });
+    return undefined;
   }
 
   private async syncClaim(key: string): Promise<SyncResult> {

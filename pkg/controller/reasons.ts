@@ -11,6 +11,8 @@ export const REASON = {
   SchedulingGateRemoved: 'SchedulingGateRemoved',
   /** The claim cannot be handled at all (invalid spec, mixed drivers); the note says what to change. */
   InvalidClaim: 'InvalidClaim',
+  /** A gated pod names a ResourceClaim that does not exist; it stays gated until the claim is created. */
+  ClaimNotFound: 'ClaimNotFound',
 } as const;
 
 export type Reason = (typeof REASON)[keyof typeof REASON];

@@ -211,6 +211,32 @@ describeCluster('the controller', () => {
     }
   }, 90_000);
 
+  it('tells a gated pod that the claim it names does not exist, and allocates it once the claim is created', async () => {
+    await ns.kube.pods.create({
+      metadata: { name: 'waits-for-claim', namespace: ns.name },
+      spec: {
+        containers: [{ name: 'main', image: 'registry.k8s.io/pause:3.10', resources: { claims: [{ name: 'gpu' }] } }],
+        resourceClaims: [{ name: 'gpu', resourceClaimName: 'later' }],
+      },
+    });
+    const ev = await eventually('ClaimNotFound event', async () => (await events('waits-for-claim')).find((e) => e.reason === 'ClaimNotFound'));
+    expect(ev.type).toBe('Warning');
+    expect(ev.note).toMatch(new RegExp(`^The pod waits because its ResourceClaim ${ns.name}/later does not exist`));
+    await ns.kube.resourceClaims.create({
+      metadata: { name: 'later', namespace: ns.name },
+      spec: { devices: { requests: [{ name: 'gpu', exactly: { deviceClassName: `gpu.${driver}`, selectors: [{ cel: { expression: `device.attributes["${driver}"].productName.matches("A100")` } }] } }] } },
+    });
+    const bound = await eventually('pod bound', async () => {
+      const p: Pod = await ns.kube.pods.get('waits-for-claim', ns.name);
+      return p.spec.nodeName ? p : undefined;
+    }, 60_000);
+    expect(bound.spec.nodeName).toBe(nodeB);
+    await ns.kube.pods.delete('waits-for-claim', ns.name, { gracePeriodSeconds: 0 });
+    await eventually('pod gone', async () => !(await ns.kube.pods.list(ns.name)).some((p) => p.metadata.name === 'waits-for-claim'), 60_000);
+    await ns.kube.resourceClaims.delete('later', ns.name);
+    await eventually('claim gone', async () => !(await ns.kube.resourceClaims.list(ns.name)).some((c) => c.metadata.name === 'later'), 60_000);
+  }, 90_000);
+
   it('serves health, readiness and Prometheus metrics about its decisions', async () => {
     const base = `http://127.0.0.1:${running.httpPort}`;
     expect((await fetch(`${base}/healthz`)).status).toBe(200);
