@@ -5,6 +5,7 @@ import type { DeviceAttribute, DeviceCapacity } from '../api/resource.js';
 import { LIMITS } from '../api/resource.js';
 import { CEL_COST_LIMIT, estimateCost } from './cost.js';
 import { Quantity } from './quantity.js';
+import { registerKubernetesLibrary } from './library.js';
 import { re2Matches } from './regex.js';
 import { Semver } from './semver.js';
 
@@ -121,7 +122,7 @@ function cmp(c: -1 | 0 | 1): bigint {
 }
 
 function buildEnvironment(): Environment {
-  return new Environment({ homogeneousAggregateLiterals: false, limits: { maxAstNodes: 10_000, maxDepth: 100 } })
+  return registerKubernetesLibrary(new Environment({ homogeneousAggregateLiterals: false, enableOptionalTypes: true, limits: { maxAstNodes: 10_000, maxDepth: 100 } })
     .registerType('Quantity', Quantity)
     .registerType('Semver', Semver)
     .registerType('Device', {
@@ -159,7 +160,7 @@ function buildEnvironment(): Environment {
     .registerFunction('Semver.isGreaterThan(Semver): bool', (a: Semver, b: Semver) => a.compareTo(b) > 0)
     .registerFunction('Semver.isLessThan(Semver): bool', (a: Semver, b: Semver) => a.compareTo(b) < 0)
     .registerOperator('Semver == Semver', (a: Semver, b: Semver) => a.equals(b))
-    .registerFunction('matches(string, string): bool', re2Matches);
+    .registerFunction('matches(string, string): bool', re2Matches));
 }
 
 let environment: Environment | undefined;

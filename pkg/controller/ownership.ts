@@ -1,18 +1,55 @@
 // Which claims are Cascade's. The rule (documented in docs/architecture.md):
-// a DeviceClass is ours when one of its CEL selectors compares device.driver
-// with our driver name; a claim is ours when every device class its requests
+// a DeviceClass is ours when one of its CEL selectors requires device.driver
+// to be our driver name (a top-level && term); a claim is ours when every device class its requests
 // name (in `exactly` or in any `firstAvailable` entry) exists and is ours.
 // Claims that mix drivers, or name a class that does not exist, are left to
 // the kube-scheduler's built-in allocator.
+import type { ASTNode } from '@marcbachmann/cel-js';
 import type { DeviceClass, ResourceClaim, ResourceClaimSpec } from '../api/resource.js';
+import { celEnvironment } from '../cel/index.js';
 
-function escapeRegExp(s: string): string {
-  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+function isDriverLiteral(node: ASTNode, driver: string): boolean {
+  return node.op === 'value' && node.args === driver;
 }
 
+function isDeviceDriver(node: ASTNode): boolean {
+  return node.op === '.' && node.args[1] === 'driver' && node.args[0].op === 'id' && node.args[0].args === 'device';
+}
+
+/** Whether the expression, read as a chain of &&, requires device.driver == driver. */
+function requiresDriver(node: ASTNode, driver: string): boolean {
+  if (node.op === '&&') return requiresDriver(node.args[0], driver) || requiresDriver(node.args[1], driver);
+  if (node.op !== '==') return false;
+  const [a, b] = node.args;
+  return (isDeviceDriver(a) && isDriverLiteral(b, driver)) || (isDeviceDriver(b) && isDriverLiteral(a, driver));
+}
+
+/**
+ * A class is ours when one of its selectors requires device.driver == our
+ * driver as one of its top-level && terms: then every device it can select is
+ * ours. Text that merely mentions the driver (`!(device.driver == "...")`,
+ * `... || true`) does not make a class ours.
+ */
 export function classIsOurs(dc: DeviceClass, driver: string): boolean {
-  const re = new RegExp(`device\\.driver\\s*==\\s*["']${escapeRegExp(driver)}["']`);
-  return (dc.spec.selectors ?? []).some((s) => s.cel?.expression !== undefined && re.test(s.cel.expression));
+  return (dc.spec.selectors ?? []).some((s) => s.cel?.expression !== undefined && selectorRequiresDriver(s.cel.expression, driver));
+}
+
+// Every gate decision and sync asks this for the same few classes: parse each expression once.
+const requiresCache = new Map<string, boolean>();
+
+function selectorRequiresDriver(expression: string, driver: string): boolean {
+  const key = `${driver}\u0000${expression}`;
+  let hit = requiresCache.get(key);
+  if (hit === undefined) {
+    try {
+      hit = requiresDriver(celEnvironment().parse(expression).ast, driver);
+    } catch {
+      hit = false;
+    }
+    if (requiresCache.size >= 1024) requiresCache.clear();
+    requiresCache.set(key, hit);
+  }
+  return hit;
 }
 
 /** Every device class name a claim spec refers to. */

@@ -94,6 +94,13 @@ describeCluster('the add-on installed from manifests/', () => {
       expect(err3.code).toBe(403);
       await ns.kube.resourceSlices.delete(other.metadata.name!);
 
+      // The node plugin writes no Events, so its token cannot post any (in any namespace).
+      const errEvent = (await plugin.events
+        .create({ metadata: { generateName: 'spoof-', namespace: 'default' }, eventTime: new Date().toISOString(), reportingController: 'x/y', reportingInstance: 'x', action: 'A', reason: 'R', type: 'Normal', regarding: { kind: 'Pod', name: 'p', namespace: 'default' }, note: 'spoofed' } as never)
+        .catch((e: unknown) => e)) as KubeApiError;
+      expect(errEvent).toBeInstanceOf(KubeApiError);
+      expect(errEvent.code).toBe(403);
+
       // A token that is not bound to a pod on a node is refused outright.
       const unbound = Kube.fromFile(await writeServiceAccountKubeconfig(adminKubeconfig(), ADDON_NAMESPACE, 'cascade-node-plugin', join(clusterDir(), 'plugin-unbound.kubeconfig')));
       const err4 = (await unbound.resourceSlices.create(gpuSlice(DRIVER, nodeA, [])).catch((e: unknown) => e)) as KubeApiError;

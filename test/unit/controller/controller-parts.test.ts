@@ -14,6 +14,10 @@ const classes = new Map<string, DeviceClass>([
   ['mig', cls('mig', `device.driver=='${D}'`)],
   ['nic', cls('nic', 'device.driver == "nic.example.com"')],
   ['lookalike', cls('lookalike', `device.driver == "${D}.evil"`)],
+  ['negated', cls('negated', `!(device.driver == "${D}")`)],
+  ['either', cls('either', `device.driver == "${D}" || device.driver == "nic.example.com"`)],
+  ['reversed', cls('reversed', `"${D}" == device.driver && device.attributes["${D}"].type == "mig"`)],
+  ['broken', cls('broken', `device.driver == "${D}" &&`)],
 ]);
 const exactly = (c: string): ResourceClaimSpec => ({ devices: { requests: [{ name: 'r', exactly: { deviceClassName: c } }] } });
 
@@ -23,6 +27,10 @@ describe('claim ownership', () => {
     ['single quotes and no spaces still count', 'mig', true],
     ["another driver's class is not ours", 'nic', false],
     ['a driver name that merely starts with ours is not ours', 'lookalike', false],
+    ['a class that excludes our driver is not ours', 'negated', false],
+    ['a class that also selects another driver is not ours', 'either', false],
+    ['the literal on the left and more terms after && still count', 'reversed', true],
+    ['a selector that does not parse is not ours', 'broken', false],
   ])('%s', (_n, name, want) => {
     expect(classIsOurs(classes.get(name)!, D)).toBe(want);
   });
