@@ -9,6 +9,7 @@ import { createFakeNode, freePort, writeServiceAccountKubeconfig } from '../../p
 import { Kube } from '../../pkg/k8s/resources.js';
 import { KubeApiError } from '../../pkg/k8s/client.js';
 import { SlicePublisher } from '../../pkg/publish/publisher.js';
+import { MUTATING_WEBHOOK_CONFIGURATIONS } from '../../pkg/controller/webhook.js';
 import type { Lease } from '../../pkg/k8s/types.js';
 
 const DRIVER = 'gpu.cascade.dev';
@@ -111,6 +112,55 @@ describeCluster('the add-on installed from manifests/', () => {
       plugin.close();
     }
   });
+
+  it("limits the controller's token to removing its gate, its own finalizer and the webhook's CA bundle", async () => {
+    const kc = await writeServiceAccountKubeconfig(adminKubeconfig(), ADDON_NAMESPACE, 'cascade-controller', join(clusterDir(), 'controller-writes.kubeconfig'));
+    const ctl = Kube.fromFile(kc);
+    // Outside the gated namespace, so creating the pod needs no running webhook.
+    const other = `${ns.name}-writes`;
+    await ns.kube.namespaces.create({ metadata: { name: other } });
+    try {
+      const gates = [{ name: `${DRIVER}/allocation` }, { name: 'example.com/other' }];
+      await ns.kube.pods.create({ metadata: { name: 'victim', namespace: other }, spec: { schedulingGates: gates, containers: [{ name: 'c', image: 'registry.k8s.io/pause:3.10' }] } });
+      const forbidden = async (p: Promise<unknown>): Promise<KubeApiError> => (await p.then(() => undefined, (e: unknown) => e)) as KubeApiError;
+      // The policy is loaded asynchronously: wait until it refuses an image change.
+      // (A new image each try: before the policy is in force a try succeeds, and the same image again would be no change.)
+      let attempt = 0;
+      const imageChange = (): Promise<unknown> => ctl.pods.jsonPatch('victim', [{ op: 'replace', path: '/spec/containers/0/image', value: `evil.example.com/x:${++attempt}` }], other);
+      const err = await eventually('the controller policy to be in force', async () => {
+        const e = await forbidden(imageChange());
+        return e instanceof KubeApiError && e.code === 403 ? e : undefined;
+      }, 30_000);
+      expect(err.message).toContain('the Cascade controller may only remove its own scheduling gate from a pod');
+      // Another controller's gate stays.
+      expect((await forbidden(ctl.pods.jsonPatch('victim', [{ op: 'remove', path: '/spec/schedulingGates/1' }], other))).code).toBe(403);
+      // Its own gate it may remove.
+      const ungated = await ctl.pods.jsonPatch('victim', [{ op: 'remove', path: '/spec/schedulingGates/0' }], other);
+      expect(ungated.spec.schedulingGates).toEqual([{ name: 'example.com/other' }]);
+
+      await ns.kube.resourceClaims.create({
+        metadata: { name: 'kept', namespace: other, finalizers: ['example.com/keep'] },
+        spec: { devices: { requests: [{ name: 'gpu', exactly: { deviceClassName: `gpu.${DRIVER}` } }] } },
+      });
+      const strip = await forbidden(ctl.resourceClaims.mergePatch('kept', { metadata: { finalizers: [] } }, other));
+      expect(strip.code).toBe(403);
+      expect(strip.message).toContain('may only add or remove its own finalizer');
+      const added = await ctl.resourceClaims.mergePatch('kept', { metadata: { finalizers: ['example.com/keep', `${DRIVER}/allocation`] } }, other);
+      expect(added.metadata.finalizers).toEqual(['example.com/keep', `${DRIVER}/allocation`]);
+      await ns.kube.resourceClaims.mergePatch('kept', { metadata: { finalizers: [] } }, other);
+
+      // The webhook: the CA bundle may change, nothing that decides what it gates.
+      const hooks = ctl.api<{ metadata: { name?: string }; webhooks: { failurePolicy?: string }[] }>(MUTATING_WEBHOOK_CONFIGURATIONS);
+      const widen = await forbidden(hooks.jsonPatch('cascade-scheduling-gate', [{ op: 'replace', path: '/webhooks/0/failurePolicy', value: 'Ignore' }]));
+      expect(widen.code).toBe(403);
+      expect(widen.message).toContain('may only change the caBundle');
+      const rules = await forbidden(hooks.jsonPatch('cascade-scheduling-gate', [{ op: 'replace', path: '/webhooks/0/rules/0/resources', value: ['secrets'] }]));
+      expect(rules.code).toBe(403);
+    } finally {
+      ctl.close();
+      await ns.kube.namespaces.delete(other).catch(() => undefined);
+    }
+  }, 60_000);
 
   it('runs two controller replicas under their ServiceAccount; one leads, allocates, and a killed leader is replaced', async () => {
     const kc = await writeServiceAccountKubeconfig(adminKubeconfig(), ADDON_NAMESPACE, 'cascade-controller', join(clusterDir(), 'controller.kubeconfig'));
