@@ -2,7 +2,7 @@
 // poll interval and on demand (MIG mode switched, health changed), taints
 // unhealthy GPUs, and never unpublishes because nvidia-smi failed once.
 import type { DeviceTaint } from '../api/resource.js';
-import { buildDesiredSlices, carryOverLostGpus, taintsFromHealth, unhealthyTaintKey } from '../inventory/index.js';
+import { buildDesiredSlices, carryOverLostGpus, taintsFromHealth, unhealthyTaint, unhealthyTaintKey } from '../inventory/index.js';
 import type { DesiredSlice } from '../inventory/types.js';
 import type { DeviceHealthBoard, DeviceHealthEntry } from '../kubeletplugin/health.js';
 import type { SerialQueue } from '../kubeletplugin/serialize.js';
@@ -105,8 +105,13 @@ export class InventoryLoop {
     try {
       desired = await this.o.queue.run(() => this.build());
     } catch (err) {
-      this.o.log.error('GPU discovery failed; keeping the slices published last', describeFailure(err));
-      return false;
+      const withoutDriver = this.driverGone(err);
+      if (!withoutDriver) {
+        this.o.log.error('GPU discovery failed; keeping the slices published last', describeFailure(err));
+        return false;
+      }
+      this.o.log.error('the NVIDIA kernel driver is not loaded; every GPU is published tainted until it is back', describeFailure(err));
+      desired = withoutDriver;
     }
     const entries = healthEntries(this.o.driver, desired, Math.floor(Date.now() / 1000));
     const boardKey = JSON.stringify(entries.map((e) => [e.deviceName, e.health, e.message]));
@@ -143,6 +148,29 @@ export class InventoryLoop {
       options: { dynamicMig: this.o.dynamicMig },
     });
     this.previous = discovery;
+    this.snapshot = inventorySnapshot(discovery, slices);
+    return slices;
+  }
+
+  /**
+   * With the kernel driver unloaded nvidia-smi answers nothing, yet the GPUs are
+   * still there and claims still name them: keep publishing what was last
+   * discovered, every GPU tainted, so nothing new lands on them and prepare
+   * refuses them. Undefined for any other failure (kept as published).
+   */
+  private driverGone(err: unknown): DesiredSlice[] | undefined {
+    if (!(err instanceof NvidiaSmiError) || err.kind !== 'driver-not-loaded' || !this.previous) return undefined;
+    const discovery = this.previous;
+    const taints: Record<string, ReturnType<typeof unhealthyTaint>[]> = {};
+    for (const g of discovery.gpus) taints[g.uuid] = [unhealthyTaint(this.o.driver, 'nvidia-driver-not-loaded')];
+    const slices = buildDesiredSlices({
+      nodeName: this.o.nodeName,
+      driverName: this.o.driver,
+      discovery,
+      ownedInstances: this.o.preparer.ownedInstances(discovery),
+      taints,
+      options: { dynamicMig: this.o.dynamicMig },
+    });
     this.snapshot = inventorySnapshot(discovery, slices);
     return slices;
   }
@@ -227,6 +255,8 @@ export class InventoryLoop {
       report = await this.o.backend.health();
     } catch (err) {
       this.o.log.warn('GPU health check failed; keeping the last known health', describeFailure(err));
+      // Without the kernel driver discovery taints every GPU: do not wait for the next poll.
+      if (err instanceof NvidiaSmiError && err.kind === 'driver-not-loaded') this.requestRefresh();
       return;
     }
     const key = JSON.stringify(report.filter((h) => !h.healthy).map((h) => [h.uuid, h.pciBusId, h.reason]));

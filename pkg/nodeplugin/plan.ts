@@ -1,6 +1,7 @@
 // Pure planning of a prepare: from a ResourceClaim and the node's current
 // inventory to the exact devices to hand out, every value checked before it
 // can reach an nvidia-smi command line.
+import { unhealthyTaintKey } from '../inventory/health.js';
 import { ATTR, MIG_MEMORY_SLICES, gpuDeviceName, migDeviceName, qualify } from '../api/devicemodel.js';
 import type { Device, ResourceClaim } from '../api/resource.js';
 import type { DesiredSlice } from '../inventory/types.js';
@@ -160,6 +161,9 @@ export function planClaim(input: {
     if (r.adminAccess) return fail(`device ${r.device}: adminAccess is not supported by ${driver}`);
     const device = inventory.devices.get(r.device);
     if (!device) return fail(`device ${r.device} is not in the inventory this node publishes; the allocation is stale or names another node's device`);
+    // A tainted device was allocated before it failed; setting it up now would hand the pod a broken GPU.
+    const broken = device.taints?.find((t) => t.key === unhealthyTaintKey(driver));
+    if (broken) return fail(`device ${r.device} is unhealthy (${broken.value ?? 'unhealthy'}); it is published with taint ${broken.key} and is not prepared for new pods`);
     const configured = resolveDeviceConfig(driver, allocation.devices?.config, r);
     if (!configured.ok) return fail(configured.error);
     const type = strAttr(device, driver, ATTR.type);

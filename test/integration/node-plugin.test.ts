@@ -238,9 +238,9 @@ describeCluster('the node plugin', () => {
     await eventually('gpu-6 untainted', async () => !(await slicesOf(h100Node)).flatMap((s) => s.spec.devices ?? []).some((d) => d.taints));
   });
 
-  it('keeps the published slices when nvidia-smi stops working', async () => {
+  it('keeps the published slices when nvidia-smi prints garbage for a while', async () => {
     const before = checkPool(await slicesOf(h100Node)).generation;
-    h100.smi.addFaults({ driverNotLoaded: true });
+    h100.smi.addFaults({ garbageNext: 50 });
     try {
       await h100.plugin.inventory.nextCycle();
       await h100.plugin.inventory.nextCycle();
@@ -248,7 +248,29 @@ describeCluster('the node plugin', () => {
       expect(checkPool(after).generation).toBe(before);
       expect(after.flatMap((s) => s.spec.devices ?? [])).toHaveLength(8 * 26);
     } finally {
+      h100.smi.addFaults({ garbageNext: 0 });
+    }
+  });
+
+  it('taints every GPU while the NVIDIA driver is unloaded, refuses to prepare them, and untaints them when it is back', async () => {
+    const claim = await allocatedClaim(ns.kube, ns.name, 'no-driver', driver, h100Node, ['gpu-2']);
+    const ref = refOf(claim);
+    h100.smi.addFaults({ driverNotLoaded: true });
+    try {
+      const devices = await eventually('every device tainted', async () => {
+        const all = (await slicesOf(h100Node)).flatMap((s) => s.spec.devices ?? []);
+        return all.length === 8 * 26 && all.every((d) => d.taints?.some((t) => t.key === `${driver}/unhealthy` && t.value === 'nvidia-driver-not-loaded')) ? all : undefined;
+      });
+      expect(devices).toHaveLength(8 * 26);
+      const res = (await h100.kubelet.prepare([ref])).get(ref.uid);
+      expect(res?.error).toContain('device gpu-2 is unhealthy (nvidia-driver-not-loaded)');
+    } finally {
       h100.smi.addFaults({ driverNotLoaded: false });
     }
+    await eventually('every device untainted', async () => !(await slicesOf(h100Node)).flatMap((s) => s.spec.devices ?? []).some((d) => d.taints));
+    await h100.plugin.inventory.nextCycle();
+    const again = (await h100.kubelet.prepare([ref])).get(ref.uid);
+    expect(again?.error).toBe('');
+    expect((await h100.kubelet.unprepare([ref])).get(ref.uid)?.error).toBe('');
   });
 });
