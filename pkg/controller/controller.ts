@@ -16,6 +16,7 @@ import { errorMessage, logger as makeLogger } from '../log/logger.js';
 import { ControllerMetrics } from './metrics.js';
 import { GateScope, classIsOurs, classNamesOf, claimOwnership, type GateWebhookConfig, type Ownership } from './ownership.js';
 import { MUTATING_WEBHOOK_CONFIGURATIONS } from './webhook.js';
+import { claimConfigProblem } from '../kubeletplugin/config.js';
 import { isTerminal, nodeFacts, podFacts, podRequest } from './podfacts.js';
 import { WorkQueue, type SyncResult } from './queue.js';
 import { ACTION, REASON } from './reasons.js';
@@ -501,9 +502,31 @@ export class Controller {
 
   // ---- decisions ------------------------------------------------------------
 
+  /**
+   * A claim whose opaque config the node plugin would refuse must not hold a
+   * device while its pod retries prepare forever: say so and leave it
+   * unallocated (a claim's spec is immutable, so it is not retried).
+   */
+  private invalidConfig(claims: readonly ResourceClaim[], pod: Pod | undefined): boolean {
+    const classes = this.classMap();
+    for (const c of claims) {
+      if (c.status?.allocation) continue;
+      const classConfigs = new Map(classNamesOf(c.spec).map((n) => [n, classes.get(n)?.spec.config ?? []]));
+      const problem = claimConfigProblem(this.opts.driver, c.spec.devices?.config, classConfigs);
+      if (!problem) continue;
+      const note = `Cascade does not allocate this claim because its device configuration is invalid: ${problem}. Fix the config and create the claim again (a claim's spec cannot change).`;
+      this.emit({ regarding: referenceTo(c, 'resource.k8s.io/v1', 'ResourceClaim'), related: pod ? referenceTo(pod, 'v1', 'Pod') : undefined, type: 'Warning', reason: REASON.InvalidClaim, action: ACTION.Allocate, note });
+      if (pod) this.emit({ regarding: referenceTo(pod, 'v1', 'Pod'), type: 'Warning', reason: REASON.InvalidClaim, action: ACTION.Allocate, note: `Claim ${c.metadata.name ?? ''}: ${note}` });
+      this.log.info('claim not allocated: invalid device configuration', { claim: `${c.metadata.namespace ?? ''}/${c.metadata.name ?? ''}`, uid: c.metadata.uid, problem });
+      return true;
+    }
+    return false;
+  }
+
   private async decide(claims: ResourceClaim[], pod: Pod | undefined): Promise<SyncResult> {
     // Another decision for one of these claims is still being written: wait for it.
     if (claims.some((c) => this.inFlight.has(c.metadata.uid ?? ''))) return { requeueAfterMs: 200 };
+    if (this.invalidConfig(claims, pod)) return undefined;
     const allocator = this.getAllocator();
     // Decided before (its allocation was cleared since): give its cpu/memory back first.
     const before = pod?.metadata.uid ? this.counted.get(pod.metadata.uid) : undefined;

@@ -156,3 +156,35 @@ export function checkConfigForDevice(config: GpuConfig, deviceType: 'gpu' | 'mig
   }
   return undefined;
 }
+
+/**
+ * What is wrong with the opaque configs of our driver that a claim carries
+ * (claim configs, then those of the classes it names), or undefined. The
+ * controller asks this before allocating, so a claim the node plugin would
+ * refuse never holds a device while its pod retries forever.
+ */
+export function claimConfigProblem(
+  driver: string,
+  claimConfigs: readonly { readonly requests?: readonly string[]; readonly opaque?: { readonly driver: string; readonly parameters: unknown } }[] | undefined,
+  classConfigs: ReadonlyMap<string, readonly { readonly opaque?: { readonly driver: string; readonly parameters: unknown } }[]>,
+): string | undefined {
+  const check = (where: string, opaque: { readonly driver: string; readonly parameters: unknown } | undefined): string | undefined => {
+    if (!opaque || opaque.driver !== driver) return undefined;
+    const parsed = parseGpuConfig(opaque.parameters);
+    if (!parsed.ok) return `invalid ${CONFIG_API_VERSION} ${GPU_CONFIG_KIND} in ${where}: ${parsed.error}`;
+    if (parsed.config.sharing.strategy === 'TimeSlicing') return `${where} asks for sharing.strategy TimeSlicing, which this version of Cascade does not apply; use Exclusive (the default)`;
+    return undefined;
+  };
+  for (const [i, c] of (claimConfigs ?? []).entries()) {
+    const scope = c.requests && c.requests.length > 0 ? ` (requests ${c.requests.join(', ')})` : '';
+    const problem = check(`the claim's config[${i}]${scope}`, c.opaque);
+    if (problem) return problem;
+  }
+  for (const [name, configs] of classConfigs) {
+    for (const [i, c] of configs.entries()) {
+      const problem = check(`device class ${name} config[${i}]`, c.opaque);
+      if (problem) return problem;
+    }
+  }
+  return undefined;
+}

@@ -237,6 +237,24 @@ describeCluster('the controller', () => {
     await eventually('claim gone', async () => !(await ns.kube.resourceClaims.list(ns.name)).some((c) => c.metadata.name === 'later'), 60_000);
   }, 90_000);
 
+  it('does not allocate a claim whose device config the node plugin would refuse, and says why', async () => {
+    await ns.kube.resourceClaims.create({
+      metadata: { name: 'bad-config', namespace: ns.name },
+      spec: {
+        devices: {
+          requests: [{ name: 'gpu', exactly: { deviceClassName: `gpu.${driver}` } }],
+          config: [{ requests: ['gpu'], opaque: { driver, parameters: { apiVersion: 'gpu.cascade.dev/v1alpha1', kind: 'GpuConfig', sharing: { strategy: 'Sometimes' } } } }],
+        },
+      },
+    });
+    const ev = await eventually('InvalidClaim event', async () => (await events('bad-config')).find((e) => e.reason === 'InvalidClaim'));
+    expect(ev.type).toBe('Warning');
+    expect(ev.note).toMatch(/^Cascade does not allocate this claim because its device configuration is invalid: invalid gpu.cascade.dev\/v1alpha1 GpuConfig in the claim's config\[0\] \(requests gpu\): sharing.strategy/);
+    const c = await ns.kube.resourceClaims.get('bad-config', ns.name);
+    expect(c.status?.allocation).toBeUndefined();
+    await ns.kube.resourceClaims.delete('bad-config', ns.name);
+  });
+
   it('serves health, readiness and Prometheus metrics about its decisions', async () => {
     const base = `http://127.0.0.1:${running.httpPort}`;
     expect((await fetch(`${base}/healthz`)).status).toBe(200);
