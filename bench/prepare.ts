@@ -76,6 +76,7 @@ async function scenario(label: string, fleet: FakeConfig, claimDevices: readonly
     // The simulator has no driver files to mount.
     driverRoot: path.join(dir, 'no-driver'),
     hostDriverRoot: '/',
+    onCorruptCheckpoint: 'fail',
     nodeName: NODE,
     driverName: DRIVER,
     dryRun: false,

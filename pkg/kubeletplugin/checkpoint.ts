@@ -338,7 +338,7 @@ export class CheckpointStore {
     await copyFile(this.path, copy);
     throw new CheckpointCorruptError(
       `checkpoint ${this.path} is corrupt: ${err.message}. A copy was saved as ${copy}. ` +
-        'Check the node for MIG instances Cascade created (nvidia-smi mig -lgi), then delete the file or start the plugin with the option to start empty.',
+        'Check the node for MIG instances Cascade created (nvidia-smi mig -lgi), then delete the file or start the node plugin with --on-corrupt-checkpoint=start-empty.',
       this.path,
     );
   }

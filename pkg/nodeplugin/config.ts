@@ -35,6 +35,8 @@ export interface NodePluginConfig {
   readonly driverRoot: string;
   /** The same directory on the host, for the CDI mounts the container runtime resolves. */
   readonly hostDriverRoot: string;
+  /** A checkpoint that cannot be read: refuse to start ("fail"), or move it aside and start with no claims. */
+  readonly onCorruptCheckpoint: 'fail' | 'start-empty';
 }
 
 const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
@@ -90,6 +92,7 @@ interface RawOptions {
   migMinors?: string;
   driverRoot: string;
   hostDriverRoot: string;
+  onCorruptCheckpoint: 'fail' | 'start-empty';
 }
 
 /** The flag set; exported so the help text can be tested and printed. */
@@ -114,6 +117,11 @@ export function nodePluginCommand(env: NodeJS.ProcessEnv = process.env): Command
     .addOption(new Option('--driver-root <dir>', "the NVIDIA driver's root as this process sees it (libraries and nvidia-smi for containers)").default('/'))
     .addOption(new Option('--host-driver-root <dir>', 'the same directory on the host (/ for a host-installed driver, /run/nvidia/driver with the GPU operator)').default('/'))
     .addOption(new Option('--mig-minors <path>', 'the driver\'s MIG capability minor table (default: $NVIDIA_MIG_MINORS, else /proc/driver/nvidia-caps/mig-minors)'))
+    .addOption(
+      new Option('--on-corrupt-checkpoint <action>', 'when the checkpoint cannot be read: fail (refuse to start), or start-empty (move it aside, start with no prepared claims)')
+        .choices(['fail', 'start-empty'])
+        .default('fail'),
+    )
     .allowExcessArguments(false)
     .exitOverride()
     // Errors come back as exceptions with a message; help goes to stdout as usual.
@@ -164,5 +172,6 @@ export function parseNodePluginConfig(argv: readonly string[], env: NodeJS.Proce
     migMinorsPath: o.migMinors ?? env.NVIDIA_MIG_MINORS ?? '/proc/driver/nvidia-caps/mig-minors',
     driverRoot: o.driverRoot,
     hostDriverRoot: o.hostDriverRoot,
+    onCorruptCheckpoint: o.onCorruptCheckpoint,
   };
 }

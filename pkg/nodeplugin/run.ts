@@ -55,7 +55,7 @@ export async function startNodePlugin(config: NodePluginConfig, deps: NodePlugin
   const status: ClaimStatusSink | undefined = kube ? new KubeClaimStatus(kube, config.driverName, config.nodeName, log) : undefined;
   const queue = new SerialQueue();
   const board = new DeviceHealthBoard();
-  const checkpoint = new CheckpointStore({ path: path.join(config.stateDir, CHECKPOINT_FILE), ...(deps.readBootId ? { readBootId: deps.readBootId } : {}) });
+  const checkpoint = new CheckpointStore({ path: path.join(config.stateDir, CHECKPOINT_FILE), onCorrupt: config.onCorruptCheckpoint, ...(deps.readBootId ? { readBootId: deps.readBootId } : {}) });
 
   // The preparer and the loop need each other; the loop is created second.
   const late: { loop?: InventoryLoop } = {};

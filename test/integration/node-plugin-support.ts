@@ -59,6 +59,7 @@ export function pluginConfig(driverName: string, nodeName: string, dirs: PluginD
     pollIntervalMs: 60_000,
     healthIntervalMs: 60_000,
     migMinorsPath: smi.migMinorsPath,
+    onCorruptCheckpoint: 'fail',
     ...over,
   };
 }

@@ -22,6 +22,7 @@ describe('parseNodePluginConfig', () => {
       migMinorsPath: '/proc/driver/nvidia-caps/mig-minors',
       driverRoot: '/',
       hostDriverRoot: '/',
+      onCorruptCheckpoint: 'fail',
     });
   });
 
@@ -54,6 +55,7 @@ describe('parseNodePluginConfig', () => {
         '--mig-minors=/m',
         '--driver-root=/driver-root',
         '--host-driver-root=/run/nvidia/driver',
+        '--on-corrupt-checkpoint=start-empty',
       ],
       {},
     );
@@ -76,7 +78,12 @@ describe('parseNodePluginConfig', () => {
       migMinorsPath: '/m',
       driverRoot: '/driver-root',
       hostDriverRoot: '/run/nvidia/driver',
+      onCorruptCheckpoint: 'start-empty',
     });
+  });
+
+  it('refuses an unknown --on-corrupt-checkpoint action, naming the choices', () => {
+    expect(() => parseNodePluginConfig(['--node-name=n', '--on-corrupt-checkpoint=ignore'], {})).toThrow(/--on-corrupt-checkpoint.*fail, start-empty/);
   });
 
   it('takes NODE_NAME, NVIDIA_SMI and KUBECONFIG from the environment', () => {

@@ -176,7 +176,7 @@ describe('the checkpoint store', () => {
     const path = join(dir, 'plugin', 'checkpoint.json');
     const damaged = (await readFile(path, 'utf8')).replace('"MIG-abc"', '"MIG-xyz"');
     await writeFile(path, damaged);
-    await expect(store().load()).rejects.toThrow(/checkpoint .*checkpoint.json is corrupt: checksum mismatch.*A copy was saved as .*checkpoint.json.corrupt/);
+    await expect(store().load()).rejects.toThrow(/checkpoint .*checkpoint.json is corrupt: checksum mismatch.*A copy was saved as .*checkpoint.json.corrupt.*--on-corrupt-checkpoint=start-empty/);
     expect(await readFile(path, 'utf8')).toBe(damaged);
     expect(await readFile(`${path}.corrupt`, 'utf8')).toBe(damaged);
   });
