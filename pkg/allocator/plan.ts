@@ -73,6 +73,8 @@ function planRequest(
     if (admin && !adminAllowed) errors.push(`${where}: adminAccess needs the namespace label ${ADMIN_ACCESS_LABEL}: "true"`);
     const set = matcher.matchSet(e.deviceClassName, e.selectors);
     if (set.error !== undefined) errors.push(`${where}: ${set.error}`);
+    const bad = countProblem(where, e.allocationMode, e.count);
+    if (bad) errors.push(bad);
     alternatives.push({
       index: 0,
       subrequest: undefined,
@@ -89,6 +91,8 @@ function planRequest(
     for (const [i, sub] of req.firstAvailable.entries()) {
       const set = matcher.matchSet(sub.deviceClassName, sub.selectors);
       if (set.error !== undefined) errors.push(`${where}/${sub.name}: ${set.error}`);
+      const bad = countProblem(`${where}/${sub.name}`, sub.allocationMode, sub.count);
+      if (bad) errors.push(bad);
       alternatives.push({
         index: i,
         subrequest: sub.name,
@@ -105,6 +109,16 @@ function planRequest(
     errors.push(`${where}: needs exactly or firstAvailable`);
   }
   return { claim: claimIdx, name: req.name, alternatives };
+}
+
+/** The API's rules for one request's allocationMode and count, as errors a person can act on. */
+function countProblem(where: string, mode: string | undefined, count: number | undefined): string | undefined {
+  if (mode !== undefined && mode !== 'ExactCount' && mode !== 'All') return `${where}: allocationMode ${JSON.stringify(mode)} is not ExactCount or All`;
+  if (mode === 'All') return count !== undefined ? `${where}: count must not be set with allocationMode All` : undefined;
+  const n = count ?? 1;
+  if (!Number.isInteger(n) || n < 1) return `${where}: count must be a positive integer, got ${String(count)}`;
+  if (n > LIMITS.allocationResults) return `${where}: count ${n} is more than the ${LIMITS.allocationResults} devices one claim can be allocated (the API's limit); split it across claims`;
+  return undefined;
 }
 
 export function planClaims(
@@ -126,6 +140,7 @@ export function planClaims(
       const listed = c.requests ?? [];
       for (const r of listed) if (!names.has(r.split('/')[0] ?? r)) errors.push(`constraint names unknown request ${r}`);
       const requestSet = listed.length > 0 ? new Set(listed) : undefined;
+      if (c.matchAttribute === undefined && c.distinctAttribute === undefined) errors.push('a constraint sets neither matchAttribute nor distinctAttribute');
       if (c.matchAttribute !== undefined) constraints.push({ kind: 'match', attribute: c.matchAttribute, requests: requestSet });
       if (c.distinctAttribute !== undefined) constraints.push({ kind: 'distinct', attribute: c.distinctAttribute, requests: requestSet });
     }
