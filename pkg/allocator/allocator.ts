@@ -231,8 +231,15 @@ export class Allocator {
     const nodes = this.eligibleNodes(claims, request.pod);
     const requests: RequestPlan[] = claims.flatMap((c) => (c.fixed === undefined ? c.requests : []));
     const attempts: AttemptNotes = new Map();
+    const labelOf = (r: RequestPlan): string => {
+      const c = claims[r.claim];
+      return c ? claimLabel(c.claim) : '?';
+    };
+    // A firstAvailable entry whose selector fails counts only when nothing before it was allocated:
+    // it is left out of the search, and its error is reported if the claim fails.
+    const altErrors = requests.flatMap((r) => r.alternatives.flatMap((a) => (a.error !== undefined ? [`claim ${labelOf(r)}: ${a.error}`] : [])));
     const fail = (budgetHit: boolean): AllocationOutcome =>
-      diagnose({ inv: this.inventory, state: this.state, claims, requests, errors, nodes, attempts, budgetHit, poolProblems: this.inventory.poolProblems });
+      diagnose({ inv: this.inventory, state: this.state, claims, requests, errors: [...errors, ...altErrors], nodes, attempts, budgetHit, poolProblems: this.inventory.poolProblems });
     if (errors.length > 0) return fail(false);
 
     // Demand seen so far feeds the policy's contention term.
@@ -246,7 +253,7 @@ export class Allocator {
     }
     const sharedFree = this.sharedFreeCounts(requests.flatMap((r) => r.alternatives));
     // Alternatives no eligible node can hold are skipped up front (order is kept).
-    const viable = requests.map((r) => r.alternatives.filter((a) => nodes.eligible.some((n) => this.nodeMayFit(n, [a], sharedFree))));
+    const viable = requests.map((r) => r.alternatives.filter((a) => a.error === undefined && nodes.eligible.some((n) => this.nodeMayFit(n, [a], sharedFree))));
     if (requests.length > 0 && (viable.some((v) => v.length === 0) || nodes.eligible.length === 0)) return fail(false);
 
     let steps = 0;

@@ -19,6 +19,11 @@ export interface AltPlan {
   readonly count: number;
   readonly adminAccess: boolean;
   readonly tolerations: readonly DeviceToleration[];
+  /**
+   * A selector error of this firstAvailable entry. Entries are tried in order,
+   * so it fails the claim only when no earlier entry can be allocated.
+   */
+  readonly error?: string;
 }
 
 export interface RequestPlan {
@@ -90,10 +95,10 @@ function planRequest(
     if (req.firstAvailable.length > LIMITS.subrequestsPerRequest) errors.push(`${where}: more than ${LIMITS.subrequestsPerRequest} firstAvailable entries`);
     for (const [i, sub] of req.firstAvailable.entries()) {
       const set = matcher.matchSet(sub.deviceClassName, sub.selectors);
-      if (set.error !== undefined) errors.push(`${where}/${sub.name}: ${set.error}`);
       const bad = countProblem(`${where}/${sub.name}`, sub.allocationMode, sub.count);
       if (bad) errors.push(bad);
       alternatives.push({
+        ...(set.error !== undefined ? { error: `${where}/${sub.name}: ${set.error}` } : {}),
         index: i,
         subrequest: sub.name,
         resultName: `${req.name}/${sub.name}`,
