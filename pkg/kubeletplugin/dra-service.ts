@@ -39,7 +39,17 @@ export interface DraServiceOptions {
   readonly log: Logger;
   /** Shared with anything else that changes the node's GPUs (start-up recovery). */
   readonly queue?: SerialQueue;
+  /**
+   * How long one call may take before its claims are answered "still running"
+   * (the work goes on, and the kubelet's retry gets its result). Below the
+   * kubelet's own 45 s timeout, so the kubelet sees a reason instead of
+   * DEADLINE_EXCEEDED. Default 40 s.
+   */
+  readonly deadlineMs?: number;
 }
+
+/** The kubelet gives a call 45 s; answering before that lets it show our reason. */
+export const DEFAULT_CALL_DEADLINE_MS = 40_000;
 
 /**
  * The core both API versions share. Returns one result per claim UID of the
@@ -49,11 +59,13 @@ export class DraService {
   readonly queue: SerialQueue;
   private readonly preparer: ClaimPreparer;
   private readonly log: Logger;
+  private readonly deadlineMs: number;
 
   constructor(options: DraServiceOptions) {
     this.preparer = options.preparer;
     this.log = options.log;
     this.queue = options.queue ?? new SerialQueue();
+    this.deadlineMs = options.deadlineMs ?? DEFAULT_CALL_DEADLINE_MS;
   }
 
   async prepare(wire: readonly WireClaim[]): Promise<Map<string, PrepareResult>> {
@@ -93,11 +105,27 @@ export class DraService {
     if (valid.length === 0) return out;
     let results: ReadonlyMap<string, R> | undefined;
     let thrown: unknown;
+    const work = this.queue.run(() => run(valid));
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<'late'>((resolve) => {
+      timer = setTimeout(() => resolve('late'), this.deadlineMs);
+      timer.unref();
+    });
     try {
-      results = await this.queue.run(() => run(valid));
+      const first = await Promise.race([work, late]);
+      if (first === 'late') {
+        // The work goes on in the queue; prepare and unprepare are idempotent, so the retry gets its result.
+        work.catch((err: unknown) => this.log.error(`${verb} failed after the kubelet was answered`, { error: errorMessage(err), claims: valid.map(claimLabel) }));
+        thrown = new Error(`still running after ${Math.round(this.deadlineMs / 1000)} s (nvidia-smi is slow, or another claim is being set up on this node); it goes on, and the kubelet's next try gets the result`);
+        this.log.warn(`${verb} is taking longer than the kubelet waits; answering with a retryable error`, { claims: valid.map(claimLabel), deadlineMs: this.deadlineMs });
+      } else {
+        results = first;
+      }
     } catch (err) {
       thrown = err;
       this.log.error(`${verb} failed for the whole request`, { error: errorMessage(err), claims: valid.map(claimLabel) });
+    } finally {
+      clearTimeout(timer);
     }
     for (const c of valid) {
       const r = results?.get(c.uid);
