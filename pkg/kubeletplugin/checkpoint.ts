@@ -4,7 +4,10 @@
 // at the end.
 //
 // File format (JSON, mode 0600, directory 0700):
-//   { "version": 1, "checksum": "sha256:<hex>", "payload": { "bootId": ..., "claims": { <uid>: ClaimCheckpoint } } }
+//   { "version": 2, "checksum": "sha256:<hex>", "payload": { "bootId": ..., "writtenBy": ..., "claims": { <uid>: ClaimCheckpoint } } }
+// Versions: 1 had no writtenBy and no migCreated[].confirmed; a version-1 file
+// is converted on load (decodeCheckpoint) and written back as version 2. A
+// file of a version newer than this code is refused, never guessed at.
 // checksum = sha256 of the canonical JSON of payload (object keys sorted, no
 // whitespace), so a torn or hand-edited file is detected rather than trusted.
 import { createHash } from 'node:crypto';
@@ -13,7 +16,9 @@ import { dirname } from 'node:path';
 import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, ensureDir, hasErrorCode, syncDir, writeFileAtomic } from './atomic-file.js';
 import type { ClaimRef, PreparedDevice } from './preparer.js';
 
-export const CHECKPOINT_VERSION = 1;
+export const CHECKPOINT_VERSION = 2;
+/** Who wrote a checkpoint, kept in it for whoever debugs an upgrade. */
+export const CHECKPOINT_WRITER = 'cascade-node-plugin (checkpoint v2)';
 export const BOOT_ID_PATH = '/proc/sys/kernel/random/boot_id';
 
 /** A MIG placement: first memory slice and number of memory slices. */
@@ -51,6 +56,11 @@ export interface MigInstanceRecord {
   readonly profile: string;
   readonly profileId: number;
   readonly placement: MigPlacement;
+  /**
+   * False while only nvidia-smi's "created" line has been seen (the record is
+   * written before anything else can fail); true once the device's UUID was read.
+   */
+  readonly confirmed: boolean;
 }
 
 interface ClaimCheckpointBase {
@@ -77,13 +87,15 @@ export type ClaimCheckpoint = PrepareStartedClaim | PrepareCompletedClaim;
 
 export interface CheckpointState {
   readonly bootId: string;
+  /** The writer of the file this state was read from (CHECKPOINT_WRITER for new state). */
+  readonly writtenBy: string;
   readonly claims: Readonly<Record<string, ClaimCheckpoint>>;
 }
 
 // ---- pure transitions ----
 
 export function emptyCheckpoint(bootId: string): CheckpointState {
-  return { bootId, claims: {} };
+  return { bootId, writtenBy: CHECKPOINT_WRITER, claims: {} };
 }
 
 function withClaim(state: CheckpointState, claim: ClaimCheckpoint): CheckpointState {
@@ -202,7 +214,8 @@ export function checkpointChecksum(state: CheckpointState): string {
 }
 
 export function encodeCheckpoint(state: CheckpointState): string {
-  return `${JSON.stringify({ version: CHECKPOINT_VERSION, checksum: checkpointChecksum(state), payload: state }, null, 2)}\n`;
+  const payload: CheckpointState = { ...state, writtenBy: CHECKPOINT_WRITER };
+  return `${JSON.stringify({ version: CHECKPOINT_VERSION, checksum: checkpointChecksum(payload), payload }, null, 2)}\n`;
 }
 
 /** The file is unreadable, fails its checksum or has the wrong shape. */
@@ -223,6 +236,7 @@ function isObject(v: unknown): v is Record<string, unknown> {
 function checkShape(payload: unknown): asserts payload is CheckpointState {
   if (!isObject(payload)) throw new CheckpointCorruptError('payload is not an object');
   if (typeof payload.bootId !== 'string') throw new CheckpointCorruptError('payload.bootId is not a string');
+  if (typeof payload.writtenBy !== 'string') throw new CheckpointCorruptError('payload.writtenBy is not a string');
   if (!isObject(payload.claims)) throw new CheckpointCorruptError('payload.claims is not an object');
   for (const [uid, claim] of Object.entries(payload.claims)) {
     const where = `payload.claims[${JSON.stringify(uid)}]`;
@@ -234,14 +248,42 @@ function checkShape(payload: unknown): asserts payload is CheckpointState {
     if (!Array.isArray(claim.intended) || !Array.isArray(claim.migCreated)) {
       throw new CheckpointCorruptError(`${where} lacks intended or migCreated`);
     }
+    if (claim.migCreated.some((m: unknown) => !isObject(m) || typeof m.confirmed !== 'boolean')) {
+      throw new CheckpointCorruptError(`${where}.migCreated has a record without confirmed`);
+    }
     if (claim.state === 'PrepareCompleted' && (!Array.isArray(claim.devices) || !Array.isArray(claim.cdiDeviceIds))) {
       throw new CheckpointCorruptError(`${where} is PrepareCompleted without devices`);
     }
   }
 }
 
-/** Parses and verifies a checkpoint file's text. */
-export function decodeCheckpoint(text: string): CheckpointState {
+/**
+ * Version 1 to 2: the writer was not recorded, and every MIG record was
+ * written only after its UUID was known (so each is confirmed).
+ */
+function fromVersion1(payload: unknown): unknown {
+  if (!isObject(payload) || !isObject(payload.claims)) return payload;
+  const claims: Record<string, unknown> = {};
+  for (const [uid, claim] of Object.entries(payload.claims)) {
+    claims[uid] =
+      isObject(claim) && Array.isArray(claim.migCreated)
+        ? { ...claim, migCreated: claim.migCreated.map((m: unknown) => (isObject(m) ? { ...m, confirmed: typeof m.migUuid === 'string' && m.migUuid !== '' } : m)) }
+        : claim;
+  }
+  return { ...payload, writtenBy: 'cascade-node-plugin (checkpoint v1)', claims };
+}
+
+/** Converters from each older version to the next. */
+const UPGRADES: Readonly<Record<number, (payload: unknown) => unknown>> = { 1: fromVersion1 };
+
+export interface DecodedCheckpoint {
+  readonly state: CheckpointState;
+  /** The file's version when it was older than CHECKPOINT_VERSION and was converted. */
+  readonly convertedFrom?: number;
+}
+
+/** Parses, verifies and (from an older version) converts a checkpoint file's text. */
+export function decodeCheckpointFile(text: string): DecodedCheckpoint {
   let doc: unknown;
   try {
     doc = JSON.parse(text);
@@ -249,16 +291,28 @@ export function decodeCheckpoint(text: string): CheckpointState {
     throw new CheckpointCorruptError(`not valid JSON (${err instanceof Error ? err.message : String(err)})`);
   }
   if (!isObject(doc)) throw new CheckpointCorruptError('not a JSON object');
-  if (doc.version !== CHECKPOINT_VERSION) {
-    throw new CheckpointCorruptError(`version ${JSON.stringify(doc.version)} is not supported (want ${CHECKPOINT_VERSION})`);
+  const version = doc.version;
+  if (typeof version !== 'number' || !Number.isInteger(version) || version < 1) throw new CheckpointCorruptError(`version ${JSON.stringify(version)} is not a checkpoint version`);
+  if (version > CHECKPOINT_VERSION) {
+    throw new CheckpointCorruptError(`version ${version} was written by a newer Cascade than this one (which reads up to ${CHECKPOINT_VERSION}); run the newer node plugin again`);
   }
   if (typeof doc.checksum !== 'string') throw new CheckpointCorruptError('checksum is missing');
-  const payload = doc.payload;
+  let payload = doc.payload;
   if (payload === undefined) throw new CheckpointCorruptError('payload is missing');
   const actual = `sha256:${createHash('sha256').update(canonicalJson(payload)).digest('hex')}`;
   if (actual !== doc.checksum) throw new CheckpointCorruptError(`checksum mismatch: file says ${doc.checksum}, content hashes to ${actual}`);
+  for (let v = version; v < CHECKPOINT_VERSION; v++) {
+    const upgrade = UPGRADES[v];
+    if (!upgrade) throw new CheckpointCorruptError(`no conversion from version ${v}`);
+    payload = upgrade(payload);
+  }
   checkShape(payload);
-  return payload;
+  return version < CHECKPOINT_VERSION ? { state: payload, convertedFrom: version } : { state: payload };
+}
+
+/** Parses and verifies a checkpoint file's text (older versions converted). */
+export function decodeCheckpoint(text: string): CheckpointState {
+  return decodeCheckpointFile(text).state;
 }
 
 // ---- file I/O ----
@@ -282,7 +336,7 @@ export interface CheckpointStoreOptions {
 
 export type LoadOutcome =
   | { readonly kind: 'missing'; readonly state: CheckpointState }
-  | { readonly kind: 'loaded'; readonly state: CheckpointState }
+  | { readonly kind: 'loaded'; readonly state: CheckpointState; readonly convertedFrom?: number }
   | { readonly kind: 'rebooted'; readonly state: CheckpointState; readonly previous: CheckpointState }
   | { readonly kind: 'corrupt-discarded'; readonly state: CheckpointState; readonly corruptCopy: string; readonly reason: string };
 
@@ -317,14 +371,20 @@ export class CheckpointStore {
       if (hasErrorCode(err, 'ENOENT')) return { kind: 'missing', state: emptyCheckpoint(bootId) };
       throw err;
     }
-    let state: CheckpointState;
+    let decoded: DecodedCheckpoint;
     try {
-      state = decodeCheckpoint(text);
+      decoded = decodeCheckpointFile(text);
     } catch (err) {
       if (!(err instanceof CheckpointCorruptError)) throw err;
       return this.handleCorrupt(err, bootId);
     }
+    const { state, convertedFrom } = decoded;
     if (state.bootId !== bootId) return { kind: 'rebooted', state: emptyCheckpoint(bootId), previous: state };
+    if (convertedFrom !== undefined) {
+      // Written back at once in this version, so a crash later never meets the old format again.
+      await this.save(state);
+      return { kind: 'loaded', state, convertedFrom };
+    }
     return { kind: 'loaded', state };
   }
 

@@ -85,6 +85,9 @@ export class NodePreparer implements ClaimPreparer {
     const outcome = await this.o.checkpoint.load();
     this.state = outcome.state;
     this.loaded = outcome.kind;
+    if (outcome.kind === 'loaded' && outcome.convertedFrom !== undefined) {
+      this.o.log.info('checkpoint converted to the current version and written back', { from: outcome.convertedFrom, claims: Object.keys(outcome.state.claims).length });
+    }
     if (outcome.kind === 'rebooted') {
       this.o.log.info('the node rebooted since the checkpoint was written; MIG instances and CDI specs did not survive, starting empty', {
         previousClaims: Object.keys(outcome.previous.claims).length,
@@ -306,6 +309,7 @@ export class NodePreparer implements ClaimPreparer {
                 profile: d.profile,
                 profileId: d.profileId,
                 placement: d.placement,
+                confirmed: false,
               });
               await this.o.checkpoint.save(this.state);
             },
@@ -324,6 +328,7 @@ export class NodePreparer implements ClaimPreparer {
           profile: created.profile,
           profileId: created.profileId,
           placement: created.placement,
+          confirmed: true,
         };
         this.state = recordMigCreated(this.state, ref.uid, record);
         await this.o.checkpoint.save(this.state);
@@ -358,7 +363,7 @@ export class NodePreparer implements ClaimPreparer {
     const known = new Set<string>();
     const snap = this.o.inventory()?.discovery.gpus.find((g) => g.uuid === gpu.uuid);
     for (const m of snap?.migDevices ?? []) if (m.uuid !== undefined) known.add(m.uuid);
-    for (const m of ownedMigInstances(this.state)) if (m.gpuUuid === gpu.uuid && m.migUuid) known.add(m.migUuid);
+    for (const m of ownedMigInstances(this.state)) if (m.gpuUuid === gpu.uuid && m.confirmed) known.add(m.migUuid);
     return [...known];
   }
 

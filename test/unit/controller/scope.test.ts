@@ -24,7 +24,7 @@ describe('the gate scope', () => {
     webhooks: [{ name: 'scheduling-gate.gpu.cascade.dev', namespaceSelector: { matchExpressions: [{ key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: ['kube-system', 'cascade-system'] }] } }],
   };
 
-  it('leaves kube-system and cascade-system to the kube-scheduler, as the shipped webhook does not gate them', () => {
+  it('leaves namespaces a selector excludes to the kube-scheduler', () => {
     const scope = GateScope.fromWebhookConfig(manifest, 'cascade-scheduling-gate');
     expect(scope.covers('kube-system', {})).toBe(false);
     expect(scope.covers('cascade-system', undefined)).toBe(false);
@@ -42,6 +42,12 @@ describe('the gate scope', () => {
     const scope = GateScope.fromWebhookConfig(undefined, 'cascade-scheduling-gate');
     expect(scope.covers('default', {})).toBe(false);
     expect(scope.outside('default')).toContain('does not exist');
+  });
+
+  it('covers every namespace, kube-system too, with the shipped webhook (no namespaceSelector)', () => {
+    const scope = GateScope.fromWebhookConfig({ metadata: { name: 'cascade-scheduling-gate' }, webhooks: [{ name: 'scheduling-gate.gpu.cascade.dev' }] }, 'cascade-scheduling-gate');
+    expect(scope.covers('kube-system', {})).toBe(true);
+    expect(scope.covers('team-a', { team: 'a' })).toBe(true);
   });
 
   it('covers everything when the gate is switched off', () => {

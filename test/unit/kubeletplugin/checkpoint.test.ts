@@ -1,16 +1,19 @@
 // The checkpoint: pure state transitions, canonical checksum, and the store's
 // handling of missing, corrupt and pre-reboot files.
-import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   type CheckpointState,
   type IntendedDevice,
   type MigInstanceRecord,
   CheckpointCorruptError,
+  CHECKPOINT_WRITER,
   CheckpointStore,
   canonicalJson,
   completePrepare,
   decodeCheckpoint,
+  decodeCheckpointFile,
   emptyCheckpoint,
   encodeCheckpoint,
   forgetMigInstance,
@@ -46,6 +49,7 @@ const created: MigInstanceRecord = {
   profile: '3g.40gb',
   profileId: 9,
   placement: { start: 4, size: 4 },
+  confirmed: true,
 };
 
 const device = { requestNames: ['gpu'], poolName: 'node-a', deviceName: 'gpu-0-mig-3g-40gb-4', cdiDeviceIds: ['k8s.gpu.cascade.dev/gpu=uid-a-gpu-0-mig-3g-40gb-4'] };
@@ -115,6 +119,39 @@ describe('checkpoint state transitions', () => {
   });
 });
 
+describe('checkpoint versions', () => {
+  // Written by the node plugin as it was before checkpoint version 2 (test/fixtures/checkpoint/README.md).
+  const v1 = readFileSync(join(process.cwd(), 'test/fixtures/checkpoint/v1.json'), 'utf8');
+
+  it('converts a version-1 checkpoint written by the previous release instead of calling it corrupt', () => {
+    const decoded = decodeCheckpointFile(v1);
+    expect(decoded.convertedFrom).toBe(1);
+    const prepared = decoded.state.claims['0b7d5c1e-9f3a-4c2d-8e6f-1a2b3c4d5e6f'];
+    expect(prepared?.state).toBe('PrepareCompleted');
+    expect(prepared?.migCreated).toEqual([expect.objectContaining({ gpuInstanceId: 2, migUuid: 'MIG-aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee', confirmed: true })]);
+    expect(decoded.state.claims['9e8d7c6b-5a49-4382-b1a0-f9e8d7c6b5a4']?.state).toBe('PrepareStarted');
+    expect(decoded.state.writtenBy).toBe('cascade-node-plugin (checkpoint v1)');
+  });
+
+  it('writes a converted checkpoint back in the current version when the store loads it', async () => {
+    const { dir, cleanup } = await tempDir('cascade-ckpt-v1-');
+    try {
+    const path = join(dir, 'plugin', 'checkpoint.json');
+    await mkdir(join(dir, 'plugin'), { recursive: true });
+    await writeFile(path, v1);
+    const store = new CheckpointStore({ path, readBootId: async () => '8c1f4d9e-3a55-4e1b-9d0e-6c2f1b7a0d11' });
+    const outcome = await store.load();
+    expect(outcome).toMatchObject({ kind: 'loaded', convertedFrom: 1 });
+    const rewritten = JSON.parse(await readFile(path, 'utf8')) as { version: number; payload: { writtenBy: string } };
+    expect(rewritten.version).toBe(2);
+    expect(rewritten.payload.writtenBy).toBe(CHECKPOINT_WRITER);
+    expect(decodeCheckpointFile(await readFile(path, 'utf8')).convertedFrom).toBeUndefined();
+    } finally {
+      await cleanup();
+    }
+  });
+});
+
 describe('checkpoint encoding', () => {
   it('round-trips through its file text', () => {
     const s = preparedState();
@@ -128,7 +165,8 @@ describe('checkpoint encoding', () => {
   it.each<[string, (text: string) => string, RegExp]>([
     ['a changed value', (t) => t.replace('"MIG-abc"', '"MIG-xyz"'), /checksum mismatch/],
     ['a truncated file', (t) => t.slice(0, t.length / 2), /not valid JSON/],
-    ['an unknown version', (t) => t.replace('"version": 1', '"version": 7'), /version 7 is not supported/],
+    ['a version newer than this code', (t) => t.replace('"version": 2', '"version": 7'), /version 7 was written by a newer Cascade than this one \(which reads up to 2\)/],
+    ['a version that is no number', (t) => t.replace('"version": 2', '"version": "2"'), /version "2" is not a checkpoint version/],
     ['a missing checksum', (t) => t.replace(/"checksum": "[^"]*",/, ''), /checksum is missing/],
   ])('detects %s', (_name, damage, message) => {
     const text = damage(encodeCheckpoint(preparedState()));
