@@ -4,9 +4,10 @@
 // summary of what went wrong. Every count but "inputs tried" should be 0.
 //
 //   npm run probe -- [--claims 2000]
-import { readFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { request } from 'node:https';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import YAML from 'yaml';
 import { ControlPlane, freePort, writeServiceAccountKubeconfig } from '../pkg/cluster/controlplane.js';
@@ -253,6 +254,10 @@ async function main(): Promise<number> {
     for (const c of controllers) await c.stop();
     for (const n of nodes) await n.stop();
     kube.close();
+    // Keep the components' logs: the control plane's directory goes with it.
+    const keep = mkdtempSync(join(tmpdir(), 'cascade-probe-logs-'));
+    for (const c of [...controllers, ...nodes.map((n) => n.plugin)]) if (existsSync(c.logFile)) copyFileSync(c.logFile, join(keep, basename(c.logFile)));
+    say(`== component logs kept in ${keep}`);
     await cp.stop();
   }
   say('');
