@@ -79,22 +79,22 @@ describeCluster('least-privilege RBAC, verb by verb', () => {
   async function setRules(component: Grant['component'], cluster: Rule[], role: Rule[] | undefined): Promise<void> {
     const name = sa[component];
     const cr = rbac('ClusterRole');
-    const current = (await cr.get(name).catch(() => undefined)) as { metadata: { resourceVersion?: string } } | undefined;
+    const current = await cr.get(name).catch(() => undefined);
     const body = { metadata: { name, ...(current ? { resourceVersion: current.metadata.resourceVersion } : {}) }, rules: cluster };
-    if (current) await cr.replace(body as never);
-    else await cr.create(body as never);
+    if (current) await cr.replace(body);
+    else await cr.create(body);
     if (role) {
       const r = rbac('Role');
-      const cur = (await r.get(name, ADDON_NAMESPACE).catch(() => undefined)) as { metadata: { resourceVersion?: string } } | undefined;
+      const cur = await r.get(name, ADDON_NAMESPACE).catch(() => undefined);
       const rb = { metadata: { name, namespace: ADDON_NAMESPACE, ...(cur ? { resourceVersion: cur.metadata.resourceVersion } : {}) }, rules: role };
-      if (cur) await r.replace(rb as never);
-      else await r.create(rb as never);
+      if (cur) await r.replace(rb);
+      else await r.create(rb);
     }
   }
 
   // How each component uses each verb it is granted.
   const claimPath = (): string => ns.kube.resourceClaims.path(ns.name);
-  const watch = (path: () => string): Op => (k) => k.client.request('GET', path(), { query: { watch: 'true', timeoutSeconds: 1 } as never });
+  const watch = (path: () => string): Op => (k) => k.client.request('GET', path(), { query: { watch: 'true', timeoutSeconds: 1 } });
   const allocation = { devices: { results: [{ request: 'gpu', driver: DRIVER, pool: node, device: 'gpu-0' }] }, nodeSelector: { nodeSelectorTerms: [{ matchFields: [{ key: 'metadata.name', operator: 'In', values: [node] }] }] } };
   const OPS: Record<Grant['component'], Record<string, Op>> = {
     controller: {
@@ -131,14 +131,14 @@ describeCluster('least-privilege RBAC, verb by verb', () => {
       'admissionregistration.k8s.io/mutatingwebhookconfigurations get': (k) => k.api(MUTATING_WEBHOOK_CONFIGURATIONS).get('cascade-scheduling-gate'),
       'admissionregistration.k8s.io/mutatingwebhookconfigurations list': (k) => k.api(MUTATING_WEBHOOK_CONFIGURATIONS).list(undefined, { fieldSelector: 'metadata.name=cascade-scheduling-gate' }),
       'admissionregistration.k8s.io/mutatingwebhookconfigurations watch': (k) =>
-        k.client.request('GET', ns.kube.api(MUTATING_WEBHOOK_CONFIGURATIONS).path(), { query: { watch: 'true', timeoutSeconds: 1, fieldSelector: 'metadata.name=cascade-scheduling-gate' } as never }),
+        k.client.request('GET', ns.kube.api(MUTATING_WEBHOOK_CONFIGURATIONS).path(), { query: { watch: 'true', timeoutSeconds: 1, fieldSelector: 'metadata.name=cascade-scheduling-gate' } }),
       'admissionregistration.k8s.io/mutatingwebhookconfigurations patch': (k) => k.api(MUTATING_WEBHOOK_CONFIGURATIONS).mergePatch('cascade-scheduling-gate', {}),
-      'coordination.k8s.io/leases create': (k) => k.leases.create({ metadata: { name: 'rbacverbs-lease', namespace: ADDON_NAMESPACE }, spec: {} } as never),
+      'coordination.k8s.io/leases create': (k) => k.leases.create({ metadata: { name: 'rbacverbs-lease', namespace: ADDON_NAMESPACE }, spec: {} }),
       'coordination.k8s.io/leases get': (k) => k.leases.get('cascade-controller', ADDON_NAMESPACE),
       'coordination.k8s.io/leases patch': (k) => k.leases.mergePatch('cascade-controller', {}, ADDON_NAMESPACE),
-      'core/secrets create': (k) => k.secrets.create({ metadata: { name: 'rbacverbs-secret', namespace: ADDON_NAMESPACE } } as never),
+      'core/secrets create': (k) => k.secrets.create({ metadata: { name: 'rbacverbs-secret', namespace: ADDON_NAMESPACE } }),
       'core/secrets get': (k) => k.secrets.get('cascade-webhook-tls', ADDON_NAMESPACE),
-      'core/secrets update': (k) => k.secrets.replace({ metadata: { name: 'cascade-webhook-tls', namespace: ADDON_NAMESPACE } } as never),
+      'core/secrets update': (k) => k.secrets.replace({ metadata: { name: 'cascade-webhook-tls', namespace: ADDON_NAMESPACE } }),
     },
     'node-plugin': {
       'resource.k8s.io/resourceslices list': (k) => k.resourceSlices.list(undefined, { fieldSelector: `spec.nodeName=${node}` }),
