@@ -118,8 +118,10 @@ export async function runController(cfg: ControllerConfig, onLostLeadership?: ()
   }
 
   let elector: LeaderElector | undefined;
-  if (cfg.leaderElection) {
-    elector = new LeaderElector(kube, {
+  // The Lease has a connection pool of its own: renewals never wait behind bulk writes.
+  const leaseKube = cfg.leaderElection ? new Kube(KubeClient.fromDefault(cfg.kubeconfig)) : undefined;
+  if (cfg.leaderElection && leaseKube) {
+    elector = new LeaderElector(leaseKube, {
       namespace: cfg.namespace,
       name: cfg.leaseName,
       identity: cfg.identity,
@@ -153,6 +155,7 @@ export async function runController(cfg: ControllerConfig, onLostLeadership?: ()
       // Stop acting first, then hand the Lease over, so two leaders never overlap.
       await controller.stop();
       await elector?.stop();
+      leaseKube?.close();
       await new Promise<void>((r) => server.close(() => r()));
       if (webhookServer) await new Promise<void>((r) => webhookServer?.close(() => r()));
       kube.close();

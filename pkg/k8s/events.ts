@@ -44,9 +44,21 @@ interface SeriesEntry {
   at: number;
 }
 
+/**
+ * Events are written a few at a time, so that thousands of them (one per claim
+ * that does not fit, when a big batch arrives) never take the connections the
+ * allocations themselves need; past the backlog limit they are dropped and
+ * counted in the log rather than queued without bound.
+ */
+const MAX_IN_FLIGHT = 8;
+const MAX_BACKLOG = 2_000;
+
 export class EventRecorder {
   private readonly log: Logger;
   private readonly recent = new Map<string, SeriesEntry>();
+  private readonly backlog: (() => Promise<void>)[] = [];
+  private inFlight = 0;
+  private dropped = 0;
 
   constructor(
     private readonly kube: Kube,
@@ -59,7 +71,30 @@ export class EventRecorder {
   }
 
   /** Writes the event; failures are logged, never thrown (events are best effort). */
-  async record(ev: EventInput): Promise<void> {
+  record(ev: EventInput): Promise<void> {
+    if (this.backlog.length >= MAX_BACKLOG) {
+      if (this.dropped++ % 500 === 0) this.log.warn('too many events waiting to be written; dropping some', { dropped: this.dropped, backlog: this.backlog.length });
+      return Promise.resolve();
+    }
+    return new Promise<void>((resolve) => {
+      this.backlog.push(() => this.write(ev).finally(resolve));
+      this.pump();
+    });
+  }
+
+  private pump(): void {
+    while (this.inFlight < MAX_IN_FLIGHT) {
+      const job = this.backlog.shift();
+      if (!job) return;
+      this.inFlight++;
+      void job().finally(() => {
+        this.inFlight--;
+        this.pump();
+      });
+    }
+  }
+
+  private async write(ev: EventInput): Promise<void> {
     const namespace = ev.regarding.namespace ?? 'default';
     const note = truncateNote(ev.note);
     const key = `${namespace}/${ev.regarding.uid ?? ev.regarding.name ?? ''}/${ev.type}/${ev.reason}/${note}`;
