@@ -91,6 +91,19 @@ const HOPPER_ENGINES = [
   engines(8, 7, 7, 1),
 ] as const;
 
+// Blackwell (B200): NVIDIA's MIG table gives more copy engines per profile than
+// Hopper (2/2/2/3/6/8/16); decoders, JPEG and OFA units are as on Hopper.
+// Catalog knowledge from NVIDIA's MIG user guide, not from a capture.
+const BLACKWELL_ENGINES = [
+  engines(2, 1, 1, 0),
+  engines(2, 1, 1, 1),
+  engines(2, 1, 1, 0),
+  engines(3, 2, 2, 0),
+  engines(6, 3, 3, 0),
+  engines(8, 4, 4, 0),
+  engines(16, 7, 7, 1),
+] as const;
+
 export const GPU_MODELS: readonly GpuModel[] = [
   {
     key: 'A100-SXM4-40GB',
@@ -169,7 +182,7 @@ export const GPU_MODELS: readonly GpuModel[] = [
       names: ['1g.23gb', '1g.45gb', '2g.45gb', '3g.90gb', '4g.90gb', '7g.180gb'],
       memory: [23040, 45824, 45824, 92416, 92416, 182272],
       sms: [18, 18, 36, 54, 72, 144],
-      engines: HOPPER_ENGINES,
+      engines: BLACKWELL_ENGINES,
     }),
   },
 ];

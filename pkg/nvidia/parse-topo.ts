@@ -8,9 +8,12 @@ const COMMAND = 'nvidia-smi topo -m';
 const LINK = /^(X|NV\d+|PIX|PXB|PHB|NODE|SYS|SOC|N\/A)$/;
 
 /**
- * Parses `topo -m`. The header carries ANSI codes; rows may have an empty cell
- * before "GPU NUMA ID" (seen on R590), so the trailing columns are read by
- * position after the matrix, ignoring empty cells.
+ * Parses `topo -m`. The header carries ANSI codes. The trailing columns are
+ * read by position from the end of the matrix, empty cells included: a GPU
+ * without CPU affinity has an empty "CPU Affinity" cell, and skipping empty
+ * cells would read its NUMA node as the CPU list. Rows may also have an extra
+ * empty cell before "GPU NUMA ID" (seen on R590); it comes after the two
+ * columns read here.
  */
 export function parseTopology(text: string): TopologyRow[] {
   const lines = splitLines(text);
@@ -26,7 +29,7 @@ export function parseTopology(text: string): TopologyRow[] {
     if (/^(GPU|NIC|mlx|NVS)\w*$/.test(cell)) deviceColumns.push(cell);
     else break;
   }
-  const trailing = header.slice(1 + deviceColumns.length).filter((c) => c !== '');
+  const trailing = header.slice(1 + deviceColumns.length);
   const numaColumn = trailing.indexOf('NUMA Affinity');
   const cpuColumn = trailing.indexOf('CPU Affinity');
 
@@ -53,9 +56,11 @@ export function parseTopology(text: string): TopologyRow[] {
       const peer = /^GPU(\d+)$/.exec(col);
       if (peer?.[1] && cell !== 'X') links.set(Number(peer[1]), cell);
     });
-    const tail = cells.slice(1 + deviceColumns.length).filter((c) => c !== '');
-    const cpu = cpuColumn >= 0 ? tail[cpuColumn] : undefined;
-    const numaText = numaColumn >= 0 ? tail[numaColumn] : undefined;
+    const tail = cells.slice(1 + deviceColumns.length);
+    const cpuText = cpuColumn >= 0 ? tail[cpuColumn] : undefined;
+    const cpu = cpuText === '' ? undefined : cpuText;
+    const numaRaw = numaColumn >= 0 ? tail[numaColumn] : undefined;
+    const numaText = numaRaw === '' ? undefined : numaRaw;
     let numaNode: number | undefined;
     // A GPU close to several NUMA nodes ("0-1") has no single node to publish.
     if (numaText !== undefined && numaText !== 'N/A' && !/^\d+([,-]\d+)+$/.test(numaText)) {

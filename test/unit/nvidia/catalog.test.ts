@@ -40,3 +40,12 @@ describe('catalog profiles', () => {
     }
   });
 });
+
+describe('B200 engines (NVIDIA MIG user guide table, not a capture)', () => {
+  it('gives each profile the copy engines of NVIDIA table: 2/2/2/3/6/8/16', () => {
+    const b200 = findModel('NVIDIA B200');
+    if (!b200) throw new Error('no B200 in the catalog');
+    const ce = Object.fromEntries(b200.migProfiles.map((p) => [p.name, p.engines.copyEngines]));
+    expect(ce).toEqual({ '1g.23gb': 2, '1g.23gb+me': 2, '1g.45gb': 2, '2g.45gb': 3, '3g.90gb': 6, '4g.90gb': 8, '7g.180gb': 16 });
+  });
+});

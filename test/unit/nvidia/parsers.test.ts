@@ -250,6 +250,14 @@ describe('parseTopology', () => {
     expect(rows.map((r) => r.numaNode)).toEqual([0, 0, 1, 1]);
   });
 
+  it('keeps the NUMA node of a GPU whose CPU Affinity cell is empty, instead of reading it as the CPU list', () => {
+    // The 8x H100 board as a VM without CPU pinning reports it: the CPU Affinity cell is empty.
+    const text = ownFixture('topo-m__8x-h100-nvswitch.txt').replace(/\t0-55,112-167\t|\t56-111,168-223\t/g, '\t\t');
+    const rows = parseTopology(text);
+    expect(rows.map((r) => r.cpuAffinity)).toEqual(Array.from({ length: 8 }, () => undefined));
+    expect(rows.map((r) => r.numaNode)).toEqual([0, 0, 0, 0, 1, 1, 1, 1]);
+  });
+
   it.each([
     ['output without a header', 'something else\n', 1, 'no header row'],
     ['an unknown link kind', '\tGPU0\tGPU1\tCPU Affinity\tNUMA Affinity\nGPU0\t X \tWAT\t0-1\t0\n', 2, 'link "WAT" to GPU1'],
