@@ -5,7 +5,7 @@ import type { ResolvedConfig, ResolvedGpu } from './config.js';
 import { computeProfileId, findProfile, firstFreePlacement, gpuInstanceId, placementRefusal } from './mig.js';
 import { type GpuView, QUERY_FIELDS, renderComputeInstances, renderGpuInstances, renderList, renderPlacements, renderProfiles, renderQueryGpu, renderQueryXml, renderTopology } from './render.js';
 import { type FakeState, migUuid } from './state.js';
-import { migToggleNeedsReset } from '../../pkg/nvidia/catalog.js';
+import { migCapable, migToggleNeedsReset } from '../../pkg/nvidia/catalog.js';
 
 export interface CallResult {
   readonly stdout: string;
@@ -166,6 +166,10 @@ function setMigMode(ctx: Context, gpus: readonly ResolvedGpu[], value: string): 
     if (isLost(ctx, gpu)) return fail(lostLine(gpu), EXIT.gpuLost, out.join('\n'), changed);
     const s = view(ctx, gpu).state;
     const bus = gpu.pciBusId;
+    if (!migCapable(gpu.model)) {
+      // What nvidia-smi says for a board without MIG (catalog knowledge, not a capture).
+      return fail(`Unable to ${enable ? 'enable' : 'disable'} MIG Mode for GPU ${bus}: Not Supported`, EXIT.notSupported, out.join('\n'), changed);
+    }
     if (!enable && s.gpuInstances.length > 0) {
       return fail(`Unable to disable MIG Mode for GPU ${bus}: In use by another client`, EXIT.other, out.join('\n'), changed);
     }

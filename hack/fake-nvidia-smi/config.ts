@@ -1,7 +1,7 @@
 // Configuration of the nvidia-smi simulator: the fleet of one node (GPU model
 // per index, MIG mode, NVLink groups, NUMA nodes, driver) read from JSON.
 import { readFileSync } from 'node:fs';
-import { GPU_MODELS, type GpuModel, findModel } from '../../pkg/nvidia/catalog.js';
+import { GPU_MODELS, type GpuModel, findModel, migCapable } from '../../pkg/nvidia/catalog.js';
 
 /** A MIG instance that exists when the simulator first starts (one "we did not create"). */
 export interface InitialMigInstance {
@@ -96,6 +96,9 @@ export function resolveConfig(raw: unknown): ResolvedConfig {
     }
     if (g.migMode !== undefined && g.migMode !== 'Enabled' && g.migMode !== 'Disabled') {
       throw new Error(`config.gpus[${index}].migMode: expected "Enabled" or "Disabled"`);
+    }
+    if (!migCapable(model) && (g.migMode === 'Enabled' || (g.migInstances ?? []).length > 0)) {
+      throw new Error(`config.gpus[${index}]: ${model.key} has no MIG; leave out migMode and migInstances`);
     }
     return {
       index,

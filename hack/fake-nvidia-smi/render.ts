@@ -1,6 +1,6 @@
 // Output of the simulator in nvidia-smi's formats (the real captures are the
 // reference): -L, --query-gpu CSV, -q -x, topo -m and the mig tables.
-import type { CatalogProfile } from '../../pkg/nvidia/catalog.js';
+import { type CatalogProfile, migCapable } from '../../pkg/nvidia/catalog.js';
 import type { ResolvedConfig, ResolvedGpu } from './config.js';
 import { type FakeGpuInstance, freeInstances, profileById } from './mig.js';
 import type { FakeGpuState } from './state.js';
@@ -78,8 +78,8 @@ export const QUERY_FIELDS: Readonly<Record<string, FieldSpec>> = {
   'ecc.errors.uncorrected.volatile.total': { value: (v) => String(v.eccErrors) },
   'temperature.gpu': { value: (v) => String(33 + v.gpu.index) },
   'power.draw': { unit: 'W', value: () => '71.15' },
-  'mig.mode.current': { value: (v) => v.state.migCurrent },
-  'mig.mode.pending': { value: (v) => v.state.migPending },
+  'mig.mode.current': { value: (v) => (migCapable(v.gpu.model) ? v.state.migCurrent : '[N/A]') },
+  'mig.mode.pending': { value: (v) => (migCapable(v.gpu.model) ? v.state.migPending : '[N/A]') },
 };
 
 function formatTimestamp(d: Date): string {
@@ -200,8 +200,8 @@ function gpuXml(v: GpuView, config: ResolvedConfig): X {
       [
         'mig_mode',
         [
-          ['current_mig', v.state.migCurrent],
-          ['pending_mig', v.state.migPending],
+          ['current_mig', migCapable(m) ? v.state.migCurrent : na],
+          ['pending_mig', migCapable(m) ? v.state.migPending : na],
         ],
       ],
       migDevicesXml(v),

@@ -185,7 +185,36 @@ export const GPU_MODELS: readonly GpuModel[] = [
       engines: BLACKWELL_ENGINES,
     }),
   },
+  // Boards without MIG. Their values are catalog knowledge (NVIDIA's product
+  // specifications and what nvidia-smi is known to print for them), not captures.
+  {
+    key: 'L40S',
+    productName: 'NVIDIA L40S',
+    brand: 'NVIDIA',
+    architecture: 'Ada Lovelace',
+    computeCapability: '8.9',
+    memoryMiB: 46068,
+    multiprocessors: 142,
+    pciDeviceId: '26B910DE',
+    migProfiles: [],
+  },
+  {
+    key: 'T4',
+    productName: 'Tesla T4',
+    brand: 'NVIDIA',
+    architecture: 'Turing',
+    computeCapability: '7.5',
+    memoryMiB: 15360,
+    multiprocessors: 40,
+    pciDeviceId: '1EB810DE',
+    migProfiles: [],
+  },
 ];
+
+/** Whether a board has MIG at all (nvidia-smi reports its MIG mode as N/A otherwise). */
+export function migCapable(model: GpuModel): boolean {
+  return model.migProfiles.length > 0;
+}
 
 /** Pre-R470 drivers print names without the "NVIDIA " prefix; compare without it. */
 function bareName(name: string): string {

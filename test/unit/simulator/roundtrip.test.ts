@@ -3,6 +3,7 @@
 // lists it, destroys it, and maps failures to typed errors.
 import { NvidiaSmiError } from '../../../pkg/nvidia/errors.js';
 import { NvidiaSmiBackend } from '../../../pkg/nvidia/smi-backend.js';
+import { buildDesiredSlices } from '../../../pkg/inventory/index.js';
 import { FLEETS, type FakeNvidiaSmi, createFakeNvidiaSmi, fakeNvidiaSmiBuilt } from '../../../hack/fake-nvidia-smi/testing.js';
 
 beforeAll(() => {
@@ -47,6 +48,19 @@ describe('NvidiaSmiBackend driving the simulator', () => {
     });
     expect(d.migProfiles).toEqual([]);
     expect(d.lost).toEqual([]);
+  });
+
+  it('discovers boards without MIG (L40S, T4) with MIG mode N/A, publishes them whole, and refuses to switch MIG on', async () => {
+    fake = createFakeNvidiaSmi({ driverVersion: '580.105.08', cudaVersion: '13.0', gpus: [{ model: 'L40S', numaNode: 0 }, { model: 'T4', numaNode: 1 }] });
+    const backend = backendFor(fake);
+    const d = await backend.discover();
+    expect(d.gpus.map((g) => [g.productName, g.architecture, g.computeCapability, g.memoryMiB, g.migMode.current])).toEqual([
+      ['NVIDIA L40S', 'Ada Lovelace', '8.9', 46068, 'N/A'],
+      ['Tesla T4', 'Turing', '7.5', 15360, 'N/A'],
+    ]);
+    const slices = buildDesiredSlices({ nodeName: 'n', driverName: 'gpu.cascade.dev', discovery: d });
+    expect(slices.flatMap((s) => s.spec.devices ?? []).map((dev) => dev.name)).toEqual(['gpu-0', 'gpu-1']);
+    expect(await kindOf(backend.setMigMode(1, true))).toBe('not-supported');
   });
 
   it('creates a MIG device at an exact placement, lists it and destroys it', async () => {
