@@ -79,7 +79,7 @@ describeCluster('the add-on installed from manifests/', () => {
       expect(errPool.code).toBe(403);
       expect(errPool.message).toContain(`may only write ResourceSlices of its own pool (named after the node), not of pool ${nodeB}`);
       // Nor can it move its own slice into another pool (refused by the policy, or as immutable by validation).
-      const mine = await plugin.resourceSlices.get(slice.metadata.name!);
+      const mine = await ns.kube.resourceSlices.get(slice.metadata.name!);
       const errMove = (await plugin.resourceSlices.replace({ ...mine, spec: { ...mine.spec, pool: { ...mine.spec.pool, name: nodeB } } }).catch((e: unknown) => e)) as KubeApiError;
       expect(errMove).toBeInstanceOf(KubeApiError);
       expect([403, 422]).toContain(errMove.code);
