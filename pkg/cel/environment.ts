@@ -117,6 +117,18 @@ export function makeCelDevice(
   return new CelDevice(driver, domainMap(attrs), domainMap(caps), allowMultipleAllocations);
 }
 
+/** [key, value] pairs of a map, or [index, value] pairs of a list (two-variable comprehensions). */
+function pairsOf(x: unknown): unknown[][] {
+  if (Array.isArray(x)) return x.map((v, i) => [BigInt(i), v]);
+  if (x instanceof Map) return [...x.entries()] as unknown[][];
+  if (typeof x === 'object' && x !== null) return Object.entries(x);
+  throw new Error('a two-variable comprehension needs a list or a map');
+}
+
+function mapOfPairs(pairs: readonly unknown[]): Map<unknown, unknown> {
+  return new Map(pairs.map((p) => (Array.isArray(p) ? [p[0], p[1]] : [p, p])));
+}
+
 function cmp(c: -1 | 0 | 1): bigint {
   return BigInt(c);
 }
@@ -160,7 +172,9 @@ function buildEnvironment(): Environment {
     .registerFunction('Semver.isGreaterThan(Semver): bool', (a: Semver, b: Semver) => a.compareTo(b) > 0)
     .registerFunction('Semver.isLessThan(Semver): bool', (a: Semver, b: Semver) => a.compareTo(b) < 0)
     .registerOperator('Semver == Semver', (a: Semver, b: Semver) => a.equals(b))
-    .registerFunction('matches(string, string): bool', re2Matches));
+    .registerFunction('matches(string, string): bool', re2Matches)
+    .registerFunction('cascadePairs(dyn): list<dyn>', pairsOf)
+    .registerFunction('cascadePairsToMap(list<dyn>): map<dyn, dyn>', mapOfPairs));
 }
 
 let environment: Environment | undefined;
@@ -198,6 +212,53 @@ function isNode(v: unknown): v is ASTNode {
 /** An AST node as serialize() reads it: spans are not needed. */
 type Bare = { op: ASTNode['op']; args: unknown };
 
+const ONE_VAR_MACROS = new Set(['all', 'exists', 'exists_one', 'map', 'filter']);
+const TWO_VAR_MACROS = new Set(['all', 'exists', 'existsOne', 'exists_one', 'transformList', 'transformMap']);
+
+/** The tree with identifiers replaced, except where a nested comprehension binds the same name. */
+function substitute(v: unknown, names: ReadonlyMap<string, Bare>): unknown {
+  if (Array.isArray(v)) return v.map((x) => substitute(x, names));
+  if (!isNode(v)) return v;
+  if (v.op === 'id' && typeof v.args === 'string') return names.get(v.args) ?? { op: 'id', args: v.args };
+  if (v.op === 'rcall' && ONE_VAR_MACROS.has(v.args[0])) {
+    const [name, receiver, args] = v.args;
+    const bound = args[0]?.op === 'id' ? String(args[0].args) : undefined;
+    const inner = new Map(names);
+    if (bound !== undefined) inner.delete(bound);
+    return { op: 'rcall', args: [name, substitute(receiver, names), args.map((a, i) => (i === 0 ? substitute(a, new Map()) : substitute(a, inner)))] };
+  }
+  return { op: v.op, args: substitute(v.args, names) };
+}
+
+/**
+ * Kubernetes' two-variable comprehensions (`all(k, v, p)`, `exists`, `existsOne`,
+ * `transformList`, `transformMap`, on lists as index/value and maps as
+ * key/value), which cel-js lacks, as one-variable comprehensions over
+ * `cascadePairs(x)` ([key, value] pairs), with k and v read from the pair.
+ */
+function twoVariableComprehension(node: ASTNode, copy: (v: unknown) => unknown, freshName: () => string): Bare | undefined {
+  if (node.op !== 'rcall' || !TWO_VAR_MACROS.has(node.args[0])) return undefined;
+  const [name, receiver, args] = node.args;
+  const [k, v, ...rest] = args;
+  if (k?.op !== 'id' || v?.op !== 'id' || rest.length < 1 || rest.length > 2) return undefined;
+  const oneVarForm = (name === 'all' || name === 'exists' || name === 'exists_one' || name === 'existsOne') && rest.length === 1;
+  if (!oneVarForm && name !== 'transformList' && name !== 'transformMap') return undefined;
+  const p = freshName();
+  const at = (i: number): Bare => ({ op: '[]', args: [{ op: 'id', args: p }, { op: 'value', args: BigInt(i) }] });
+  const names = new Map<string, Bare>([
+    [String(k.args), at(0)],
+    [String(v.args), at(1)],
+  ]);
+  const body = rest.map((r) => substitute(copy(r), names));
+  const pairs: Bare = { op: 'call', args: ['cascadePairs', [copy(receiver)]] };
+  const pv: Bare = { op: 'id', args: p };
+  if (oneVarForm) return { op: 'rcall', args: [name === 'existsOne' ? 'exists_one' : name, pairs, [pv, ...body]] };
+  if (name === 'transformList') return { op: 'rcall', args: ['map', pairs, [pv, ...body]] };
+  // transformMap: the same keys, each with its new value.
+  const entries = body.map((b, i) => (i === body.length - 1 ? { op: 'list', args: [at(0), b] } : b));
+  return { op: 'call', args: ['cascadePairsToMap', [{ op: 'rcall', args: ['map', pairs, [pv, ...entries]] }]] };
+}
+
 /**
  * Two spellings cel-js cannot take as Kubernetes writes them, rewritten in the
  * tree before checking (serialize() turns the tree back into source):
@@ -227,8 +288,14 @@ function kubernetesRewrites(root: ASTNode): string | undefined {
       changed = true;
       return { op: 'call', args: ['matches', [copy(node.args[1]), copy(node.args[2][0])]] };
     }
+    const twoVar = twoVariableComprehension(node, copy, () => `__cascade_kv${fresh++}`);
+    if (twoVar) {
+      changed = true;
+      return twoVar;
+    }
     return { op: node.op, args: copy(node.args) };
   };
+  let fresh = 0;
   const rewritten = visit(root);
   return changed ? serialize(rewritten as ASTNode) : undefined;
 }

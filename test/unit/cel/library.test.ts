@@ -59,6 +59,13 @@ const holds: [string, string][] = [
   ['cidr containsIP', 'cidr("10.0.0.0/8").containsIP(ip("10.1.2.3")) && !cidr("10.0.0.0/8").containsIP("11.1.2.3")'],
   ['cidr containsCIDR and masked', 'cidr("2001:db8::/32").containsCIDR("2001:db8:1::/48") && cidr("10.1.2.3/8").masked() == cidr("10.0.0.0/8")'],
   ['cidr prefixLength and ip', 'cidr("192.168.0.0/16").prefixLength() == 16 && cidr("192.168.0.0/16").ip() == ip("192.168.0.0")'],
+  // two-variable comprehensions
+  ['all over a map, key and value', `device.attributes["${D}"].all(k, v, k != "" && v != null)`],
+  ['exists over a list, index and value', '[10, 20, 30].exists(i, v, i == 1 && v == 20)'],
+  ['existsOne', '[1, 2, 3].existsOne(i, v, v > 2) && !{"a": 1, "b": 1}.existsOne(k, v, v == 1)'],
+  ['transformList with and without a filter', '[1, 2, 3].transformList(i, v, v * i) == [0, 2, 6] && [1, 2, 3].transformList(i, v, i > 0, v) == [2, 3]'],
+  ['transformMap', '{"a": 1, "b": 2}.transformMap(k, v, v * 10) == {"a": 10, "b": 20} && {"a": 1, "b": 2}.transformMap(k, v, v > 1, v) == {"b": 2}'],
+  ['an inner comprehension that rebinds a name keeps its own', '[1, 2].all(i, v, [5].all(v, v == 5) && v < 3)'],
   // optional types
   ['optional field present', `device.attributes["${D}"].?productName.orValue("x") == "NVIDIA H100 80GB HBM3"`],
   ['optional field absent', `device.attributes["${D}"].?nothing.orValue("none") == "none" && !device.attributes["${D}"].?nothing.hasValue()`],
