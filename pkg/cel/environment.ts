@@ -119,7 +119,7 @@ export function makeCelDevice(
 
 /** [key, value] pairs of a map, or [index, value] pairs of a list (two-variable comprehensions). */
 function pairsOf(x: unknown): unknown[][] {
-  if (Array.isArray(x)) return x.map((v, i) => [BigInt(i), v]);
+  if (Array.isArray(x)) return (x as readonly unknown[]).map((v, i): unknown[] => [BigInt(i), v]);
   if (x instanceof Map) return [...x.entries()] as unknown[][];
   if (typeof x === 'object' && x !== null) return Object.entries(x);
   throw new Error('a two-variable comprehension needs a list or a map');
