@@ -48,6 +48,14 @@ export function allocationFinalizer(driver: string): string {
 }
 export const schedulingGate = allocationFinalizer;
 
+/**
+ * Set on a standalone claim of ours once a pod has reserved it, so that "its pods
+ * are gone, release it" survives a controller restart (the in-memory set does not).
+ */
+export function wasReservedAnnotation(driver: string): string {
+  return `${driver}/was-reserved`;
+}
+
 function refsOf(alloc: AllocationResult | undefined, driver: string): AllocatedDeviceRef[] {
   return (alloc?.devices?.results ?? [])
     .filter((r) => r.driver === driver)
@@ -429,6 +437,20 @@ export class Controller {
     return await this.decide(ours, pod);
   }
 
+  private get wasReservedKey(): string {
+    return wasReservedAnnotation(this.opts.driver);
+  }
+
+  private async markReserved(claim: ResourceClaim): Promise<void> {
+    if (!this.processing) return;
+    try {
+      await this.kube.resourceClaims.mergePatch(claim.metadata.name ?? '', { metadata: { resourceVersion: claim.metadata.resourceVersion, annotations: { [this.wasReservedKey]: 'true' } } }, claim.metadata.namespace);
+    } catch (err) {
+      if (isNotFound(err)) return;
+      throw err;
+    }
+  }
+
   /** Pods already told that a claim they name does not exist (pod UID -> claim name). */
   private readonly toldMissing = new Map<string, string>();
 
@@ -468,9 +490,15 @@ export class Controller {
       await this.deallocate(claim, 'the claim is being deleted');
       return undefined;
     }
+    const wasReserved = this.everReserved.has(claim.metadata.uid ?? '') || claim.metadata.annotations?.[this.wasReservedKey] === 'true';
     if (claim.status?.allocation) {
+      // Remember in the claim itself that a pod used it (standalone claims outlive their pods).
+      if (hasFinalizer && reserved && !claim.metadata.ownerReferences?.some((o) => o.kind === 'Pod') && claim.metadata.annotations?.[this.wasReservedKey] !== 'true') {
+        await this.markReserved(claim);
+        return undefined;
+      }
       // A claim we allocated that its pods no longer use goes back to the pool.
-      if (hasFinalizer && !reserved && users.length === 0 && this.everReserved.has(claim.metadata.uid ?? '')) {
+      if (hasFinalizer && !reserved && users.length === 0 && wasReserved) {
         await this.deallocate(claim, 'no pod uses it any more');
       }
       return undefined;
@@ -496,7 +524,7 @@ export class Controller {
       return undefined;
     }
     // Released because its pods were gone: the next pod that uses it allocates it again.
-    if (this.everReserved.has(claim.metadata.uid ?? '')) return undefined;
+    if (wasReserved) return undefined;
     return await this.decide([claim], undefined);
   }
 

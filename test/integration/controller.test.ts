@@ -18,6 +18,7 @@ describeCluster('the controller', () => {
   const nodeA = `ctl-${tag}-a`;
   const nodeB = `ctl-${tag}-b`;
   let running: RunningController;
+  let start: () => Promise<RunningController>;
 
   beforeAll(async () => {
     const kube = ns.kube;
@@ -42,7 +43,7 @@ describeCluster('the controller', () => {
         },
       ],
     } as never);
-    running = await runController({
+    start = (): Promise<RunningController> => runController({
       kubeconfig: adminKubeconfig(),
       driver,
       namespace: ns.name,
@@ -56,6 +57,7 @@ describeCluster('the controller', () => {
       leaseDurationSeconds: 15,
       webhook: { port, host: '127.0.0.1', serviceName: 'cascade-webhook', secretName: 'cascade-webhook-tls', configName: `cascade-gate-${tag}`, extraIpAddresses: ['127.0.0.1'] },
     });
+    running = await start();
   }, 60_000);
 
   afterAll(async () => {
@@ -285,4 +287,32 @@ describeCluster('the controller', () => {
     const c = await ns.kube.resourceClaims.get('impossible', ns.name);
     expect(c.status?.allocation).toBeUndefined();
   });
+  it('releases a standalone claim whose pod went away while the controller was down, once it is back', async () => {
+    await ns.kube.resourceClaims.create({
+      metadata: { name: 'outlives', namespace: ns.name },
+      spec: { devices: { requests: [{ name: 'gpu', exactly: { deviceClassName: `gpu.${driver}`, selectors: [{ cel: { expression: `device.attributes["${driver}"].productName.contains("A100")` } }] } }] } },
+    });
+    await eventually('allocated', async () => (await ns.kube.resourceClaims.get('outlives', ns.name)).status?.allocation !== undefined);
+    await ns.kube.pods.create({
+      metadata: { name: 'user', namespace: ns.name },
+      spec: { containers: [{ name: 'main', image: 'registry.k8s.io/pause:3.10', resources: { claims: [{ name: 'gpu' }] } }], resourceClaims: [{ name: 'gpu', resourceClaimName: 'outlives' }] },
+    });
+    // Reserved by the pod, and the claim itself remembers it.
+    await eventually('reserved and marked', async () => {
+      const c = await ns.kube.resourceClaims.get('outlives', ns.name);
+      return (c.status?.reservedFor ?? []).length > 0 && c.metadata.annotations?.[`${driver}/was-reserved`] === 'true';
+    }, 60_000);
+    await running.stop();
+    await ns.kube.pods.delete('user', ns.name, { gracePeriodSeconds: 0 });
+    await eventually('reservation dropped while the controller is down', async () => ((await ns.kube.resourceClaims.get('outlives', ns.name)).status?.reservedFor ?? []).length === 0, 60_000);
+    running = await start();
+    const released = await eventually('released by the new controller', async () => {
+      const c = await ns.kube.resourceClaims.get('outlives', ns.name);
+      return c.status?.allocation === undefined ? c : undefined;
+    }, 60_000);
+    expect(released.metadata.finalizers ?? []).not.toContain(`${driver}/allocation`);
+    const ev = await eventually('Deallocated event', async () => (await events('outlives')).find((e) => e.reason === 'Deallocated'));
+    expect(ev.note).toMatch(/no pod uses it any more/);
+    await ns.kube.resourceClaims.delete('outlives', ns.name);
+  }, 120_000);
 });
