@@ -147,6 +147,10 @@ describeCluster('the add-on installed from manifests/', () => {
       expect(strip.message).toContain('may only add or remove its own finalizer');
       const added = await ctl.resourceClaims.mergePatch('kept', { metadata: { finalizers: ['example.com/keep', `${DRIVER}/allocation`] } }, other);
       expect(added.metadata.finalizers).toEqual(['example.com/keep', `${DRIVER}/allocation`]);
+      // Its was-reserved annotation it may set; any other annotation it may not.
+      const marked = await ctl.resourceClaims.mergePatch('kept', { metadata: { annotations: { [`${DRIVER}/was-reserved`]: 'true' } } }, other);
+      expect(marked.metadata.annotations?.[`${DRIVER}/was-reserved`]).toBe('true');
+      expect((await forbidden(ctl.resourceClaims.mergePatch('kept', { metadata: { annotations: { 'example.com/x': 'y' } } }, other))).code).toBe(403);
       await ns.kube.resourceClaims.mergePatch('kept', { metadata: { finalizers: [] } }, other);
 
       // The webhook: the CA bundle may change, nothing that decides what it gates.
