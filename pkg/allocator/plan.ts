@@ -126,6 +126,35 @@ function countProblem(where: string, mode: string | undefined, count: number | u
   return undefined;
 }
 
+/**
+ * What makes a claim's spec impossible to allocate whatever the fleet holds
+ * (counts, modes, empty constraints, the API's limits). Such a claim is
+ * invalid, not waiting for devices: the controller says so once and does not retry.
+ */
+export function specProblems(spec: ResourceClaim['spec']): string[] {
+  const out: string[] = [];
+  const requests = spec.devices?.requests ?? [];
+  if (requests.length > LIMITS.requestsPerClaim) out.push(`more than ${LIMITS.requestsPerClaim} requests`);
+  for (const r of requests) {
+    const where = `request ${r.name}`;
+    if (r.exactly !== undefined && r.firstAvailable !== undefined) out.push(`${where}: sets both exactly and firstAvailable`);
+    if (r.exactly === undefined && (r.firstAvailable ?? []).length === 0) out.push(`${where}: needs exactly or firstAvailable`);
+    if (r.exactly) {
+      const bad = countProblem(where, r.exactly.allocationMode, r.exactly.count);
+      if (bad) out.push(bad);
+    }
+    if ((r.firstAvailable ?? []).length > LIMITS.subrequestsPerRequest) out.push(`${where}: more than ${LIMITS.subrequestsPerRequest} firstAvailable entries`);
+    for (const sub of r.firstAvailable ?? []) {
+      const bad = countProblem(`${where}/${sub.name}`, sub.allocationMode, sub.count);
+      if (bad) out.push(bad);
+    }
+  }
+  for (const c of spec.devices?.constraints ?? []) {
+    if (c.matchAttribute === undefined && c.distinctAttribute === undefined) out.push('a constraint sets neither matchAttribute nor distinctAttribute');
+  }
+  return out;
+}
+
 export function planClaims(
   claims: readonly ResourceClaim[],
   matcher: Matcher,

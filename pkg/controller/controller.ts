@@ -6,6 +6,7 @@
 import type { Logger } from 'winston';
 import type { AllocationResult, DeviceClass, ResourceClaim, ResourceClaimTemplate, ResourceSlice } from '../api/resource.js';
 import { Allocator } from '../allocator/allocator.js';
+import { specProblems } from '../allocator/plan.js';
 import type { AllocatedDeviceRef, AllocationOutcome, PolicyName } from '../allocator/types.js';
 import { KubeApiError, isConflict, isNotFound } from '../k8s/client.js';
 import { EventRecorder, referenceTo } from '../k8s/events.js';
@@ -531,21 +532,25 @@ export class Controller {
   // ---- decisions ------------------------------------------------------------
 
   /**
-   * A claim whose opaque config the node plugin would refuse must not hold a
-   * device while its pod retries prepare forever: say so and leave it
-   * unallocated (a claim's spec is immutable, so it is not retried).
+   * A claim no fleet could satisfy as written (a count over the API's limit, an
+   * unknown mode), or whose opaque config the node plugin would refuse (it must
+   * not hold a device while its pod retries prepare forever): say so and leave
+   * it unallocated. A claim's spec is immutable, so it is not retried.
    */
-  private invalidConfig(claims: readonly ResourceClaim[], pod: Pod | undefined): boolean {
+  private invalidClaim(claims: readonly ResourceClaim[], pod: Pod | undefined): boolean {
     const classes = this.classMap();
     for (const c of claims) {
       if (c.status?.allocation) continue;
       const classConfigs = new Map(classNamesOf(c.spec).map((n) => [n, classes.get(n)?.spec.config ?? []]));
-      const problem = claimConfigProblem(this.opts.driver, c.spec.devices?.config, classConfigs);
-      if (!problem) continue;
-      const note = `Cascade does not allocate this claim because its device configuration is invalid: ${problem}. Fix the config and create the claim again (a claim's spec cannot change).`;
+      const configProblem = claimConfigProblem(this.opts.driver, c.spec.devices?.config, classConfigs);
+      const spec = specProblems(c.spec);
+      if (!configProblem && spec.length === 0) continue;
+      const problem = configProblem ?? spec.join('; ');
+      const what = configProblem ? 'its device configuration is invalid' : 'no fleet could ever satisfy it as written';
+      const note = `Cascade does not allocate this claim because ${what}: ${problem}. Fix it and create the claim again (a claim's spec cannot change).`;
       this.emit({ regarding: referenceTo(c, 'resource.k8s.io/v1', 'ResourceClaim'), related: pod ? referenceTo(pod, 'v1', 'Pod') : undefined, type: 'Warning', reason: REASON.InvalidClaim, action: ACTION.Allocate, note });
       if (pod) this.emit({ regarding: referenceTo(pod, 'v1', 'Pod'), type: 'Warning', reason: REASON.InvalidClaim, action: ACTION.Allocate, note: `Claim ${c.metadata.name ?? ''}: ${note}` });
-      this.log.info('claim not allocated: invalid device configuration', { claim: `${c.metadata.namespace ?? ''}/${c.metadata.name ?? ''}`, uid: c.metadata.uid, problem });
+      this.log.info('claim not allocated: invalid claim', { claim: `${c.metadata.namespace ?? ''}/${c.metadata.name ?? ''}`, uid: c.metadata.uid, problem });
       return true;
     }
     return false;
@@ -554,7 +559,7 @@ export class Controller {
   private async decide(claims: ResourceClaim[], pod: Pod | undefined): Promise<SyncResult> {
     // Another decision for one of these claims is still being written: wait for it.
     if (claims.some((c) => this.inFlight.has(c.metadata.uid ?? ''))) return { requeueAfterMs: 200 };
-    if (this.invalidConfig(claims, pod)) return undefined;
+    if (this.invalidClaim(claims, pod)) return undefined;
     const allocator = this.getAllocator();
     // Decided before (its allocation was cleared since): give its cpu/memory back first.
     const before = pod?.metadata.uid ? this.counted.get(pod.metadata.uid) : undefined;

@@ -257,6 +257,18 @@ describeCluster('the controller', () => {
     await ns.kube.resourceClaims.delete('bad-config', ns.name);
   });
 
+  it('calls a claim for more devices than any claim may hold invalid, not short of devices', async () => {
+    await ns.kube.resourceClaims.create({
+      metadata: { name: 'too-many', namespace: ns.name },
+      spec: { devices: { requests: [{ name: 'gpu', exactly: { deviceClassName: `gpu.${driver}`, count: 33 } }] } },
+    });
+    // The API server accepts the claim (it limits results, not counts); Cascade must call it invalid.
+    const ev = await eventually('InvalidClaim event', async () => (await events('too-many')).find((e) => e.reason === 'InvalidClaim'));
+    expect(ev.note).toContain('no fleet could ever satisfy it as written: request gpu: count 33 is more than the 32 devices one claim can be allocated');
+    expect((await events('too-many')).some((e) => e.reason === 'AllocationFailed')).toBe(false);
+    await ns.kube.resourceClaims.delete('too-many', ns.name);
+  });
+
   it('serves health, readiness and Prometheus metrics about its decisions', async () => {
     const base = `http://127.0.0.1:${running.httpPort}`;
     expect((await fetch(`${base}/healthz`)).status).toBe(200);
