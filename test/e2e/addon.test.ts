@@ -11,6 +11,7 @@ import { KubeApiError } from '../../pkg/k8s/client.js';
 import { SlicePublisher } from '../../pkg/publish/publisher.js';
 import { MUTATING_WEBHOOK_CONFIGURATIONS } from '../../pkg/controller/webhook.js';
 import type { Lease } from '../../pkg/k8s/types.js';
+import type { ResourceClaim } from '../../pkg/api/resource.js';
 
 const DRIVER = 'gpu.cascade.dev';
 
@@ -165,6 +166,36 @@ describeCluster('the add-on installed from manifests/', () => {
       await ns.kube.namespaces.delete(other).catch(() => undefined);
     }
   }, 60_000);
+
+  it('refuses a claim or claim template whose Cascade config the node plugin would refuse, when it is created', async () => {
+    const cfg = (parameters: unknown): { opaque: { driver: string; parameters: unknown } }[] => [{ opaque: { driver: DRIVER, parameters } }];
+    const claim = (name: string, parameters: unknown): ResourceClaim => ({
+      metadata: { name, namespace: ns.name },
+      spec: { devices: { requests: [{ name: 'gpu', exactly: { deviceClassName: `gpu.${DRIVER}` } }], config: cfg(parameters) } },
+    });
+    // The API server loads the policy asynchronously: wait until it refuses.
+    const err = await eventually('the claim-config policy in force', async () => {
+      const e = await ns.kube.resourceClaims.create(claim('bad-kind', { apiVersion: 'gpu.cascade.dev/v1alpha1', kind: 'GPUConfig' }), { dryRun: true }).then(() => undefined, (x: unknown) => x);
+      return e instanceof KubeApiError && e.code !== 409 ? e : undefined;
+    }, 30_000);
+    expect(err.code).toBe(422);
+    expect(err.message).toContain('must have apiVersion gpu.cascade.dev/v1alpha1 and kind GpuConfig');
+    const bad = [
+      [{ apiVersion: 'gpu.cascade.dev/v1alpha1', kind: 'GpuConfig', sharing: { strategy: 'Sometimes' } }, 'sharing.strategy must be Exclusive or TimeSlicing'],
+      [{ apiVersion: 'gpu.cascade.dev/v1alpha1', kind: 'GpuConfig', extra: 1 }, 'may only have the fields apiVersion, kind and sharing'],
+    ] as const;
+    for (const [parameters, message] of bad) {
+      const e = (await ns.kube.resourceClaims.create(claim('bad', parameters), { dryRun: true }).catch((x: unknown) => x)) as KubeApiError;
+      expect([e.code, e.message.includes(message)]).toEqual([422, true]);
+    }
+    const t = (await ns.kube.resourceClaimTemplates
+      .create({ metadata: { name: 'bad-template', namespace: ns.name }, spec: { spec: claim('x', { apiVersion: 'v1', kind: 'GpuConfig' }).spec } }, { dryRun: true })
+      .catch((x: unknown) => x)) as KubeApiError;
+    expect(t.code).toBe(422);
+    // A valid config, and another driver's config, pass.
+    await ns.kube.resourceClaims.create(claim('good', { apiVersion: 'gpu.cascade.dev/v1alpha1', kind: 'GpuConfig', sharing: { strategy: 'Exclusive' } }), { dryRun: true });
+    await ns.kube.resourceClaims.create({ ...claim('other', {}), spec: { devices: { requests: [{ name: 'nic', exactly: { deviceClassName: 'nic' } }], config: [{ opaque: { driver: 'nic.example.com', parameters: { anything: true } } }] } } }, { dryRun: true });
+  });
 
   it('runs two controller replicas under their ServiceAccount; one leads, allocates, and a killed leader is replaced', async () => {
     const kc = await writeServiceAccountKubeconfig(adminKubeconfig(), ADDON_NAMESPACE, 'cascade-controller', join(clusterDir(), 'controller.kubeconfig'));
