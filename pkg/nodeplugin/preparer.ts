@@ -296,6 +296,7 @@ export class NodePreparer implements ClaimPreparer {
             gpuIndex: d.gpu.index,
             profileId: d.profileId,
             placementStart: d.placement.start,
+            placementSize: d.placement.size,
             knownMigUuids: this.knownMigUuids(d.gpu),
             // Recorded the moment it exists: any later failure rolls it back instead of leaking it.
             onCreated: async (ids) => {

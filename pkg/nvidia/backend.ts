@@ -25,6 +25,12 @@ export interface CreateMigRequest {
   /** First memory slice; the instance is created exactly there or not at all. */
   readonly placementStart: number;
   /**
+   * Memory slices of the profile on this GPU, as its `mig -lgip`/`-lgipp` say
+   * (2 for profile 14 on an H100, 1 on an A30). Without it the backend looks
+   * the instance up after creating it.
+   */
+  readonly placementSize?: number;
+  /**
    * MIG UUIDs the caller already knows on this GPU. When given, the new
    * device's UUID is the one `-L` lists that is not among them (one call
    * instead of three on the prepare hot path); when that is ambiguous the

@@ -30,7 +30,11 @@ export interface NvidiaSmiBackendOptions extends Partial<Omit<SmiExecOptions, 'p
 
 const log = logger('nvidia-smi');
 
-/** Memory slices of each GPU-instance profile ID, the same on every MIG board (REFERENCE section 6). */
+/**
+ * Memory slices of each GPU-instance profile ID on boards with 8 memory slices
+ * (A100, H100, H200, B200; REFERENCE section 6). Not the A30's (4 slices), so
+ * callers pass the size from the GPU's own profile table (placementSize).
+ */
 const MEMORY_SLICES_BY_PROFILE_ID: ReadonlyMap<number, number> = new Map([
   [19, 1],
   [20, 1],
@@ -237,7 +241,9 @@ export class NvidiaSmiBackend implements GpuBackend {
       if (request.knownMigUuids !== undefined) {
         // "-cgi <id>:<start>" creates exactly at start or fails, so the placement
         // needs no re-listing; only the UUID is unknown.
-        const size = MEMORY_SLICES_BY_PROFILE_ID.get(created.profileId);
+        // The caller's size comes from this GPU's own profile table; the fixed map only
+        // holds for boards with 8 memory slices (A100, H100, H200, B200), not an A30.
+        const size = request.placementSize ?? MEMORY_SLICES_BY_PROFILE_ID.get(created.profileId);
         const uuid = size === undefined ? undefined : await this.newMigUuid(gpu, created.profile, request.knownMigUuids);
         if (uuid !== undefined && size !== undefined) {
           return {

@@ -51,8 +51,12 @@ export class FakeBackend implements GpuBackend {
     return id;
   }
 
+  /** placementSize of each createMigDevice request, in order. */
+  readonly requestedSizes: (number | undefined)[] = [];
+
   async createMigDevice(request: CreateMigRequest): Promise<CreatedMigDevice> {
     this.calls.push(`create ${request.gpuIndex} ${request.profileId}:${request.placementStart}`);
+    this.requestedSizes.push(request.placementSize);
     const failure = this.createFailures.shift();
     if (failure) throw failure;
     const profile = this.base.migProfiles.find((p) => p.gpuIndex === request.gpuIndex && p.id === request.profileId);

@@ -95,6 +95,15 @@ describe('the node preparer', () => {
     expect(r.preparer.checkpointState.claims).toEqual({});
   });
 
+  it("tells the backend the partition's size from the GPU's own profile table, not a fixed map (an A30 has 4 memory slices, not 8)", async () => {
+    const r = await rig();
+    await r.preparer.recover(await r.backend.discover());
+    const c = r.claims.put(claim(1, ['gpu-1-mig-3g-40gb-4', 'gpu-2-mig-2g-20gb-2']));
+    const res = (await r.preparer.prepare([refOf(c)])).get(c.metadata.uid ?? '');
+    expect(res && 'devices' in res).toBe(true);
+    expect(r.backend.requestedSizes).toEqual([4, 2]);
+  });
+
   it('after a crash, destroys the instance a half-prepared claim created but never recorded, and nothing else', async () => {
     const r = await rig();
     const c = r.claims.put(claim(1, ['gpu-2-mig-2g-20gb-2']));
