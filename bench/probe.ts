@@ -13,12 +13,13 @@ import YAML from 'yaml';
 import { ControlPlane, freePort, writeServiceAccountKubeconfig } from '../pkg/cluster/controlplane.js';
 import { KubeApiError } from '../pkg/k8s/client.js';
 import { Kube } from '../pkg/k8s/resources.js';
-import type { ResourceClaim, ResourceSlice } from '../pkg/api/resource.js';
+import type { ResourceSlice } from '../pkg/api/resource.js';
 import { SlicePublisher } from '../pkg/publish/publisher.js';
 import { FLEETS, fakeNvidiaSmiBuilt } from '../hack/fake-nvidia-smi/testing.js';
 import { ADDON_NAMESPACE, type Component, applyServerSide, controllerProcess, nodeBoundKubeconfig, renderManifests, webhookToUrl } from '../test/support/addon.js';
 import { startGpuNode, type GpuNode } from '../test/support/gpu-node.js';
-import { eventually } from '../test/support/tools.js';
+import { doubleBooked } from '../test/support/claims.js';
+import { eventually, useControlPlane } from '../test/support/tools.js';
 
 const DRIVER = 'gpu.cascade.dev';
 const GATED = 'probe-gated';
@@ -27,21 +28,6 @@ const LOAD = Number(args.claims);
 
 const tally = { inputs: 0, controllerExits: 0, pluginExits: 0, doubleBooked: 0, leakedMig: 0, neverReleased: 0, metricsMisses: 0, leaseChanges: 0, acceptedHostileWrites: 0 };
 const say = (s: string): void => void process.stdout.write(`${s}\n`);
-
-/** Devices held by more than one claim. */
-function doubleBooked(claims: readonly ResourceClaim[]): string[] {
-  const holder = new Map<string, string>();
-  const out: string[] = [];
-  for (const c of claims) {
-    for (const r of c.status?.allocation?.devices?.results ?? []) {
-      const key = `${r.pool}/${r.device}`;
-      const prev = holder.get(key);
-      if (prev !== undefined && prev !== c.metadata.uid) out.push(key);
-      holder.set(key, c.metadata.uid ?? '');
-    }
-  }
-  return out;
-}
 
 interface ClientCert {
   readonly cert: string;
@@ -131,9 +117,7 @@ async function inBatches<T>(items: readonly T[], width: number, fn: (t: T) => Pr
 async function main(): Promise<number> {
   if (!fakeNvidiaSmiBuilt()) throw new Error('dist/ is missing: run `npm run build` first (npm run probe does this)');
   const cp = await ControlPlane.start({ progress: (l) => say(`  ${l}`) });
-  process.env.CASCADE_KUBECONFIG = cp.adminKubeconfigPath;
-  process.env.CASCADE_CLUSTER_DIR = cp.dir;
-  process.env.CASCADE_BIN_DIR = cp.binDir;
+  useControlPlane(cp);
   const kube = cp.kube();
   const nodes: GpuNode[] = [];
   const controllers: Component[] = [];

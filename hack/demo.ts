@@ -17,6 +17,7 @@ import { rootLogger } from '../pkg/log/logger.js';
 import { FLEETS, fakeNvidiaSmiBuilt, type FakeConfig } from './fake-nvidia-smi/testing.js';
 import { ADDON_NAMESPACE, applyServerSide, controllerProcess, renderManifests, webhookToUrl, type Component } from '../test/support/addon.js';
 import { startGpuNode, type GpuNode } from '../test/support/gpu-node.js';
+import { useControlPlane } from '../test/support/tools.js';
 
 const DRIVER = 'gpu.cascade.dev';
 const NAMESPACE = 'cascade-demo';
@@ -121,9 +122,7 @@ async function main(): Promise<number> {
   if (!fakeNvidiaSmiBuilt()) throw new Error('dist/ is missing: run `npm run build` first (npm run demo does this)');
   step('Starting a local Kubernetes control plane (builds it from source the first time)');
   const cp = await ControlPlane.start({ progress: (l) => say(`   ${l}`) });
-  process.env.CASCADE_KUBECONFIG = cp.adminKubeconfigPath;
-  process.env.CASCADE_CLUSTER_DIR = cp.dir;
-  process.env.CASCADE_BIN_DIR = cp.binDir;
+  useControlPlane(cp);
   const kube = cp.kube();
   const nodes: GpuNode[] = [];
   let controller: Component | undefined;

@@ -139,6 +139,12 @@ export class InventoryLoop {
     }
     const { discovery, taints: lost } = carryOverLostGpus(this.o.driver, this.previous, current);
     const taints = mergeTaints(lost, taintsFromHealth(this.o.driver, this.health, discovery));
+    this.previous = discovery;
+    return this.publishable(discovery, taints);
+  }
+
+  /** The slices for a discovery with its taints; what prepare validates against becomes exactly that. */
+  private publishable(discovery: Discovery, taints: Record<string, DeviceTaint[]>): DesiredSlice[] {
     const slices = buildDesiredSlices({
       nodeName: this.o.nodeName,
       driverName: this.o.driver,
@@ -147,7 +153,6 @@ export class InventoryLoop {
       taints,
       options: { dynamicMig: this.o.dynamicMig },
     });
-    this.previous = discovery;
     this.snapshot = inventorySnapshot(discovery, slices);
     return slices;
   }
@@ -161,18 +166,9 @@ export class InventoryLoop {
   private driverGone(err: unknown): DesiredSlice[] | undefined {
     if (!(err instanceof NvidiaSmiError) || err.kind !== 'driver-not-loaded' || !this.previous) return undefined;
     const discovery = this.previous;
-    const taints: Record<string, ReturnType<typeof unhealthyTaint>[]> = {};
+    const taints: Record<string, DeviceTaint[]> = {};
     for (const g of discovery.gpus) taints[g.uuid] = [unhealthyTaint(this.o.driver, 'nvidia-driver-not-loaded')];
-    const slices = buildDesiredSlices({
-      nodeName: this.o.nodeName,
-      driverName: this.o.driver,
-      discovery,
-      ownedInstances: this.o.preparer.ownedInstances(discovery),
-      taints,
-      options: { dynamicMig: this.o.dynamicMig },
-    });
-    this.snapshot = inventorySnapshot(discovery, slices);
-    return slices;
+    return this.publishable(discovery, taints);
   }
 
   /** Prepare switched a GPU's MIG mode: remember it at once, republish soon. */

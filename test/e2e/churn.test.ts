@@ -8,25 +8,10 @@ import { gpuSlice } from '../support/fleet.js';
 import { createFakeNode, freePort, writeServiceAccountKubeconfig } from '../../pkg/cluster/controlplane.js';
 import { Kube } from '../../pkg/k8s/resources.js';
 import { SlicePublisher } from '../../pkg/publish/publisher.js';
-import type { ResourceClaim } from '../../pkg/api/resource.js';
+import { doubleBooked } from '../support/claims.js';
 
 const DRIVER = 'gpu.cascade.dev';
 
-
-/** Devices held by more than one claim right now. */
-function doubleBooked(claims: readonly ResourceClaim[]): string[] {
-  const holder = new Map<string, string>();
-  const doubles: string[] = [];
-  for (const c of claims) {
-    for (const r of c.status?.allocation?.devices?.results ?? []) {
-      const key = `${r.pool}/${r.device}`;
-      const prev = holder.get(key);
-      if (prev && prev !== c.metadata.uid) doubles.push(`${key} held by ${prev} and ${c.metadata.uid ?? ''}`);
-      holder.set(key, c.metadata.uid ?? '');
-    }
-  }
-  return doubles;
-}
 
 describeCluster('churn with controller crashes', () => {
   const ns = useNamespace('churn', { 'cascade-e2e': 'churn' });

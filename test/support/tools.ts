@@ -4,6 +4,13 @@ import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { errorMessage } from '../../pkg/log/logger.js';
 
+/** Points these helpers at a control plane a program started itself (the demo, the probe). */
+export function useControlPlane(cp: { readonly adminKubeconfigPath: string; readonly dir: string; readonly binDir: string }): void {
+  process.env.CASCADE_KUBECONFIG = cp.adminKubeconfigPath;
+  process.env.CASCADE_CLUSTER_DIR = cp.dir;
+  process.env.CASCADE_BIN_DIR = cp.binDir;
+}
+
 export function adminKubeconfig(): string {
   const p = process.env.CASCADE_KUBECONFIG;
   if (!p) throw new Error('CASCADE_KUBECONFIG is not set: run this test through jest with the integration or e2e project');
