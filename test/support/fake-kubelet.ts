@@ -89,10 +89,18 @@ export class FakeKubelet {
       }, 200).unref();
       return;
     }
+    // Like the kubelet, never set up a pod that is already going away (a late event for it).
+    const deleting = (): boolean => {
+      const now = this.pods.get(key);
+      return !now || now.metadata.uid !== p.metadata.uid || !!now.metadata.deletionTimestamp;
+    };
+    if (deleting()) return;
     const refs = claims.map((c) => ({ namespace: c.metadata.namespace ?? '', uid: c.metadata.uid ?? '', name: c.metadata.name ?? '' }));
     const res = await standin.prepare(refs);
     this.prepared.set(key, refs);
     this.results.set(key, { pod: key, claims: res });
+    // A pod deleted while its claims were being prepared loses them; that is no plugin error.
+    if (deleting()) return;
     for (const [uid, r] of res) if (r.error) this.errors.push(`prepare ${uid}: ${r.error}`);
   }
 }
