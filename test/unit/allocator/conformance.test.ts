@@ -217,7 +217,7 @@ const CASES: readonly Case[] = [
   { name: 'a node-local device pins the claim even next to an all-nodes device', nodes: [node('n1')], slices: [slice(undefined, [dev('net', { kind: 'net' })], { pool: 'fabric', allNodes: true }), slice('n1', [dev('gpu', { kind: 'gpu' })])], claims: [claim('c', [req('r', 'any', { count: 2 })])], want: { allocated: true, node: 'n1', count: 2 } },
 
   // ---- sharing and limits ----
-  { name: 'a device that allows multiple allocations serves two claims', slices: [slice('n1', [dev('shared', {}, { allowMultiple: true })])], before: [claim('first', [req('r', 'any')])], claims: [claim('c', [req('r', 'any')])], want: { allocated: true, devices: ['r=n1/shared'] } },
+  { name: 'a device that allows multiple allocations serves two claims', slices: [slice('n1', [dev('multi', {}, { allowMultiple: true })])], before: [claim('first', [req('r', 'any')])], claims: [claim('c', [req('r', 'any')])], want: { allocated: true, devices: ['r=n1/multi'] } },
   { name: 'a claim may not hold more than 32 devices', slices: [slice('n1', gpus(40))], claims: [claim('c', [req('r', 'any', { count: 33 })])], want: { allocated: false } },
 ];
 

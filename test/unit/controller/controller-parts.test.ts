@@ -77,12 +77,12 @@ describe('pod and node facts', () => {
   it('finds generated claim names in the pod status and waits while one is unknown', () => {
     const p: Pod = {
       metadata: { name: 'p' },
-      spec: { containers: [], resourceClaims: [{ name: 'a', resourceClaimName: 'shared' }, { name: 'b', resourceClaimTemplateName: 't' }] },
+      spec: { containers: [], resourceClaims: [{ name: 'a', resourceClaimName: 'team-claim' }, { name: 'b', resourceClaimTemplateName: 't' }] },
       status: { resourceClaimStatuses: [] },
     };
-    expect(podClaimNames(p)).toEqual(['shared', undefined]);
+    expect(podClaimNames(p)).toEqual(['team-claim', undefined]);
     p.status = { resourceClaimStatuses: [{ name: 'b', resourceClaimName: 'p-b-xyz' }] };
-    expect(podClaimNames(p)).toEqual(['shared', 'p-b-xyz']);
+    expect(podClaimNames(p)).toEqual(['team-claim', 'p-b-xyz']);
   });
 });
 
