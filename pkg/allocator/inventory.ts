@@ -296,8 +296,7 @@ export function buildInventory(
       for (const device of slice.spec.devices ?? []) {
         const duplicate = seen.has(device.name);
         seen.add(device.name);
-        if (duplicate) problems.push(`pool ${p.driver}/${p.pool}: device ${device.name} is listed twice; the copies are not allocated`);
-        pendingDevices.push({ driver: p.driver, pool: p.pool, slice, device, incomplete: !complete, duplicate });
+                pendingDevices.push({ driver: p.driver, pool: p.pool, slice, device, incomplete: !complete, duplicate });
         for (const cc of device.consumesCounters ?? []) {
           for (const [name, c] of Object.entries(cc.counters)) {
             const q = Quantity.tryParse(c.value);
@@ -315,6 +314,19 @@ export function buildInventory(
     return { idx, driver: s.driver, pool: s.pool, name: s.name, node: s.node, counterNames: s.counters.map(([n]) => n), capacity, devices: [] };
   });
 
+  // A pool that lists a device twice, or whose device uses a counter set the pool does not
+  // define, is invalid as a whole, as upstream treats it: none of its devices is allocated.
+  const invalidPools = new Map<string, string>();
+  for (const pd of pendingDevices) {
+    const key = `${pd.driver}/${pd.pool}`;
+    // An incomplete pool's counter sets may be in a slice that has not arrived yet.
+    if (invalidPools.has(key) || pd.incomplete) continue;
+    if (pd.duplicate) invalidPools.set(key, `device ${pd.device.name} is listed twice`);
+    const missing = (pd.device.consumesCounters ?? []).find((cc) => !setKeys.has(`${key}/${cc.counterSet}`));
+    if (missing) invalidPools.set(key, `device ${pd.device.name} uses counter set ${missing.counterSet}, which the pool does not define`);
+  }
+  for (const [key, why] of invalidPools) problems.push(`pool ${key} is invalid (${why}); none of its devices is allocated`);
+
   const devices: DeviceRec[] = [];
   const deviceIndex = new Map<string, number>();
   const devicesByNode: number[][] = nodes.map(() => []);
@@ -323,7 +335,8 @@ export function buildInventory(
   for (const pd of pendingDevices) {
     const { device, slice } = pd;
     const idx = devices.length;
-    let unusable: string | undefined = pd.incomplete ? `pool ${pd.driver}/${pd.pool} is incomplete` : pd.duplicate ? 'duplicate device name in pool' : undefined;
+    const invalid = invalidPools.get(`${pd.driver}/${pd.pool}`);
+    let unusable: string | undefined = pd.incomplete ? `pool ${pd.driver}/${pd.pool} is incomplete` : invalid !== undefined ? `pool ${pd.driver}/${pd.pool} is invalid: ${invalid}` : undefined;
     const consumes: Consumption[] = [];
     for (const cc of device.consumesCounters ?? []) {
       const setIdx = setKeys.get(`${pd.driver}/${pd.pool}/${cc.counterSet}`);
