@@ -92,8 +92,17 @@ describeCluster('churn with controller crashes', () => {
         await eventually('some pods bound', async () => (await kube.pods.list(ns.name)).some((p) => p.spec.nodeName), 30_000);
       }
     }
-    // The survivors all get placed: 10 pods need at most 12 GPUs.
-    await eventually('all remaining pods bound', async () => (await kube.pods.list(ns.name)).every((p) => p.spec.nodeName), 90_000);
+    // The survivors are placed where the fleet has room: 10 pods need at most 12 GPUs, but
+    // Cascade never moves a running claim, so a 2-GPU pod can find the last 2 free GPUs on
+    // two nodes. Such a pod stays gated and its AllocationFailed event says exactly that.
+    // With 12 GPUs and at most 12 needed, at most one 2-GPU pod can be left without room
+    // (4 free GPUs on 3 nodes always leave 2 on one node for the first of two).
+    await eventually('every remaining pod bound, or one told why there is no room', async () => {
+      const unbound = (await kube.pods.list(ns.name)).filter((p) => !p.spec.nodeName);
+      if (unbound.length > 1) return false;
+      const events = await kube.events.list(ns.name);
+      return unbound.every((p) => events.some((e) => e.regarding.name === p.metadata.name && e.reason === 'AllocationFailed' && /free on one node|share one .*nvlinkDomain/.test(e.note ?? '')));
+    }, 90_000);
     await sample();
     for (const p of await kube.pods.list(ns.name)) await kube.pods.delete(p.metadata.name!, ns.name, { gracePeriodSeconds: 0 });
     const left = await eventually('every claim released and deleted', async () => {
