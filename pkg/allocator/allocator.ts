@@ -5,6 +5,7 @@ import type { AllocationResult } from '../api/resource.js';
 import { DEFAULT_DRIVER_NAME, STANDARD_ATTRIBUTES } from '../api/resource.js';
 import { ATTR, qualify } from '../api/devicemodel.js';
 import { Quantity } from '../cel/quantity.js';
+import { amountsOf } from './capacity.js';
 import { diagnose, explainSuccess, type AttemptNotes } from './explain.js';
 import { buildInventory, type Inventory } from './inventory.js';
 import { Matcher } from './match.js';
@@ -12,6 +13,7 @@ import { nodeSelectorMatches, nodeTaintBlocks, quantityToNumber } from './nodes.
 import { claimLabel, constraintApplies, planClaims, type AltPlan, type ClaimPlan, type RequestPlan } from './plan.js';
 import { makePolicy, type Pick, type PlacementPolicy, type PolicyContext, type Score, type SearchPlan } from './policy.js';
 import { buildAllocation } from './result.js';
+import { refOfResult } from './snapshot.js';
 import { NodeSearch, sharedDeviceServes, type FailureNotes } from './search.js';
 import { State } from './state.js';
 import type {
@@ -92,7 +94,8 @@ export class Allocator {
     for (const r of refs) {
       const d = this.inventory.deviceIndex.get(`${r.driver}/${r.pool}/${r.device}`);
       if (d === undefined) unknown.push(`${r.driver}/${r.pool}/${r.device}`);
-      else this.state.commit(d, r.adminAccess === true);
+      // A shareable device named without a share ID is held whole, as upstream counts it.
+      else this.state.commit(d, r.adminAccess === true, amountsOf(this.inventory.devices[d]?.capacity, r.consumedCapacity), r.shareID === undefined);
     }
     return unknown;
   }
@@ -101,7 +104,7 @@ export class Allocator {
   release(refs: readonly AllocatedDeviceRef[]): void {
     for (const r of refs) {
       const d = this.inventory.deviceIndex.get(`${r.driver}/${r.pool}/${r.device}`);
-      if (d !== undefined) this.state.release(d, r.adminAccess === true);
+      if (d !== undefined) this.state.release(d, r.adminAccess === true, amountsOf(this.inventory.devices[d]?.capacity, r.consumedCapacity), r.shareID === undefined);
     }
   }
 
@@ -210,11 +213,13 @@ export class Allocator {
       const cap = this.capacityOn(a, node, sharedFree);
       if (a.all) {
         const total = (a.set.byNode[node]?.length ?? 0) + a.set.shared.filter((d) => sharedDeviceServes(this.inventory, d, node)).length;
-        if (total === 0 || (!a.adminAccess && (a.set.freeCount[node] ?? 0) < (a.set.byNode[node]?.length ?? 0))) return false;
+        // Shareable devices whose capacity is used up drop out of "all" rather than block it.
+        if (total === 0 || (!a.adminAccess && !a.set.shareable && (a.set.freeCount[node] ?? 0) < (a.set.byNode[node]?.length ?? 0))) return false;
         continue;
       }
       let need = a.count;
-      if (!a.adminAccess) for (let j = 0; j < i; j++) {
+      // A shareable device can serve several requests, so needs only add up for dedicated devices.
+      if (!a.adminAccess && !a.set.shareable) for (let j = 0; j < i; j++) {
         const b = alts[j];
         if (b !== undefined && !b.adminAccess && !b.all && b.set.id === a.set.id) need += b.count;
       }
@@ -322,11 +327,8 @@ export class Allocator {
         .map((p) => (p.alt.subrequest === undefined ? { request: p.request, index: 0 } : { request: p.request, index: p.alt.index, subrequest: p.alt.subrequest }));
       return { namespace: c.namespace, name: c.name, allocation, alternatives, preexisting: false };
     });
-    const devices: AllocatedDeviceRef[] = sol.picks.map((p) => {
-      const dev = this.inventory.devices[p.device];
-      const admin = plans[p.plan]?.alt.adminAccess === true;
-      return { driver: dev?.driver ?? '', pool: dev?.pool ?? '', device: dev?.name ?? '', ...(admin ? { adminAccess: true } : {}) };
-    });
+    // From the results themselves, so a shared device's consumption and share ID match what is written.
+    const devices: AllocatedDeviceRef[] = out.flatMap((c) => (c.preexisting ? [] : (c.allocation.devices?.results ?? []).map(refOfResult)));
     const nodeName = this.inventory.nodes[sol.node]?.name;
     const inv = this.inventory;
     const policyName = this.policy.name;

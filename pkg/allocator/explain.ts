@@ -1,5 +1,6 @@
 // Explanations: why a placement was chosen, and why nothing fits, as numbers per
 // request and alternative plus a short (Event-sized) and a full (log) text.
+import { demandFor } from './capacity.js';
 import { UNREACHABLE, attributeKeyText, type Inventory } from './inventory.js';
 import { deviceTaintBlocks } from './nodes.js';
 import { claimLabel, constraintApplies, type AltPlan, type ClaimPlan, type RequestPlan } from './plan.js';
@@ -41,7 +42,9 @@ function diagnoseAlt(
   let onIneligibleNodes = 0;
   let inUse = 0;
   let countersExhausted = 0;
+  let capacityShort = 0;
   let tainted = 0;
+  const capacityWhy = new Map<string, number>();
   let available = 0;
   const perNode = new Map<number, number>();
   // Free devices per (attribute, node, value), to say how far a matchAttribute constraint is from fitting.
@@ -60,6 +63,15 @@ function diagnoseAlt(
     if (!alt.adminAccess && !state.free(d)) {
       countersExhausted++;
       continue;
+    }
+    if (alt.capacity !== undefined || dev.allowMultiple) {
+      const r = demandFor(dev.capacity, alt.capacity, alt.capacityKey);
+      const why = !r.ok ? r.why : dev.allowMultiple && !alt.adminAccess && !state.capacityFits(d, r.demand.amounts) ? 'other shares leave too little capacity on the shared device' : undefined;
+      if (why !== undefined) {
+        capacityShort++;
+        capacityWhy.set(why, (capacityWhy.get(why) ?? 0) + 1);
+        continue;
+      }
     }
     if (deviceTaintBlocks(dev.blockingTaints, alt.tolerations) !== undefined) {
       tainted++;
@@ -85,6 +97,7 @@ function diagnoseAlt(
       problems.set(best === 0 ? `no free device has ${attr}` : `at most ${best} free devices share one ${attr} (${attributeKeyText(value ?? '')} on ${nodeName})`, 1);
     }
   });
+  for (const [why, n] of capacityWhy) problems.set(`capacity: ${why}`, n);
   for (const a of attempts.values()) {
     if (!a.alts.includes(alt)) continue;
     for (const [why, count] of a.notes) problems.set(why, (problems.get(why) ?? 0) + count);
@@ -100,6 +113,7 @@ function diagnoseAlt(
     onIneligibleNodes,
     inUse,
     countersExhausted,
+    capacityShort,
     tainted,
     available,
     mostOnOneNode: most,
@@ -115,6 +129,7 @@ function altLine(a: AlternativeDiagnosis, alt: AltPlan, withProblems: number): s
   if (a.onIneligibleNodes > 0) tail.push(`${a.onIneligibleNodes} on nodes not usable`);
   if (a.inUse > 0) tail.push(`${a.inUse} in use`);
   if (a.countersExhausted > 0) tail.push(`${a.countersExhausted} blocked by shared counters`);
+  if (a.capacityShort > 0) tail.push(`${a.capacityShort} without the capacity asked for`);
   if (a.tainted > 0) tail.push(`${a.tainted} tainted`);
   tail.push(`${a.available} free`);
   parts.push(tail.join(', '));

@@ -3,6 +3,7 @@
 import type { Device, DeviceAttribute, DeviceTaint, NodeSelector, ResourceSlice } from '../api/resource.js';
 import { makeCelDevice, type CelDevice } from '../cel/environment.js';
 import { Quantity } from '../cel/quantity.js';
+import { capacityLayout, policyProblems, type CapacityLayout } from './capacity.js';
 import { makeNodeRec, type NodeRec } from './nodes.js';
 import type { NodeFacts } from './types.js';
 
@@ -31,6 +32,8 @@ export interface DeviceRec {
   readonly blockingTaints: readonly DeviceTaint[];
   readonly consumes: readonly Consumption[];
   readonly allowMultiple: boolean;
+  /** The device's capacities (consumable when allowMultiple), or undefined when it lists none. */
+  readonly capacity: CapacityLayout | undefined;
   /** Why the device can never be allocated (incomplete pool, missing counter set...). */
   readonly unusable: string | undefined;
   readonly incompletePool: boolean;
@@ -372,6 +375,11 @@ export function buildInventory(
     }
     const attributes = new Attributes(internNames(names), values);
     const units = consumes.length === 0 ? 1 : 0;
+    const capacity = capacityLayout(device.capacity);
+    if (unusable === undefined && device.capacity !== undefined) {
+      const bad = Object.entries(device.capacity).flatMap(([n, c]) => policyProblems(n, c))[0];
+      if (bad !== undefined) unusable = `device ${device.name}: ${bad}`;
+    }
     const rec: DeviceRec = {
       idx,
       driver: pd.driver,
@@ -387,6 +395,7 @@ export function buildInventory(
       blockingTaints: device.taints === undefined ? NO_TAINTS : device.taints.filter((t) => t.effect === 'NoSchedule' || t.effect === 'NoExecute'),
       consumes,
       allowMultiple: device.allowMultipleAllocations === true,
+      capacity,
       unusable,
       incompletePool: pd.incomplete,
       units,

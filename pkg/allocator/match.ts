@@ -20,6 +20,8 @@ export interface MatchSet {
   readonly shared: readonly number[];
   /** Per node: how many of byNode are available right now (State keeps it current). */
   readonly freeCount: Int32Array;
+  /** Whether a matched device allows multiple allocations (then one device may serve several requests). */
+  readonly shareable: boolean;
 }
 
 /** Demand and supply per match set, for the cascade policy's contention term. */
@@ -160,7 +162,8 @@ export class Matcher {
         shared.push(d);
       }
     }
-    const set: MatchSet = { id, className, error, classMatched: cls.list.length, matched: matched.list, member: matched.member, byNode, shared, freeCount };
+    const shareable = matched.list.some((d) => this.inv.devices[d]?.allowMultiple === true);
+    const set: MatchSet = { id, className, error, classMatched: cls.list.length, matched: matched.list, member: matched.member, byNode, shared, freeCount, shareable };
     this.sets.push(set);
     let total = 0;
     for (const c of freeCount) total += c;

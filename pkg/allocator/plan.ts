@@ -2,6 +2,7 @@
 // resolved to match sets, and each constraint with the requests it covers.
 import type { AllocationResult, DeviceRequest, DeviceToleration, ResourceClaim } from '../api/resource.js';
 import { LIMITS } from '../api/resource.js';
+import { Quantity } from '../cel/quantity.js';
 import type { Matcher, MatchSet } from './match.js';
 
 /** The namespace label that permits adminAccess requests. */
@@ -19,6 +20,9 @@ export interface AltPlan {
   readonly count: number;
   readonly adminAccess: boolean;
   readonly tolerations: readonly DeviceToleration[];
+  /** capacity.requests of the request (consumable capacity), and a key for caching demands. */
+  readonly capacity: Readonly<Record<string, string>> | undefined;
+  readonly capacityKey: string;
   /**
    * A selector error of this firstAvailable entry. Entries are tried in order,
    * so it fails the claim only when no earlier entry can be allocated.
@@ -78,7 +82,7 @@ function planRequest(
     if (admin && !adminAllowed) errors.push(`${where}: adminAccess needs the namespace label ${ADMIN_ACCESS_LABEL}: "true"`);
     const set = matcher.matchSet(e.deviceClassName, e.selectors);
     if (set.error !== undefined) errors.push(`${where}: ${set.error}`);
-    const bad = countProblem(where, e.allocationMode, e.count);
+    const bad = countProblem(where, e.allocationMode, e.count) ?? capacityProblem(where, e.capacity?.requests);
     if (bad) errors.push(bad);
     alternatives.push({
       index: 0,
@@ -90,12 +94,13 @@ function planRequest(
       count: e.allocationMode === 'All' ? 0 : (e.count ?? 1),
       adminAccess: admin,
       tolerations: e.tolerations ?? [],
+      ...capacityOf(e.capacity?.requests),
     });
   } else if (req.firstAvailable !== undefined && req.firstAvailable.length > 0) {
     if (req.firstAvailable.length > LIMITS.subrequestsPerRequest) errors.push(`${where}: more than ${LIMITS.subrequestsPerRequest} firstAvailable entries`);
     for (const [i, sub] of req.firstAvailable.entries()) {
       const set = matcher.matchSet(sub.deviceClassName, sub.selectors);
-      const bad = countProblem(`${where}/${sub.name}`, sub.allocationMode, sub.count);
+      const bad = countProblem(`${where}/${sub.name}`, sub.allocationMode, sub.count) ?? capacityProblem(`${where}/${sub.name}`, sub.capacity?.requests);
       if (bad) errors.push(bad);
       alternatives.push({
         ...(set.error !== undefined ? { error: `${where}/${sub.name}: ${set.error}` } : {}),
@@ -108,12 +113,29 @@ function planRequest(
         count: sub.allocationMode === 'All' ? 0 : (sub.count ?? 1),
         adminAccess: false,
         tolerations: sub.tolerations ?? [],
+        ...capacityOf(sub.capacity?.requests),
       });
     }
   } else {
     errors.push(`${where}: needs exactly or firstAvailable`);
   }
   return { claim: claimIdx, name: req.name, alternatives };
+}
+
+/** capacity.requests values must be non-negative quantities. */
+function capacityProblem(where: string, requests: Readonly<Record<string, string>> | undefined): string | undefined {
+  for (const [name, text] of Object.entries(requests ?? {})) {
+    const q = Quantity.tryParse(text);
+    if (q === undefined) return `${where}: capacity request ${name}: ${JSON.stringify(text)} is not a quantity`;
+    if (q.sign() < 0) return `${where}: capacity request ${name} must not be negative`;
+  }
+  return undefined;
+}
+
+function capacityOf(requests: Readonly<Record<string, string>> | undefined): { capacity: Readonly<Record<string, string>> | undefined; capacityKey: string } {
+  if (requests === undefined || Object.keys(requests).length === 0) return { capacity: undefined, capacityKey: '' };
+  const keys = Object.keys(requests).sort();
+  return { capacity: requests, capacityKey: JSON.stringify(keys.map((k) => [k, requests[k]])) };
 }
 
 /** The API's rules for one request's allocationMode and count, as errors a person can act on. */
@@ -140,12 +162,12 @@ export function specProblems(spec: ResourceClaim['spec']): string[] {
     if (r.exactly !== undefined && r.firstAvailable !== undefined) out.push(`${where}: sets both exactly and firstAvailable`);
     if (r.exactly === undefined && (r.firstAvailable ?? []).length === 0) out.push(`${where}: needs exactly or firstAvailable`);
     if (r.exactly) {
-      const bad = countProblem(where, r.exactly.allocationMode, r.exactly.count);
+      const bad = countProblem(where, r.exactly.allocationMode, r.exactly.count) ?? capacityProblem(where, r.exactly.capacity?.requests);
       if (bad) out.push(bad);
     }
     if ((r.firstAvailable ?? []).length > LIMITS.subrequestsPerRequest) out.push(`${where}: more than ${LIMITS.subrequestsPerRequest} firstAvailable entries`);
     for (const sub of r.firstAvailable ?? []) {
-      const bad = countProblem(`${where}/${sub.name}`, sub.allocationMode, sub.count);
+      const bad = countProblem(`${where}/${sub.name}`, sub.allocationMode, sub.count) ?? capacityProblem(`${where}/${sub.name}`, sub.capacity?.requests);
       if (bad) out.push(bad);
     }
   }

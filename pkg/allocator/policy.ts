@@ -1,6 +1,7 @@
 // Placement policies: how candidate nodes and devices are ordered and how a
 // complete placement is scored. "cascade" limits fragmentation; "first-fit" is the
 // upstream-like baseline (inventory order, first solution wins).
+import type { CapacityDemand } from './capacity.js';
 import type { Inventory } from './inventory.js';
 import type { Matcher } from './match.js';
 import type { AltPlan } from './plan.js';
@@ -26,6 +27,8 @@ export interface Pick {
   readonly plan: number;
   readonly device: number;
   readonly damage: number;
+  /** What the allocation consumes of a shareable device (consumable capacity). */
+  readonly demand?: CapacityDemand;
 }
 
 export interface PolicyContext {

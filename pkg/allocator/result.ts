@@ -7,6 +7,7 @@ import type {
   NodeSelector,
   NodeSelectorRequirement,
 } from '../api/resource.js';
+import { randomUUID } from 'node:crypto';
 import type { Inventory } from './inventory.js';
 import type { Matcher } from './match.js';
 import type { ClaimPlan } from './plan.js';
@@ -52,6 +53,12 @@ export function buildAllocation(inv: Inventory, matcher: Matcher, claim: ClaimPl
     const r: DeviceRequestAllocationResult = { request: plan.alt.resultName, driver: dev.driver, pool: dev.pool, device: dev.name };
     if (plan.alt.adminAccess) r.adminAccess = true;
     if (plan.alt.tolerations.length > 0) r.tolerations = plan.alt.tolerations.map((t) => ({ ...t }));
+    if (dev.allowMultiple) {
+      // Every allocation of a shareable device is told apart by its own share ID.
+      r.shareID = randomUUID();
+      // Every capacity of the device, zeros included; none at all for a device without capacities.
+      if (p.demand !== undefined && Object.keys(p.demand.quantities).length > 0) r.consumedCapacity = { ...p.demand.quantities };
+    }
     results.push(r);
     devices.push(p.device);
   }

@@ -2,6 +2,7 @@
 // in request order (as the API's allocator does), with the policy's device order,
 // constraint look-ahead, symmetry breaking and a step budget so it cannot explode.
 import { LIMITS } from '../api/resource.js';
+import { demandFor, type CapacityDemand } from './capacity.js';
 import { SHARED, attributeKeyText, type Inventory } from './inventory.js';
 import { deviceTaintBlocks, nodeSelectorMatches } from './nodes.js';
 import type { ClaimPlan, ConstraintPlan } from './plan.js';
@@ -58,6 +59,8 @@ export class NodeSearch {
   private picks: Pick[] = [];
   private consumedFlags: boolean[] = [];
   private perClaim: number[] = [];
+  /** allocationMode All: the devices each such request takes, fixed before the search starts. */
+  private allLists = new Map<number, readonly number[]>();
   private steps = 0;
   private exhausted = false;
 
@@ -89,6 +92,19 @@ export class NodeSearch {
     this.picks = [];
     this.consumedFlags = [];
     this.perClaim = this.claims.map(() => 0);
+    // As upstream: devices that cannot serve the request's capacity at all, or whose
+    // capacity existing allocations used up, are not part of "all devices".
+    this.allLists = new Map();
+    this.plans.forEach((plan, i) => {
+      if (!plan.alt.all) return;
+      this.allLists.set(
+        i,
+        this.devicesFor(plan).filter((d) => {
+          const demand = this.demand(plan, d, false);
+          return demand !== false && (demand === undefined || this.state.capacityFits(d, demand.amounts));
+        }),
+      );
+    });
     const ok = this.solve(0);
     const picks = [...this.picks];
     // Undo in reverse order so counters return exactly to where they were.
@@ -109,10 +125,33 @@ export class NodeSearch {
     return false;
   }
 
-  /** Usable by this request right now (availability, counters, taints); notes why not. */
+  /**
+   * What one allocation of the device takes for this request: undefined when it
+   * consumes nothing, false (noted) when the device cannot serve the request's capacity.
+   */
+  private demand(plan: SearchPlan, d: number, record: boolean): CapacityDemand | undefined | false {
+    const dev = this.inv.devices[d];
+    if (dev === undefined) return false;
+    if (plan.alt.capacity === undefined && !dev.allowMultiple) return undefined;
+    const r = demandFor(dev.capacity, plan.alt.capacity, plan.alt.capacityKey);
+    if (!r.ok) {
+      if (record) note(this.notes, `capacity: ${r.why}`);
+      return false;
+    }
+    // Only a device that allows multiple allocations consumes; others merely have to be big enough.
+    return dev.allowMultiple && !plan.alt.adminAccess ? r.demand : undefined;
+  }
+
+  /** Usable by this request right now (availability, counters, capacity, taints); notes why not. */
   private usable(plan: SearchPlan, d: number, record: boolean): boolean {
     const dev = this.inv.devices[d];
     if (dev === undefined) return false;
+    const demand = this.demand(plan, d, record);
+    if (demand === false) return false;
+    if (demand !== undefined && !this.state.capacityFits(d, demand.amounts)) {
+      if (record) note(this.notes, 'not enough capacity left on the shared device');
+      return false;
+    }
     if (plan.alt.adminAccess) {
       // Admin access may share a busy device, but not pick one twice for the same claim.
       if (this.heldInClaim(plan.claim, d)) return false;
@@ -163,8 +202,9 @@ export class NodeSearch {
       cs.count++;
       cs.seen.set(v, (cs.seen.get(v) ?? 0) + 1);
     }
-    this.consumedFlags.push(this.state.take(r.device, plan.alt.adminAccess));
-    this.picks.push({ plan: planIdx, device: r.device, damage: r.damage });
+    const demand = this.demand(plan, r.device, false) || undefined;
+    this.consumedFlags.push(this.state.take(r.device, plan.alt.adminAccess, demand?.amounts));
+    this.picks.push({ plan: planIdx, device: r.device, damage: r.damage, ...(demand !== undefined ? { demand } : {}) });
     this.perClaim[plan.claim] = (this.perClaim[plan.claim] ?? 0) + 1;
   }
 
@@ -185,7 +225,7 @@ export class NodeSearch {
       else cs.seen.set(v, left);
       if (cs.count === 0) cs.value = undefined;
     }
-    this.state.untake(p.device, plan.alt.adminAccess, this.consumedFlags[i] ?? false);
+    this.state.untake(p.device, plan.alt.adminAccess, this.consumedFlags[i] ?? false, p.demand?.amounts);
     this.perClaim[plan.claim] = (this.perClaim[plan.claim] ?? 0) - 1;
   }
 
@@ -200,8 +240,8 @@ export class NodeSearch {
     if (planIdx >= this.plans.length) return true;
     const plan = this.plans[planIdx];
     if (plan === undefined) return false;
+    if (plan.alt.all) return this.solveAll(planIdx, plan, this.allLists.get(planIdx) ?? []);
     const devices = this.devicesFor(plan);
-    if (plan.alt.all) return this.solveAll(planIdx, plan, devices);
     const needed = plan.alt.count;
     if ((this.perClaim[plan.claim] ?? 0) + needed > LIMITS.allocationResults) {
       note(this.notes, `more than ${LIMITS.allocationResults} devices for one claim`);

@@ -8,6 +8,8 @@ export class State {
   readonly inv: Inventory;
   /** Committed non-admin allocations holding each device. */
   readonly useCount: Int32Array;
+  /** Committed holds of a shareable device without a share ID: it is then taken whole. */
+  readonly dedicated: Int32Array;
   /** Tentative holds by the decision in progress (admin or not). */
   readonly tentative: Int32Array;
   /** Whether a device's counters are currently consumed (committed or tentative). */
@@ -25,6 +27,10 @@ export class State {
   readonly unitHolds: Int32Array;
   /** Per domain: units nobody holds. */
   readonly domainFree: Int32Array;
+  /** Capacity consumed on each shareable device (milli-units, aligned with its layout); committed plus tentative. */
+  readonly capUsed: (Float64Array | undefined)[];
+  /** The share of its GPU each shareable device counts for in nodeUsed right now. */
+  private readonly sharedUse: Float64Array;
   matcher: Matcher | undefined;
 
   constructor(inv: Inventory) {
@@ -32,6 +38,7 @@ export class State {
     const n = inv.devices.length;
     this.useCount = new Int32Array(n);
     this.tentative = new Int32Array(n);
+    this.dedicated = new Int32Array(n);
     this.consumed = new Uint8Array(n);
     this.used = inv.counterSets.map((s) => new Float64Array(s.capacity.length));
     this.setVersion = new Int32Array(inv.counterSets.length);
@@ -40,6 +47,8 @@ export class State {
     this.nodeHolds = new Int32Array(inv.nodes.length);
     this.unitHolds = new Int32Array(inv.units.length);
     this.domainFree = new Int32Array(inv.domains.length);
+    this.capUsed = new Array<Float64Array | undefined>(n);
+    this.sharedUse = new Float64Array(n);
     for (const dom of inv.domains) this.domainFree[dom.idx] = dom.units.length;
     for (let d = 0; d < n; d++) this.available[d] = this.computeAvailable(d) ? 1 : 0;
   }
@@ -61,11 +70,53 @@ export class State {
     return true;
   }
 
+  /** Whether one more allocation consuming `amounts` fits in what the shareable device has left. */
+  capacityFits(d: number, amounts: Float64Array): boolean {
+    const layout = this.inv.devices[d]?.capacity;
+    if (layout === undefined) return true;
+    const used = this.capUsed[d];
+    const cap = layout.values;
+    for (let k = 0; k < amounts.length; k++) {
+      const a = amounts[k] ?? 0;
+      if (a !== 0 && (used?.[k] ?? 0) + a > (cap[k] ?? 0)) return false;
+    }
+    return true;
+  }
+
+  /** What is left of each capacity of a shareable device, in milli-units. */
+  capacityLeft(d: number): Float64Array | undefined {
+    const layout = this.inv.devices[d]?.capacity;
+    if (layout === undefined) return undefined;
+    const used = this.capUsed[d];
+    return layout.values.map((v, k) => v - (used?.[k] ?? 0));
+  }
+
+  private changeCapacity(d: number, amounts: Float64Array | undefined, sign: 1 | -1): void {
+    if (amounts === undefined || amounts.length === 0) return;
+    let used = this.capUsed[d];
+    if (used === undefined) this.capUsed[d] = used = new Float64Array(amounts.length);
+    for (let k = 0; k < amounts.length && k < used.length; k++) used[k] = (used[k] ?? 0) + sign * (amounts[k] ?? 0);
+  }
+
+  /** Share of a shareable device's capacity in use: the fullest of its capacities. */
+  sharedFill(d: number): number {
+    const layout = this.inv.devices[d]?.capacity;
+    const used = this.capUsed[d];
+    if (layout === undefined || used === undefined) return 0;
+    let fill = 0;
+    for (let k = 0; k < used.length; k++) {
+      const v = layout.values[k] ?? 0;
+      if (v > 0) fill = Math.max(fill, (used[k] ?? 0) / v);
+    }
+    return Math.min(1, fill);
+  }
+
   /** Held by a committed allocation or by the decision in progress (shareable devices excepted). */
   busy(d: number): boolean {
     const dev = this.inv.devices[d];
     if (dev === undefined) return true;
-    if (dev.allowMultiple) return false;
+    // A shareable device is busy only while someone holds it outside of sharing.
+    if (dev.allowMultiple) return (this.dedicated[d] ?? 0) > 0;
     return (this.useCount[d] ?? 0) > 0 || (this.tentative[d] ?? 0) > 0;
   }
 
@@ -77,8 +128,15 @@ export class State {
     return this.consumed[d] === 1 || this.countersFit(d);
   }
 
+  /** Free, and for a shareable device some of every capacity left (an upper bound for the prefilter). */
   private computeAvailable(d: number): boolean {
-    return this.free(d);
+    if (!this.free(d)) return false;
+    const dev = this.inv.devices[d];
+    const used = this.capUsed[d];
+    if (dev?.allowMultiple !== true || dev.capacity === undefined || used === undefined) return true;
+    const cap = dev.capacity.values;
+    for (let k = 0; k < used.length; k++) if ((cap[k] ?? 0) > 0 && (used[k] ?? 0) >= (cap[k] ?? 0)) return false;
+    return true;
   }
 
   private holdUnit(u: number, sign: 1 | -1): void {
@@ -118,18 +176,20 @@ export class State {
   }
 
   /** Tentatively hold a device; returns whether its counters were consumed (for untake). */
-  take(d: number, admin: boolean): boolean {
+  take(d: number, admin: boolean, amounts?: Float64Array): boolean {
     this.tentative[d] = (this.tentative[d] ?? 0) + 1;
     if (admin) return false;
+    this.changeCapacity(d, amounts, 1);
     this.holdCounterless(d, 1);
     if (this.consumed[d] === 1 || (this.inv.devices[d]?.consumes.length ?? 0) === 0) return false;
     this.changeCounters(d, 1);
     return true;
   }
 
-  untake(d: number, admin: boolean, consumedCounters: boolean): void {
+  untake(d: number, admin: boolean, consumedCounters: boolean, amounts?: Float64Array): void {
     this.tentative[d] = (this.tentative[d] ?? 0) - 1;
     if (admin) return;
+    this.changeCapacity(d, amounts, -1);
     this.holdCounterless(d, -1);
     if (consumedCounters) this.changeCounters(d, -1);
   }
@@ -176,35 +236,59 @@ export class State {
     return share;
   }
 
-  /** Makes an allocation stick (tentative holds must have been undone). */
-  commit(d: number, admin: boolean): void {
+  /**
+   * What a device counts for in its node's used capacity: its share of the GPU,
+   * and for a shareable device that share times how full it is.
+   */
+  private nodeShare(d: number): number {
+    const dev = this.inv.devices[d];
+    if (dev === undefined || (this.useCount[d] ?? 0) === 0) return 0;
+    const share = this.unitShare(d);
+    return dev.allowMultiple && dev.capacity !== undefined ? share * this.sharedFill(d) : share;
+  }
+
+  private updateNodeUse(d: number, before: number): void {
+    const dev = this.inv.devices[d];
+    if (dev === undefined || dev.node < 0) return;
+    const after = this.nodeShare(d);
+    this.nodeUsed[dev.node] = (this.nodeUsed[dev.node] ?? 0) + after - before;
+    this.sharedUse[d] = after;
+  }
+
+  /**
+   * Makes an allocation stick (tentative holds must have been undone). A shareable
+   * device committed without `amounts` and with `dedicated` is held outside of sharing.
+   */
+  commit(d: number, admin: boolean, amounts?: Float64Array, dedicated = false): void {
     const dev = this.inv.devices[d];
     if (dev === undefined || admin) return;
+    if (dedicated && dev.allowMultiple) this.dedicated[d] = (this.dedicated[d] ?? 0) + 1;
+    const before = this.sharedUse[d] ?? 0;
     const first = (this.useCount[d] ?? 0) === 0;
     this.useCount[d] = (this.useCount[d] ?? 0) + 1;
     this.holdCounterless(d, 1);
+    if (dev.allowMultiple) this.changeCapacity(d, amounts, 1);
     if (first) {
       if (dev.consumes.length > 0 && this.consumed[d] === 0) this.changeCounters(d, 1);
-      if (dev.node >= 0) {
-        this.nodeUsed[dev.node] = (this.nodeUsed[dev.node] ?? 0) + this.unitShare(d);
-        this.nodeHolds[dev.node] = (this.nodeHolds[dev.node] ?? 0) + 1;
-      }
+      if (dev.node >= 0) this.nodeHolds[dev.node] = (this.nodeHolds[dev.node] ?? 0) + 1;
     }
+    this.updateNodeUse(d, before);
     this.refreshAround(d);
   }
 
-  release(d: number, admin: boolean): void {
+  release(d: number, admin: boolean, amounts?: Float64Array, dedicated = false): void {
     const dev = this.inv.devices[d];
     if (dev === undefined || admin || (this.useCount[d] ?? 0) === 0) return;
+    if (dedicated && dev.allowMultiple && (this.dedicated[d] ?? 0) > 0) this.dedicated[d] = (this.dedicated[d] ?? 0) - 1;
+    const before = this.sharedUse[d] ?? 0;
     this.useCount[d] = (this.useCount[d] ?? 0) - 1;
     this.holdCounterless(d, -1);
+    if (dev.allowMultiple) this.changeCapacity(d, amounts, -1);
     if ((this.useCount[d] ?? 0) === 0) {
       if (this.consumed[d] === 1) this.changeCounters(d, -1);
-      if (dev.node >= 0) {
-        this.nodeUsed[dev.node] = (this.nodeUsed[dev.node] ?? 0) - this.unitShare(d);
-        this.nodeHolds[dev.node] = (this.nodeHolds[dev.node] ?? 0) - 1;
-      }
+      if (dev.node >= 0) this.nodeHolds[dev.node] = (this.nodeHolds[dev.node] ?? 0) - 1;
     }
+    this.updateNodeUse(d, before);
     this.refreshAround(d);
   }
 }

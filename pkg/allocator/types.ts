@@ -36,6 +36,9 @@ export interface AllocatedDeviceRef {
   readonly device: string;
   /** Admin-access results neither make a device busy nor consume counters. */
   readonly adminAccess?: boolean;
+  /** For a device that allows multiple allocations: what this allocation consumes (result.consumedCapacity). */
+  readonly consumedCapacity?: Readonly<Record<string, string>>;
+  readonly shareID?: string;
 }
 
 /** Everything the allocator decides from; it never reads anything else. */
@@ -127,6 +130,8 @@ export interface AlternativeDiagnosis {
   readonly onIneligibleNodes: number;
   readonly inUse: number;
   readonly countersExhausted: number;
+  /** Devices that cannot give the request's capacity (lacking it, refused by the policy, or used up by shares). */
+  readonly capacityShort: number;
   readonly tainted: number;
   readonly available: number;
   readonly mostOnOneNode: { readonly node: string; readonly available: number } | undefined;

@@ -5,7 +5,7 @@
 
 /** Attribute names in the driver's domain. */
 export const ATTR = {
-  /** "gpu" for a whole GPU, "mig" for a MIG partition. */
+  /** "gpu" for a whole GPU, "mig" for a MIG partition, "shared" for a GPU shared by several claims. */
   type: 'type',
   uuid: 'uuid',
   /** GPU index as nvidia-smi numbers it. */
@@ -48,6 +48,8 @@ export const ATTR = {
 /** Capacity names in the driver's domain. */
 export const CAPACITY = {
   memory: 'memory',
+  /** Of a shared GPU: percent of its compute (MPS active threads), 100 in all. */
+  compute: 'compute',
   multiprocessors: 'multiprocessors',
   copyEngines: 'copyEngines',
   decoders: 'decoders',
@@ -67,12 +69,14 @@ export const COUNTER = {
   encoders: 'encoders',
   jpegEngines: 'jpeg-engines',
   ofaEngines: 'ofa-engines',
+  /** The one counter of a GPU without MIG partitions: whole or shared, one mode at a time. */
+  gpu: 'gpu',
 } as const;
 
 export const MIG_MEMORY_SLICES = 8;
 export const MIG_COMPUTE_SLICES = 7;
 
-export type DeviceType = 'gpu' | 'mig';
+export type DeviceType = 'gpu' | 'mig' | 'shared';
 
 /** Qualified attribute or capacity name for a driver: "<driver>/<name>". */
 export function qualify(driver: string, name: string): string {
@@ -82,6 +86,11 @@ export function qualify(driver: string, name: string): string {
 /** Device name of a whole GPU. */
 export function gpuDeviceName(minor: number): string {
   return `gpu-${minor}`;
+}
+
+/** Device name of a GPU published for sharing (allowMultipleAllocations). */
+export function sharedDeviceName(minor: number): string {
+  return `gpu-${minor}-shared`;
 }
 
 /** Name of the shared counter set of one GPU. */

@@ -46,6 +46,29 @@ export interface DeviceAttribute {
 export interface DeviceCapacity {
   /** A Kubernetes quantity, e.g. "40Gi", "7". */
   value: string;
+  /** How much one allocation of a shareable device consumes (consumable capacity, KEP-5075). */
+  requestPolicy?: CapacityRequestPolicy;
+}
+
+/** At most one of validValues and validRange is set. */
+export interface CapacityRequestPolicy {
+  /** Consumed when a request does not ask for this capacity (else the whole value). */
+  default?: string;
+  /** Sorted, distinct; a request is rounded up to the next one. */
+  validValues?: string[];
+  validRange?: CapacityRequestPolicyRange;
+}
+
+export interface CapacityRequestPolicyRange {
+  min?: string;
+  max?: string;
+  /** A request is rounded up to min + k * step. */
+  step?: string;
+}
+
+export interface CapacityRequirements {
+  /** Capacity name -> the least amount the request needs. */
+  requests?: Record<string, string>;
 }
 
 export interface Counter {
@@ -175,6 +198,7 @@ export interface ExactDeviceRequest {
   count?: number;
   adminAccess?: boolean;
   tolerations?: DeviceToleration[];
+  capacity?: CapacityRequirements;
 }
 
 export interface DeviceSubRequest {
@@ -184,6 +208,7 @@ export interface DeviceSubRequest {
   allocationMode?: AllocationMode;
   count?: number;
   tolerations?: DeviceToleration[];
+  capacity?: CapacityRequirements;
 }
 
 export interface DeviceRequest {
@@ -220,6 +245,10 @@ export interface DeviceRequestAllocationResult {
   device: string;
   adminAccess?: boolean;
   tolerations?: DeviceToleration[];
+  /** Set for a device that allows multiple allocations: tells this share from the others. */
+  shareID?: string;
+  /** What this allocation takes of each capacity of a shareable device (after the request policy). */
+  consumedCapacity?: Record<string, string>;
 }
 
 export interface DeviceAllocationConfiguration {

@@ -3,6 +3,7 @@
 // now (the allocator re-run offline, with this claim's own devices counted free).
 import type { DeviceClass, ResourceClaim, ResourceSlice } from '../api/resource.js';
 import { Allocator } from '../allocator/allocator.js';
+import { refOfResult } from '../allocator/snapshot.js';
 import type { AllocatedDeviceRef, NodeFacts } from '../allocator/types.js';
 import type { EventV1 } from '../k8s/types.js';
 
@@ -20,7 +21,7 @@ function otherAllocations(input: ExplainInput): AllocatedDeviceRef[] {
   const refs: AllocatedDeviceRef[] = [];
   for (const c of input.claims) {
     if (c.metadata.uid === input.claim.metadata.uid) continue;
-    for (const r of c.status?.allocation?.devices?.results ?? []) refs.push({ driver: r.driver, pool: r.pool, device: r.device, adminAccess: r.adminAccess });
+    for (const r of c.status?.allocation?.devices?.results ?? []) refs.push(refOfResult(r));
   }
   return refs;
 }

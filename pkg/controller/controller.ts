@@ -7,6 +7,7 @@ import type { Logger } from 'winston';
 import type { AllocationResult, DeviceClass, ResourceClaim, ResourceClaimTemplate, ResourceSlice } from '../api/resource.js';
 import { Allocator } from '../allocator/allocator.js';
 import { specProblems } from '../allocator/plan.js';
+import { refOfResult } from '../allocator/snapshot.js';
 import type { AllocatedDeviceRef, AllocationOutcome, PolicyName } from '../allocator/types.js';
 import { KubeApiError, isConflict, isNotFound } from '../k8s/client.js';
 import { EventRecorder, referenceTo } from '../k8s/events.js';
@@ -58,15 +59,13 @@ export function wasReservedAnnotation(driver: string): string {
 }
 
 function refsOf(alloc: AllocationResult | undefined, driver: string): AllocatedDeviceRef[] {
-  return (alloc?.devices?.results ?? [])
-    .filter((r) => r.driver === driver)
-    .map((r) => ({ driver: r.driver, pool: r.pool, device: r.device, ...(r.adminAccess ? { adminAccess: true } : {}) }));
+  return (alloc?.devices?.results ?? []).filter((r) => r.driver === driver).map(refOfResult);
 }
 
 function sameRefs(a: readonly AllocatedDeviceRef[] | undefined, b: readonly AllocatedDeviceRef[]): boolean {
   if (!a) return b.length === 0;
   if (a.length !== b.length) return false;
-  const key = (r: AllocatedDeviceRef): string => `${r.pool}/${r.device}/${r.adminAccess ? 1 : 0}`;
+  const key = (r: AllocatedDeviceRef): string => `${r.pool}/${r.device}/${r.adminAccess ? 1 : 0}/${r.shareID ?? ''}/${JSON.stringify(r.consumedCapacity ?? {})}`;
   const sa = a.map(key).sort();
   const sb = b.map(key).sort();
   return sa.every((v, i) => v === sb[i]);

@@ -12,12 +12,14 @@ import {
   gpuDeviceName,
   migDeviceName,
   qualify,
+  sharedDeviceName,
 } from '../api/devicemodel.js';
 import { type Counter, type CounterSet, type Device, type DeviceAttribute, type DeviceCapacity, type DeviceTaint, LIMITS, STANDARD_ATTRIBUTES } from '../api/resource.js';
+import { Quantity } from '../cel/quantity.js';
 import { catalogProfiles, findModel, migToggleNeedsReset } from '../nvidia/catalog.js';
 import type { Discovery } from '../nvidia/backend.js';
 import type { ComputeInstance, GpuInfo, GpuInstance, MigProfile, Placement } from '../nvidia/types.js';
-import type { InventoryOptions, OwnedInstance } from './types.js';
+import { DEFAULT_SHARING, type InventoryOptions, type OwnedInstance, type SharingOptions } from './types.js';
 
 /** How a GPU is published, decided from its MIG mode and architecture (docs/devices.md). */
 export interface GpuPlan {
@@ -246,6 +248,56 @@ function wholeGpu(c: Common, counterSet: CounterSet | undefined, multiprocessors
   return withTaints(withCounters, c.taints);
 }
 
+/**
+ * The GPU published for sharing: several claims each take some of its memory
+ * and compute (consumable capacity). It consumes the same counters as the whole
+ * GPU, so the GPU is whole, partitioned or shared, one mode at a time.
+ */
+function sharedGpu(c: Common, consumes: CounterSet, sharing: Required<SharingOptions>): Device[] {
+  const q = (n: string): string => qualify(c.driver, n);
+  const g = c.gpu;
+  const computeStep = String(sharing.computeStep);
+  // A claim that does not say how much memory it needs gets all of it, in whole steps.
+  const memory = Quantity.parse(`${g.memoryMiB}Mi`);
+  const step = Quantity.parse(sharing.memoryStep);
+  const allSteps = Quantity.fromNanos((memory.nanos / step.nanos) * step.nanos);
+  // The API wants room for at least one step above the minimum.
+  if (memory.nanos < 2n * step.nanos) return [];
+  const device: Device = {
+    name: sharedDeviceName(g.minor),
+    attributes: sorted([
+      ...sharedAttributes(c),
+      [q(ATTR.type), str('shared')],
+      [q(ATTR.uuid), str(g.uuid)],
+      [q(ATTR.index), { int: g.index }],
+      [q(ATTR.minor), { int: g.minor }],
+      [q(ATTR.memory), { int: g.memoryMiB }],
+      [q(ATTR.nvlinkDomain), c.nvlinkDomain === undefined ? undefined : str(c.nvlinkDomain)],
+      [STANDARD_ATTRIBUTES.pciBusID, str(g.pciBusId)],
+    ]),
+    capacity: sorted<DeviceCapacity>([
+      [q(CAPACITY.memory), { value: `${g.memoryMiB}Mi`, requestPolicy: { default: allSteps.toString(), validRange: { min: sharing.memoryStep, step: sharing.memoryStep } } }],
+      [q(CAPACITY.compute), { value: '100', requestPolicy: { default: String(sharing.computeDefault), validRange: { min: computeStep, max: '100', step: computeStep } } }],
+    ]),
+    allowMultipleAllocations: true,
+    consumesCounters: [{ counterSet: consumes.name, counters: { ...consumes.counters } }],
+  };
+  return [withTaints(device, c.taints)];
+}
+
+/** Validated sharing options with defaults filled in; undefined when sharing is off. */
+export function sharingOptions(options: InventoryOptions): Required<SharingOptions> | undefined {
+  if (options.sharing === false) return undefined;
+  const s = { ...DEFAULT_SHARING, ...(options.sharing ?? {}) };
+  const stepOk = /^[1-9][0-9]*(Ki|Mi|Gi)?$/.test(s.memoryStep);
+  if (!stepOk) throw new Error(`shared GPU memory step ${JSON.stringify(s.memoryStep)} must be a whole number of bytes, Ki, Mi or Gi`);
+  if (!Number.isInteger(s.computeStep) || s.computeStep < 1 || 100 % s.computeStep !== 0) throw new Error(`shared GPU compute step ${s.computeStep} must be a whole percent that divides 100`);
+  if (!Number.isInteger(s.computeDefault) || s.computeDefault < s.computeStep || s.computeDefault > 100 || s.computeDefault % s.computeStep !== 0) {
+    throw new Error(`shared GPU default compute ${s.computeDefault} must be a multiple of the step ${s.computeStep} between ${s.computeStep} and 100`);
+  }
+  return s;
+}
+
 function partition(c: Common, set: CounterSet, p: MigProfile, placement: Placement, foreign: ForeignInstance | undefined): Device {
   const q = (n: string): string => qualify(c.driver, n);
   const g = c.gpu;
@@ -279,16 +331,27 @@ function partition(c: Common, set: CounterSet, p: MigProfile, placement: Placeme
 }
 
 /** All devices of one GPU, in a fixed order: whole GPU, then partitions by profile ID and start. */
-export function gpuDevices(plan: GpuPlan, driver: string, nvlinkDomain: string | undefined, taints: readonly DeviceTaint[]): GpuDevices {
+export function gpuDevices(
+  plan: GpuPlan,
+  driver: string,
+  nvlinkDomain: string | undefined,
+  taints: readonly DeviceTaint[],
+  sharing?: Required<SharingOptions>,
+): GpuDevices {
   const c: Common = { driver, gpu: plan.gpu, nvlinkDomain, taints };
   const model = findModel(plan.gpu.productName);
   const fullSms = model?.multiprocessors;
   if (plan.profiles.length === 0) {
-    return { minor: plan.gpu.minor, devices: plan.publishWhole ? [wholeGpu(c, undefined, fullSms)] : [], counterSet: undefined };
+    if (!plan.publishWhole) return { minor: plan.gpu.minor, devices: [], counterSet: undefined };
+    if (sharing === undefined) return { minor: plan.gpu.minor, devices: [wholeGpu(c, undefined, fullSms)], counterSet: undefined };
+    // One counter keeps the whole GPU and its shared form apart.
+    const set: CounterSet = { name: counterSetName(plan.gpu.minor), counters: { [COUNTER.gpu]: { value: '1' } } };
+    return { minor: plan.gpu.minor, devices: [wholeGpu(c, set, fullSms), ...sharedGpu(c, set, sharing)], counterSet: set };
   }
   const set: CounterSet = { name: counterSetName(plan.gpu.minor), counters: counters(counterTotals(plan.profiles), false) };
   const devices: Device[] = [];
   if (plan.publishWhole) devices.push(wholeGpu(c, set, fullSms));
+  if (plan.publishWhole && sharing !== undefined) devices.push(...sharedGpu(c, set, sharing));
   const blocked = plan.foreign.map((f) => f.gi.placement);
   const profiles = [...plan.profiles].sort((a, b) => a.id - b.id);
   for (const p of profiles) {

@@ -17,7 +17,24 @@ export interface InventoryOptions {
    * published as its current mode allows, like Ampere.
    */
   readonly dynamicMig?: boolean;
+  /**
+   * Publish each GPU a second time as a shared device (consumable memory and
+   * compute, docs/devices.md "Shared GPUs"); false publishes none. Default on.
+   */
+  readonly sharing?: SharingOptions | false;
 }
+
+/** How shared GPUs are published: the request policies a platform engineer tunes per node. */
+export interface SharingOptions {
+  /** Memory is handed out in multiples of this (a quantity; default 1Gi). */
+  readonly memoryStep?: string;
+  /** Percent of compute a claim gets when it does not ask (default 10). */
+  readonly computeDefault?: number;
+  /** Compute is handed out in multiples of this many percent (default 1). */
+  readonly computeStep?: number;
+}
+
+export const DEFAULT_SHARING: Required<SharingOptions> = { memoryStep: '1Gi', computeDefault: 10, computeStep: 1 };
 
 export interface InventoryInput {
   readonly nodeName: string;

@@ -31,9 +31,9 @@ export function gpuSlice(driver: string, node: string, gpus: readonly FakeGpu[])
   };
 }
 
-/** gpu.<driver> and mig.<driver> classes, as the add-on installs them. */
+/** gpu.<driver>, mig.<driver> and shared.<driver> classes, as the add-on installs them. */
 export function deviceClasses(driver: string): DeviceClass[] {
-  return (['gpu', 'mig'] as const).map((type) => ({
+  return (['gpu', 'mig', 'shared'] as const).map((type) => ({
     metadata: { name: `${type}.${driver}` },
     spec: { selectors: [{ cel: { expression: `device.driver == "${driver}" && device.attributes["${driver}"].type == "${type}"` } }] },
   }));

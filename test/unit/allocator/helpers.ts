@@ -1,6 +1,7 @@
 // Builders for compact allocator test fixtures: devices, slices, classes, claims.
 import type {
   DeviceAttribute,
+  DeviceCapacity,
   DeviceClass,
   DeviceConstraint,
   DeviceRequest,
@@ -19,7 +20,7 @@ export const DRIVER = 'dra.example.com';
 export type AttrValue = string | number | boolean | { version: string };
 
 export interface DevOpts {
-  capacity?: Record<string, string>;
+  capacity?: Record<string, string | DeviceCapacity>;
   consumes?: { set: string; counters: Record<string, string> }[];
   taints?: DeviceTaint[];
   allowMultiple?: boolean;
@@ -37,7 +38,7 @@ export function attr(v: AttrValue): DeviceAttribute {
 
 export function dev(name: string, attrs: Record<string, AttrValue> = {}, opts: DevOpts = {}): Device {
   const d: Device = { name, attributes: Object.fromEntries(Object.entries(attrs).map(([k, v]) => [k, attr(v)])) };
-  if (opts.capacity) d.capacity = Object.fromEntries(Object.entries(opts.capacity).map(([k, v]) => [k, { value: v }]));
+  if (opts.capacity) d.capacity = Object.fromEntries(Object.entries(opts.capacity).map(([k, v]) => [k, typeof v === 'string' ? { value: v } : v]));
   if (opts.consumes) d.consumesCounters = opts.consumes.map((c) => ({ counterSet: c.set, counters: Object.fromEntries(Object.entries(c.counters).map(([k, v]) => [k, { value: v }])) }));
   if (opts.taints) d.taints = opts.taints;
   if (opts.allowMultiple) d.allowMultipleAllocations = true;
@@ -87,6 +88,8 @@ export interface ReqOpts {
   selectors?: string[];
   admin?: boolean;
   tolerations?: DeviceToleration[];
+  /** capacity.requests (consumable capacity). */
+  capacity?: Record<string, string>;
 }
 
 export function req(name: string, className: string, opts: ReqOpts = {}): DeviceRequest {
@@ -99,6 +102,7 @@ export function req(name: string, className: string, opts: ReqOpts = {}): Device
       ...(opts.selectors ? { selectors: opts.selectors.map((expression) => ({ cel: { expression } })) } : {}),
       ...(opts.admin ? { adminAccess: true } : {}),
       ...(opts.tolerations ? { tolerations: opts.tolerations } : {}),
+      ...(opts.capacity ? { capacity: { requests: opts.capacity } } : {}),
     },
   };
 }
@@ -111,6 +115,7 @@ export function sub(name: string, className: string, opts: Omit<ReqOpts, 'admin'
     ...(opts.all ? { allocationMode: 'All' as const } : {}),
     ...(opts.selectors ? { selectors: opts.selectors.map((expression) => ({ cel: { expression } })) } : {}),
     ...(opts.tolerations ? { tolerations: opts.tolerations } : {}),
+    ...(opts.capacity ? { capacity: { requests: opts.capacity } } : {}),
   };
 }
 

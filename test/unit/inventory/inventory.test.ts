@@ -62,10 +62,11 @@ describe('8x H100 with MIG enabled on every GPU', () => {
     expect(slices.every((s) => s.spec.pool.resourceSliceCount === slices.length && s.spec.pool.name === 'node-a' && s.spec.nodeName === 'node-a')).toBe(true);
   });
 
-  it('publishes per GPU the whole GPU and 25 partitions: 7x1g, 7x1g+me, 4x1g.20gb, 3x2g, 2x3g, 4g, 7g', () => {
-    expect(devices).toHaveLength(8 * 26);
+  it('publishes per GPU the whole GPU, its shared form and 25 partitions: 7x1g, 7x1g+me, 4x1g.20gb, 3x2g, 2x3g, 4g, 7g', () => {
+    expect(devices).toHaveLength(8 * 27);
     expect(deviceNames(slices, 3)).toEqual([
       'gpu-3',
+      'gpu-3-shared',
       ...[0, 1, 2, 3, 4, 5, 6].map((s) => `gpu-3-mig-7g-80gb-0`.replace('7g-80gb-0', `1g-10gb-${s}`)),
       ...[0, 1, 2, 3, 4, 5, 6].map((s) => `gpu-3-mig-1g-10gb-me-${s}`),
       ...[0, 2, 4, 6].map((s) => `gpu-3-mig-1g-20gb-${s}`),
@@ -227,7 +228,9 @@ describe('attributes and capacities', () => {
       gpu(3, { model: 'H100-80GB', peers: [2] }),
       gpu(4, { model: 'H100-80GB' }),
     ]);
-    const domains = devicesOf(build(d, { options: { dynamicMig: false } })).map((x) => x.attributes![q(ATTR.nvlinkDomain)]?.string);
+    const domains = devicesOf(build(d, { options: { dynamicMig: false } }))
+      .filter((x) => x.attributes![q(ATTR.type)]?.string === 'gpu')
+      .map((x) => x.attributes![q(ATTR.nvlinkDomain)]?.string);
     expect(domains).toEqual(['node-a-nvlink-0', 'node-a-nvlink-0', 'node-a-nvlink-2', 'node-a-nvlink-2', undefined]);
   });
 
@@ -245,14 +248,15 @@ describe('attributes and capacities', () => {
 describe('MIG mode and architecture decide what a GPU publishes', () => {
   const names = (d: ReturnType<typeof discovery>, dynamicMig = true): string[] => devicesOf(build(d, { options: { dynamicMig } })).map((x) => x.name);
   it.each([
-    ['an A100 with MIG disabled: the whole GPU only (enabling needs a reset)', 'A100-SXM4-40GB', 'Disabled', true, 1, false, 0],
+    // Wherever the whole GPU is published, its shared form is too (the counters keep the two apart).
+    ['an A100 with MIG disabled: the whole GPU and its shared form (enabling needs a reset)', 'A100-SXM4-40GB', 'Disabled', true, 2, true, 0],
     ['an A100 with MIG enabled: partitions only (the whole GPU needs a reset)', 'A100-SXM4-40GB', 'Enabled', true, 25, true, 25],
-    ['an H100 with MIG disabled: whole GPU and partitions (switching needs no reset)', 'H100-80GB', 'Disabled', true, 26, true, 25],
-    ['an H100 with MIG enabled: whole GPU and partitions', 'H100-80GB', 'Enabled', true, 26, true, 25],
-    ['a B200 with MIG disabled: whole GPU and partitions', 'B200', 'Disabled', true, 26, true, 25],
-    ['an H100 with MIG disabled and dynamic MIG off: the whole GPU only', 'H100-80GB', 'Disabled', false, 1, false, 0],
+    ['an H100 with MIG disabled: whole, shared and partitions (switching needs no reset)', 'H100-80GB', 'Disabled', true, 27, true, 25],
+    ['an H100 with MIG enabled: whole, shared and partitions', 'H100-80GB', 'Enabled', true, 27, true, 25],
+    ['a B200 with MIG disabled: whole, shared and partitions', 'B200', 'Disabled', true, 27, true, 25],
+    ['an H100 with MIG disabled and dynamic MIG off: whole and shared only', 'H100-80GB', 'Disabled', false, 2, true, 0],
     ['an H100 with MIG enabled and dynamic MIG off: partitions only', 'H100-80GB', 'Enabled', false, 25, true, 25],
-    ['a GPU without MIG: the whole GPU only', 'Tesla V100-SXM2-16GB', 'N/A', true, 1, false, 0],
+    ['a GPU without MIG: whole and shared only', 'Tesla V100-SXM2-16GB', 'N/A', true, 2, true, 0],
   ] as const)('%s', (_name, model, mig, dynamic, count, counters, partitions) => {
     const d = discovery([gpu(0, { model, mig })]);
     const slices = build(d, { options: { dynamicMig: dynamic } });
@@ -262,10 +266,31 @@ describe('MIG mode and architecture decide what a GPU publishes', () => {
     expect(limitViolations(slices)).toEqual([]);
   });
 
-  it('reports migCapable false and no counters for a GPU without MIG', () => {
-    const d = devicesOf(build(discovery([gpu(0, { model: 'Tesla V100-SXM2-16GB', mig: 'N/A' })])))[0]!;
-    expect(d.attributes![q(ATTR.migCapable)]).toEqual({ bool: false });
-    expect(d.consumesCounters).toBeUndefined();
+  it('reports migCapable false for a GPU without MIG; one counter keeps it whole or shared, none without sharing', () => {
+    const slices = build(discovery([gpu(0, { model: 'Tesla V100-SXM2-16GB', mig: 'N/A' })]));
+    const [whole, shared] = devicesOf(slices);
+    expect(whole!.attributes![q(ATTR.migCapable)]).toEqual({ bool: false });
+    expect(whole!.consumesCounters).toEqual([{ counterSet: 'gpu-0-counters', counters: { gpu: { value: '1' } } }]);
+    expect(shared!.consumesCounters).toEqual(whole!.consumesCounters);
+    expect(slices.flatMap((s) => s.spec.sharedCounters ?? [])).toEqual([{ name: 'gpu-0-counters', counters: { gpu: { value: '1' } } }]);
+    const alone = devicesOf(build(discovery([gpu(0, { model: 'Tesla V100-SXM2-16GB', mig: 'N/A' })]), { options: { sharing: false } }));
+    expect(alone.map((x) => x.name)).toEqual(['gpu-0']);
+    expect(alone[0]!.consumesCounters).toBeUndefined();
+  });
+
+  it('publishes the shared form with memory in 1Gi steps and compute in percent, tunable per node', () => {
+    const shared = devicesOf(build(discovery([gpu(0, { model: 'H100-80GB', mig: 'Disabled' })]))).find((x) => x.name === 'gpu-0-shared')!;
+    expect(shared.allowMultipleAllocations).toBe(true);
+    expect(shared.attributes![q(ATTR.type)]).toEqual({ string: 'shared' });
+    expect(shared.capacity).toEqual({
+      [q('compute')]: { value: '100', requestPolicy: { default: '10', validRange: { min: '1', max: '100', step: '1' } } },
+      // 81559Mi: a claim that asks for nothing gets all of it in whole steps, 79Gi.
+      [q('memory')]: { value: '81559Mi', requestPolicy: { default: '79Gi', validRange: { min: '1Gi', step: '1Gi' } } },
+    });
+    const tuned = devicesOf(build(discovery([gpu(0, { model: 'H100-80GB', mig: 'Disabled' })]), { options: { sharing: { memoryStep: '4Gi', computeStep: 5, computeDefault: 25 } } })).find((x) => x.name === 'gpu-0-shared')!;
+    expect(tuned.capacity![q('memory')]!.requestPolicy).toEqual({ default: '76Gi', validRange: { min: '4Gi', step: '4Gi' } });
+    expect(tuned.capacity![q('compute')]!.requestPolicy).toEqual({ default: '25', validRange: { min: '5', max: '100', step: '5' } });
+    expect(() => build(discovery([gpu(0, { model: 'H100-80GB' })]), { options: { sharing: { computeStep: 7 } } })).toThrow('must be a whole percent that divides 100');
   });
 });
 
@@ -292,7 +317,7 @@ describe('MIG instances that already exist', () => {
     const slices = build(d, { ownedInstances: [{ parentUUID: base.uuid, gpuInstanceId: 2 }] });
     const names = devicesOf(slices).map((x) => x.name);
     expect(names).toContain('gpu-0');
-    expect(names).toHaveLength(26);
+    expect(names).toHaveLength(27);
     expect(devicesOf(slices).find((x) => x.name === 'gpu-0-mig-3g-40gb-4')!.attributes![q(ATTR.preexisting)]).toEqual({ bool: false });
   });
 
@@ -313,7 +338,7 @@ describe('taints for health', () => {
     const { discovery: merged, taints } = carryOverLostGpus(DRIVER, before, now);
     const slices = build(merged, { taints });
     const tainted = devicesOf(slices).filter((x) => x.taints);
-    expect(tainted).toHaveLength(26);
+    expect(tainted).toHaveLength(27);
     expect(tainted.every((x) => x.name === 'gpu-7' || x.name.startsWith('gpu-7-'))).toBe(true);
     expect(tainted[0]!.taints).toEqual([{ key: 'gpu.cascade.dev/unhealthy', value: 'gpu-lost', effect: 'NoSchedule' }]);
     expect(limitViolations(slices)).toEqual([]);
@@ -322,8 +347,9 @@ describe('taints for health', () => {
 
   it('halves the device limit of a slice of untainted whole GPUs once one is tainted', () => {
     const many = discovery(Array.from({ length: 100 }, (_v, i) => gpu(i, { model: 'Tesla V100-SXM2-16GB', mig: 'N/A' })));
-    expect(build(many).map((s) => s.spec.devices?.length)).toEqual([100]);
-    const tainted = build(many, { taints: { [many.gpus[0]!.uuid]: [{ key: `${DRIVER}/unhealthy`, effect: 'NoSchedule' }] } });
+    const options = { sharing: false } as const;
+    expect(build(many, { options }).map((s) => s.spec.devices?.length)).toEqual([100]);
+    const tainted = build(many, { options, taints: { [many.gpus[0]!.uuid]: [{ key: `${DRIVER}/unhealthy`, effect: 'NoSchedule' }] } });
     expect(tainted.map((s) => s.spec.devices?.length)).toEqual([64, 36]);
     expect(limitViolations(tainted)).toEqual([]);
   });
@@ -357,12 +383,12 @@ describe('slice names and counts', () => {
 
   it('makes full ResourceSlice objects for a generation', () => {
     const [first] = toResourceSlices(build(discovery([gpu(0, { model: 'A100-SXM4-40GB' })])), 3);
-    expect(first).toMatchObject({ apiVersion: 'resource.k8s.io/v1', kind: 'ResourceSlice', metadata: { name: 'node-a-gpu-cascade-dev-0' }, spec: { pool: { name: 'node-a', generation: 3, resourceSliceCount: 1 } } });
+    expect(first).toMatchObject({ apiVersion: 'resource.k8s.io/v1', kind: 'ResourceSlice', metadata: { name: 'node-a-gpu-cascade-dev-0' }, spec: { pool: { name: 'node-a', generation: 3, resourceSliceCount: 2 } } });
   });
 
   it('finds a slice that breaks a limit and says which', () => {
     const slices = build(h100x8('Enabled'));
     const broken = slices.map((s, i) => (i === 1 ? { ...s, spec: { ...s.spec, devices: [...s.spec.devices!, ...s.spec.devices!] } } : s));
-    expect(limitViolations(broken)).toEqual(expect.arrayContaining([expect.stringMatching(/^slice node-a-gpu-cascade-dev-1: 104 devices, limit 64$/)]));
+    expect(limitViolations(broken)).toEqual(expect.arrayContaining([expect.stringMatching(/^slice node-a-gpu-cascade-dev-1: 108 devices, limit 64$/)]));
   });
 });

@@ -19,10 +19,10 @@ describe('node plugin parts', () => {
     const slices = buildDesiredSlices({ nodeName: NODE, driverName: DRIVER, discovery: d, taints: { [d.gpus[2]?.uuid ?? '']: [unhealthyTaint(DRIVER, 'gpu-lost')] } });
     const entries = healthEntries(DRIVER, slices, 100);
     const unhealthy = entries.filter((e) => e.health === 'UNHEALTHY');
-    // The whole GPU and its 25 partitions (published with MIG off: Hopper switches at prepare time).
-    expect(unhealthy).toHaveLength(26);
+    // The whole GPU, its shared form and its 25 partitions (published with MIG off: Hopper switches at prepare time).
+    expect(unhealthy).toHaveLength(27);
     expect(unhealthy.every((e) => (e.deviceName === 'gpu-2' || e.deviceName.startsWith('gpu-2-')) && e.message === 'gpu-lost')).toBe(true);
-    expect(entries).toHaveLength(8 * 26);
+    expect(entries).toHaveLength(8 * 27);
   });
 
   it('replaces only our own entries in a claim status that other drivers also write', () => {

@@ -50,7 +50,7 @@ describe('NvidiaSmiBackend driving the simulator', () => {
     expect(d.lost).toEqual([]);
   });
 
-  it('discovers boards without MIG (L40S, T4) with MIG mode N/A, publishes them whole, and refuses to switch MIG on', async () => {
+  it('discovers boards without MIG (L40S, T4) with MIG mode N/A, publishes them whole and shared, and refuses to switch MIG on', async () => {
     fake = createFakeNvidiaSmi({ driverVersion: '580.105.08', cudaVersion: '13.0', gpus: [{ model: 'L40S', numaNode: 0 }, { model: 'T4', numaNode: 1 }] });
     const backend = backendFor(fake);
     const d = await backend.discover();
@@ -59,7 +59,7 @@ describe('NvidiaSmiBackend driving the simulator', () => {
       ['Tesla T4', 'Turing', '7.5', 15360, 'N/A'],
     ]);
     const slices = buildDesiredSlices({ nodeName: 'n', driverName: 'gpu.cascade.dev', discovery: d });
-    expect(slices.flatMap((s) => s.spec.devices ?? []).map((dev) => dev.name)).toEqual(['gpu-0', 'gpu-1']);
+    expect(slices.flatMap((s) => s.spec.devices ?? []).map((dev) => dev.name)).toEqual(['gpu-0', 'gpu-0-shared', 'gpu-1', 'gpu-1-shared']);
     expect(await kindOf(backend.setMigMode(1, true))).toBe('not-supported');
   });
 
