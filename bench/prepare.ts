@@ -16,6 +16,7 @@ import type { NodePluginConfig } from '../pkg/nodeplugin/config.js';
 import { startNodePlugin } from '../pkg/nodeplugin/run.js';
 import { NvidiaSmiBackend } from '../pkg/nvidia/smi-backend.js';
 import { FLEETS, type FakeConfig, createFakeNvidiaSmi } from '../hack/fake-nvidia-smi/testing.js';
+import { fakeMpsControlPath } from '../hack/fake-mps-control/testing.js';
 import { KubeletStandin } from '../test/support/kubelet-standin.js';
 
 const DRIVER = 'bench.cascade.dev';
@@ -92,6 +93,9 @@ async function scenario(label: string, fleet: FakeConfig, claimDevices: readonly
     pollIntervalMs: 3_600_000,
     healthIntervalMs: 3_600_000,
     migMinorsPath: smi.migMinorsPath,
+    sharing: {},
+    mpsControlPath: fakeMpsControlPath(),
+    mpsRoot: path.join(dir, 'state', 'mps'),
   };
   const plugin = await startNodePlugin(config, { kube: null, claims, backend: new NvidiaSmiBackend({ path: wrapper, env: { ...smi.env } }) });
   const kubelet = await KubeletStandin.discover({ registryDir: config.registryDir, driverName: DRIVER });

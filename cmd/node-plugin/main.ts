@@ -13,7 +13,7 @@ export async function runDryRun(config: NodePluginConfig): Promise<void> {
   const { slices } = await discoverDesiredSlices(backend, {
     nodeName: config.nodeName,
     driverName: config.driverName,
-    options: { dynamicMig: config.dynamicMig },
+    options: { dynamicMig: config.dynamicMig, sharing: config.sharing },
   });
   // Generation 1 is what a first publication would carry.
   const list = { apiVersion: 'v1', kind: 'List', items: toResourceSlices(slices, 1) };

@@ -123,6 +123,7 @@ export function handleCall(argv: readonly string[], config: ResolvedConfig, stat
   if (state.faults.driverNotLoaded) return result(`${MESSAGES.driverNotLoaded}\n`, EXIT.driverNotLoaded);
   if (argv[0] === 'mig') return handleMig(ctx, new Args(argv.slice(1)));
   if (argv[0] === 'topo') return handleTopo(ctx, new Args(argv.slice(1)));
+  if (argv[0] === 'compute-policy') return handleComputePolicy(ctx, new Args(argv.slice(1)));
   const args = new Args(argv);
   if (args.flag('-h', '--help')) return result('NVIDIA System Management Interface -- simulated by Cascade\n');
   const selector = args.option('-i', '--id');
@@ -149,6 +150,34 @@ export function handleCall(argv: readonly string[], config: ResolvedConfig, stat
   const mig = args.option('-mig', '--multi-instance-gpu');
   if (mig !== undefined) return setMigMode(ctx, gpus, mig);
   if (args.flag('-r', '--gpu-reset')) return resetGpus(ctx, selector === undefined ? undefined : gpus);
+  return fail(MESSAGES.invalidArguments, EXIT.badArgument);
+}
+
+/**
+ * `nvidia-smi compute-policy [-i ID] --set-timeslice=N` (0 default, 1 short,
+ * 2 medium, 3 long) and `-l`. The wording of the answers is catalog knowledge
+ * from NVIDIA's documentation, not a capture; Cascade reads only exit codes.
+ */
+function handleComputePolicy(ctx: Context, args: Args): CallResult {
+  const gpus = selectGpus(ctx, args.option('-i', '--id'));
+  if (!gpus) return fail(MESSAGES.noDevices, EXIT.notFound);
+  const lost = gpus.find((g) => isLost(ctx, g));
+  if (lost) return fail(lostLine(lost), EXIT.gpuLost);
+  const set = args.option('--set-timeslice');
+  if (set !== undefined) {
+    if (args.leftover.length > 0 || !/^[0-3]$/.test(set)) return fail(MESSAGES.invalidArguments, EXIT.badArgument);
+    const out: string[] = [];
+    for (const gpu of gpus) {
+      view(ctx, gpu).state.timeslice = Number(set);
+      out.push(`Set timeslice to ${set} for GPU ${gpu.pciBusId}`);
+    }
+    out.push('All done.');
+    return result(out.join('\n') + '\n', EXIT.ok, '', true);
+  }
+  if (args.flag('-l', '--list')) {
+    if (args.leftover.length > 0) return fail(MESSAGES.invalidArguments, EXIT.badArgument);
+    return result(gpus.map((g) => `GPU ${g.index}: timeslice ${view(ctx, g).state.timeslice ?? 0}`).join('\n') + '\n');
+  }
   return fail(MESSAGES.invalidArguments, EXIT.badArgument);
 }
 

@@ -10,6 +10,8 @@ export interface FakeGpuState {
   migCurrent: 'Enabled' | 'Disabled';
   migPending: 'Enabled' | 'Disabled';
   gpuInstances: FakeGpuInstance[];
+  /** compute-policy time slice, 0 (default) to 3 (long); absent means 0. */
+  timeslice?: number;
 }
 
 export interface FakeState {

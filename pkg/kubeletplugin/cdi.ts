@@ -88,6 +88,20 @@ export interface FullGpuDevice {
   readonly uuid: string;
   /** /dev/nvidia<minor>. */
   readonly minor: number;
+  /** Set when the GPU is shared through MPS: the daemon's pipe directory and the claim's limits. */
+  readonly mps?: CdiMps;
+}
+
+/** What a container needs to be an MPS client with its share's limits. */
+export interface CdiMps {
+  /** CUDA_MPS_PIPE_DIRECTORY, bind-mounted at the same path. */
+  readonly pipeDirectory: string;
+  /** Host path of the pipe directory when the plugin sees the host under another root. */
+  readonly hostPipeDirectory?: string;
+  /** CUDA_MPS_PINNED_DEVICE_MEM_LIMIT for the container's one GPU (ordinal 0), in MiB. */
+  readonly memoryLimitMiB?: number;
+  /** CUDA_MPS_ACTIVE_THREAD_PERCENTAGE. */
+  readonly activeThreadPercentage?: number;
 }
 
 /** A MIG instance created for a claim. */
@@ -172,10 +186,11 @@ function hostNode(path: string, hostRoot: string | undefined): CdiDeviceNode {
 function deviceEdits(device: CdiGpuDevice, hostRoot: string | undefined): CdiContainerEdits {
   const envName = uuidEnvName(device.deviceName);
   if (device.type === 'gpu') {
-    return {
+    const edits: CdiContainerEdits = {
       env: [`${envName}=${device.uuid}`],
       deviceNodes: [hostNode(`/dev/nvidia${device.minor}`, hostRoot)],
     };
+    return device.mps === undefined ? edits : mergeEdits(edits, mpsEdits(device.mps));
   }
   return {
     env: [`${envName}=${device.uuid}`, `${envName.replace(/_UUID$/, '_PARENT_UUID')}=${device.parentUuid}`],
@@ -184,6 +199,18 @@ function deviceEdits(device: CdiGpuDevice, hostRoot: string | undefined): CdiCon
       ...device.capDevicePaths.map((p) => hostNode(p, hostRoot)),
     ],
   };
+}
+
+/**
+ * An MPS client: the pipe directory (where the daemon's sockets live) mounted
+ * and named, and the share's limits, which the CUDA runtime of the client
+ * applies. A container reaches one MPS server, so it should use one shared GPU.
+ */
+function mpsEdits(mps: CdiMps): CdiContainerEdits {
+  const env = [`CUDA_MPS_PIPE_DIRECTORY=${mps.pipeDirectory}`];
+  if (mps.memoryLimitMiB !== undefined) env.push(`CUDA_MPS_PINNED_DEVICE_MEM_LIMIT=0=${mps.memoryLimitMiB}M`);
+  if (mps.activeThreadPercentage !== undefined) env.push(`CUDA_MPS_ACTIVE_THREAD_PERCENTAGE=${mps.activeThreadPercentage}`);
+  return { env, mounts: [{ hostPath: mps.hostPipeDirectory ?? mps.pipeDirectory, containerPath: mps.pipeDirectory, options: ['rbind', 'rw', 'nosuid', 'nodev'] }] };
 }
 
 /** Device nodes every NVIDIA container needs, whatever device it got. */

@@ -33,7 +33,7 @@ export interface IntendedDevice {
   readonly request: string;
   readonly poolName: string;
   readonly deviceName: string;
-  readonly type: 'gpu' | 'mig';
+  readonly type: 'gpu' | 'mig' | 'shared';
   readonly gpuIndex: number;
   readonly gpuUuid: string;
   /** For type "mig": the instance prepare will create. */
@@ -43,6 +43,18 @@ export interface IntendedDevice {
     readonly placement: MigPlacement;
   };
   readonly shareId?: string;
+  /** For a whole or shared GPU set up for sharing: how, so the last sharer can undo it. */
+  readonly sharing?: IntendedSharing;
+}
+
+/** MPS or a time slice on a GPU, with what one claim was given. */
+export interface IntendedSharing {
+  readonly strategy: 'MPS' | 'TimeSlicing';
+  /** Time slice 0-3 (TimeSlicing). */
+  readonly timeSlice?: number;
+  /** The claim's MPS memory limit in MiB and active-thread percentage, from consumedCapacity. */
+  readonly memoryMiB?: number;
+  readonly computePercent?: number;
 }
 
 /** A MIG instance Cascade created (GPU instance + compute instance). */

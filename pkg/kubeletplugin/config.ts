@@ -6,16 +6,19 @@
 //
 //   apiVersion: gpu.cascade.dev/v1alpha1     required
 //   kind: GpuConfig                          required
-//   sharing:                                 optional; default {strategy: Exclusive}
-//     strategy: Exclusive | TimeSlicing      required inside sharing
+//   sharing:                                 optional; default: Exclusive for a whole
+//                                            GPU or MIG device, MPS for a shared GPU
+//     strategy: Exclusive | TimeSlicing | MPS   required inside sharing
 //     timeSlicing:                           only with strategy TimeSlicing
 //       interval: Default | Short | Medium | Long   optional; default Default
 //
-// Exclusive: one container process context on the device at a time is not
-// enforced by Cascade; it means "no sharing settings applied". TimeSlicing is
-// part of the format (validated here, only for full GPUs because MIG instances
-// have no time-slice knob) but not applied yet: the node plugin refuses such a
-// claim with a per-claim error rather than pretending.
+// Exclusive: no sharing settings applied (the claim's containers get the device
+// as it is). TimeSlicing: the GPU's time slice is set with `nvidia-smi
+// compute-policy`; processes take turns and nothing limits their memory. MPS:
+// the node plugin runs an MPS control daemon for the GPU and each claim's
+// containers get the memory limit and compute share the allocation consumed
+// (docs/devices.md "Shared GPUs"). MIG devices take Exclusive only; a shared
+// GPU takes MPS or TimeSlicing.
 // Anything else (an unknown field, a wrong kind or apiVersion, a value out of
 // its set, a wrong JSON type) is an error naming the field, which fails only
 // the claim that carries it.
@@ -25,7 +28,7 @@ export const CONFIG_GROUP = 'gpu.cascade.dev';
 export const CONFIG_API_VERSION = `${CONFIG_GROUP}/v1alpha1`;
 export const GPU_CONFIG_KIND = 'GpuConfig';
 
-export const SHARING_STRATEGIES = ['Exclusive', 'TimeSlicing'] as const;
+export const SHARING_STRATEGIES = ['Exclusive', 'TimeSlicing', 'MPS'] as const;
 export type SharingStrategy = (typeof SHARING_STRATEGIES)[number];
 
 export const TIME_SLICE_INTERVALS = ['Default', 'Short', 'Medium', 'Long'] as const;
@@ -33,14 +36,20 @@ export type TimeSliceInterval = (typeof TIME_SLICE_INTERVALS)[number];
 
 export type GpuSharing =
   | { readonly strategy: 'Exclusive' }
+  | { readonly strategy: 'MPS' }
   | { readonly strategy: 'TimeSlicing'; readonly timeSlicing: { readonly interval: TimeSliceInterval } };
 
-/** A validated configuration with defaults filled in. */
+/** A validated configuration; `sharing` undefined means the device type's default. */
 export interface GpuConfig {
-  readonly sharing: GpuSharing;
+  readonly sharing?: GpuSharing;
 }
 
-export const DEFAULT_GPU_CONFIG: GpuConfig = { sharing: { strategy: 'Exclusive' } };
+export const DEFAULT_GPU_CONFIG: GpuConfig = {};
+
+/** The sharing a device gets: the config's, else MPS for a shared GPU and Exclusive for the rest. */
+export function sharingFor(config: GpuConfig, deviceType: 'gpu' | 'mig' | 'shared'): GpuSharing {
+  return config.sharing ?? (deviceType === 'shared' ? { strategy: 'MPS' } : { strategy: 'Exclusive' });
+}
 
 export type ConfigResult = { readonly ok: true; readonly config: GpuConfig } | { readonly ok: false; readonly error: string };
 
@@ -81,7 +90,7 @@ function parseSharing(value: unknown): GpuSharing {
   const sharing = objectAt(value, 'sharing', ['strategy', 'timeSlicing']);
   if (!('strategy' in sharing)) throw new FieldError('sharing.strategy: required');
   const strategy = oneOf(sharing.strategy, 'sharing.strategy', SHARING_STRATEGIES);
-  if (strategy === 'Exclusive') {
+  if (strategy === 'Exclusive' || strategy === 'MPS') {
     if ('timeSlicing' in sharing) throw new FieldError('sharing.timeSlicing: only allowed with strategy "TimeSlicing"');
     return { strategy };
   }
@@ -104,8 +113,7 @@ export function parseGpuConfig(parameters: unknown): ConfigResult {
     }
     if (!('kind' in obj)) throw new FieldError(`kind: required ("${GPU_CONFIG_KIND}")`);
     if (obj.kind !== GPU_CONFIG_KIND) throw new FieldError(`kind: must be "${GPU_CONFIG_KIND}", got ${describe(obj.kind)}`);
-    const sharing = 'sharing' in obj ? parseSharing(obj.sharing) : DEFAULT_GPU_CONFIG.sharing;
-    return { ok: true, config: { sharing } };
+    return { ok: true, config: 'sharing' in obj ? { sharing: parseSharing(obj.sharing) } : {} };
   } catch (err) {
     if (err instanceof FieldError) return { ok: false, error: err.message };
     throw err;
@@ -149,10 +157,14 @@ export function resolveDeviceConfig(
   return { ok: true, config: chosen };
 }
 
-/** MIG instances have no time-slice setting; a config asking for one fails the claim. */
-export function checkConfigForDevice(config: GpuConfig, deviceType: 'gpu' | 'mig', deviceName: string): string | undefined {
-  if (deviceType === 'mig' && config.sharing.strategy === 'TimeSlicing') {
-    return `sharing.strategy: "TimeSlicing" is not supported on MIG device ${deviceName}; use "Exclusive" or a full GPU`;
+/** Which strategies each device type takes; a config asking for another fails the claim. */
+export function checkConfigForDevice(config: GpuConfig, deviceType: 'gpu' | 'mig' | 'shared', deviceName: string): string | undefined {
+  const strategy = sharingFor(config, deviceType).strategy;
+  if (deviceType === 'mig' && strategy !== 'Exclusive') {
+    return `sharing.strategy: "${strategy}" is not supported on MIG device ${deviceName}; use "Exclusive", or a shared GPU (class shared.gpu.cascade.dev) for MPS or time-slicing`;
+  }
+  if (deviceType === 'shared' && strategy === 'Exclusive') {
+    return `sharing.strategy: "Exclusive" contradicts shared GPU ${deviceName}, which other claims use too; use "MPS" (the default) or "TimeSlicing"`;
   }
   return undefined;
 }
@@ -172,7 +184,6 @@ export function claimConfigProblem(
     if (!opaque || opaque.driver !== driver) return undefined;
     const parsed = parseGpuConfig(opaque.parameters);
     if (!parsed.ok) return `invalid ${CONFIG_API_VERSION} ${GPU_CONFIG_KIND} in ${where}: ${parsed.error}`;
-    if (parsed.config.sharing.strategy === 'TimeSlicing') return `${where} asks for sharing.strategy TimeSlicing, which this version of Cascade does not apply; use Exclusive (the default)`;
     return undefined;
   };
   for (const [i, c] of (claimConfigs ?? []).entries()) {

@@ -23,6 +23,8 @@ export class KubeClaimSource implements ClaimSource {
 /** What one prepared device became, for the claim's status.devices[].data. */
 export interface DeviceStatusData {
   readonly device: string;
+  /** A shared GPU's share: status.devices entries are keyed by device and share ID. */
+  readonly shareID?: string;
   readonly data: Readonly<Record<string, unknown>>;
 }
 
@@ -58,6 +60,7 @@ export function readyStatus(driver: string, pool: string, d: DeviceStatusData, a
     driver,
     pool,
     device: d.device,
+    ...(d.shareID !== undefined ? { shareID: d.shareID } : {}),
     conditions: [{ type: 'Ready', status: 'True', reason: 'Prepared', message: 'the device is set up and its CDI spec written', lastTransitionTime: at }],
     data: d.data,
   };

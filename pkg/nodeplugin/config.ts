@@ -3,6 +3,8 @@
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import path from 'node:path';
 import { DEFAULT_DRIVER_NAME } from '../api/resource.js';
+import { sharingOptions } from '../inventory/devices.js';
+import type { SharingOptions } from '../inventory/types.js';
 
 export interface NodePluginConfig {
   /** Path of nvidia-smi (or the simulator). */
@@ -37,6 +39,12 @@ export interface NodePluginConfig {
   readonly hostDriverRoot: string;
   /** A checkpoint that cannot be read: refuse to start ("fail"), or move it aside and start with no claims. */
   readonly onCorruptCheckpoint: 'fail' | 'start-empty';
+  /** How GPUs are published for sharing (false: not at all). */
+  readonly sharing: SharingOptions | false;
+  /** nvidia-cuda-mps-control, which runs the MPS daemons of shared GPUs. */
+  readonly mpsControlPath: string;
+  /** Where the MPS daemons' pipe and log directories live (default <state-dir>/mps). */
+  readonly mpsRoot: string;
 }
 
 const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
@@ -93,6 +101,12 @@ interface RawOptions {
   driverRoot: string;
   hostDriverRoot: string;
   onCorruptCheckpoint: 'fail' | 'start-empty';
+  sharedGpus: boolean;
+  sharedMemoryStep: string;
+  sharedComputeStep: number;
+  sharedComputeDefault: number;
+  mpsControl?: string;
+  mpsRoot?: string;
 }
 
 /** The flag set; exported so the help text can be tested and printed. */
@@ -122,11 +136,17 @@ export function nodePluginCommand(env: NodeJS.ProcessEnv = process.env): Command
         .choices(['fail', 'start-empty'])
         .default('fail'),
     )
+    .addOption(new Option('--no-shared-gpus', 'do not publish GPUs for sharing (shared.gpu.cascade.dev)'))
+    .addOption(new Option('--shared-memory-step <quantity>', 'shared GPUs hand out memory in multiples of this').default('1Gi'))
+    .addOption(new Option('--shared-compute-step <percent>', 'shared GPUs hand out compute in multiples of this many percent').argParser(positiveInt).default(1))
+    .addOption(new Option('--shared-compute-default <percent>', 'compute a shared-GPU claim gets when it does not ask').argParser(positiveInt).default(10))
+    .addOption(new Option('--mps-control <path>', 'nvidia-cuda-mps-control (default: $NVIDIA_MPS_CONTROL, else from PATH)'))
+    .addOption(new Option('--mps-root <dir>', "MPS daemons' pipe and log directories (default: <state-dir>/mps)"))
     .allowExcessArguments(false)
     .exitOverride()
     // Errors come back as exceptions with a message; help goes to stdout as usual.
     .configureOutput({ writeErr: () => undefined })
-    .addHelpText('after', `\nEnvironment: NODE_NAME (now ${JSON.stringify(env.NODE_NAME ?? '')}), NVIDIA_SMI, KUBECONFIG, NVIDIA_MIG_MINORS`);
+    .addHelpText('after', `\nEnvironment: NODE_NAME (now ${JSON.stringify(env.NODE_NAME ?? '')}), NVIDIA_SMI, KUBECONFIG, NVIDIA_MIG_MINORS, NVIDIA_MPS_CONTROL`);
 }
 
 /** Thrown for --help: the help was printed and the process should exit 0. */
@@ -153,6 +173,10 @@ export function parseNodePluginConfig(argv: readonly string[], env: NodeJS.Proce
     throw new Error('the node name is unknown: pass --node-name or set NODE_NAME (the downward API spec.nodeName)');
   }
   dnsSubdomain('NODE_NAME')(nodeName);
+  const sharing: SharingOptions | false = o.sharedGpus ? { memoryStep: o.sharedMemoryStep, computeStep: o.sharedComputeStep, computeDefault: o.sharedComputeDefault } : false;
+  // Refuse a bad setting now, not at the first publication.
+  sharingOptions({ sharing });
+  const stateDir = o.stateDir ?? path.join(o.pluginsDir, o.driverName);
   return {
     nvidiaSmiPath: o.nvidiaSmi ?? env.NVIDIA_SMI ?? 'nvidia-smi',
     nvidiaSmiTimeoutMs: o.nvidiaSmiTimeout,
@@ -163,7 +187,7 @@ export function parseNodePluginConfig(argv: readonly string[], env: NodeJS.Proce
     pluginsDir: o.pluginsDir,
     registryDir: o.registryDir,
     cdiRoot: o.cdiRoot,
-    stateDir: o.stateDir ?? path.join(o.pluginsDir, o.driverName),
+    stateDir,
     dynamicMig: o.dynamicMig,
     healthPort: o.healthPort,
     healthHost: o.healthHost,
@@ -173,5 +197,8 @@ export function parseNodePluginConfig(argv: readonly string[], env: NodeJS.Proce
     driverRoot: o.driverRoot,
     hostDriverRoot: o.hostDriverRoot,
     onCorruptCheckpoint: o.onCorruptCheckpoint,
+    sharing,
+    mpsControlPath: o.mpsControl ?? env.NVIDIA_MPS_CONTROL ?? 'nvidia-cuda-mps-control',
+    mpsRoot: o.mpsRoot ?? path.join(stateDir, 'mps'),
   };
 }

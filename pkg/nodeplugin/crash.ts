@@ -3,7 +3,8 @@
 // SIGKILL, as a node losing power or an OOM kill would.
 //   after-mig-create         the MIG instance exists, the checkpoint does not know it
 //   before-prepare-complete  instances recorded, CDI written, claim not completed
-export type CrashPoint = 'after-mig-create' | 'before-prepare-complete';
+//   after-mps-start          a shared GPU's MPS daemon runs, the claim is not completed
+export type CrashPoint = 'after-mig-create' | 'before-prepare-complete' | 'after-mps-start';
 
 export const CRASH_POINT_ENV = 'CASCADE_TEST_CRASH_POINT';
 

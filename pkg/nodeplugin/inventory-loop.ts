@@ -3,7 +3,7 @@
 // unhealthy GPUs, and never unpublishes because nvidia-smi failed once.
 import type { DeviceTaint } from '../api/resource.js';
 import { buildDesiredSlices, carryOverLostGpus, taintsFromHealth, unhealthyTaint, unhealthyTaintKey } from '../inventory/index.js';
-import type { DesiredSlice } from '../inventory/types.js';
+import type { DesiredSlice, SharingOptions } from '../inventory/types.js';
 import type { DeviceHealthBoard, DeviceHealthEntry } from '../kubeletplugin/health.js';
 import type { SerialQueue } from '../kubeletplugin/serialize.js';
 import { errorMessage, type Logger } from '../log/logger.js';
@@ -27,6 +27,8 @@ export interface InventoryLoopOptions {
   readonly pollIntervalMs: number;
   readonly healthIntervalMs: number;
   readonly dynamicMig: boolean;
+  /** How GPUs are published for sharing (default: on with the default policies). */
+  readonly sharing?: SharingOptions | false;
   readonly log: Logger;
 }
 
@@ -151,7 +153,7 @@ export class InventoryLoop {
       discovery,
       ownedInstances: this.o.preparer.ownedInstances(discovery),
       taints,
-      options: { dynamicMig: this.o.dynamicMig },
+      options: { dynamicMig: this.o.dynamicMig, ...(this.o.sharing !== undefined ? { sharing: this.o.sharing } : {}) },
     });
     this.snapshot = inventorySnapshot(discovery, slices);
     return slices;

@@ -2,11 +2,12 @@
 // inventory to the exact devices to hand out, every value checked before it
 // can reach an nvidia-smi command line.
 import { unhealthyTaintKey } from '../inventory/health.js';
-import { ATTR, MIG_MEMORY_SLICES, gpuDeviceName, migDeviceName, qualify } from '../api/devicemodel.js';
+import { ATTR, CAPACITY, MIG_MEMORY_SLICES, gpuDeviceName, migDeviceName, qualify, sharedDeviceName } from '../api/devicemodel.js';
+import { Quantity } from '../cel/quantity.js';
 import type { Device, ResourceClaim } from '../api/resource.js';
 import type { DesiredSlice } from '../inventory/types.js';
-import type { CheckpointState, IntendedDevice } from '../kubeletplugin/checkpoint.js';
-import { checkConfigForDevice, resolveDeviceConfig, type GpuConfig } from '../kubeletplugin/config.js';
+import type { CheckpointState, IntendedDevice, IntendedSharing } from '../kubeletplugin/checkpoint.js';
+import { checkConfigForDevice, resolveDeviceConfig, sharingFor, type GpuConfig } from '../kubeletplugin/config.js';
 import { type ClaimRef, claimLabel } from '../kubeletplugin/preparer.js';
 import type { Discovery } from '../nvidia/backend.js';
 import type { GpuInfo, Placement } from '../nvidia/types.js';
@@ -54,7 +55,23 @@ export interface PlannedPreexistingMig extends PlannedBase {
   readonly computeInstanceId: number;
 }
 
-export type PlannedDevice = PlannedGpu | PlannedMig | PlannedPreexistingMig;
+/** A whole GPU (kind gpu) or a shared GPU (kind shared) set up for MPS or time-slicing. */
+export interface SharingPlan {
+  readonly strategy: 'MPS' | 'TimeSlicing';
+  readonly timeSlice?: 0 | 1 | 2 | 3;
+  /** MPS limits from the allocation's consumedCapacity (shared GPUs only). */
+  readonly memoryMiB?: number;
+  readonly computePercent?: number;
+}
+
+/** A share of a GPU that allows multiple allocations. */
+export interface PlannedShared extends PlannedBase {
+  readonly kind: 'shared';
+  readonly shareId: string;
+  readonly sharing: SharingPlan;
+}
+
+export type PlannedDevice = (PlannedGpu & { readonly sharing?: SharingPlan }) | PlannedShared | PlannedMig | PlannedPreexistingMig;
 
 export type ClaimPlan = { readonly ok: true; readonly devices: readonly PlannedDevice[] } | { readonly ok: false; readonly error: string };
 
@@ -65,9 +82,12 @@ export interface Occupancy {
   readonly deviceName: string;
   /**
    * "whole": the whole GPU; "named": a pre-existing MIG device, which only its
-   * own name can clash with (the inventory hides partitions overlapping it).
+   * own name can clash with (the inventory hides partitions overlapping it);
+   * "shared": a share of the GPU, which other shares do not clash with.
    */
-  readonly placement: Placement | 'whole' | 'named';
+  readonly placement: Placement | 'whole' | 'named' | 'shared';
+  /** How a whole or shared GPU is shared, when it is. */
+  readonly sharing?: SharingPlan;
 }
 
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
@@ -90,32 +110,88 @@ export function occupancyFromCheckpoint(state: CheckpointState, exceptUid: strin
     const owner = `claim ${c.namespace}/${c.name}`;
     for (const d of c.intended) {
       // Pre-existing MIG devices are checkpointed without `mig`: nothing to create.
-      const placement = d.type === 'gpu' ? 'whole' : (d.mig?.placement ?? 'named');
-      out.push({ owner, gpuUuid: d.gpuUuid, deviceName: d.deviceName, placement });
+      const placement = d.type === 'gpu' ? 'whole' : d.type === 'shared' ? 'shared' : (d.mig?.placement ?? 'named');
+      out.push({ owner, gpuUuid: d.gpuUuid, deviceName: d.deviceName, placement, ...(d.sharing ? { sharing: sharingOf(d.sharing) } : {}) });
     }
   }
   return out;
 }
 
+function sharingOf(s: IntendedSharing): SharingPlan {
+  const slice = s.timeSlice;
+  return {
+    strategy: s.strategy,
+    ...(slice === 0 || slice === 1 || slice === 2 || slice === 3 ? { timeSlice: slice } : {}),
+    ...(s.memoryMiB !== undefined ? { memoryMiB: s.memoryMiB } : {}),
+    ...(s.computePercent !== undefined ? { computePercent: s.computePercent } : {}),
+  };
+}
+
 function clashes(a: Occupancy['placement'], b: Occupancy['placement']): boolean {
+  if (a === 'shared' && b === 'shared') return false;
+  if (a === 'shared' || b === 'shared') return true;
   if (a === 'named' || b === 'named') return a === 'whole' || b === 'whole';
   if (a === 'whole' || b === 'whole') return true;
   return overlaps(a, b);
 }
 
 function describeHeld(p: Occupancy['placement']): string {
-  return p === 'whole' ? 'the whole GPU' : p === 'named' ? 'a pre-existing MIG device' : `placement ${describePlacement(p)}`;
+  return p === 'whole' ? 'the whole GPU' : p === 'named' ? 'a pre-existing MIG device' : p === 'shared' ? 'a share of the GPU' : `placement ${describePlacement(p)}`;
 }
 
-function conflict(device: string, gpu: GpuInfo, placement: Occupancy['placement'], held: readonly Occupancy[]): string | undefined {
+function conflict(device: string, gpu: GpuInfo, placement: Occupancy['placement'], held: readonly Occupancy[], sharing?: SharingPlan): string | undefined {
   for (const o of held) {
     if (o.gpuUuid !== gpu.uuid) continue;
+    if (placement === 'shared' && o.placement === 'shared') {
+      // Shares of one GPU must agree on how it is shared: one MPS daemon, or one time slice.
+      const mine = sharing;
+      const theirs = o.sharing;
+      if (mine && theirs && (mine.strategy !== theirs.strategy || (mine.strategy === 'TimeSlicing' && mine.timeSlice !== theirs.timeSlice))) {
+        return `shared GPU ${device} is shared through ${describeSharing(theirs)} by ${o.owner}; this claim asks for ${describeSharing(mine)}, and a GPU is shared one way at a time`;
+      }
+      continue;
+    }
     if (o.deviceName === device) return `device ${device} is already prepared for ${o.owner}`;
     if (clashes(placement, o.placement)) {
       return `device ${device} needs ${describeHeld(placement)} on ${gpuDeviceName(gpu.minor)}, which overlaps ${o.deviceName} (${describeHeld(o.placement)}) held by ${o.owner}`;
     }
   }
   return undefined;
+}
+
+function describeSharing(s: SharingPlan): string {
+  return s.strategy === 'MPS' ? 'MPS' : `time-slicing (time slice ${s.timeSlice ?? 0})`;
+}
+
+const TIME_SLICES = { Default: 0, Short: 1, Medium: 2, Long: 3 } as const;
+const SHARE_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+const MIB = 1024n * 1024n;
+
+/**
+ * What a shared GPU's allocation gave the claim, from consumedCapacity: the
+ * memory limit in whole MiB (rounded down, so the limit never exceeds the
+ * share) and the compute percentage, each checked before it reaches a
+ * command line or an environment variable.
+ */
+function shareLimits(driver: string, consumed: Readonly<Record<string, string>> | undefined, device: string): { memoryMiB: number; computePercent: number } | string {
+  const memText = consumed?.[qualify(driver, CAPACITY.memory)];
+  const computeText = consumed?.[qualify(driver, CAPACITY.compute)];
+  if (memText === undefined || computeText === undefined) return `the allocation of shared GPU ${device} does not say how much memory and compute it consumed (consumedCapacity); it was not made by a 1.36 allocator`;
+  const mem = Quantity.tryParse(memText);
+  const compute = Quantity.tryParse(computeText);
+  if (mem === undefined || mem.sign() <= 0) return `shared GPU ${device}: consumed memory ${JSON.stringify(memText)} is not a positive quantity`;
+  if (compute === undefined || !compute.isInteger() || compute.asInteger() < 1n || compute.asInteger() > 100n) return `shared GPU ${device}: consumed compute ${JSON.stringify(computeText)} is not a whole percent from 1 to 100`;
+  const bytes = mem.nanos / 1_000_000_000n;
+  const mib = bytes / MIB;
+  if (mib < 1n || mib > 16n * 1024n * 1024n) return `shared GPU ${device}: consumed memory ${memText} is outside 1Mi-16Ti`;
+  return { memoryMiB: Number(mib), computePercent: Number(compute.asInteger()) };
+}
+
+function sharingPlan(config: GpuConfig, type: 'gpu' | 'shared'): SharingPlan | undefined {
+  const s = sharingFor(config, type);
+  if (s.strategy === 'Exclusive') return undefined;
+  if (s.strategy === 'MPS') return { strategy: 'MPS' };
+  return { strategy: 'TimeSlicing', timeSlice: TIME_SLICES[s.timeSlicing.interval] };
 }
 
 function intAttr(device: Device, driver: string, name: string): number | undefined {
@@ -174,11 +250,30 @@ export function planClaim(input: {
       if (!gpu || gpuDeviceName(gpu.minor) !== r.device) return fail(`device ${r.device} does not match any GPU nvidia-smi reports`);
       const problem = conflict(r.device, gpu, 'whole', held);
       if (problem) return fail(problem);
-      devices.push({ kind: 'gpu', ...base, gpu });
+      const sharing = sharingPlan(configured.config, 'gpu');
+      devices.push({ kind: 'gpu', ...base, gpu, ...(sharing ? { sharing } : {}) });
       held.push({ owner: 'another request of this claim', gpuUuid: gpu.uuid, deviceName: r.device, placement: 'whole' });
       continue;
     }
-    if (type !== 'mig') return fail(`device ${r.device} has type ${JSON.stringify(type)}; expected "gpu" or "mig"`);
+    if (type === 'shared') {
+      const uuid = strAttr(device, driver, ATTR.uuid);
+      const gpu = inventory.discovery.gpus.find((g) => g.uuid === uuid);
+      if (!gpu || sharedDeviceName(gpu.minor) !== r.device) return fail(`device ${r.device} does not match any GPU nvidia-smi reports`);
+      if (r.shareID === undefined || !SHARE_ID.test(r.shareID)) return fail(`shared GPU ${r.device} was allocated without a valid share ID`);
+      const configProblem = checkConfigForDevice(configured.config, 'shared', r.device);
+      if (configProblem) return fail(configProblem);
+      const limits = shareLimits(driver, r.consumedCapacity, r.device);
+      if (typeof limits === 'string') return fail(limits);
+      const how = sharingPlan(configured.config, 'shared') ?? { strategy: 'MPS' };
+      // Time-slicing records the share too (for status and debugging); only MPS enforces it.
+      const sharing: SharingPlan = { ...how, ...limits };
+      const problem = conflict(r.device, gpu, 'shared', held, sharing);
+      if (problem) return fail(problem);
+      devices.push({ kind: 'shared', ...base, gpu, shareId: r.shareID, sharing });
+      held.push({ owner: 'another request of this claim', gpuUuid: gpu.uuid, deviceName: r.device, placement: 'shared', sharing });
+      continue;
+    }
+    if (type !== 'mig') return fail(`device ${r.device} has type ${JSON.stringify(type)}; expected "gpu", "shared" or "mig"`);
     const parentUuid = strAttr(device, driver, ATTR.parentUUID);
     const profile = strAttr(device, driver, ATTR.profile);
     const profileId = intAttr(device, driver, ATTR.profileID);
@@ -212,11 +307,21 @@ export function planClaim(input: {
   return { ok: true, devices };
 }
 
+function intendedSharing(s: SharingPlan): IntendedSharing {
+  return {
+    strategy: s.strategy,
+    ...(s.timeSlice !== undefined ? { timeSlice: s.timeSlice } : {}),
+    ...(s.memoryMiB !== undefined ? { memoryMiB: s.memoryMiB } : {}),
+    ...(s.computePercent !== undefined ? { computePercent: s.computePercent } : {}),
+  };
+}
+
 /** The checkpoint's record of a plan, written before anything changes on the GPU. */
 export function intendedDevices(devices: readonly PlannedDevice[]): IntendedDevice[] {
   return devices.map((d): IntendedDevice => {
     const common = { request: d.request, poolName: d.poolName, deviceName: d.deviceName, gpuIndex: d.gpu.index, gpuUuid: d.gpu.uuid };
-    if (d.kind === 'gpu') return { ...common, type: 'gpu' };
+    if (d.kind === 'gpu') return { ...common, type: 'gpu', ...(d.sharing ? { sharing: intendedSharing(d.sharing) } : {}) };
+    if (d.kind === 'shared') return { ...common, type: 'shared', shareId: d.shareId, sharing: intendedSharing(d.sharing) };
     // A pre-existing instance is not ours to create or destroy: no `mig` intent.
     if (d.kind === 'preexisting-mig') return { ...common, type: 'mig' };
     return { ...common, type: 'mig', mig: { profile: d.profile, profileId: d.profileId, placement: d.placement } };

@@ -2,10 +2,11 @@
 // and CDI specs, and back, with the checkpoint written before every answer so
 // that a crash at any line is finished or rolled back by recover().
 import { readFile } from 'node:fs/promises';
+import { posix } from 'node:path';
 import { gpuDeviceName } from '../api/devicemodel.js';
 import type { OwnedInstance } from '../inventory/types.js';
 import { isNotFound } from '../k8s/client.js';
-import { buildClaimCdiSpec, cdiDeviceId, type CdiContainerEdits, type CdiGpuDevice, migCapDevicePaths, parseMigMinors } from '../kubeletplugin/cdi.js';
+import { buildClaimCdiSpec, cdiDeviceId, type CdiContainerEdits, type CdiGpuDevice, type CdiMps, migCapDevicePaths, parseMigMinors } from '../kubeletplugin/cdi.js';
 import type { CdiSpecWriter } from '../kubeletplugin/cdi-writer.js';
 import {
   type CheckpointState,
@@ -36,7 +37,9 @@ import { migToggleNeedsReset } from '../nvidia/catalog.js';
 import type { GpuInfo, MigMode } from '../nvidia/types.js';
 import type { ClaimSource, ClaimStatusSink, DeviceStatusData } from './claims.js';
 import { crashPoint } from './crash.js';
-import { type InventorySnapshot, type PlannedDevice, describePlacement, intendedDevices, occupancyFromCheckpoint, planClaim } from './plan.js';
+import type { MpsControl } from './mps.js';
+import { type InventorySnapshot, type PlannedDevice, type SharingPlan, describePlacement, intendedDevices, occupancyFromCheckpoint, planClaim } from './plan.js';
+import { mpsGpus, sharingReleases, type SharingRelease } from './sharing.js';
 
 export interface NodePreparerOptions {
   readonly driver: string;
@@ -55,6 +58,10 @@ export interface NodePreparerOptions {
   readonly dynamicMig: boolean;
   /** Mounts of the driver's user-space files, added to every claim's CDI spec. */
   readonly driverEdits?: CdiContainerEdits;
+  /** MPS control daemons for shared GPUs; undefined: MPS claims are refused on this node. */
+  readonly mps?: MpsControl;
+  /** The MPS root as the host sees it, when this process sees it under another path. */
+  readonly hostMpsRoot?: string;
   readonly log: Logger;
 }
 
@@ -184,6 +191,7 @@ export class NodePreparer implements ClaimPreparer {
       await this.o.cdi.remove(uid);
       orphanCdiSpecs.push(uid);
     }
+    await this.reconcileMps();
     if (problems.length > 0) {
       this.recoveryProblem = `start-up recovery could not roll back: ${problems.join('; ')}`;
       this.o.log.error('start-up recovery incomplete; prepare refuses until it succeeds', { problems });
@@ -193,6 +201,33 @@ export class NodePreparer implements ClaimPreparer {
     const report: RecoveryReport = { rolledBack, destroyed, orphanCdiSpecs, checkpoint: this.loaded ?? 'loaded' };
     if (rolledBack.length > 0 || orphanCdiSpecs.length > 0) this.o.log.info('start-up recovery rolled back half-prepared claims', { ...report });
     return report;
+  }
+
+  /**
+   * After a restart: every GPU that checkpointed claims share through MPS gets
+   * its daemon back if it died (a running one is left alone, with its clients);
+   * a daemon no claim needs any more is stopped, so none is ever leaked.
+   */
+  private async reconcileMps(): Promise<void> {
+    const mps = this.o.mps;
+    if (!mps) return;
+    const wanted = mpsGpus(this.state);
+    for (const uuid of wanted) {
+      try {
+        await mps.ensure(uuid);
+      } catch (err) {
+        this.o.log.error('cannot restart the MPS daemon of a shared GPU; its sharers cannot start new processes', { gpu: uuid, error: errorMessage(err) });
+      }
+    }
+    for (const uuid of await mps.known()) {
+      if (wanted.has(uuid)) continue;
+      try {
+        await mps.stop(uuid);
+        this.o.log.info('stopped an MPS daemon no prepared claim uses', { gpu: uuid });
+      } catch (err) {
+        this.o.log.error('cannot stop an MPS daemon no prepared claim uses', { gpu: uuid, error: errorMessage(err) });
+      }
+    }
   }
 
   async prepare(claims: readonly ClaimRef[]): Promise<ReadonlyMap<string, PrepareResult>> {
@@ -246,7 +281,7 @@ export class NodePreparer implements ClaimPreparer {
         const ids = [cdiDeviceId(this.o.driver, ref.uid, d.deviceName)];
         const { cdi, data } = await this.setUp(ref, d);
         cdiDevices.push(cdi);
-        statusData.push({ device: d.deviceName, data: { ...data, cdiDeviceIds: ids } });
+        statusData.push({ device: d.deviceName, ...(d.kind === 'shared' ? { shareID: d.shareId } : {}), data: { ...data, cdiDeviceIds: ids } });
       }
       await this.o.cdi.write(ref.uid, buildClaimCdiSpec({ driver: this.o.driver, claimUid: ref.uid, devices: cdiDevices, ...(this.o.driverEdits ? { commonEdits: this.o.driverEdits } : {}) }));
       devices = plan.devices.map((d) => ({
@@ -272,14 +307,20 @@ export class NodePreparer implements ClaimPreparer {
     const parent = { parentUUID: d.gpu.uuid, parentMinor: d.gpu.minor };
     switch (d.kind) {
       case 'gpu': {
-        // Refuse rather than pretend: nothing here sets a time slice yet.
-        if (d.config.sharing.strategy === 'TimeSlicing') {
-          throw new ClaimError(`claim ${claimLabel(ref)}: device ${d.deviceName}: sharing.strategy TimeSlicing is not supported by this version of Cascade; use Exclusive (the default)`);
-        }
         await this.ensureMigMode(ref, d.gpu, false, d.deviceName);
+        const shared = d.sharing ? await this.shareGpu(ref, d.gpu, d.sharing, d.deviceName) : undefined;
         return {
-          cdi: { type: 'gpu', deviceName: d.deviceName, uuid: d.gpu.uuid, minor: d.gpu.minor },
-          data: { type: 'gpu', uuid: d.gpu.uuid, productName: d.gpu.productName, minor: d.gpu.minor, pciBusID: d.gpu.pciBusId },
+          cdi: { type: 'gpu', deviceName: d.deviceName, uuid: d.gpu.uuid, minor: d.gpu.minor, ...(shared?.mps ? { mps: shared.mps } : {}) },
+          data: { type: 'gpu', uuid: d.gpu.uuid, productName: d.gpu.productName, minor: d.gpu.minor, pciBusID: d.gpu.pciBusId, ...(shared ? { sharing: shared.status } : {}) },
+        };
+      }
+      case 'shared': {
+        // Sharing needs MIG off, like the whole GPU (the counters keep partitions away).
+        await this.ensureMigMode(ref, d.gpu, false, d.deviceName);
+        const shared = await this.shareGpu(ref, d.gpu, d.sharing, d.deviceName);
+        return {
+          cdi: { type: 'gpu', deviceName: d.deviceName, uuid: d.gpu.uuid, minor: d.gpu.minor, ...(shared.mps ? { mps: shared.mps } : {}) },
+          data: { type: 'shared', uuid: d.gpu.uuid, productName: d.gpu.productName, minor: d.gpu.minor, pciBusID: d.gpu.pciBusId, shareID: d.shareId, sharing: shared.status },
         };
       }
       case 'preexisting-mig':
@@ -357,6 +398,58 @@ export class NodePreparer implements ClaimPreparer {
         };
       }
     }
+  }
+
+  /**
+   * Sets a GPU up for sharing: its MPS daemon running (started by the first
+   * sharer), or its time slice set. Returns the CDI edits and what the claim
+   * status shows.
+   */
+  private async shareGpu(ref: ClaimRef, gpu: GpuInfo, sharing: SharingPlan, deviceName: string): Promise<{ mps?: CdiMps; status: Record<string, unknown> }> {
+    const label = claimLabel(ref);
+    const limits = { ...(sharing.memoryMiB !== undefined ? { memoryMiB: sharing.memoryMiB } : {}), ...(sharing.computePercent !== undefined ? { computePercent: sharing.computePercent } : {}) };
+    if (sharing.strategy === 'TimeSlicing') {
+      const slice = sharing.timeSlice ?? 0;
+      try {
+        await this.o.backend.setTimeSlice(gpu.index, slice);
+      } catch (err) {
+        throw new ClaimError(`claim ${label}: cannot set time slice ${slice} on ${gpuDeviceName(gpu.minor)} for device ${deviceName}: ${errorMessage(err)}`);
+      }
+      return { status: { strategy: 'TimeSlicing', timeSlice: slice, memoryIsolation: false, ...limits } };
+    }
+    if (!this.o.mps) throw new ClaimError(`claim ${label}: device ${deviceName} asks for MPS, but this node plugin runs without an MPS control program (--mps-control)`);
+    let dirs;
+    try {
+      dirs = await this.o.mps.ensure(gpu.uuid);
+    } catch (err) {
+      throw new ClaimError(`claim ${label}: cannot start MPS on ${gpuDeviceName(gpu.minor)} for device ${deviceName}: ${errorMessage(err)}`);
+    }
+    crashPoint('after-mps-start');
+    const host = this.o.hostMpsRoot ? posix.join(this.o.hostMpsRoot, posix.relative(this.o.mps.root, dirs.pipe)) : undefined;
+    const mps: CdiMps = {
+      pipeDirectory: dirs.pipe,
+      ...(host !== undefined && host !== dirs.pipe ? { hostPipeDirectory: host } : {}),
+      ...(sharing.memoryMiB !== undefined ? { memoryLimitMiB: sharing.memoryMiB } : {}),
+      ...(sharing.computePercent !== undefined ? { activeThreadPercentage: sharing.computePercent } : {}),
+    };
+    return { mps, status: { strategy: 'MPS', pipeDirectory: dirs.pipe, ...limits } };
+  }
+
+  /**
+   * Undoes a GPU's sharing when the claim leaving was its last sharer: stops the
+   * MPS daemon, or puts the time slice back to the default. Returns problems.
+   */
+  private async releaseSharing(releases: readonly SharingRelease[]): Promise<string[]> {
+    const problems: string[] = [];
+    for (const r of releases) {
+      try {
+        if (r.strategy === 'MPS') await this.o.mps?.stop(r.gpuUuid);
+        else await this.o.backend.setTimeSlice(this.currentIndex(r.gpuUuid, r.gpuIndex), 0);
+      } catch (err) {
+        problems.push(`cannot ${r.strategy === 'MPS' ? 'stop the MPS daemon of' : 'reset the time slice of'} GPU ${r.gpuUuid}: ${errorMessage(err)}`);
+      }
+    }
+    return problems;
   }
 
   /** Every MIG UUID we know on a GPU, so the backend can spot the new one with a single `-L`. */
@@ -441,6 +534,7 @@ export class NodePreparer implements ClaimPreparer {
         problems.push(`destroy GPU instance ${m.gpuInstanceId} on GPU ${m.gpuIndex}: ${errorMessage(err)}`);
       }
     }
+    problems.push(...(await this.releaseSharing(sharingReleases(this.state, uid))));
     try {
       if (problems.length === 0) {
         await this.o.cdi.remove(uid);
@@ -471,6 +565,7 @@ export class NodePreparer implements ClaimPreparer {
           problems.push(`cannot destroy MIG device ${m.deviceName} (GPU ${m.gpuIndex} GPU instance ${m.gpuInstanceId}): ${errorMessage(err)}`);
         }
       }
+      problems.push(...(await this.releaseSharing(sharingReleases(this.state, ref.uid))));
       if (problems.length > 0) {
         // Keep the claim with what is left, so a retried unprepare (or a restart) finishes it.
         await this.o.checkpoint.save(this.state);

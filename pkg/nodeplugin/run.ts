@@ -20,6 +20,7 @@ import { type ClaimSource, type ClaimStatusSink, KubeClaimSource, KubeClaimStatu
 import type { NodePluginConfig } from './config.js';
 import { InventoryLoop } from './inventory-loop.js';
 import { NodePreparer } from './preparer.js';
+import { MpsControl } from './mps.js';
 
 export const CHECKPOINT_FILE = 'checkpoint.json';
 
@@ -72,6 +73,7 @@ export async function startNodePlugin(config: NodePluginConfig, deps: NodePlugin
     migMinorsPath: config.migMinorsPath,
     dynamicMig: config.dynamicMig,
     driverEdits: driverFileEdits(config.driverRoot, config.hostDriverRoot),
+    mps: new MpsControl({ controlPath: config.mpsControlPath, root: config.mpsRoot, log }),
     log,
   });
   await preparer.load();
@@ -86,6 +88,7 @@ export async function startNodePlugin(config: NodePluginConfig, deps: NodePlugin
     pollIntervalMs: config.pollIntervalMs,
     healthIntervalMs: config.healthIntervalMs,
     dynamicMig: config.dynamicMig,
+    sharing: config.sharing,
     log,
   });
   late.loop = inventory;

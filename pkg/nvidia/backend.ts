@@ -75,6 +75,11 @@ export interface GpuBackend {
    * Hopper and newer switch at once. Fails while GPU instances exist.
    */
   setMigMode(gpuIndex: number, enabled: boolean): Promise<MigModeState>;
+  /**
+   * Sets the GPU's compute time slice (`nvidia-smi compute-policy
+   * --set-timeslice`): 0 default, 1 short, 2 medium, 3 long.
+   */
+  setTimeSlice(gpuIndex: number, slice: 0 | 1 | 2 | 3): Promise<void>;
   /** Health of every GPU nvidia-smi reports or could not reach. */
   health(): Promise<GpuHealth[]>;
 }

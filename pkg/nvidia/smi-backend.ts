@@ -353,6 +353,14 @@ export class NvidiaSmiBackend implements GpuBackend {
     });
   }
 
+  async setTimeSlice(gpuIndex: number, slice: 0 | 1 | 2 | 3): Promise<void> {
+    const gpu = checkSmallInt('GPU index', gpuIndex, 63);
+    const value = checkSmallInt('time slice', slice, 3);
+    await this.mutations.run(async () => {
+      await this.run(['compute-policy', '-i', String(gpu), `--set-timeslice=${value}`]);
+    });
+  }
+
   async health(): Promise<GpuHealth[]> {
     const { result, lost } = await this.runTolerant(['-q', '-x']);
     const out: GpuHealth[] = lost.map((l) => ({

@@ -9,6 +9,7 @@ import type { ResourceClaim } from '../../pkg/api/resource.js';
 import type { Kube } from '../../pkg/k8s/resources.js';
 import type { NodePluginConfig } from '../../pkg/nodeplugin/config.js';
 import type { FakeNvidiaSmi } from '../../hack/fake-nvidia-smi/testing.js';
+import { fakeMpsControlPath } from '../../hack/fake-mps-control/testing.js';
 import { NvidiaSmiBackend } from '../../pkg/nvidia/smi-backend.js';
 
 /** The real nvidia-smi backend pointed at a simulator (its config travels in the environment). */
@@ -60,6 +61,9 @@ export function pluginConfig(driverName: string, nodeName: string, dirs: PluginD
     healthIntervalMs: 60_000,
     migMinorsPath: smi.migMinorsPath,
     onCorruptCheckpoint: 'fail',
+    sharing: {},
+    mpsControlPath: fakeMpsControlPath(),
+    mpsRoot: join(dirs.stateDir, 'mps'),
     ...over,
   };
 }
@@ -77,6 +81,8 @@ export function pluginArgs(config: NodePluginConfig, kubeconfig: string): string
     `--state-dir=${config.stateDir}`,
     `--poll-interval=${config.pollIntervalMs}ms`,
     `--health-interval=${config.healthIntervalMs}ms`,
+    `--mps-control=${config.mpsControlPath}`,
+    `--mps-root=${config.mpsRoot}`,
   ];
 }
 

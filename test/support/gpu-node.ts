@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { createFakeNode } from '../../pkg/cluster/controlplane.js';
 import { Kube } from '../../pkg/k8s/resources.js';
 import { createFakeNvidiaSmi, type FakeConfig, type FakeNvidiaSmi } from '../../hack/fake-nvidia-smi/testing.js';
+import { fakeMpsControlPath, killDaemons } from '../../hack/fake-mps-control/testing.js';
 import { Component, nodeBoundKubeconfig } from './addon.js';
 import { FakeKubelet } from './fake-kubelet.js';
 import { clusterDir } from './tools.js';
@@ -26,6 +27,8 @@ export interface GpuNode {
   readonly plugin: Component;
   readonly kubelet: FakeKubelet;
   readonly dirs: { readonly root: string; readonly plugins: string; readonly registry: string; readonly cdi: string; readonly state: string };
+  /** Where the node plugin keeps its MPS daemons (see hack/fake-mps-control). */
+  readonly mpsRoot: string;
   /** Restarts the node plugin process (after a crash, for example). */
   restartPlugin(): void;
   stop(): Promise<void>;
@@ -38,6 +41,7 @@ export async function startGpuNode(admin: Kube, o: GpuNodeOptions): Promise<GpuN
   const dirs = { root, plugins: join(root, 'plugins'), registry: join(root, 'plugins_registry'), cdi: join(root, 'cdi'), state: join(root, 'state') };
   for (const d of Object.values(dirs)) mkdirSync(d, { recursive: true, mode: 0o700 });
   const sim = createFakeNvidiaSmi(o.fleet, { dir: join(root, 'nvidia-smi') });
+  const mpsRoot = join(dirs.state, 'mps');
   const kubeconfig = await nodeBoundKubeconfig(admin, 'cascade-node-plugin', o.name, join(root, 'plugin.kubeconfig'));
   const makePlugin = (): Component =>
     new Component(
@@ -54,6 +58,8 @@ export async function startGpuNode(admin: Kube, o: GpuNodeOptions): Promise<GpuN
         `--state-dir=${dirs.state}`,
         '--poll-interval=5s',
         '--health-interval=2s',
+        `--mps-control=${fakeMpsControlPath()}`,
+        `--mps-root=${mpsRoot}`,
       ],
       sim.env,
     ).start();
@@ -71,9 +77,12 @@ export async function startGpuNode(admin: Kube, o: GpuNodeOptions): Promise<GpuN
     restartPlugin: () => {
       plugin = makePlugin();
     },
+    mpsRoot,
     stop: async () => {
       kubelet.stop();
       await plugin.stop();
+      // MPS daemons outlive the plugin by design; a test must not leave them behind.
+      killDaemons(mpsRoot);
     },
   };
 }

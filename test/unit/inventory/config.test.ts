@@ -23,6 +23,9 @@ describe('parseNodePluginConfig', () => {
       driverRoot: '/',
       hostDriverRoot: '/',
       onCorruptCheckpoint: 'fail',
+      sharing: { memoryStep: '1Gi', computeStep: 1, computeDefault: 10 },
+      mpsControlPath: 'nvidia-cuda-mps-control',
+      mpsRoot: '/var/lib/kubelet/plugins/gpu.cascade.dev/mps',
     });
   });
 
@@ -56,6 +59,11 @@ describe('parseNodePluginConfig', () => {
         '--driver-root=/driver-root',
         '--host-driver-root=/run/nvidia/driver',
         '--on-corrupt-checkpoint=start-empty',
+        '--shared-memory-step=2Gi',
+        '--shared-compute-step=5',
+        '--shared-compute-default=20',
+        '--mps-control=/opt/bin/nvidia-cuda-mps-control',
+        '--mps-root=/run/mps',
       ],
       {},
     );
@@ -79,7 +87,17 @@ describe('parseNodePluginConfig', () => {
       driverRoot: '/driver-root',
       hostDriverRoot: '/run/nvidia/driver',
       onCorruptCheckpoint: 'start-empty',
+      sharing: { memoryStep: '2Gi', computeStep: 5, computeDefault: 20 },
+      mpsControlPath: '/opt/bin/nvidia-cuda-mps-control',
+      mpsRoot: '/run/mps',
     });
+  });
+
+  it('turns shared GPUs off with --no-shared-gpus and refuses sharing settings the API would refuse', () => {
+    expect(parseNodePluginConfig(['--node-name=n', '--no-shared-gpus'], {}).sharing).toBe(false);
+    expect(() => parseNodePluginConfig(['--node-name=n', '--shared-compute-step=7'], {})).toThrow('must be a whole percent that divides 100');
+    expect(() => parseNodePluginConfig(['--node-name=n', '--shared-memory-step=1.5Gi'], {})).toThrow('must be a whole number of bytes, Ki, Mi or Gi');
+    expect(() => parseNodePluginConfig(['--node-name=n', '--shared-compute-default=3', '--shared-compute-step=5'], {})).toThrow('must be a multiple of the step 5');
   });
 
   it('refuses an unknown --on-corrupt-checkpoint action, naming the choices', () => {

@@ -1,13 +1,14 @@
 // Opaque GpuConfig validation: every accepted shape and every rejection names
 // the offending field; resolution of class and claim configs per request.
 import type { DeviceAllocationConfiguration } from '../../../pkg/api/resource.js';
-import { checkConfigForDevice, configAppliesTo, parseGpuConfig, resolveDeviceConfig } from '../../../pkg/kubeletplugin/config.js';
+import { checkConfigForDevice, configAppliesTo, parseGpuConfig, resolveDeviceConfig, sharingFor } from '../../../pkg/kubeletplugin/config.js';
 
 const base = { apiVersion: 'gpu.cascade.dev/v1alpha1', kind: 'GpuConfig' };
 
 describe('GpuConfig validation', () => {
   it.each<[string, unknown, unknown]>([
-    ['no sharing means exclusive', base, { sharing: { strategy: 'Exclusive' } }],
+    ['no sharing means the device type decides', base, {}],
+    ['MPS', { ...base, sharing: { strategy: 'MPS' } }, { sharing: { strategy: 'MPS' } }],
     ['exclusive sharing', { ...base, sharing: { strategy: 'Exclusive' } }, { sharing: { strategy: 'Exclusive' } }],
     ['time slicing defaults its interval', { ...base, sharing: { strategy: 'TimeSlicing' } }, { sharing: { strategy: 'TimeSlicing', timeSlicing: { interval: 'Default' } } }],
     ['time slicing with an empty timeSlicing', { ...base, sharing: { strategy: 'TimeSlicing', timeSlicing: {} } }, { sharing: { strategy: 'TimeSlicing', timeSlicing: { interval: 'Default' } } }],
@@ -27,8 +28,9 @@ describe('GpuConfig validation', () => {
     ['an unknown top-level field', { ...base, replicas: 2 }, 'replicas: unknown field (allowed: apiVersion, kind, sharing)'],
     ['sharing that is not an object', { ...base, sharing: 'TimeSlicing' }, 'sharing: must be an object, got "TimeSlicing"'],
     ['sharing without a strategy', { ...base, sharing: {} }, 'sharing.strategy: required'],
-    ['an unknown strategy', { ...base, sharing: { strategy: 'MPS' } }, 'sharing.strategy: must be one of "Exclusive", "TimeSlicing", got "MPS"'],
-    ['a strategy of the wrong type', { ...base, sharing: { strategy: 1 } }, 'sharing.strategy: must be one of "Exclusive", "TimeSlicing", got number 1'],
+    ['an unknown strategy', { ...base, sharing: { strategy: 'Sometimes' } }, 'sharing.strategy: must be one of "Exclusive", "TimeSlicing", "MPS", got "Sometimes"'],
+    ['a strategy of the wrong type', { ...base, sharing: { strategy: 1 } }, 'sharing.strategy: must be one of "Exclusive", "TimeSlicing", "MPS", got number 1'],
+    ['timeSlicing with MPS', { ...base, sharing: { strategy: 'MPS', timeSlicing: {} } }, 'sharing.timeSlicing: only allowed with strategy "TimeSlicing"'],
     ['an unknown sharing field', { ...base, sharing: { strategy: 'Exclusive', mps: {} } }, 'sharing.mps: unknown field (allowed: strategy, timeSlicing)'],
     ['timeSlicing with exclusive sharing', { ...base, sharing: { strategy: 'Exclusive', timeSlicing: {} } }, 'sharing.timeSlicing: only allowed with strategy "TimeSlicing"'],
     ['an unknown interval', { ...base, sharing: { strategy: 'TimeSlicing', timeSlicing: { interval: 'Forever' } } }, 'sharing.timeSlicing.interval: must be one of "Default", "Short", "Medium", "Long", got "Forever"'],
@@ -68,8 +70,12 @@ describe('config resolution for a device', () => {
     });
   });
 
-  it('defaults to exclusive when nothing applies', () => {
-    expect(resolveDeviceConfig(DRIVER, undefined, { request: 'gpu' })).toEqual({ ok: true, config: { sharing: { strategy: 'Exclusive' } } });
+  it('leaves the sharing to the device type when nothing applies: exclusive for a GPU or MIG device, MPS for a shared GPU', () => {
+    const none = resolveDeviceConfig(DRIVER, undefined, { request: 'gpu' });
+    expect(none).toEqual({ ok: true, config: {} });
+    expect(sharingFor({}, 'gpu')).toEqual({ strategy: 'Exclusive' });
+    expect(sharingFor({}, 'mig')).toEqual({ strategy: 'Exclusive' });
+    expect(sharingFor({}, 'shared')).toEqual({ strategy: 'MPS' });
   });
 
   it('fails the claim on an invalid config even when a later one would override it, saying where it came from', () => {
@@ -83,11 +89,15 @@ describe('config resolution for a device', () => {
     });
   });
 
-  it('rejects time slicing on a MIG device but not on a full GPU', () => {
+  it('rejects sharing on a MIG device and Exclusive on a shared GPU, but takes both on a whole GPU', () => {
     const slicing = { sharing: { strategy: 'TimeSlicing', timeSlicing: { interval: 'Default' } } } as const;
     expect(checkConfigForDevice(slicing, 'mig', 'gpu-0-mig-1g-10gb-0')).toBe(
-      'sharing.strategy: "TimeSlicing" is not supported on MIG device gpu-0-mig-1g-10gb-0; use "Exclusive" or a full GPU',
+      'sharing.strategy: "TimeSlicing" is not supported on MIG device gpu-0-mig-1g-10gb-0; use "Exclusive", or a shared GPU (class shared.gpu.cascade.dev) for MPS or time-slicing',
     );
+    expect(checkConfigForDevice({ sharing: { strategy: 'MPS' } }, 'mig', 'gpu-0-mig-1g-10gb-0')).toMatch(/"MPS" is not supported on MIG device/);
     expect(checkConfigForDevice(slicing, 'gpu', 'gpu-0')).toBeUndefined();
+    expect(checkConfigForDevice({ sharing: { strategy: 'MPS' } }, 'gpu', 'gpu-0')).toBeUndefined();
+    expect(checkConfigForDevice({ sharing: { strategy: 'Exclusive' } }, 'shared', 'gpu-0-shared')).toMatch(/"Exclusive" contradicts shared GPU gpu-0-shared/);
+    expect(checkConfigForDevice({}, 'shared', 'gpu-0-shared')).toBeUndefined();
   });
 });

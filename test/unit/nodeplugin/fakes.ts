@@ -85,6 +85,10 @@ export class FakeBackend implements GpuBackend {
     return { current: mode, pending: mode };
   }
 
+  async setTimeSlice(gpuIndex: number, slice: 0 | 1 | 2 | 3): Promise<void> {
+    this.calls.push(`timeslice ${gpuIndex} ${slice}`);
+  }
+
   async health(): Promise<GpuHealth[]> {
     return this.base.gpus.map((g) => ({ uuid: g.uuid, pciBusId: g.pciBusId, healthy: true, reason: undefined }));
   }

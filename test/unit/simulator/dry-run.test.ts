@@ -32,7 +32,7 @@ describe('node plugin --dry-run', () => {
     const list = JSON.parse(r.stdout) as { kind: string; items: ResourceSlice[] };
     expect(list.kind).toBe('List');
     expect(list.items.map((s) => s.metadata.name)).toEqual([0, 1, 2, 3, 4].map((i) => `gpu-node-1-gpu-cascade-dev-${i}`));
-    expect(list.items.flatMap((s) => s.spec.devices ?? [])).toHaveLength(8 * 26);
+    expect(list.items.flatMap((s) => s.spec.devices ?? [])).toHaveLength(8 * 27);
     expect(list.items.every((s) => s.spec.pool.generation === 1 && s.spec.pool.resourceSliceCount === 5 && s.spec.driver === 'gpu.cascade.dev')).toBe(true);
     const desired = list.items.map((s) => ({ name: s.metadata.name!, spec: { ...s.spec, pool: { name: s.spec.pool.name, resourceSliceCount: s.spec.pool.resourceSliceCount } } }));
     expect(limitViolations(desired)).toEqual([]);
@@ -42,8 +42,9 @@ describe('node plugin --dry-run', () => {
     fake = createFakeNvidiaSmi(FLEETS.a100());
     const r = await runPlugin(['--dry-run', '--nvidia-smi', fake.path, '--driver-name', 'gpu.example.com'], { ...fake.env, NODE_NAME: 'n7' });
     const list = JSON.parse(r.stdout) as { items: ResourceSlice[] };
-    expect(list.items.map((s) => s.metadata.name)).toEqual(['n7-gpu-example-com-0']);
-    expect(Object.keys(list.items[0]!.spec.devices![0]!.attributes!)).toContain('gpu.example.com/productName');
+    // The counter set that keeps the whole and the shared GPU apart, then the two devices.
+    expect(list.items.map((s) => s.metadata.name)).toEqual(['n7-gpu-example-com-0', 'n7-gpu-example-com-1']);
+    expect(Object.keys(list.items[1]!.spec.devices![0]!.attributes!)).toContain('gpu.example.com/productName');
   });
 
   it('exits non-zero with a message naming the command when nvidia-smi fails', async () => {
