@@ -1,14 +1,15 @@
 // `kubectl cascade fleet`: per node and GPU, what is whole, what is split into
-// MIG partitions, what is free and what is tainted, from the live slices and
-// claim allocations.
+// MIG partitions, what is shared and by whom, what is free and what is
+// tainted, from the live slices and claim allocations.
 import type { Device, ResourceClaim, ResourceSlice } from '../api/resource.js';
-import { ATTR, qualify } from '../api/devicemodel.js';
+import { ATTR, CAPACITY, qualify } from '../api/devicemodel.js';
+import { Quantity } from '../cel/quantity.js';
 
 export interface GpuRow {
   readonly node: string;
   readonly gpu: string;
   readonly product: string;
-  /** "free", "whole: ns/claim", "mig: 3g.40gb@0 ns/claim, ...", "unavailable". */
+  /** "free", "whole: ns/claim", "mig: 3g.40gb@0 ns/claim, ...", "shared 40Gi/79Gi 60%: ns/a (20Gi 30%), ...". */
   readonly usage: string;
   /** Memory slices 0-7 as a bar: # used, . free (MIG-capable GPUs only). */
   readonly slices: string;
@@ -17,6 +18,7 @@ export interface GpuRow {
 
 interface Holder {
   readonly claim: string;
+  readonly consumed?: Readonly<Record<string, string>>;
 }
 
 function attr(d: Device, driver: string, name: string): string | number | boolean | undefined {
@@ -33,16 +35,22 @@ export function currentSlices(slices: readonly ResourceSlice[], driver: string):
 
 export function fleetRows(slices: readonly ResourceSlice[], claims: readonly ResourceClaim[], driver: string): GpuRow[] {
   const holders = new Map<string, Holder>();
+  // A shared GPU has one holder per share.
+  const sharers = new Map<string, Holder[]>();
   for (const c of claims) {
     for (const r of c.status?.allocation?.devices?.results ?? []) {
       if (r.driver !== driver || r.adminAccess) continue;
-      holders.set(`${r.pool}/${r.device}`, { claim: `${c.metadata.namespace ?? ''}/${c.metadata.name ?? ''}` });
+      const holder: Holder = { claim: `${c.metadata.namespace ?? ''}/${c.metadata.name ?? ''}`, ...(r.consumedCapacity ? { consumed: r.consumedCapacity } : {}) };
+      const key = `${r.pool}/${r.device}`;
+      if (r.shareID !== undefined) sharers.set(key, [...(sharers.get(key) ?? []), holder]);
+      else holders.set(key, holder);
     }
   }
   interface Gpu {
     node: string;
     pool: string;
     whole?: Device;
+    shared?: Device;
     parts: Device[];
   }
   const gpus = new Map<string, Gpu>();
@@ -55,6 +63,7 @@ export function fleetRows(slices: readonly ResourceSlice[], claims: readonly Res
       let g = gpus.get(key);
       if (!g) gpus.set(key, (g = { node, pool: s.spec.pool.name, parts: [] }));
       if (type === 'mig') g.parts.push(d);
+      else if (type === 'shared') g.shared = d;
       else g.whole = d;
     }
   }
@@ -74,16 +83,32 @@ export function fleetRows(slices: readonly ResourceSlice[], claims: readonly Res
       migs.push(`${String(attr(p, driver, ATTR.profile) ?? p.name)}@${start} ${h.claim}`);
     }
     const taints = [...(g.whole?.taints ?? []), ...g.parts.flatMap((p) => p.taints ?? [])];
+    const shares = g.shared ? (sharers.get(`${g.pool}/${g.shared.name}`) ?? []) : [];
     rows.push({
       node: g.node,
       gpu: name,
       product,
-      usage: wholeHolder ? `whole: ${wholeHolder.claim}` : migs.length ? `mig: ${migs.join(', ')}` : 'free',
+      usage: wholeHolder ? `whole: ${wholeHolder.claim}` : migs.length ? `mig: ${migs.join(', ')}` : shares.length && g.shared ? sharedUsage(g.shared, shares, driver) : 'free',
       slices: g.parts.length ? (wholeHolder ? '########' : used.map((u) => (u ? '#' : '.')).join('')) : '',
       tainted: taints.length ? [...new Set(taints.map((t) => `${t.key}:${t.effect}`))].join(',') : '',
     });
   }
   return rows;
+}
+
+/** "shared 40Gi/79Gi 60%: ns/a (20Gi 30%), ns/b (20Gi 30%)": what the shares take of memory and compute. */
+function sharedUsage(device: Device, shares: readonly Holder[], driver: string): string {
+  const mem = qualify(driver, CAPACITY.memory);
+  const compute = qualify(driver, CAPACITY.compute);
+  let memory = 0n;
+  let percent = 0n;
+  for (const s of shares) {
+    memory += Quantity.tryParse(s.consumed?.[mem] ?? '0')?.nanos ?? 0n;
+    percent += Quantity.tryParse(s.consumed?.[compute] ?? '0')?.nanos ?? 0n;
+  }
+  const total = device.capacity?.[mem]?.value ?? '?';
+  const each = shares.map((s) => `${s.claim} (${s.consumed?.[mem] ?? '?'} ${s.consumed?.[compute] ?? '?'}%)`);
+  return `shared ${Quantity.fromNanos(memory).toString()}/${total} ${Quantity.fromNanos(percent).toString()}%: ${each.join(', ')}`;
 }
 
 /** Renders rows as an aligned text table, kubectl style. */
@@ -100,5 +125,6 @@ export function renderFleet(rows: readonly GpuRow[]): string {
     ['NODE', 'GPU', 'PRODUCT', 'MIG SLICES', 'TAINTS', 'USAGE'],
     rows.map((r) => [r.node, r.gpu, r.product, r.slices || '-', r.tainted || '-', r.usage]),
   );
-  return `${table}\n\n${total} GPUs, ${free} completely free, ${rows.filter((r) => r.usage.startsWith('mig:')).length} partly used by MIG, ${rows.filter((r) => r.usage.startsWith('whole:')).length} used whole.`;
+  const count = (prefix: string): number => rows.filter((r) => r.usage.startsWith(prefix)).length;
+  return `${table}\n\n${total} GPUs, ${free} completely free, ${count('mig:')} partly used by MIG, ${count('shared ')} shared, ${count('whole:')} used whole.`;
 }

@@ -4,7 +4,7 @@
 // status.allocation, removes the scheduling gate, deallocates when claims
 // are done, and explains every decision in Events.
 import type { Logger } from 'winston';
-import type { AllocationResult, DeviceClass, ResourceClaim, ResourceClaimTemplate, ResourceSlice } from '../api/resource.js';
+import type { AllocationResult, DeviceClass, DeviceRequestAllocationResult, ResourceClaim, ResourceClaimTemplate, ResourceSlice } from '../api/resource.js';
 import { Allocator } from '../allocator/allocator.js';
 import { specProblems } from '../allocator/plan.js';
 import { refOfResult } from '../allocator/snapshot.js';
@@ -60,6 +60,18 @@ export function wasReservedAnnotation(driver: string): string {
 
 function refsOf(alloc: AllocationResult | undefined, driver: string): AllocatedDeviceRef[] {
   return (alloc?.devices?.results ?? []).filter((r) => r.driver === driver).map(refOfResult);
+}
+
+/** "gpu-3", "gpu-0 (gpu/h100)", or "a share of gpu-0-shared (20Gi memory, 30% compute)". */
+function describeResult(r: DeviceRequestAllocationResult, driver: string): string {
+  const sub = r.request.includes('/') ? ` (${r.request})` : '';
+  if (r.consumedCapacity === undefined) return `${r.device}${sub}`;
+  const rank = (n: string): number => (n === 'memory' ? 0 : n === 'compute' ? 1 : 2);
+  const parts = Object.entries(r.consumedCapacity)
+    .map(([name, v]) => ({ short: name.startsWith(`${driver}/`) ? name.slice(driver.length + 1) : name, v }))
+    .sort((a, b) => rank(a.short) - rank(b.short) || (a.short < b.short ? -1 : 1))
+    .map(({ short, v }) => (short === 'compute' ? `${v}% compute` : `${v} ${short}`));
+  return `a share of ${r.device}${sub} (${parts.join(', ')})`;
 }
 
 function sameRefs(a: readonly AllocatedDeviceRef[] | undefined, b: readonly AllocatedDeviceRef[]): boolean {
@@ -632,7 +644,7 @@ export class Controller {
       const alt = ca.alternatives.map((a) => (a.subrequest ? `${a.request}: alternative ${a.index + 1} (${a.subrequest})` : `${a.request}`)).join('; ');
       const rank = ca.alternatives.length ? String(Math.max(...ca.alternatives.map((a) => a.index)) + 1) : 'exact';
       this.metrics.allocations.inc({ outcome: 'allocated', rank: ca.alternatives.some((a) => a.subrequest) ? rank : 'exact' });
-      const devices = (ca.allocation.devices?.results ?? []).map((r) => `${r.device}${r.request.includes('/') ? ` (${r.request})` : ''}`).join(', ');
+      const devices = (ca.allocation.devices?.results ?? []).map((r) => describeResult(r, this.opts.driver)).join(', ');
       const note = `Allocated ${devices} on node ${outcome.node ?? 'any'}${alt.includes('alternative') ? `; chose ${alt}` : ''}. ${outcome.explanation.short}`;
       this.emit({ regarding: referenceTo(claim, 'resource.k8s.io/v1', 'ResourceClaim'), related: pod ? referenceTo(pod, 'v1', 'Pod') : undefined, type: 'Normal', reason: REASON.Allocated, action: ACTION.Allocate, note });
       if (pod) this.emit({ regarding: referenceTo(pod, 'v1', 'Pod'), type: 'Normal', reason: REASON.Allocated, action: ACTION.Allocate, note: `Claim ${claim.metadata.name ?? ''}: ${note}` });

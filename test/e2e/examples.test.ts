@@ -121,6 +121,18 @@ describeCluster('the examples in examples/', () => {
     expect(claim.status?.reservedFor?.map((r) => r.name).sort()).toEqual(['shared-a', 'shared-b']);
   });
 
+  it('shared-mps.yaml gives both pods a 20Gi/30% share of the same GPU', async () => {
+    await apply('shared-mps.yaml');
+    const a = await boundPod('embed');
+    const b = await boundPod('rerank');
+    expect(a.spec.nodeName).toBe(b.spec.nodeName);
+    const results = [await claimOf(a), await claimOf(b)].map((c) => c.status?.allocation?.devices?.results?.[0]);
+    expect(results[0]?.device).toMatch(/^gpu-\d-shared$/);
+    expect(results[1]?.device).toBe(results[0]?.device);
+    expect(results[0]?.shareID).not.toBe(results[1]?.shareID);
+    for (const r of results) expect(r?.consumedCapacity).toEqual({ [`${DRIVER}/memory`]: '20Gi', [`${DRIVER}/compute`]: '30' });
+  });
+
   it('kubectl cascade fleet shows what the examples took', async () => {
     const out = await new Promise<string>((resolve, reject) => {
       execFile(process.execPath, [join(repoRoot(), 'dist', 'cmd', 'kubectl-cascade', 'main.js'), '--kubeconfig', adminKubeconfig(), 'fleet'], (err, stdout, stderr) =>
@@ -130,6 +142,7 @@ describeCluster('the examples in examples/', () => {
     expect(out).toMatch(/^NODE\s+GPU\s+PRODUCT/);
     expect(out).toMatch(new RegExp(`ex-h100\\s+gpu-\\d\\s+NVIDIA H100 80GB HBM3.*whole: ${ns.name}/`));
     expect(out).toMatch(new RegExp(`mig: 3g\\.\\d+gb@[04] ${ns.name}/mig-slice`));
-    expect(out).toMatch(/12 GPUs, \d+ completely free/);
+    expect(out).toMatch(new RegExp(`shared 40Gi/\\S+ 60%: ${ns.name}/embed-gpu-\\w+ \\(20Gi 30%\\), ${ns.name}/rerank-gpu-\\w+ \\(20Gi 30%\\)`));
+    expect(out).toMatch(/12 GPUs, \d+ completely free, \d+ partly used by MIG, 1 shared/);
   });
 });

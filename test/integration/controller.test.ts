@@ -240,19 +240,19 @@ describeCluster('the controller', () => {
   }, 90_000);
 
   it('does not allocate a claim whose device config the node plugin would refuse, and says why', async () => {
-    // A well-formed config (the add-on's admission policy lets it through) that this version cannot apply.
+    // A config the add-on's admission policy lets through (it checks the strategy) that the node plugin refuses.
     await ns.kube.resourceClaims.create({
       metadata: { name: 'bad-config', namespace: ns.name },
       spec: {
         devices: {
           requests: [{ name: 'gpu', exactly: { deviceClassName: `gpu.${driver}` } }],
-          config: [{ requests: ['gpu'], opaque: { driver, parameters: { apiVersion: 'gpu.cascade.dev/v1alpha1', kind: 'GpuConfig', sharing: { strategy: 'TimeSlicing' } } } }],
+          config: [{ requests: ['gpu'], opaque: { driver, parameters: { apiVersion: 'gpu.cascade.dev/v1alpha1', kind: 'GpuConfig', sharing: { strategy: 'TimeSlicing', timeSlicing: { interval: 'Forever' } } } } }],
         },
       },
     });
     const ev = await eventually('InvalidClaim event', async () => (await events('bad-config')).find((e) => e.reason === 'InvalidClaim'));
     expect(ev.type).toBe('Warning');
-    expect(ev.note).toMatch(/^Cascade does not allocate this claim because its device configuration is invalid: the claim's config\[0\] \(requests gpu\) asks for sharing.strategy TimeSlicing/);
+    expect(ev.note).toMatch(/^Cascade does not allocate this claim because its device configuration is invalid: invalid gpu.cascade.dev\/v1alpha1 GpuConfig in the claim's config\[0\] \(requests gpu\): sharing.timeSlicing.interval: must be one of "Default", "Short", "Medium", "Long", got "Forever"/);
     const c = await ns.kube.resourceClaims.get('bad-config', ns.name);
     expect(c.status?.allocation).toBeUndefined();
     await ns.kube.resourceClaims.delete('bad-config', ns.name);

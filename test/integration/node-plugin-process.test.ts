@@ -15,7 +15,8 @@ import { FLEETS, type FakeNvidiaSmi, createFakeNvidiaSmi } from '../../hack/fake
 import { Component } from '../support/addon.js';
 import { adminKubeconfig, describeCluster, eventually, useNamespace } from '../support/cluster.js';
 import { KubeletStandin } from '../support/kubelet-standin.js';
-import { type PluginDirs, allocatedClaim, cdiSchemaProblems, instanceCount, pluginArgs, pluginConfig, pluginDirs, refOf } from './node-plugin-support.js';
+import { killDaemons, liveDaemons } from '../../hack/fake-mps-control/testing.js';
+import { type PluginDirs, allocatedClaim, allocatedShare, cdiSchemaProblems, instanceCount, pluginArgs, pluginConfig, pluginDirs, refOf } from './node-plugin-support.js';
 
 const MAIN = join(repoRoot(), 'dist', 'cmd', 'node-plugin', 'main.js');
 
@@ -78,8 +79,8 @@ describeCluster('the node plugin process', () => {
       expect(out.code).toBe(0);
       const list = JSON.parse(out.stdout) as { kind: string; items: { spec: { nodeName: string; devices?: { name: string }[] } }[] };
       expect(list.kind).toBe('List');
-      expect(list.items.flatMap((s) => s.spec.devices ?? []).map((d) => d.name)).toEqual(['gpu-0']);
-      expect(list.items[0]?.spec.nodeName).toBe('dry-node');
+      expect(list.items.flatMap((s) => s.spec.devices ?? []).map((d) => d.name)).toEqual(['gpu-0', 'gpu-0-shared']);
+      expect(list.items.map((s) => s.spec.nodeName)).toEqual(['dry-node', 'dry-node']);
     } finally {
       dry.cleanup();
     }
@@ -114,6 +115,34 @@ describeCluster('the node plugin process', () => {
     } finally {
       kubelet.close();
       await restarted.stop('SIGKILL');
+    }
+  }, 120_000);
+
+  it('restarts after a SIGKILL with a shared GPU\'s MPS daemon started but the claim not prepared: the daemon is stopped, the retry starts it again', async () => {
+    const ref = refOf(await allocatedShare(ns.kube, { namespace: ns.name, name: 'crash-mps', driver, node, device: 'gpu-1-shared', memory: '20Gi', compute: '30' }));
+    const mpsRoot = join(dirs.stateDir, 'mps');
+    const crashing = start('crash-mps', { [CRASH_POINT_ENV]: 'after-mps-start' });
+    const first = await registerWith(dirs, driver);
+    await expect(first.prepare([ref])).rejects.toThrow();
+    first.close();
+    await eventually('the plugin to die', async () => !crashing.running);
+    // The daemon outlives the plugin, as a real MPS control daemon does.
+    expect(liveDaemons(mpsRoot).size).toBe(1);
+
+    const restarted = start('restart-mps');
+    const kubelet = await registerWith(dirs, driver);
+    try {
+      // Recovery rolled the claim back; nobody shares the GPU, so its daemon is gone.
+      expect(liveDaemons(mpsRoot).size).toBe(0);
+      const retried = (await kubelet.prepare([ref])).get(ref.uid);
+      expect(retried?.error).toBe('');
+      expect(liveDaemons(mpsRoot).size).toBe(1);
+      expect((await kubelet.unprepare([ref])).get(ref.uid)?.error).toBe('');
+      expect(liveDaemons(mpsRoot).size).toBe(0);
+    } finally {
+      kubelet.close();
+      await restarted.stop('SIGKILL');
+      killDaemons(mpsRoot);
     }
   }, 120_000);
 

@@ -1,6 +1,7 @@
 // Shared by the node-plugin integration tests: per-file temp directories for
 // the kubelet's sockets and the plugin's state, claims allocated by hand on
 // the real API server, and the CDI schema.
+import { randomUUID } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -84,6 +85,39 @@ export function pluginArgs(config: NodePluginConfig, kubeconfig: string): string
     `--mps-control=${config.mpsControlPath}`,
     `--mps-root=${config.mpsRoot}`,
   ];
+}
+
+/**
+ * A claim for a share of a shared GPU, allocated as a 1.36 allocator writes it
+ * (a share ID, the consumed memory and compute), by writing status.allocation as admin.
+ */
+export async function allocatedShare(
+  kube: Kube,
+  o: { namespace: string; name: string; driver: string; node: string; device: string; memory: string; compute: string; sharing?: Record<string, unknown> },
+): Promise<ResourceClaim> {
+  const q = (n: string): string => `${o.driver}/${n}`;
+  const config = o.sharing ? [{ requests: ['gpu'], opaque: { driver: o.driver, parameters: { apiVersion: 'gpu.cascade.dev/v1alpha1', kind: 'GpuConfig', sharing: o.sharing } } }] : undefined;
+  const capacity = { [q('memory')]: o.memory, [q('compute')]: o.compute };
+  await kube.resourceClaims.create({
+    metadata: { name: o.name, namespace: o.namespace },
+    spec: { devices: { requests: [{ name: 'gpu', exactly: { deviceClassName: `shared.${o.driver}`, capacity: { requests: capacity } } }], ...(config ? { config } : {}) } },
+  });
+  return await kube.resourceClaims.mergePatch(
+    o.name,
+    {
+      status: {
+        allocation: {
+          devices: {
+            results: [{ request: 'gpu', driver: o.driver, pool: o.node, device: o.device, shareID: randomUUID(), consumedCapacity: capacity }],
+            ...(config ? { config: config.map((c) => ({ source: 'FromClaim', ...c })) } : {}),
+          },
+          nodeSelector: { nodeSelectorTerms: [{ matchFields: [{ key: 'metadata.name', operator: 'In', values: [o.node] }] }] },
+        },
+      },
+    },
+    o.namespace,
+    'status',
+  );
 }
 
 /** A claim with one request per device, allocated to those devices by writing status.allocation as admin. */

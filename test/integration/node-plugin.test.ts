@@ -68,8 +68,8 @@ describeCluster('the node plugin', () => {
   it('publishes an 8x H100 node with MIG on every GPU in slices the API server accepts, with consistent counters', async () => {
     const slices = await slicesOf(h100Node);
     const { devices } = checkPool(slices);
-    // 8 GPUs x (whole GPU + 25 partitions), counters in a slice of their own.
-    expect(devices).toBe(8 * 26);
+    // 8 GPUs x (whole GPU + its shared form + 25 partitions), counters in a slice of their own.
+    expect(devices).toBe(8 * 27);
     expect(slices.filter((s) => (s.spec.sharedCounters?.length ?? 0) > 0)).toHaveLength(1);
     for (const s of slices) {
       expect(s.metadata.ownerReferences?.[0]).toMatchObject({ kind: 'Node', name: h100Node });
@@ -246,7 +246,7 @@ describeCluster('the node plugin', () => {
       await h100.plugin.inventory.nextCycle();
       const after = await slicesOf(h100Node);
       expect(checkPool(after).generation).toBe(before);
-      expect(after.flatMap((s) => s.spec.devices ?? [])).toHaveLength(8 * 26);
+      expect(after.flatMap((s) => s.spec.devices ?? [])).toHaveLength(8 * 27);
     } finally {
       h100.smi.addFaults({ garbageNext: 0 });
     }
@@ -259,9 +259,9 @@ describeCluster('the node plugin', () => {
     try {
       const devices = await eventually('every device tainted', async () => {
         const all = (await slicesOf(h100Node)).flatMap((s) => s.spec.devices ?? []);
-        return all.length === 8 * 26 && all.every((d) => d.taints?.some((t) => t.key === `${driver}/unhealthy` && t.value === 'nvidia-driver-not-loaded')) ? all : undefined;
+        return all.length === 8 * 27 && all.every((d) => d.taints?.some((t) => t.key === `${driver}/unhealthy` && t.value === 'nvidia-driver-not-loaded')) ? all : undefined;
       });
-      expect(devices).toHaveLength(8 * 26);
+      expect(devices).toHaveLength(8 * 27);
       const res = (await h100.kubelet.prepare([ref])).get(ref.uid);
       expect(res?.error).toContain('device gpu-2 is unhealthy (nvidia-driver-not-loaded)');
     } finally {

@@ -2,7 +2,7 @@
 // by the real API server, and prepare/unprepare of shares drive a real MPS
 // control daemon (hack/fake-mps-control: a detached process per GPU, like the
 // real one) and the simulator's compute-policy, through the kubelet's gRPC socket.
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ResourceClaim } from '../../pkg/api/resource.js';
@@ -16,7 +16,7 @@ import { logger } from '../../pkg/log/logger.js';
 import { MpsControl } from '../../pkg/nodeplugin/mps.js';
 import { describeCluster, eventually, useNamespace } from '../support/cluster.js';
 import { KubeletStandin } from '../support/kubelet-standin.js';
-import { type PluginDirs, backendFor, pluginConfig, pluginDirs, refOf } from './node-plugin-support.js';
+import { type PluginDirs, allocatedShare, backendFor, pluginConfig, pluginDirs, refOf } from './node-plugin-support.js';
 
 interface CdiFile {
   devices: { name: string; containerEdits: { env?: string[]; mounts?: { hostPath: string; containerPath: string }[]; deviceNodes?: { path: string }[] } }[];
@@ -55,31 +55,8 @@ describeCluster('shared GPUs on the node', () => {
     await ns.kube.nodes.delete(node).catch(() => undefined);
   });
 
-  /** A claim for a share of `device`, allocated as a 1.36 allocator writes it (share ID, consumed capacity). */
-  async function shareClaim(kube: Kube, name: string, device: string, memory: string, compute: string, sharing?: Record<string, unknown>): Promise<ResourceClaim> {
-    const q = (n: string): string => `${driver}/${n}`;
-    const config = sharing ? [{ requests: ['gpu'], opaque: { driver, parameters: { apiVersion: 'gpu.cascade.dev/v1alpha1', kind: 'GpuConfig', sharing } } }] : undefined;
-    await kube.resourceClaims.create({
-      metadata: { name, namespace: ns.name },
-      spec: { devices: { requests: [{ name: 'gpu', exactly: { deviceClassName: `shared.${driver}`, capacity: { requests: { [q('memory')]: memory, [q('compute')]: compute } } } }], ...(config ? { config } : {}) } },
-    });
-    return await kube.resourceClaims.mergePatch(
-      name,
-      {
-        status: {
-          allocation: {
-            devices: {
-              results: [{ request: 'gpu', driver, pool: node, device, shareID: randomUUID(), consumedCapacity: { [q('memory')]: memory, [q('compute')]: compute } }],
-              ...(config ? { config: config.map((c) => ({ source: 'FromClaim', ...c })) } : {}),
-            },
-            nodeSelector: { nodeSelectorTerms: [{ matchFields: [{ key: 'metadata.name', operator: 'In', values: [node] }] }] },
-          },
-        },
-      },
-      ns.name,
-      'status',
-    );
-  }
+  const shareClaim = (kube: Kube, name: string, device: string, memory: string, compute: string, sharing?: Record<string, unknown>): Promise<ResourceClaim> =>
+    allocatedShare(kube, { namespace: ns.name, name, driver, node, device, memory, compute, ...(sharing ? { sharing } : {}) });
 
   const cdiOf = (uid: string): CdiFile => JSON.parse(readFileSync(join(dirs.cdiRoot, cdiSpecFileName(driver, uid)), 'utf8')) as CdiFile;
 

@@ -43,7 +43,27 @@ describe('kubectl cascade fleet', () => {
     ]);
     const text = renderFleet(rows);
     expect(text.split('\n')[0]).toMatch(/^NODE\s+GPU\s+PRODUCT\s+MIG SLICES\s+TAINTS\s+USAGE$/);
-    expect(text).toContain('2 GPUs, 1 completely free, 1 partly used by MIG, 0 used whole.');
+    expect(text).toContain('2 GPUs, 1 completely free, 1 partly used by MIG, 0 shared, 0 used whole.');
+  });
+
+  it('shows a shared GPU with each share and what the shares take together', () => {
+    const s = slice('n1');
+    s.spec.devices!.push({
+      name: 'gpu-1-shared',
+      allowMultipleAllocations: true,
+      attributes: Object.fromEntries([a('type', 'shared'), a('minor', 1), a('productName', 'NVIDIA H100 80GB HBM3')]),
+      capacity: { [`${D}/memory`]: { value: '81559Mi' }, [`${D}/compute`]: { value: '100' } },
+    });
+    const share = (name: string, memory: string, compute: string): ResourceClaim => {
+      const c = claimWith(name, [{ request: 'gpu', pool: 'n1', device: 'gpu-1-shared' }]);
+      const r = c.status!.allocation!.devices!.results![0]!;
+      r.shareID = `00000000-0000-4000-8000-00000000000${name.length}`;
+      r.consumedCapacity = { [`${D}/memory`]: memory, [`${D}/compute`]: compute };
+      return c;
+    };
+    const rows = fleetRows([s], [share('embed', '20Gi', '30'), share('rerank', '20Gi', '30')], D);
+    expect(rows.find((r) => r.gpu === 'gpu-1')?.usage).toBe('shared 40Gi/81559Mi 60%: ml/embed (20Gi 30%), ml/rerank (20Gi 30%)');
+    expect(renderFleet(rows)).toContain('2 GPUs, 1 completely free, 0 partly used by MIG, 1 shared, 0 used whole.');
   });
 
   it('ignores slices of older pool generations', () => {
