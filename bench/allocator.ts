@@ -12,11 +12,14 @@
 // Each (stream, policy) runs in its own child process so that its peak RSS is its own.
 // Usage: npm run bench:allocator -- [--nodes 1000] [--claims 20000] [--seed 1] [--churn 0.3] [--load 1]
 //          [--stream all|fill|churn|steady] [--policy cascade|first-fit] [--quick]
+//        npm run bench:allocator -- --stream sharing [--seed 1] [--policy cascade|best-fit|first-fit]
+//          (the GPU-sharing trace's shapes under three policies: bench/sharing.ts)
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { Allocator, type AllocatedDeviceRef, type PolicyName } from '../pkg/allocator/index.js';
 import { cascadeClasses, nodeFacts, nodeSlices, seededRandom, type FleetNode, type GpuKind } from '../pkg/allocator/fleet.js';
 import type { DeviceRequest, DeviceSubRequest, ResourceClaim } from '../pkg/api/resource.js';
+import { runSharingBench } from './sharing.js';
 
 type StreamName = 'fill' | 'churn' | 'steady';
 const STREAMS: readonly StreamName[] = ['fill', 'churn', 'steady'];
@@ -411,8 +414,14 @@ function table(flags: Flags, stream: StreamName, results: readonly Figures[]): v
   for (const [label, get] of rows) process.stdout.write(`${label.padEnd(w0)}  ${results.map((r) => get(r).padStart(12)).join('  ')}\n`);
 }
 
-function main(): void {
-  const flags = parseFlags(process.argv.slice(2));
+async function main(): Promise<void> {
+  const argv = process.argv.slice(2);
+  // The sharing stream has a fleet and shapes of its own (bench/sharing.ts).
+  if (argv[argv.indexOf('--stream') + 1] === 'sharing' && argv.includes('--stream')) {
+    await runSharingBench(argv);
+    return;
+  }
+  const flags = parseFlags(argv);
   if (flags.child !== undefined) {
     const stream = flags.streams[0] ?? 'churn';
     const nodes = fleet(flags.nodes);
@@ -428,4 +437,4 @@ function main(): void {
   process.stdout.write('\nGPU capacity: one unit per GPU; a MIG-partitioned GPU counts the mean share of its counters in use.\n');
 }
 
-main();
+await main();

@@ -6,7 +6,8 @@ import { DEFAULT_DRIVER_NAME, STANDARD_ATTRIBUTES } from '../api/resource.js';
 import { ATTR, qualify } from '../api/devicemodel.js';
 import { Quantity } from '../cel/quantity.js';
 import { amountsOf } from './capacity.js';
-import { diagnose, explainSuccess, type AttemptNotes } from './explain.js';
+import { DemandModel } from './demand.js';
+import { diagnose, explainSuccess, protectedSentence, type AttemptNotes, type PriorUse } from './explain.js';
 import { buildInventory, type Inventory } from './inventory.js';
 import { Matcher } from './match.js';
 import { nodeSelectorMatches, nodeTaintBlocks, quantityToNumber } from './nodes.js';
@@ -69,19 +70,23 @@ export class Allocator {
   private readonly stepBudget: number;
   private readonly nodeStepBudget: number;
   private readonly maxCombinations: number;
+  private readonly driver: string;
+  /** Recent request shapes, for placement that weighs what a choice leaves for them. */
+  readonly demand = new DemandModel();
   /** Devices named by existing allocations that are not in the inventory. */
   readonly unknownAllocated: readonly string[];
 
   constructor(snapshot: Snapshot, options: AllocatorOptions = {}) {
     this.snapshot = snapshot;
     const driver = options.driver ?? DEFAULT_DRIVER_NAME;
+    this.driver = driver;
     const topologyAttributes = options.topologyAttributes ?? [qualify(driver, ATTR.nvlinkDomain), STANDARD_ATTRIBUTES.numaNode, STANDARD_ATTRIBUTES.pcieRoot];
     this.inventory = buildInventory(snapshot.slices, snapshot.nodes, topologyAttributes);
     this.state = new State(this.inventory);
     this.matcher = new Matcher(this.inventory, snapshot.classes, (d) => this.state.available[d] === 1);
     this.state.matcher = this.matcher;
     this.policy = makePolicy(options.policy ?? 'cascade', options.nodesToCompare ?? 4);
-    this.ctx = { inv: this.inventory, state: this.state, matcher: this.matcher, topologyAttributes };
+    this.ctx = { inv: this.inventory, state: this.state, matcher: this.matcher, topologyAttributes, demand: this.demand };
     this.stepBudget = options.stepBudget ?? 200_000;
     this.nodeStepBudget = options.nodeStepBudget ?? 20_000;
     this.maxCombinations = options.maxCombinations ?? 256;
@@ -128,6 +133,18 @@ export class Allocator {
     if (n === undefined) return;
     n.freeMilliCpu += milliCpu;
     n.freeMemory += memoryBytes;
+  }
+
+  /** GPU counts of the whole-GPU requests in recent demand, commonest first (for explanations). */
+  private wholeGpuDemand(): number[] {
+    const counts = new Map<number, number>();
+    for (const s of this.demand.shapes()) {
+      if (s.shareable || s.all) continue;
+      const set = this.matcher.sets[s.setId];
+      if (set === undefined || !isWholeGpu(this.inventory, set.matched[0], this.driver)) continue;
+      counts.set(s.count, (counts.get(s.count) ?? 0) + s.weight);
+    }
+    return [...counts.entries()].sort((a, b) => b[1] - a[1]).map(([k]) => k);
   }
 
   /** Share of the fleet's capacity units in use. */
@@ -247,9 +264,11 @@ export class Allocator {
       diagnose({ inv: this.inventory, state: this.state, claims, requests, errors: [...errors, ...altErrors], nodes, attempts, budgetHit, poolProblems: this.inventory.poolProblems });
     if (errors.length > 0) return fail(false);
 
-    // Demand seen so far feeds the policy's contention term.
+    // Demand seen so far feeds the policy's contention and fragmentation terms.
     const pressure = this.matcher.pressure;
     for (const r of requests) {
+      const first = r.alternatives[0];
+      if (first !== undefined && first.error === undefined) this.demand.observe(first);
       r.alternatives.forEach((a, i) => {
         const w = 1 / (i + 1);
         pressure.demand[a.set.id] = (pressure.demand[a.set.id] ?? 0) + w;
@@ -332,6 +351,12 @@ export class Allocator {
     const nodeName = this.inventory.nodes[sol.node]?.name;
     const inv = this.inventory;
     const policyName = this.policy.name;
+    // What was in use before this decision: read now, before commit() changes it.
+    const prior: PriorUse = {
+      gpuInUse: sol.picks.map((p) => (this.state.unitHolds[this.inventory.deviceUnit[p.device] ?? -1] ?? 0) > 0),
+      nodeInUse: (this.state.nodeHolds[sol.node] ?? 0) > 0,
+    };
+    const wholeCounts = this.wholeGpuDemand();
     let explanation: AllocatedOutcome['explanation'] | undefined;
     return {
       kind: 'allocated',
@@ -342,11 +367,27 @@ export class Allocator {
       pod,
       // Built on first read: bulk callers (the benchmark) never pay for the text.
       get explanation() {
-        explanation ??= explainSuccess({ inv, claims, plans, picks: sol.picks, node: sol.node, score: sol.score, compared: sol.compared, runnerUp: sol.runnerUp, policy: policyName });
+        const protects = protectedSentence(inv, sol.picks, sol.node, prior, wholeCounts, policyName);
+        explanation ??= explainSuccess({
+          inv,
+          claims,
+          plans,
+          picks: sol.picks,
+          node: sol.node,
+          score: sol.score,
+          compared: sol.compared,
+          runnerUp: sol.runnerUp,
+          policy: policyName,
+          ...(protects !== undefined ? { protects } : {}),
+        });
         return explanation;
       },
     };
   }
+}
+
+function isWholeGpu(inv: Inventory, d: number | undefined, driver: string): boolean {
+  return d !== undefined && inv.devices[d]?.attributes.get(`${driver}/${ATTR.type}`) === 's:gpu';
 }
 
 function attemptNotes(attempts: AttemptNotes, alts: readonly AltPlan[]): FailureNotes {

@@ -222,6 +222,39 @@ export interface SuccessArgs {
   readonly compared: number;
   readonly runnerUp: { readonly node: number; readonly total: number } | undefined;
   readonly policy: string;
+  /** What the placement kept for others, in one plain sentence (see protectedSentence). */
+  readonly protects?: string;
+}
+
+/** What the decision saw before its own picks: was each pick's GPU, and its node, already in use? */
+export interface PriorUse {
+  readonly gpuInUse: readonly boolean[];
+  readonly nodeInUse: boolean;
+}
+
+/**
+ * The first sentence of an Allocated event: what the placement kept for the
+ * work this cluster runs ("... so whole GPUs stay free for the 1-GPU and
+ * 8-GPU jobs this cluster runs"), or undefined when there is nothing to say.
+ */
+export function protectedSentence(inv: Inventory, picks: readonly Pick[], node: number, prior: PriorUse, wholeCounts: readonly number[], policy: string): string | undefined {
+  if (policy !== 'cascade' || picks.length === 0) return undefined;
+  const jobs = wholeCounts.length === 0 ? 'whole-GPU jobs' : `${wholeCounts.slice(0, 3).map((k) => `${k}-GPU`).join(' and ')} jobs this cluster runs`;
+  const nodeName = inv.nodes[node]?.name ?? '?';
+  const first = picks[0];
+  const dev = first === undefined ? undefined : inv.devices[first.device];
+  if (dev === undefined) return undefined;
+  const gpu = dev.name.replace(/-(shared|mig-.*)$/, '');
+  if (dev.allowMultiple) {
+    return prior.gpuInUse[0] === true
+      ? `Shared ${gpu} on node ${nodeName}, which other shares already use, so whole GPUs stay free for the ${jobs}.`
+      : `No GPU in use had room for this share, so it starts sharing ${gpu} on node ${nodeName}.`;
+  }
+  if (dev.consumes.length > 0 && dev.name.includes('-mig-') && prior.gpuInUse[0] === true) {
+    return `Placed the partition on ${gpu} of node ${nodeName}, which is already split, so whole GPUs stay free for the ${jobs}.`;
+  }
+  if (prior.nodeInUse) return `Took ${picks.length === 1 ? gpu : `${picks.length} GPUs`} on node ${nodeName}, which is already in use, so free nodes stay whole for the ${jobs}.`;
+  return undefined;
 }
 
 /** Why this node, why these devices. */
@@ -247,7 +280,8 @@ export function explainSuccess(a: SuccessArgs): Explanation {
       detail.push(`  ${label} ${plan.alt.resultName} -> ${dev?.id ?? '?'}: fragmentation cost ${fmt(p.damage)}${p.damage === 0 ? ' (no other placement lost)' : ''}`);
     }
   });
-  const short = truncateBytes(`${head}: ${why.join('; ')}. Devices: ${perRequest.join('; ')}`);
-  const full = [head, ...a.score.terms.map((t) => `  ${t.name} ${fmt(t.value)}: ${t.reason}`), 'devices:', ...detail].join('\n');
+  const lead = a.protects !== undefined ? `${a.protects} ` : '';
+  const short = truncateBytes(`${lead}${head}: ${why.join('; ')}. Devices: ${perRequest.join('; ')}`);
+  const full = [...(a.protects !== undefined ? [a.protects] : []), head, ...a.score.terms.map((t) => `  ${t.name} ${fmt(t.value)}: ${t.reason}`), 'devices:', ...detail].join('\n');
   return { short, full };
 }

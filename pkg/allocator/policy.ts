@@ -1,7 +1,8 @@
 // Placement policies: how candidate nodes and devices are ordered and how a
 // complete placement is scored. "cascade" limits fragmentation; "first-fit" is the
 // upstream-like baseline (inventory order, first solution wins).
-import type { CapacityDemand } from './capacity.js';
+import { demandFor, type CapacityDemand } from './capacity.js';
+import type { DemandModel } from './demand.js';
 import type { Inventory } from './inventory.js';
 import type { Matcher } from './match.js';
 import type { AltPlan } from './plan.js';
@@ -37,6 +38,8 @@ export interface PolicyContext {
   readonly matcher: Matcher;
   /** Attributes that group devices into fast interconnect domains, most specific first. */
   readonly topologyAttributes: readonly string[];
+  /** The request shapes the fleet has seen recently. */
+  readonly demand: DemandModel;
 }
 
 export interface Score {
@@ -65,6 +68,8 @@ const W_TOPOLOGY = 2;
 // step costs 2f-1; 64 is the worth of a whole 8-GPU domain.
 const DOMAIN_NORM = 64;
 const W_CONTENTION = 4;
+// Fragmentation of shared GPUs, in GPUs' worth of capacity the recent demand could no longer use.
+const W_SHARED_FRAGMENTATION = 4;
 
 /**
  * What taking a device costs the devices it shares counters with: every sibling
@@ -143,6 +148,86 @@ export function contentionCost(ctx: PolicyContext, d: number, own: number): numb
   return W_CONTENTION * cost;
 }
 
+/** Mean free share of a shareable device's capacities for a left-over vector (milli-units). */
+function freeShare(values: Float64Array, left: Float64Array): number {
+  let s = 0;
+  let n = 0;
+  for (let k = 0; k < values.length; k++) {
+    const v = values[k] ?? 0;
+    if (v <= 0) continue;
+    s += Math.max(0, left[k] ?? 0) / v;
+    n++;
+  }
+  return n === 0 ? 0 : s / n;
+}
+
+function fitsIn(left: Float64Array, amounts: Float64Array): boolean {
+  for (let k = 0; k < amounts.length; k++) if ((amounts[k] ?? 0) > (left[k] ?? 0)) return false;
+  return true;
+}
+
+/**
+ * What taking a share of a shared GPU does to fragmentation, weighted by the
+ * recent demand (FGD's measure, per GPU): for each request shape the fleet has
+ * been seeing, the GPU's free capacity that shape could not use, after minus
+ * before. Filling a partly used GPU to where nothing fits any more, or to where
+ * a common share still fits, costs little or even gains; breaking a whole GPU
+ * costs what whole-GPU and multi-GPU demand loses.
+ */
+export function sharedFragmentationCost(ctx: PolicyContext, d: number, mine: CapacityDemand | undefined): number {
+  const { inv, state, matcher } = ctx;
+  const dev = inv.devices[d];
+  const layout = dev?.capacity;
+  if (dev === undefined || !dev.allowMultiple || layout === undefined || mine === undefined) return 0;
+  const shapes = ctx.demand.shapes();
+  if (shapes.length === 0) return 0;
+  const left = state.capacityLeft(d);
+  if (left === undefined) return 0;
+  const after = left.map((v, k) => v - (mine.amounts[k] ?? 0));
+  const u = inv.deviceUnit[d] ?? -1;
+  const fresh = u >= 0 && (state.unitHolds[u] ?? 0) === 0;
+  const unitSets = u >= 0 ? matcher.unitSets(u) : [];
+  const before = freeShare(layout.values, left);
+  const rest = freeShare(layout.values, after);
+  let cost = 0;
+  for (const s of shapes) {
+    let fb: number;
+    let fa: number;
+    if (s.shareable) {
+      if (matcher.sets[s.setId]?.member[d] !== 1) continue;
+      const r = demandFor(layout, s.capacity, s.capacityKey);
+      if (!r.ok) continue;
+      fb = fitsIn(left, r.demand.amounts) ? 0 : before;
+      fa = fitsIn(after, r.demand.amounts) ? 0 : rest;
+    } else {
+      // Whole GPUs, MIG partitions and multi-GPU requests need the GPU untouched by shares.
+      if (!unitSets.includes(s.setId)) continue;
+      fb = fresh ? 0 : before;
+      fa = rest;
+    }
+    cost += s.weight * (fa - fb);
+  }
+  return W_SHARED_FRAGMENTATION * cost;
+}
+
+/** A request's demand on a shareable device, when it is one (for the policies). */
+function shareDemand(ctx: PolicyContext, plan: SearchPlan, d: number): CapacityDemand | undefined {
+  const dev = ctx.inv.devices[d];
+  if (dev === undefined || !dev.allowMultiple || plan.alt.adminAccess) return undefined;
+  const r = demandFor(dev.capacity, plan.alt.capacity, plan.alt.capacityKey);
+  return r.ok ? r.demand : undefined;
+}
+
+/** Free share of a shareable device left after one more allocation of this request (best fit's measure). */
+function leftAfter(ctx: PolicyContext, plan: SearchPlan, d: number): number {
+  const dev = ctx.inv.devices[d];
+  const layout = dev?.capacity;
+  const left = ctx.state.capacityLeft(d);
+  const mine = shareDemand(ctx, plan, d);
+  if (layout === undefined || left === undefined || mine === undefined) return ctx.state.unitFree(d) ? 1 : 0;
+  return freeShare(layout.values, left.map((v, k) => v - (mine.amounts[k] ?? 0)));
+}
+
 /** The topology group of a device: the first topology attribute it carries. */
 function topologyOf(ctx: PolicyContext, d: number): string | undefined {
   const dev = ctx.inv.devices[d];
@@ -176,6 +261,13 @@ class CascadePolicy implements PlacementPolicy {
       let k = ((ctx.state.nodeHolds[n] ?? 0) === 0 ? W_NODE_BREAK : 0) + W_NODE_FREE * nodeFreeShare(ctx, n);
       for (const p of plans) {
         if (p.alt.adminAccess) continue;
+        if (p.alt.set.shareable) {
+          // Shares: nodes whose shared GPUs this request would fill most tightly first.
+          let best = Infinity;
+          for (const x of p.alt.set.byNode[n] ?? []) if (ctx.state.available[x] === 1) best = Math.min(best, leftAfter(ctx, p, x));
+          if (best !== Infinity) k += W_NODE_FREE * best;
+          continue;
+        }
         const d = (p.alt.set.byNode[n] ?? []).find((x) => ctx.state.available[x] === 1);
         if (d !== undefined) k += domainCost(ctx, d) + contentionCost(ctx, d, p.alt.set.id);
       }
@@ -187,7 +279,12 @@ class CascadePolicy implements PlacementPolicy {
   }
 
   orderDevices(candidates: readonly number[], plan: SearchPlan, needed: number, ctx: PolicyContext): readonly RankedDevice[] {
-    const ranked = candidates.map((device) => ({ device, damage: plan.alt.adminAccess ? 0 : damage(ctx, device) + domainCost(ctx, device) + contentionCost(ctx, device, plan.alt.set.id) }));
+    const ranked = candidates.map((device) => ({
+      device,
+      damage: plan.alt.adminAccess
+        ? 0
+        : damage(ctx, device) + domainCost(ctx, device) + contentionCost(ctx, device, plan.alt.set.id) + sharedFragmentationCost(ctx, device, shareDemand(ctx, plan, device)),
+    }));
     ranked.sort((a, b) => a.damage - b.damage || a.device - b.device);
     if (needed <= 1) return ranked;
     // Several devices: keep them in one interconnect domain, preferring the domain
@@ -217,7 +314,12 @@ class CascadePolicy implements PlacementPolicy {
     terms.push({
       name: 'fragmentation',
       value: dmg,
-      reason: dmg === 0 ? 'no other placement on the same GPUs is lost and no whole GPU is broken' : 'MIG placements lost on the same GPUs (size-weighted), whole GPUs broken in their NVLink domain, and demand for the GPUs broken',
+      reason:
+        dmg === 0
+          ? 'no other placement on the same GPUs is lost and no whole GPU is broken'
+          : dmg < 0
+            ? 'fills a shared GPU so that less of it is left unusable for the requests this cluster sees'
+            : 'MIG placements lost on the same GPUs (size-weighted), whole GPUs broken in their NVLink domain, demand for the GPUs broken, and shared capacity left unusable',
     });
     if (node >= 0) {
       const holds = ctx.state.nodeHolds[node] ?? 0;
@@ -244,6 +346,51 @@ class CascadePolicy implements PlacementPolicy {
     let total = 0;
     for (const t of terms) total += t.value;
     return { total, terms };
+  }
+}
+
+/**
+ * Best fit: the tightest remaining capacity. Nodes with the least free GPU
+ * capacity first; on a node, the device that leaves the least free capacity
+ * (a shared GPU filled most, a partly used GPU before a whole one).
+ */
+class BestFitPolicy implements PlacementPolicy {
+  readonly name = 'best-fit';
+  readonly nodesToCompare: number;
+
+  constructor(nodesToCompare: number) {
+    this.nodesToCompare = nodesToCompare;
+  }
+
+  orderNodes(nodes: readonly number[], plans: readonly SearchPlan[], ctx: PolicyContext): readonly number[] {
+    const key = (n: number): number => {
+      let k = nodeFreeShare(ctx, n);
+      for (const p of plans) {
+        if (!p.alt.set.shareable || p.alt.adminAccess) continue;
+        let best = Infinity;
+        for (const x of p.alt.set.byNode[n] ?? []) if (ctx.state.available[x] === 1) best = Math.min(best, leftAfter(ctx, p, x));
+        if (best !== Infinity) k += best;
+      }
+      return k;
+    };
+    return nodes.map((n) => ({ n, k: key(n) })).sort((a, b) => a.k - b.k || a.n - b.n).map((x) => x.n);
+  }
+
+  orderDevices(candidates: readonly number[], plan: SearchPlan, _needed: number, ctx: PolicyContext): readonly RankedDevice[] {
+    const ranked = candidates.map((device) => {
+      // Whole or partitioned devices: how much of their GPU stays free (a partly used GPU first).
+      const dev = ctx.inv.devices[device];
+      const leftover = dev?.allowMultiple ? leftAfter(ctx, plan, device) : ctx.state.unitFree(device) ? 1 - ctx.state.unitShare(device) : -ctx.state.unitShare(device);
+      return { device, damage: leftover };
+    });
+    return ranked.sort((a, b) => a.damage - b.damage || a.device - b.device);
+  }
+
+  score(node: number, _plans: readonly SearchPlan[], picks: readonly Pick[], ctx: PolicyContext): Score {
+    let left = 0;
+    for (const p of picks) left += p.damage;
+    const free = node >= 0 ? nodeFreeShare(ctx, node) : 0;
+    return { total: left + free, terms: [{ name: 'best-fit', value: left + free, reason: 'the least capacity left free on the devices and the node' }] };
   }
 }
 
@@ -275,5 +422,7 @@ export function makePolicy(name: PolicyName | PlacementPolicy, nodesToCompare = 
       return new CascadePolicy(nodesToCompare);
     case 'first-fit':
       return new FirstFitPolicy();
+    case 'best-fit':
+      return new BestFitPolicy(nodesToCompare);
   }
 }

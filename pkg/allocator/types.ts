@@ -168,4 +168,4 @@ export interface FleetUsage {
   readonly used: number;
 }
 
-export type PolicyName = 'cascade' | 'first-fit';
+export type PolicyName = 'cascade' | 'first-fit' | 'best-fit';

@@ -98,6 +98,9 @@ export interface CdiMps {
   readonly pipeDirectory: string;
   /** Host path of the pipe directory when the plugin sees the host under another root. */
   readonly hostPipeDirectory?: string;
+  /** CUDA_MPS_LOG_DIRECTORY, mounted read-only (the daemon's log, for debugging from inside). */
+  readonly logDirectory?: string;
+  readonly hostLogDirectory?: string;
   /** CUDA_MPS_PINNED_DEVICE_MEM_LIMIT for the container's one GPU (ordinal 0), in MiB. */
   readonly memoryLimitMiB?: number;
   /** CUDA_MPS_ACTIVE_THREAD_PERCENTAGE. */
@@ -210,7 +213,12 @@ function mpsEdits(mps: CdiMps): CdiContainerEdits {
   const env = [`CUDA_MPS_PIPE_DIRECTORY=${mps.pipeDirectory}`];
   if (mps.memoryLimitMiB !== undefined) env.push(`CUDA_MPS_PINNED_DEVICE_MEM_LIMIT=0=${mps.memoryLimitMiB}M`);
   if (mps.activeThreadPercentage !== undefined) env.push(`CUDA_MPS_ACTIVE_THREAD_PERCENTAGE=${mps.activeThreadPercentage}`);
-  return { env, mounts: [{ hostPath: mps.hostPipeDirectory ?? mps.pipeDirectory, containerPath: mps.pipeDirectory, options: ['rbind', 'rw', 'nosuid', 'nodev'] }] };
+  const mounts: CdiMount[] = [{ hostPath: mps.hostPipeDirectory ?? mps.pipeDirectory, containerPath: mps.pipeDirectory, options: ['rbind', 'rw', 'nosuid', 'nodev'] }];
+  if (mps.logDirectory !== undefined) {
+    env.push(`CUDA_MPS_LOG_DIRECTORY=${mps.logDirectory}`);
+    mounts.push({ hostPath: mps.hostLogDirectory ?? mps.logDirectory, containerPath: mps.logDirectory, options: ['rbind', 'ro', 'nosuid', 'nodev', 'noexec'] });
+  }
+  return { env, mounts };
 }
 
 /** Device nodes every NVIDIA container needs, whatever device it got. */

@@ -425,10 +425,17 @@ export class NodePreparer implements ClaimPreparer {
       throw new ClaimError(`claim ${label}: cannot start MPS on ${gpuDeviceName(gpu.minor)} for device ${deviceName}: ${errorMessage(err)}`);
     }
     crashPoint('after-mps-start');
-    const host = this.o.hostMpsRoot ? posix.join(this.o.hostMpsRoot, posix.relative(this.o.mps.root, dirs.pipe)) : undefined;
+    const onHost = (p: string): string | undefined => {
+      const h = this.o.hostMpsRoot && this.o.mps ? posix.join(this.o.hostMpsRoot, posix.relative(this.o.mps.root, p)) : undefined;
+      return h !== p ? h : undefined;
+    };
+    const hostPipe = onHost(dirs.pipe);
+    const hostLog = onHost(dirs.log);
     const mps: CdiMps = {
       pipeDirectory: dirs.pipe,
-      ...(host !== undefined && host !== dirs.pipe ? { hostPipeDirectory: host } : {}),
+      logDirectory: dirs.log,
+      ...(hostPipe !== undefined ? { hostPipeDirectory: hostPipe } : {}),
+      ...(hostLog !== undefined ? { hostLogDirectory: hostLog } : {}),
       ...(sharing.memoryMiB !== undefined ? { memoryLimitMiB: sharing.memoryMiB } : {}),
       ...(sharing.computePercent !== undefined ? { activeThreadPercentage: sharing.computePercent } : {}),
     };

@@ -55,6 +55,18 @@ function mainLine(stdout: string, stderr: string): string {
   return pick(stderr) ?? pick(stdout) ?? 'no output';
 }
 
+/** An nvidia-smi stand-in called in process (the benchmark's simulated fleets): argv in, output out. */
+export type SmiInvoke = (args: readonly string[]) => { readonly stdout: string; readonly stderr: string; readonly exitCode: number };
+
+/** The same contract as runSmi for an in-process stand-in: exit codes mapped exactly alike. */
+export function invokeSmi(invoke: SmiInvoke, args: readonly string[], okExitCodes: readonly number[] = []): SmiResult {
+  const command = describeCommand(args);
+  const r = invoke(args);
+  if (r.exitCode === 0 || okExitCodes.includes(r.exitCode)) return { command, stdout: r.stdout, stderr: r.stderr, exitCode: r.exitCode };
+  const output = `${r.stdout}\n${r.stderr}`;
+  throw new NvidiaSmiError(command, refineKind(kindForExitCode(r.exitCode), output), r.exitCode, mainLine(r.stdout, r.stderr), output);
+}
+
 /**
  * Runs nvidia-smi and resolves with its output when the exit code is 0 or in
  * `okExitCodes` (listing commands exit 6 for "nothing found"); otherwise

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { logger } from '../log/logger.js';
 import type { CreateMigRequest, DestroyMigRequest, Discovery, GpuBackend } from './backend.js';
 import { NvidiaSmiError, checkSmallInt } from './errors.js';
-import { DEFAULT_EXEC_OPTIONS, type SmiExecOptions, type SmiResult, runSmi } from './exec.js';
+import { DEFAULT_EXEC_OPTIONS, type SmiExecOptions, type SmiInvoke, type SmiResult, invokeSmi, runSmi } from './exec.js';
 import { parseQueryGpu, queryGpuArgs, type QueryGpuRow } from './parse-csv.js';
 import { type LostGpu, findLostGpus, parseList, withoutLostGpuLines } from './parse-list.js';
 import {
@@ -26,6 +26,8 @@ export interface NvidiaSmiBackendOptions extends Partial<Omit<SmiExecOptions, 'p
   readonly path?: string;
   /** Root of sysfs, for the PCIe root complex of each GPU; default "/sys". */
   readonly sysfsRoot?: string;
+  /** Calls this in process instead of running a program (benchmarks over simulated fleets). */
+  readonly invoke?: SmiInvoke;
 }
 
 const log = logger('nvidia-smi');
@@ -66,8 +68,10 @@ export class NvidiaSmiBackend implements GpuBackend {
   private readonly exec: SmiExecOptions;
   private readonly sysfsRoot: string;
   private readonly mutations = new Mutex();
+  private readonly invoke: SmiInvoke | undefined;
 
   constructor(options: NvidiaSmiBackendOptions = {}) {
+    this.invoke = options.invoke;
     this.exec = {
       path: options.path ?? 'nvidia-smi',
       timeoutMs: options.timeoutMs ?? DEFAULT_EXEC_OPTIONS.timeoutMs,
@@ -78,6 +82,8 @@ export class NvidiaSmiBackend implements GpuBackend {
   }
 
   private run(args: readonly string[], ok: readonly number[] = []): Promise<SmiResult> {
+    const invoke = this.invoke;
+    if (invoke !== undefined) return Promise.resolve().then(() => invokeSmi(invoke, args, ok));
     return runSmi(this.exec, args, ok);
   }
 

@@ -181,7 +181,7 @@ describeCluster('the add-on installed from manifests/', () => {
     expect(err.code).toBe(422);
     expect(err.message).toContain('must have apiVersion gpu.cascade.dev/v1alpha1 and kind GpuConfig');
     const bad = [
-      [{ apiVersion: 'gpu.cascade.dev/v1alpha1', kind: 'GpuConfig', sharing: { strategy: 'Sometimes' } }, 'sharing.strategy must be Exclusive or TimeSlicing'],
+      [{ apiVersion: 'gpu.cascade.dev/v1alpha1', kind: 'GpuConfig', sharing: { strategy: 'Sometimes' } }, 'sharing.strategy must be Exclusive, TimeSlicing or MPS'],
       [{ apiVersion: 'gpu.cascade.dev/v1alpha1', kind: 'GpuConfig', extra: 1 }, 'may only have the fields apiVersion, kind and sharing'],
     ] as const;
     for (const [parameters, message] of bad) {

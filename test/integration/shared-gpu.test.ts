@@ -16,7 +16,7 @@ import { logger } from '../../pkg/log/logger.js';
 import { MpsControl } from '../../pkg/nodeplugin/mps.js';
 import { describeCluster, eventually, useNamespace } from '../support/cluster.js';
 import { KubeletStandin } from '../support/kubelet-standin.js';
-import { type PluginDirs, allocatedShare, backendFor, pluginConfig, pluginDirs, refOf } from './node-plugin-support.js';
+import { type PluginDirs, allocatedShare, backendFor, cdiSchemaProblems, pluginConfig, pluginDirs, refOf } from './node-plugin-support.js';
 
 interface CdiFile {
   devices: { name: string; containerEdits: { env?: string[]; mounts?: { hostPath: string; containerPath: string }[]; deviceNodes?: { path: string }[] } }[];
@@ -90,9 +90,16 @@ describeCluster('shared GPUs on the node', () => {
       expect(dev?.containerEdits.env).toEqual(
         expect.arrayContaining([`CUDA_MPS_PIPE_DIRECTORY=${pipe}`, 'CUDA_MPS_PINNED_DEVICE_MEM_LIMIT=0=20480M', 'CUDA_MPS_ACTIVE_THREAD_PERCENTAGE=30']),
       );
-      expect(dev?.containerEdits.mounts).toEqual([expect.objectContaining({ hostPath: pipe, containerPath: pipe })]);
+      const log = join(mpsRoot(), uuid, 'log');
+      expect(dev?.containerEdits.env).toContain(`CUDA_MPS_LOG_DIRECTORY=${log}`);
+      expect(dev?.containerEdits.mounts).toEqual([
+        expect.objectContaining({ hostPath: pipe, containerPath: pipe, options: expect.arrayContaining(['rw']) }),
+        expect.objectContaining({ hostPath: log, containerPath: log, options: expect.arrayContaining(['ro']) }),
+      ]);
       expect(dev?.containerEdits.deviceNodes?.map((n) => n.path)).toEqual(['/dev/nvidia3']);
     }
+    // The specs are valid CDI (the schema the container runtimes use).
+    expect(await cdiSchemaProblems(dirs.cdiRoot)).toEqual({ files: 2, problems: [] });
     // status.devices shows each share with its share ID and what it got.
     const status = await eventually('status.devices of share-a', async () => (await ns.kube.resourceClaims.get('share-a', ns.name)).status?.devices?.[0]);
     expect(status.shareID).toBe(a.status?.allocation?.devices?.results?.[0]?.shareID);

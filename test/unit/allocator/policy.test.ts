@@ -3,7 +3,7 @@
 import { Allocator, type AllocationOutcome, type PlacementPolicy, type PolicyName } from '../../../pkg/allocator/index.js';
 import { cascadeClasses, nodeFacts, nodeSlices, type FleetNode } from '../../../pkg/allocator/fleet.js';
 import type { ResourceClaim } from '../../../pkg/api/resource.js';
-import { ANY, DRIVER, claim, dev, req, slice } from './helpers.js';
+import { ANY, DRIVER, claim, cls, dev, req, slice } from './helpers.js';
 
 const D = 'gpu.cascade.dev';
 const MIG = `mig.${D}`;
@@ -185,5 +185,64 @@ describe('cascade placement', () => {
     const second = a.allocate({ claims: [claim('c2', [req('r', 'any')])], pod });
     expect(second.kind).toBe('unallocated');
     if (second.kind === 'unallocated') expect(second.explanation.short).toContain('not enough cpu');
+  });
+});
+
+describe('placement of shares of shared GPUs', () => {
+  const SHARED = cls('shared', `device.driver == "${DRIVER}" && device.allowMultipleAllocations`);
+  const WHOLE = cls('whole', `device.driver == "${DRIVER}" && !device.allowMultipleAllocations`);
+  // Two GPUs, each published whole and shared, the two forms kept apart by one counter.
+  const gpu = (i: number) => [
+    dev(`gpu-${i}`, {}, { consumes: [{ set: `c${i}`, counters: { gpu: '1' } }] }),
+    dev(`gpu-${i}-shared`, {}, {
+      allowMultiple: true,
+      consumes: [{ set: `c${i}`, counters: { gpu: '1' } }],
+      capacity: { compute: { value: '100', requestPolicy: { default: '10', validRange: { min: '1', max: '100', step: '1' } } } },
+    }),
+  ];
+  const fleet = () => [
+    slice('n1', [], { count: 2, counters: [0, 1].map((i) => ({ name: `c${i}`, counters: { gpu: '1' } })) }),
+    slice('n1', [...gpu(0), ...gpu(1)], { count: 2 }),
+  ];
+  const share = (name: string, compute: number) => claim(name, [req('r', 'shared', { capacity: { compute: String(compute) } })]);
+  const existing = (device: string, compute: number) => ({ driver: DRIVER, pool: 'n1', device, shareID: `00000000-0000-4000-8000-0000000000${compute}`, consumedCapacity: { compute: String(compute) } });
+
+  it('fills a GPU other shares already use before starting a fresh one, and says so first', () => {
+    const a = new Allocator({ slices: fleet(), classes: [SHARED, WHOLE], allocated: [existing('gpu-1-shared', 50)] }, { policy: 'cascade' });
+    const o = a.allocate({ claims: [share('s', 30)] });
+    if (o.kind !== 'allocated') throw new Error(o.explanation.full);
+    expect(o.devices.map((d) => d.device)).toEqual(['gpu-1-shared']);
+    expect(o.explanation.short).toMatch(/^Shared gpu-1 on node n1, which other shares already use, so whole GPUs stay free/);
+  });
+
+  it('leaves a partly used GPU the room the common share needs, where best fit fills it to an unusable sliver', () => {
+    // gpu-0 has 50% left, gpu-1 90%; the cluster has been asking for 50% shares.
+    const setup = { slices: fleet(), classes: [SHARED, WHOLE], allocated: [existing('gpu-0-shared', 50), existing('gpu-1-shared', 10)] };
+    const pick = (policy: PolicyName): string => {
+      const a = new Allocator(setup, { policy });
+      for (let i = 0; i < 20; i++) a.allocate({ claims: [share(`seen-${i}`, 50)] });
+      const o = a.allocate({ claims: [share('now', 40)] });
+      if (o.kind !== 'allocated') throw new Error(o.explanation.full);
+      a.commit(o);
+      // Whatever was chosen, can the next common request still be served?
+      const next = a.allocate({ claims: [share('next', 50)] });
+      return `${o.devices[0]?.device ?? '?'} then ${next.kind}`;
+    };
+    // Cascade puts the 40% share on gpu-1 (90% -> 50%): both GPUs can still take a 50% share.
+    expect(pick('cascade')).toBe('gpu-1-shared then allocated');
+    // Best fit takes the tightest, gpu-0 (50% -> 10%), which no 50% share can use.
+    expect(pick('best-fit')).toBe('gpu-0-shared then allocated');
+    const a = new Allocator(setup, { policy: 'best-fit' });
+    a.commit(a.allocate({ claims: [share('now', 40)] }) as never);
+    a.commit(a.allocate({ claims: [share('next', 50)] }) as never);
+    // ...and then a second 50% share has nowhere to go, where cascade's choice still hosts it.
+    expect(a.allocate({ claims: [share('third', 50)] }).kind).toBe('unallocated');
+    const c = new Allocator(setup, { policy: 'cascade' });
+    for (let i = 0; i < 20; i++) c.allocate({ claims: [share(`seen-${i}`, 50)] });
+    for (const [n, v] of [['now', 40], ['next', 50], ['third', 50]] as const) {
+      const o = c.allocate({ claims: [share(n, v)] });
+      expect(o.kind).toBe('allocated');
+      if (o.kind === 'allocated') c.commit(o);
+    }
   });
 });
