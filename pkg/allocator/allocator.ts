@@ -5,7 +5,7 @@ import type { AllocationResult } from '../api/resource.js';
 import { DEFAULT_DRIVER_NAME, STANDARD_ATTRIBUTES } from '../api/resource.js';
 import { ATTR, qualify } from '../api/devicemodel.js';
 import { Quantity } from '../cel/quantity.js';
-import { amountsOf } from './capacity.js';
+import { amountsOf, demandFor } from './capacity.js';
 import { DemandModel } from './demand.js';
 import { diagnose, explainSuccess, protectedSentence, type AttemptNotes, type PriorUse } from './explain.js';
 import { buildInventory, type Inventory } from './inventory.js';
@@ -221,6 +221,19 @@ export class Allocator {
     return out;
   }
 
+  /** Whether one of the node's shareable devices of the set has room for one allocation of the request. */
+  private someShareFits(a: AltPlan, node: number): boolean {
+    for (const d of a.set.byNode[node] ?? []) {
+      if (this.state.available[d] !== 1) continue;
+      const dev = this.inventory.devices[d];
+      if (dev === undefined || !dev.allowMultiple) return true;
+      const r = demandFor(dev.capacity, a.capacity, a.capacityKey);
+      if (r.ok && this.state.capacityFits(d, r.demand.amounts)) return true;
+    }
+    // Devices reachable from several nodes are checked by the search itself.
+    return a.set.shared.length > 0;
+  }
+
   /** Whether a node might host a combination: per match set, the summed need fits the free count. */
   private nodeMayFit(node: number, alts: readonly AltPlan[], sharedFree: ReadonlyMap<number, number>): boolean {
     // Small pods: at most a few alternatives, so pairwise summing is cheap.
@@ -234,6 +247,7 @@ export class Allocator {
         if (total === 0 || (!a.adminAccess && !a.set.shareable && (a.set.freeCount[node] ?? 0) < (a.set.byNode[node]?.length ?? 0))) return false;
         continue;
       }
+      if (a.set.shareable && !a.adminAccess && !this.someShareFits(a, node)) return false;
       let need = a.count;
       // A shareable device can serve several requests, so needs only add up for dedicated devices.
       if (!a.adminAccess && !a.set.shareable) for (let j = 0; j < i; j++) {

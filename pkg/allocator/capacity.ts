@@ -92,7 +92,9 @@ export function consumedAmount(requested: Quantity | undefined, cap: DeviceCapac
   return { ok: true, value: consumed };
 }
 
-const demands = new Map<string, DemandResult>();
+// Per layout object (layouts are interned), then per request: no long keys to hash on the hot path.
+const demands = new WeakMap<CapacityLayout, Map<string, DemandResult>>();
+const noLayout = new Map<string, DemandResult>();
 
 /**
  * What one allocation of a device with this layout consumes for a request's
@@ -100,12 +102,13 @@ const demands = new Map<string, DemandResult>();
  * for a capacity the device does not have never matches.
  */
 export function demandFor(layout: CapacityLayout | undefined, requests: Readonly<Record<string, string>> | undefined, requestKey: string): DemandResult {
-  const key = `${layout?.key ?? ''}\u0000${requestKey}`;
-  const hit = demands.get(key);
+  let cache = layout === undefined ? noLayout : demands.get(layout);
+  if (cache === undefined) demands.set(layout as CapacityLayout, (cache = new Map()));
+  const hit = cache.get(requestKey);
   if (hit !== undefined) return hit;
   const result = computeDemand(layout, requests);
-  if (demands.size > 50_000) demands.clear();
-  demands.set(key, result);
+  if (cache.size > 10_000) cache.clear();
+  cache.set(requestKey, result);
   return result;
 }
 

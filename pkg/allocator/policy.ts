@@ -218,14 +218,29 @@ function shareDemand(ctx: PolicyContext, plan: SearchPlan, d: number): CapacityD
   return r.ok ? r.demand : undefined;
 }
 
-/** Free share of a shareable device left after one more allocation of this request (best fit's measure). */
+/**
+ * Free share of a shareable device left after one more allocation of this
+ * request (best fit's measure); Infinity when it does not fit. No allocation:
+ * this runs for every shared GPU of every candidate node.
+ */
 function leftAfter(ctx: PolicyContext, plan: SearchPlan, d: number): number {
   const dev = ctx.inv.devices[d];
   const layout = dev?.capacity;
-  const left = ctx.state.capacityLeft(d);
   const mine = shareDemand(ctx, plan, d);
-  if (layout === undefined || left === undefined || mine === undefined) return ctx.state.unitFree(d) ? 1 : 0;
-  return freeShare(layout.values, left.map((v, k) => v - (mine.amounts[k] ?? 0)));
+  if (layout === undefined || mine === undefined) return ctx.state.unitFree(d) ? 1 : 0;
+  const used = ctx.state.capUsed[d];
+  const values = layout.values;
+  let s = 0;
+  let n = 0;
+  for (let k = 0; k < values.length; k++) {
+    const v = values[k] ?? 0;
+    const rest = v - (used?.[k] ?? 0) - (mine.amounts[k] ?? 0);
+    if (rest < 0) return Infinity;
+    if (v <= 0) continue;
+    s += rest / v;
+    n++;
+  }
+  return n === 0 ? 0 : s / n;
 }
 
 /** The topology group of a device: the first topology attribute it carries. */
@@ -265,7 +280,7 @@ class CascadePolicy implements PlacementPolicy {
           // Shares: nodes whose shared GPUs this request would fill most tightly first.
           let best = Infinity;
           for (const x of p.alt.set.byNode[n] ?? []) if (ctx.state.available[x] === 1) best = Math.min(best, leftAfter(ctx, p, x));
-          if (best !== Infinity) k += W_NODE_FREE * best;
+          k += best === Infinity ? W_NODE_BREAK * 10 : W_NODE_FREE * best;
           continue;
         }
         const d = (p.alt.set.byNode[n] ?? []).find((x) => ctx.state.available[x] === 1);
@@ -369,7 +384,7 @@ class BestFitPolicy implements PlacementPolicy {
         if (!p.alt.set.shareable || p.alt.adminAccess) continue;
         let best = Infinity;
         for (const x of p.alt.set.byNode[n] ?? []) if (ctx.state.available[x] === 1) best = Math.min(best, leftAfter(ctx, p, x));
-        if (best !== Infinity) k += best;
+        k += best === Infinity ? 100 : best;
       }
       return k;
     };
