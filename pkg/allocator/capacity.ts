@@ -103,7 +103,7 @@ const noLayout = new Map<string, DemandResult>();
  */
 export function demandFor(layout: CapacityLayout | undefined, requests: Readonly<Record<string, string>> | undefined, requestKey: string): DemandResult {
   let cache = layout === undefined ? noLayout : demands.get(layout);
-  if (cache === undefined) demands.set(layout as CapacityLayout, (cache = new Map()));
+  if (cache === undefined) demands.set(layout as CapacityLayout, (cache = new Map<string, DemandResult>()));
   const hit = cache.get(requestKey);
   if (hit !== undefined) return hit;
   const result = computeDemand(layout, requests);
