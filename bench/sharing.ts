@@ -114,6 +114,8 @@ interface PolicyResult {
   readonly claimsPerSec: number;
   readonly p99Ms: number;
   readonly maxMs: number;
+  /** Indexing the slices and running each class's selectors over them, before the first decision. */
+  readonly buildMs: number;
   /** The stream with departures: failures and unallocated capacity at the end. */
   readonly departures: { readonly failures: number; readonly arrivals: number; readonly unallocated: number };
 }
@@ -124,7 +126,9 @@ function percentile(sorted: readonly number[], p: number): number {
 }
 
 function runPolicy(policy: PolicyName, slices: readonly ResourceSlice[], capacity: number, pods: readonly Pod[], seed: number): PolicyResult {
+  const built = performance.now();
   const allocator = new Allocator({ slices, classes: classes() }, { policy });
+  const buildMs = performance.now() - built;
   const points: Point[] = [];
   const failures: Record<string, number> = {};
   const times: number[] = [];
@@ -184,6 +188,7 @@ function runPolicy(policy: PolicyName, slices: readonly ResourceSlice[], capacit
     claimsPerSec: pods.length / elapsed,
     p99Ms: percentile(times, 0.99),
     maxMs: times[times.length - 1] ?? 0,
+    buildMs,
     departures: { failures: depFailures, arrivals: rounds, unallocated: capacity - load },
   };
 }
@@ -221,6 +226,7 @@ export async function runSharingBench(argv: readonly string[]): Promise<void> {
   row('claims/s', results.map((r) => r.claimsPerSec.toFixed(0)));
   row('decision p99 (ms)', results.map((r) => r.p99Ms.toFixed(2)));
   row('decision max (ms)', results.map((r) => r.maxMs.toFixed(2)));
+  row('allocator built from the slices (ms)', results.map((r) => r.buildMs.toFixed(0)));
   row('with departures: failures / arrivals', results.map((r) => `${r.departures.failures}/${r.departures.arrivals}`));
   row('with departures: GPUs unallocated at the end', results.map((r) => r.departures.unallocated.toFixed(1)));
   const at100 = (p: PolicyName): number | undefined => results.find((r) => r.policy === p)?.points[CHECKPOINTS.indexOf(1.0)]?.unallocated;

@@ -91,6 +91,9 @@ export class Allocator {
     this.nodeStepBudget = options.nodeStepBudget ?? 20_000;
     this.maxCombinations = options.maxCombinations ?? 256;
     this.unknownAllocated = this.markAllocated(snapshot.allocated ?? []);
+    // Each class's selectors run over the whole fleet once, here, rather than in the first
+    // decision that names the class (on a large fleet that is most of a second).
+    for (const c of snapshot.classes) if (c.metadata.name !== undefined) this.matcher.matchSet(c.metadata.name, undefined);
   }
 
   /** Marks devices of existing allocations as in use; returns those not found. */
