@@ -5,7 +5,7 @@ import type { AllocationResult } from '../api/resource.js';
 import { DEFAULT_DRIVER_NAME, STANDARD_ATTRIBUTES } from '../api/resource.js';
 import { ATTR, qualify } from '../api/devicemodel.js';
 import { Quantity } from '../cel/quantity.js';
-import { amountsOf, demandFor } from './capacity.js';
+import { amountsOf, demandFor, type CapacityLayout, type DemandResult } from './capacity.js';
 import { DemandModel } from './demand.js';
 import { diagnose, explainSuccess, protectedSentence, type AttemptNotes, type PriorUse } from './explain.js';
 import { buildInventory, type Inventory } from './inventory.js';
@@ -226,11 +226,17 @@ export class Allocator {
 
   /** Whether one of the node's shareable devices of the set has room for one allocation of the request. */
   private someShareFits(a: AltPlan, node: number): boolean {
+    // A node's GPUs are mostly of one model: look the demand up once per layout in a row.
+    let layout: CapacityLayout | undefined;
+    let r: DemandResult | undefined;
     for (const d of a.set.byNode[node] ?? []) {
       if (this.state.available[d] !== 1) continue;
       const dev = this.inventory.devices[d];
       if (dev === undefined || !dev.allowMultiple) return true;
-      const r = demandFor(dev.capacity, a.capacity, a.capacityKey);
+      if (r === undefined || dev.capacity !== layout) {
+        layout = dev.capacity;
+        r = demandFor(layout, a.capacity, a.capacityKey);
+      }
       if (r.ok && this.state.capacityFits(d, r.demand.amounts)) return true;
     }
     // Devices reachable from several nodes are checked by the search itself.

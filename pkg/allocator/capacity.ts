@@ -44,7 +44,12 @@ export function capacityLayout(capacity: Readonly<Record<string, DeviceCapacity>
   if (capacity === undefined) return undefined;
   const names = Object.keys(capacity).sort();
   if (names.length === 0) return undefined;
-  const key = JSON.stringify(names.map((n) => [n, capacity[n]]));
+  // A short key: most capacities have no policy, and this runs for every device of the fleet.
+  let key = '';
+  for (const n of names) {
+    const c = capacity[n];
+    key += `${n}\u0001${c?.value ?? ''}\u0001${c?.requestPolicy === undefined ? '' : JSON.stringify(c.requestPolicy)}\u0002`;
+  }
   const hit = layouts.get(key);
   if (hit !== undefined) return hit;
   const specs = names.map((n) => capacity[n] as DeviceCapacity);

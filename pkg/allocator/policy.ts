@@ -1,7 +1,7 @@
 // Placement policies: how candidate nodes and devices are ordered and how a
 // complete placement is scored. "cascade" limits fragmentation; "first-fit" is the
 // upstream-like baseline (inventory order, first solution wins).
-import { demandFor, type CapacityDemand } from './capacity.js';
+import { demandFor, type CapacityDemand, type CapacityLayout, type DemandResult } from './capacity.js';
 import type { DemandModel } from './demand.js';
 import type { Inventory } from './inventory.js';
 import type { Matcher } from './match.js';
@@ -210,6 +210,12 @@ export function sharedFragmentationCost(ctx: PolicyContext, d: number, mine: Cap
   return W_SHARED_FRAGMENTATION * cost;
 }
 
+/** The last demand looked up, for loops over devices that mostly share one layout. */
+interface DemandMemo {
+  layout: CapacityLayout | undefined;
+  result: DemandResult | undefined;
+}
+
 /** A request's demand on a shareable device, when it is one (for the policies). */
 function shareDemand(ctx: PolicyContext, plan: SearchPlan, d: number): CapacityDemand | undefined {
   const dev = ctx.inv.devices[d];
@@ -223,10 +229,19 @@ function shareDemand(ctx: PolicyContext, plan: SearchPlan, d: number): CapacityD
  * request (best fit's measure); Infinity when it does not fit. No allocation:
  * this runs for every shared GPU of every candidate node.
  */
-function leftAfter(ctx: PolicyContext, plan: SearchPlan, d: number): number {
+function leftAfter(ctx: PolicyContext, plan: SearchPlan, d: number, memo?: DemandMemo): number {
   const dev = ctx.inv.devices[d];
   const layout = dev?.capacity;
-  const mine = shareDemand(ctx, plan, d);
+  let mine: CapacityDemand | undefined;
+  if (memo !== undefined && dev?.allowMultiple === true && !plan.alt.adminAccess) {
+    if (memo.layout !== layout || memo.result === undefined) {
+      memo.layout = layout;
+      memo.result = demandFor(layout, plan.alt.capacity, plan.alt.capacityKey);
+    }
+    mine = memo.result.ok ? memo.result.demand : undefined;
+  } else {
+    mine = shareDemand(ctx, plan, d);
+  }
   if (layout === undefined || mine === undefined) return ctx.state.unitFree(d) ? 1 : 0;
   const used = ctx.state.capUsed[d];
   const values = layout.values;
@@ -279,7 +294,8 @@ class CascadePolicy implements PlacementPolicy {
         if (p.alt.set.shareable) {
           // Shares: nodes whose shared GPUs this request would fill most tightly first.
           let best = Infinity;
-          for (const x of p.alt.set.byNode[n] ?? []) if (ctx.state.available[x] === 1) best = Math.min(best, leftAfter(ctx, p, x));
+          const memo: DemandMemo = { layout: undefined, result: undefined };
+          for (const x of p.alt.set.byNode[n] ?? []) if (ctx.state.available[x] === 1) best = Math.min(best, leftAfter(ctx, p, x, memo));
           k += best === Infinity ? W_NODE_BREAK * 10 : W_NODE_FREE * best;
           continue;
         }
@@ -383,7 +399,8 @@ class BestFitPolicy implements PlacementPolicy {
       for (const p of plans) {
         if (!p.alt.set.shareable || p.alt.adminAccess) continue;
         let best = Infinity;
-        for (const x of p.alt.set.byNode[n] ?? []) if (ctx.state.available[x] === 1) best = Math.min(best, leftAfter(ctx, p, x));
+        const memo: DemandMemo = { layout: undefined, result: undefined };
+        for (const x of p.alt.set.byNode[n] ?? []) if (ctx.state.available[x] === 1) best = Math.min(best, leftAfter(ctx, p, x, memo));
         k += best === Infinity ? 100 : best;
       }
       return k;
