@@ -166,6 +166,29 @@ describeCluster('shared GPUs on the node', () => {
     expect(smi.readState().gpus[5]?.timeslice).toBe(0);
   });
 
+  it('fails a share whose MPS daemon cannot start with a message naming the claim, the GPU and the daemon\'s words, and leaves nothing behind', async () => {
+    kubelet.close();
+    await plugin.stop();
+    // The plugin runs the control program with its own environment: the stand-in's fault switch goes there.
+    process.env.FAKE_MPS_CONTROL_FAIL_START = '1';
+    try {
+      plugin = await startNodePlugin(config(), { kube: ns.kube, backend: backendFor(smi) });
+      kubelet = await KubeletStandin.discover({ registryDir: dirs.registryDir, driverName: driver });
+      const c = await shareClaim(ns.kube, 'no-daemon', 'gpu-2-shared', '8Gi', '25');
+      const r = (await kubelet.prepare([refOf(c)])).get(c.metadata.uid ?? '');
+      expect(r?.error).toMatch(/^claim .*no-daemon .*: cannot start MPS on gpu-2 for device gpu-2-shared: cannot start the MPS control daemon for GPU-[0-9a-f-]+: Cannot start MPS control daemon: simulated failure/);
+      expect(liveDaemons(mpsRoot()).size).toBe(0);
+      expect(existsSync(join(dirs.cdiRoot, cdiSpecFileName(driver, c.metadata.uid ?? '')))).toBe(false);
+      expect(plugin.preparer.checkpointState.claims[c.metadata.uid ?? '']).toBeUndefined();
+    } finally {
+      delete process.env.FAKE_MPS_CONTROL_FAIL_START;
+      kubelet.close();
+      await plugin.stop();
+      plugin = await startNodePlugin(config(), { kube: ns.kube, backend: backendFor(smi) });
+      kubelet = await KubeletStandin.discover({ registryDir: dirs.registryDir, driverName: driver });
+    }
+  });
+
   it('refuses a share whose allocation lacks a share ID or consumed capacity, naming the claim', async () => {
     await ns.kube.resourceClaims.create({ metadata: { name: 'no-share', namespace: ns.name }, spec: { devices: { requests: [{ name: 'gpu', exactly: { deviceClassName: `shared.${driver}` } }] } } });
     const broken = await ns.kube.resourceClaims.mergePatch(
