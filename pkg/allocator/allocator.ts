@@ -300,7 +300,9 @@ export class Allocator {
     }
     const sharedFree = this.sharedFreeCounts(requests.flatMap((r) => r.alternatives));
     // Alternatives no eligible node can hold are skipped up front (order is kept).
-    const viable = requests.map((r) => r.alternatives.filter((a) => a.error === undefined && nodes.eligible.some((n) => this.nodeMayFit(n, [a], sharedFree))));
+    // (One request with one way to serve it: the candidate filter below is that same check.)
+    const single = requests.length === 1 && requests[0]?.alternatives.length === 1;
+    const viable = requests.map((r) => r.alternatives.filter((a) => a.error === undefined && (single || nodes.eligible.some((n) => this.nodeMayFit(n, [a], sharedFree)))));
     if (requests.length > 0 && (viable.some((v) => v.length === 0) || nodes.eligible.length === 0)) return fail(false);
 
     let steps = 0;
