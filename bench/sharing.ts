@@ -6,18 +6,20 @@
 // Facts used (cluster-trace-gpu-v2023, openb_pod_list_default.csv and
 // openb_node_list_gpu_node.csv, alibaba/clusterdata commit 50a91c7; the trace the
 // FGD paper, USENIX ATC'23, measured):
-//   nodes: 617 with 8 GPUs, 54 with 4, 518 with 2, 24 with 1 (1,213 nodes, 6,212 GPUs);
+//   nodes: 617 with 8 GPUs, 54 with 4, 518 with 2, 24 with 1 (1,213 nodes, 6,212 GPUs),
+//   each with the CPU the trace gives it (NODES below);
 //   GPU pods: 3,078 share one GPU (gpu_milli < 1000), 3,911 take one whole GPU,
 //   75 take several (16 x 2, 15 x 4, 44 x 8 GPUs); CPU-only pods are left out;
-//   the shares' gpu_milli histogram is SHARE_MILLI below (20 values, counts as in the trace).
+//   every GPU pod shape with its CPU, as (GPUs, gpu_milli, cpu_milli, pods), is POD_SHAPES
+//   below (81 shapes, counts as in the trace). With --no-cpu the pods ask for no CPU.
 // Substitutions, because the simulator knows NVIDIA's current boards and the trace
 // names Alibaba's own: 8-GPU nodes are A100-80GB (as many as the trace's G2 nodes,
 // MIG off) and H100-80GB (the rest: MIG-capable, so shares, whole GPUs and MIG
 // placements all compete for them); 4-GPU nodes L40S; 2- and 1-GPU nodes T4. A share
 // asks for gpu_milli/10 percent of compute and 1Gi of memory (the trace gives one GPU
-// fraction; compute binds, as in the paper's model). Pods' CPU and memory are not modelled.
+// fraction; compute binds, as in the paper's model). Pods' memory is not modelled.
 import { performance } from 'node:perf_hooks';
-import { Allocator, type PolicyName } from '../pkg/allocator/index.js';
+import { Allocator, type NodeFacts, type PodFacts, type PolicyName } from '../pkg/allocator/index.js';
 import { seededRandom } from '../pkg/allocator/fleet.js';
 import type { DeviceClass, DeviceRequest, ResourceClaim, ResourceSlice } from '../pkg/api/resource.js';
 import type { FakeConfig } from '../hack/fake-nvidia-smi/config.js';
@@ -25,35 +27,48 @@ import { type SimulatedNode, simulatedFleetSlices } from '../hack/fake-nvidia-sm
 
 const D = 'gpu.cascade.dev';
 
-/** gpu_milli of the trace's sharing pods and how many pods ask for each. */
-const SHARE_MILLI: readonly (readonly [number, number])[] = [
-  [50, 7], [110, 24], [140, 1], [160, 74], [220, 62], [230, 140], [270, 4], [290, 1], [320, 328], [330, 7],
-  [350, 6], [370, 47], [440, 2], [460, 128], [470, 750], [480, 19], [550, 72], [590, 75], [650, 253], [810, 1078],
+/** Every GPU pod shape of the trace: [GPUs, gpu_milli, cpu_milli, pods]. */
+// prettier-ignore
+const POD_SHAPES: readonly (readonly [number, number, number, number])[] = [
+  [1, 50, 4000, 3], [1, 50, 6000, 4], [1, 110, 4000, 18], [1, 110, 6000, 4], [1, 110, 8000, 2], [1, 140, 1000, 1], [1, 160, 4000, 54], [1, 160, 6000, 20],
+  [1, 220, 4000, 43], [1, 220, 8000, 19], [1, 230, 4000, 122], [1, 230, 8000, 18], [1, 270, 4152, 4], [1, 290, 1000, 1], [1, 320, 1000, 22], [1, 320, 4000, 232],
+  [1, 320, 6000, 2], [1, 320, 8000, 72], [1, 330, 4000, 7], [1, 350, 4000, 6], [1, 370, 2000, 2], [1, 370, 4152, 45], [1, 440, 8000, 2], [1, 460, 6000, 120],
+  [1, 460, 8000, 2], [1, 460, 12000, 6], [1, 470, 4000, 2], [1, 470, 8000, 360], [1, 470, 11908, 388], [1, 480, 4000, 18], [1, 480, 8000, 1], [1, 550, 4152, 72],
+  [1, 590, 3152, 75], [1, 650, 1000, 2], [1, 650, 4000, 2], [1, 650, 8000, 12], [1, 650, 11908, 237], [1, 810, 3152, 1047], [1, 810, 4152, 31], [1, 1000, 1000, 15],
+  [1, 1000, 2000, 8], [1, 1000, 3152, 470], [1, 1000, 4000, 159], [1, 1000, 5000, 1], [1, 1000, 6000, 8], [1, 1000, 7000, 11], [1, 1000, 8000, 164], [1, 1000, 8200, 41],
+  [1, 1000, 8710, 1], [1, 1000, 9400, 6], [1, 1000, 9810, 195], [1, 1000, 11300, 874], [1, 1000, 11400, 599], [1, 1000, 11800, 1], [1, 1000, 11900, 55], [1, 1000, 11908, 153],
+  [1, 1000, 12000, 326], [1, 1000, 14000, 1], [1, 1000, 14200, 93], [1, 1000, 14900, 8], [1, 1000, 15200, 36], [1, 1000, 15400, 9], [1, 1000, 15700, 158], [1, 1000, 15900, 1],
+  [1, 1000, 16000, 150], [1, 1000, 16400, 29], [1, 1000, 18708, 255], [1, 1000, 24200, 84], [2, 1000, 6000, 3], [2, 1000, 14000, 1], [2, 1000, 16200, 7], [2, 1000, 17400, 2],
+  [2, 1000, 30200, 3], [4, 1000, 32000, 3], [4, 1000, 32200, 9], [4, 1000, 60200, 3], [8, 1000, 64000, 3], [8, 1000, 64200, 18], [8, 1000, 88000, 18], [8, 1000, 120000, 3],
+  [8, 1000, 120200, 2],
 ];
-const WHOLE_PODS = 3911;
-const MULTI_PODS: readonly (readonly [number, number])[] = [
-  [2, 16],
-  [4, 15],
-  [8, 44],
+
+/** The trace's GPU nodes: [GPUs, CPU cores, nodes]. */
+const NODES: readonly (readonly [number, number, number])[] = [
+  [1, 8, 22], [1, 128, 2], [2, 8, 2], [2, 16, 107], [2, 64, 22], [2, 104, 387], [4, 32, 28], [4, 48, 9], [4, 96, 17], [8, 64, 7], [8, 82, 1], [8, 96, 570], [8, 128, 39],
 ];
 const CHECKPOINTS = [0.5, 0.8, 0.9, 1.0, 1.1, 1.3] as const;
 
-function traceFleet(): SimulatedNode[] {
+interface TraceNode extends SimulatedNode {
+  readonly cpu: number;
+}
+
+function traceFleet(): TraceNode[] {
   const gpus = (model: string, n: number, mig?: 'Disabled'): FakeConfig => ({
     driverVersion: '580.105.08',
     cudaVersion: '13.0',
     gpus: Array.from({ length: n }, (_v, i) => ({ model, ...(mig ? { migMode: mig } : {}), numaNode: i < n / 2 ? 0 : 1 })),
     ...(n >= 4 && model !== 'L40S' ? { nvlinkGroups: [Array.from({ length: n }, (_v, i) => i)] } : {}),
   });
-  const nodes: SimulatedNode[] = [];
-  const add = (count: number, config: FakeConfig, prefix: string): void => {
-    for (let i = 0; i < count; i++) nodes.push({ name: `${prefix}-${String(nodes.length).padStart(4, '0')}`, config });
-  };
-  add(549, gpus('A100-SXM4-80GB', 8, 'Disabled'), 'a100x8');
-  add(617 - 549, gpus('H100-80GB', 8, 'Disabled'), 'h100x8');
-  add(54, gpus('L40S', 4), 'l40sx4');
-  add(518, gpus('T4', 2), 't4x2');
-  add(24, gpus('T4', 1), 't4x1');
+  const nodes: TraceNode[] = [];
+  let eights = 0;
+  for (const [n, cpu, count] of NODES) {
+    for (let i = 0; i < count; i++) {
+      // As many A100 nodes as the trace has G2 nodes (549), H100 for the other 8-GPU nodes.
+      const config = n === 8 ? gpus(eights++ < 549 ? 'A100-SXM4-80GB' : 'H100-80GB', 8, 'Disabled') : n === 4 ? gpus('L40S', 4) : gpus('T4', n);
+      nodes.push({ name: `node-${String(nodes.length).padStart(4, '0')}-${n}gpu`, config, cpu });
+    }
+  }
   return nodes;
 }
 
@@ -62,6 +77,7 @@ interface Pod {
   readonly kind: string;
   /** GPUs it asks for (a share: gpu_milli / 1000). */
   readonly gpus: number;
+  readonly cpuMilli: number;
 }
 
 function request(kind: 'share' | 'whole', arg: number): DeviceRequest {
@@ -76,9 +92,13 @@ function podStream(upTo: number, seed: number): Pod[] {
   const rand = seededRandom(seed);
   const shapes: { w: number; make: (i: number) => Pod }[] = [];
   const claim = (i: number, r: DeviceRequest): ResourceClaim => ({ metadata: { name: `pod-${i}`, namespace: 'trace', uid: `uid-${i}` }, spec: { devices: { requests: [r] } } });
-  for (const [milli, n] of SHARE_MILLI) shapes.push({ w: n, make: (i) => ({ claim: claim(i, request('share', milli)), kind: 'share', gpus: milli / 1000 }) });
-  shapes.push({ w: WHOLE_PODS, make: (i) => ({ claim: claim(i, request('whole', 1)), kind: '1 GPU', gpus: 1 }) });
-  for (const [k, n] of MULTI_PODS) shapes.push({ w: n, make: (i) => ({ claim: claim(i, request('whole', k)), kind: `${k} GPUs`, gpus: k }) });
+  for (const [k, milli, cpuMilli, n] of POD_SHAPES) {
+    const share = k === 1 && milli < 1000;
+    shapes.push({
+      w: n,
+      make: (i) => ({ claim: claim(i, share ? request('share', milli) : request('whole', k)), kind: share ? 'share' : k === 1 ? '1 GPU' : `${k} GPUs`, gpus: share ? milli / 1000 : k, cpuMilli }),
+    });
+  }
   const total = shapes.reduce((s, x) => s + x.w, 0);
   const out: Pod[] = [];
   let demand = 0;
@@ -125,9 +145,11 @@ function percentile(sorted: readonly number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? 0;
 }
 
-function runPolicy(policy: PolicyName, slices: readonly ResourceSlice[], capacity: number, pods: readonly Pod[], seed: number): PolicyResult {
+function runPolicy(policy: PolicyName, slices: readonly ResourceSlice[], nodes: readonly NodeFacts[] | undefined, capacity: number, pods: readonly Pod[], seed: number): PolicyResult {
+  const snapshot = { slices, classes: classes(), ...(nodes ? { nodes } : {}) };
+  const podOf = (p: Pod): { pod?: PodFacts } => (nodes ? { pod: { cpu: `${p.cpuMilli}m` } } : {});
   const built = performance.now();
-  const allocator = new Allocator({ slices, classes: classes() }, { policy });
+  const allocator = new Allocator(snapshot, { policy });
   const buildMs = performance.now() - built;
   const points: Point[] = [];
   const failures: Record<string, number> = {};
@@ -139,7 +161,7 @@ function runPolicy(policy: PolicyName, slices: readonly ResourceSlice[], capacit
   const started = performance.now();
   for (const pod of pods) {
     const t0 = performance.now();
-    const o = allocator.allocate({ claims: [pod.claim] });
+    const o = allocator.allocate({ claims: [pod.claim], ...podOf(pod) });
     if (o.kind === 'allocated') allocator.commit(o);
     times.push(performance.now() - t0);
     arrived += pod.gpus;
@@ -157,9 +179,9 @@ function runPolicy(policy: PolicyName, slices: readonly ResourceSlice[], capacit
   times.sort((a, b) => a - b);
 
   // Departures: the same shapes arrive and leave, at about the fleet's capacity.
-  const fresh = new Allocator({ slices, classes: classes() }, { policy });
+  const fresh = new Allocator(snapshot, { policy });
   const rand = seededRandom(seed + 7);
-  const running: { gpus: number; devices: ReturnType<Allocator['allocate']> }[] = [];
+  const running: { gpus: number; cpuMilli: number; devices: ReturnType<Allocator['allocate']> }[] = [];
   let load = 0;
   let depFailures = 0;
   const rounds = pods.length * 2;
@@ -171,13 +193,16 @@ function runPolicy(policy: PolicyName, slices: readonly ResourceSlice[], capacit
       const j = Math.floor(rand() * running.length);
       const [gone] = running.splice(j, 1);
       if (gone === undefined) break;
-      if (gone.devices.kind === 'allocated') fresh.release(gone.devices.devices);
+      if (gone.devices.kind === 'allocated') {
+        fresh.release(gone.devices.devices);
+        if (nodes && gone.devices.node !== undefined) fresh.adjustNodeFree(gone.devices.node, gone.cpuMilli, 0);
+      }
       load -= gone.gpus;
     }
-    const o = fresh.allocate({ claims: [pod.claim] });
+    const o = fresh.allocate({ claims: [pod.claim], ...podOf(pod) });
     if (o.kind === 'allocated') {
       fresh.commit(o);
-      running.push({ gpus: pod.gpus, devices: o });
+      running.push({ gpus: pod.gpus, cpuMilli: pod.cpuMilli, devices: o });
       load += pod.gpus;
     } else depFailures++;
   }
@@ -200,6 +225,8 @@ export async function runSharingBench(argv: readonly string[]): Promise<void> {
   const only = policyAt >= 0 ? argv[policyAt + 1] : undefined;
   const policies: PolicyName[] = only === 'cascade' || only === 'first-fit' || only === 'best-fit' ? [only] : ['first-fit', 'best-fit', 'cascade'];
   const nodes = traceFleet();
+  const withCpu = !argv.includes('--no-cpu');
+  const facts: NodeFacts[] | undefined = withCpu ? nodes.map((n) => ({ name: n.name, free: { cpu: String(n.cpu), memory: '1Ti' } })) : undefined;
   const t0 = performance.now();
   const slices = await simulatedFleetSlices(nodes);
   const built = (performance.now() - t0) / 1000;
@@ -208,9 +235,9 @@ export async function runSharingBench(argv: readonly string[]): Promise<void> {
   const pods = podStream(capacity * (CHECKPOINTS[CHECKPOINTS.length - 1] ?? 1), seed);
   process.stdout.write(
     `sharing stream: ${nodes.length} nodes, ${capacity} GPUs, ${devices} devices in ${slices.length} slices built by pkg/inventory from simulated nvidia-smi in ${built.toFixed(1)} s; ` +
-      `${pods.length} pods drawn from the openb trace's shapes (seed ${seed}); node ${process.version}\n`,
+      `${pods.length} pods drawn from the openb trace's shapes (seed ${seed}), ${withCpu ? "with the trace's CPU per pod and node" : 'without CPU'}; node ${process.version}\n`,
   );
-  const results = policies.map((p) => runPolicy(p, slices, capacity, pods, seed));
+  const results = policies.map((p) => runPolicy(p, slices, facts, capacity, pods, seed));
   const w = 14;
   const row = (label: string, cells: readonly string[]): void => void process.stdout.write(`${label.padEnd(44)}${cells.map((c) => c.padStart(w)).join('')}\n`);
   row('', results.map((r) => r.policy));

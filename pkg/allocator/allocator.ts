@@ -71,6 +71,8 @@ export class Allocator {
   private readonly nodeStepBudget: number;
   private readonly maxCombinations: number;
   private readonly driver: string;
+  /** The decision's pod CPU, and recent pods' CPU per GPU unit they took (decaying), for the policy. */
+  private readonly cpu = { podMilli: 0, perUnit: 0 };
   /** Recent request shapes, for placement that weighs what a choice leaves for them. */
   readonly demand = new DemandModel();
   /** Devices named by existing allocations that are not in the inventory. */
@@ -86,7 +88,7 @@ export class Allocator {
     this.matcher = new Matcher(this.inventory, snapshot.classes, (d) => this.state.available[d] === 1);
     this.state.matcher = this.matcher;
     this.policy = makePolicy(options.policy ?? 'cascade', options.nodesToCompare ?? 4);
-    this.ctx = { inv: this.inventory, state: this.state, matcher: this.matcher, topologyAttributes, demand: this.demand };
+    this.ctx = { inv: this.inventory, state: this.state, matcher: this.matcher, topologyAttributes, demand: this.demand, cpu: this.cpu };
     this.stepBudget = options.stepBudget ?? 200_000;
     this.nodeStepBudget = options.nodeStepBudget ?? 20_000;
     this.maxCombinations = options.maxCombinations ?? 256;
@@ -118,11 +120,16 @@ export class Allocator {
 
   /** Applies a decision: its devices become in use and the pod's cpu/memory leave the node. */
   commit(outcome: AllocatedOutcome): void {
+    const idx = outcome.node === undefined ? -1 : (this.inventory.nodeIndex.get(outcome.node) ?? -1);
+    const usedBefore = this.state.nodeUsed[idx] ?? 0;
     this.markAllocated(outcome.devices);
     if (outcome.node === undefined) return;
-    const n = this.inventory.nodes[this.inventory.nodeIndex.get(outcome.node) ?? -1];
+    const n = this.inventory.nodes[idx];
     if (n === undefined) return;
-    n.freeMilliCpu -= outcome.pod?.cpu !== undefined ? quantityToNumber(outcome.pod.cpu, 'milli') : 0;
+    const milli = outcome.pod?.cpu !== undefined ? quantityToNumber(outcome.pod.cpu, 'milli') : 0;
+    const units = (this.state.nodeUsed[idx] ?? 0) - usedBefore;
+    if (milli > 0 && units > 0) this.cpu.perUnit = this.cpu.perUnit === 0 ? milli / units : 0.99 * this.cpu.perUnit + 0.01 * (milli / units);
+    n.freeMilliCpu -= milli;
     n.freeMemory -= outcome.pod?.memory !== undefined ? quantityToNumber(outcome.pod.memory, 'unit') : 0;
   }
 
@@ -274,6 +281,7 @@ export class Allocator {
     const errors: string[] = [];
     for (const c of claims) for (const e of c.errors) errors.push(`claim ${claimLabel(c.claim)}: ${e}`);
     const nodes = this.eligibleNodes(claims, request.pod);
+    this.cpu.podMilli = request.pod?.cpu !== undefined ? quantityToNumber(request.pod.cpu, 'milli') : 0;
     const requests: RequestPlan[] = claims.flatMap((c) => (c.fixed === undefined ? c.requests : []));
     const attempts: AttemptNotes = new Map();
     const labelOf = (r: RequestPlan): string => {

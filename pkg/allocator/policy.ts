@@ -40,6 +40,8 @@ export interface PolicyContext {
   readonly topologyAttributes: readonly string[];
   /** The request shapes the fleet has seen recently. */
   readonly demand: DemandModel;
+  /** CPU the decision's pod asks for (millicores), and recent pods' CPU per GPU they took. */
+  readonly cpu: { podMilli: number; perUnit: number };
 }
 
 export interface Score {
@@ -269,6 +271,25 @@ function topologyOf(ctx: PolicyContext, d: number): string | undefined {
   return undefined;
 }
 
+const W_STRANDED = 1;
+
+/**
+ * GPUs a node would be left unable to use for want of CPU, more than before:
+ * with recent pods taking `perUnit` millicores per GPU, a node's free GPUs
+ * beyond what its free CPU can feed are stranded (FGD counts them as fragments).
+ */
+export function strandedCost(ctx: PolicyContext, node: number, units: number): number {
+  const n = ctx.inv.nodes[node];
+  const per = ctx.cpu.perUnit;
+  if (n === undefined || per <= 0 || !Number.isFinite(n.freeMilliCpu)) return 0;
+  const total = ctx.inv.nodeUnits[node] ?? 0;
+  const freeBefore = Math.max(0, total - (ctx.state.nodeUsed[node] ?? 0));
+  const freeAfter = Math.max(0, freeBefore - units);
+  const strandedBefore = Math.max(0, freeBefore - n.freeMilliCpu / per);
+  const strandedAfter = Math.max(0, freeAfter - Math.max(0, n.freeMilliCpu - ctx.cpu.podMilli) / per);
+  return W_STRANDED * (strandedAfter - strandedBefore);
+}
+
 function nodeFreeShare(ctx: PolicyContext, node: number): number {
   const units = ctx.inv.nodeUnits[node] ?? 0;
   if (units <= 0) return 0;
@@ -287,8 +308,11 @@ class CascadePolicy implements PlacementPolicy {
     // An estimate of the final score from one free device per request: used nodes
     // before untouched ones (keep whole nodes free), fuller nodes first (best fit),
     // and hardware fewer requests compete for.
+    // GPU units the request takes, roughly (a share as half a GPU), for the CPU term.
+    let units = 0;
+    for (const p of plans) if (!p.alt.adminAccess) units += p.alt.set.shareable ? 0.5 : p.alt.all ? 1 : p.alt.count;
     const key = (n: number): number => {
-      let k = ((ctx.state.nodeHolds[n] ?? 0) === 0 ? W_NODE_BREAK : 0) + W_NODE_FREE * nodeFreeShare(ctx, n);
+      let k = ((ctx.state.nodeHolds[n] ?? 0) === 0 ? W_NODE_BREAK : 0) + W_NODE_FREE * nodeFreeShare(ctx, n) + strandedCost(ctx, n, units);
       for (const p of plans) {
         if (p.alt.adminAccess) continue;
         if (p.alt.set.shareable) {
@@ -361,6 +385,10 @@ class CascadePolicy implements PlacementPolicy {
       const breaks = holds === 0 && freeAfter > 0 ? W_NODE_BREAK : 0;
       terms.push({ name: 'node-break', value: breaks, reason: breaks > 0 ? 'starts using a node that was entirely free' : holds === 0 ? 'takes a whole free node' : 'node already in use' });
       terms.push({ name: 'node-free', value: W_NODE_FREE * freeAfter, reason: `${fmt(100 * freeAfter)}% of the node's GPU capacity stays free (fuller nodes first)` });
+      const stranded = strandedCost(ctx, node, taken);
+      if (stranded !== 0) {
+        terms.push({ name: 'cpu', value: stranded, reason: stranded > 0 ? "GPUs left on the node without the CPU recent pods need to use them" : 'uses GPUs the node had too little CPU to hand out otherwise' });
+      }
     }
     let topo = 0;
     const spread: string[] = [];
