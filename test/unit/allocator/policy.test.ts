@@ -246,3 +246,41 @@ describe('placement of shares of shared GPUs', () => {
     }
   });
 });
+
+describe('GPUs and the CPU to use them', () => {
+  const m = (v: string) => `device.attributes["${DRIVER}"].model == "${v}"`;
+  const gpus = (node: string, n: number, model: string) => slice(node, Array.from({ length: n }, (_, i) => dev(`gpu-${i}`, { model })));
+  const pod = (name: string, model: string, cpu: string) => ({ claims: [claim(name, [req('r', 'any', { selectors: [m(model)] })])], pod: { cpu } });
+
+  it('keeps a node with little CPU for pods its CPU can still feed, so fewer GPUs end up stranded', () => {
+    // a and b have 2 GPUs each, a only 20 cores; c (another model) shows pods take 10 cores per GPU.
+    const snapshot = {
+      slices: [gpus('a', 2, 'x'), gpus('b', 2, 'x'), gpus('c', 8, 'y')],
+      classes: [ANY],
+      nodes: [
+        { name: 'a', free: { cpu: '20' } },
+        { name: 'b', free: { cpu: '200' } },
+        { name: 'c', free: { cpu: '200' } },
+      ],
+    };
+    const run = (policy: PolicyName): number => {
+      const alloc = new Allocator(snapshot, { policy });
+      for (let i = 0; i < 3; i++) {
+        const o = alloc.allocate(pod(`seen-${i}`, 'y', '10'));
+        if (o.kind === 'allocated') alloc.commit(o);
+      }
+      let placed = 0;
+      for (const [i, cpu] of ['15', '10', '10', '10'].entries()) {
+        const o = alloc.allocate(pod(`p${i}`, 'x', cpu));
+        if (o.kind === 'allocated') {
+          alloc.commit(o);
+          placed++;
+        }
+      }
+      return placed;
+    };
+    // First fit puts the 15-core pod on a, whose other GPU then has 5 cores to go with it.
+    expect(run('first-fit')).toBe(3);
+    expect(run('cascade')).toBe(4);
+  });
+});
