@@ -2,18 +2,8 @@
 // that kills any daemon a test left behind under a root.
 import { existsSync, readdirSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { repoRoot } from '../../pkg/cluster/binaries.js';
 import { livePid } from './files.js';
-
-function repoRoot(): string {
-  let dir = path.dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    if (existsSync(path.join(dir, 'package.json')) && existsSync(path.join(dir, 'hack', 'fake-mps-control'))) return dir;
-    const up = path.dirname(dir);
-    if (up === dir) throw new Error('cannot find the repository root above hack/fake-mps-control');
-    dir = up;
-  }
-}
 
 /** The launcher; it needs `npm run build` to have produced dist/hack/fake-mps-control/main.js. */
 export function fakeMpsControlPath(): string {

@@ -260,6 +260,14 @@ function leftAfter(ctx: PolicyContext, plan: SearchPlan, d: number, memo?: Deman
   return n === 0 ? 0 : s / n;
 }
 
+/** The least free share any of a node's shared GPUs would keep after this request; Infinity when none has room. */
+function tightestShare(ctx: PolicyContext, plan: SearchPlan, node: number): number {
+  let best = Infinity;
+  const memo: DemandMemo = { layout: undefined, result: undefined };
+  for (const x of plan.alt.set.byNode[node] ?? []) if (ctx.state.available[x] === 1) best = Math.min(best, leftAfter(ctx, plan, x, memo));
+  return best;
+}
+
 /** The topology group of a device: the first topology attribute it carries. */
 function topologyOf(ctx: PolicyContext, d: number): string | undefined {
   const dev = ctx.inv.devices[d];
@@ -317,9 +325,7 @@ class CascadePolicy implements PlacementPolicy {
         if (p.alt.adminAccess) continue;
         if (p.alt.set.shareable) {
           // Shares: nodes whose shared GPUs this request would fill most tightly first.
-          let best = Infinity;
-          const memo: DemandMemo = { layout: undefined, result: undefined };
-          for (const x of p.alt.set.byNode[n] ?? []) if (ctx.state.available[x] === 1) best = Math.min(best, leftAfter(ctx, p, x, memo));
+          const best = tightestShare(ctx, p, n);
           k += best === Infinity ? W_NODE_BREAK * 10 : W_NODE_FREE * best;
           continue;
         }
@@ -426,9 +432,7 @@ class BestFitPolicy implements PlacementPolicy {
       let k = nodeFreeShare(ctx, n);
       for (const p of plans) {
         if (!p.alt.set.shareable || p.alt.adminAccess) continue;
-        let best = Infinity;
-        const memo: DemandMemo = { layout: undefined, result: undefined };
-        for (const x of p.alt.set.byNode[n] ?? []) if (ctx.state.available[x] === 1) best = Math.min(best, leftAfter(ctx, p, x, memo));
+        const best = tightestShare(ctx, p, n);
         k += best === Infinity ? 100 : best;
       }
       return k;

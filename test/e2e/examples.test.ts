@@ -5,10 +5,9 @@ import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import YAML from 'yaml';
-import { describeCluster, adminKubeconfig, clusterDir, eventually, useNamespace } from '../support/cluster.js';
-import { ADDON_NAMESPACE, applyServerSide, controllerProcess, renderManifests, webhookToUrl, type Component, type Doc } from '../support/addon.js';
+import { describeCluster, adminKubeconfig, eventually, useNamespace } from '../support/cluster.js';
+import { applyServerSide, installAddonWithController, type Component, type Doc } from '../support/addon.js';
 import { startGpuNode, type GpuNode } from '../support/gpu-node.js';
-import { freePort, writeServiceAccountKubeconfig } from '../../pkg/cluster/controlplane.js';
 import { repoRoot } from '../../pkg/cluster/binaries.js';
 import { FLEETS } from '../../hack/fake-nvidia-smi/testing.js';
 import type { ResourceClaim, ResourceSlice } from '../../pkg/api/resource.js';
@@ -22,11 +21,7 @@ describeCluster('the examples in examples/', () => {
   let controller: Component;
 
   beforeAll(async () => {
-    const port = await freePort();
-    const applied = await applyServerSide(webhookToUrl(await renderManifests('dev'), `https://127.0.0.1:${port}/mutate-pods`, { 'cascade-e2e': 'examples' }));
-    if (applied.code !== 0) throw new Error(applied.stderr);
-    const kc = await writeServiceAccountKubeconfig(adminKubeconfig(), ADDON_NAMESPACE, 'cascade-controller', join(clusterDir(), 'examples-controller.kubeconfig'));
-    controller = controllerProcess({ name: 'examples-controller', kubeconfig: kc, webhookPort: port }).start();
+    controller = await installAddonWithController('examples-controller', { 'cascade-e2e': 'examples' });
     nodes.push(
       await startGpuNode(ns.kube, { name: 'ex-h100', fleet: FLEETS.h100x8('Disabled') }),
       await startGpuNode(ns.kube, {

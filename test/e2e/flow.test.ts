@@ -7,10 +7,9 @@
 // unprepares, deallocates and frees everything again.
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { describeCluster, adminKubeconfig, clusterDir, eventually, kubectl, useNamespace } from '../support/cluster.js';
-import { ADDON_NAMESPACE, applyServerSide, controllerProcess, renderManifests, webhookToUrl, type Component } from '../support/addon.js';
+import { describeCluster, eventually, kubectl, useNamespace } from '../support/cluster.js';
+import { installAddonWithController, type Component } from '../support/addon.js';
 import { startGpuNode, type GpuNode } from '../support/gpu-node.js';
-import { freePort, writeServiceAccountKubeconfig } from '../../pkg/cluster/controlplane.js';
 import type { ResourceClaim } from '../../pkg/api/resource.js';
 import type { EventV1, Pod } from '../../pkg/k8s/types.js';
 
@@ -24,11 +23,7 @@ describeCluster('GPU pods end to end', () => {
   let controller: Component;
 
   beforeAll(async () => {
-    const port = await freePort();
-    const applied = await applyServerSide(webhookToUrl(await renderManifests('dev'), `https://127.0.0.1:${port}/mutate-pods`, { 'cascade-e2e': 'flow' }));
-    if (applied.code !== 0) throw new Error(applied.stderr);
-    const kc = await writeServiceAccountKubeconfig(adminKubeconfig(), ADDON_NAMESPACE, 'cascade-controller', join(clusterDir(), 'flow-controller.kubeconfig'));
-    controller = controllerProcess({ name: 'flow-controller', kubeconfig: kc, webhookPort: port }).start();
+    controller = await installAddonWithController('flow-controller', { 'cascade-e2e': 'flow' });
     nodes.push(
       await startGpuNode(ns.kube, { name: 'flow-h100', fleet: { driverVersion: '580.105.08', cudaVersion: '13.0', gpus: [{ model: 'H100-80GB', migMode: 'Disabled' }] } }),
       await startGpuNode(ns.kube, { name: 'flow-a100', fleet: { driverVersion: '570.148.08', cudaVersion: '12.8', gpus: [{ model: 'A100-SXM4-40GB' }, { model: 'A100-SXM4-40GB' }], nvlinkGroups: [[0, 1]] } }),

@@ -7,10 +7,9 @@
 // both shares are gone, and then gets it.
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { describeCluster, adminKubeconfig, clusterDir, eventually, useNamespace } from '../support/cluster.js';
-import { ADDON_NAMESPACE, applyServerSide, controllerProcess, renderManifests, webhookToUrl, type Component } from '../support/addon.js';
+import { describeCluster, eventually, useNamespace } from '../support/cluster.js';
+import { installAddonWithController, type Component } from '../support/addon.js';
 import { startGpuNode, type GpuNode } from '../support/gpu-node.js';
-import { freePort, writeServiceAccountKubeconfig } from '../../pkg/cluster/controlplane.js';
 import type { ResourceClaim } from '../../pkg/api/resource.js';
 import type { EventV1, Pod } from '../../pkg/k8s/types.js';
 import { liveDaemons } from '../../hack/fake-mps-control/testing.js';
@@ -24,11 +23,7 @@ describeCluster('shared GPUs end to end', () => {
   let controller: Component;
 
   beforeAll(async () => {
-    const port = await freePort();
-    const applied = await applyServerSide(webhookToUrl(await renderManifests('dev'), `https://127.0.0.1:${port}/mutate-pods`, { 'cascade-e2e': 'share' }));
-    if (applied.code !== 0) throw new Error(applied.stderr);
-    const kc = await writeServiceAccountKubeconfig(adminKubeconfig(), ADDON_NAMESPACE, 'cascade-controller', join(clusterDir(), 'share-controller.kubeconfig'));
-    controller = controllerProcess({ name: 'share-controller', kubeconfig: kc, webhookPort: port }).start();
+    controller = await installAddonWithController('share-controller', { 'cascade-e2e': 'share' });
     node = await startGpuNode(ns.kube, { name: 'share-h100', fleet: { driverVersion: '580.105.08', cudaVersion: '13.0', gpus: [{ model: 'H100-80GB', migMode: 'Disabled' }] } });
     await eventually('the node to publish', async () => (await ns.kube.resourceSlices.list(undefined, { fieldSelector: `spec.nodeName=share-h100` })).length > 0, 60_000);
     await ns.kube.resourceClaimTemplates.create({

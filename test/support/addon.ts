@@ -7,7 +7,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import YAML from 'yaml';
 import { repoRoot } from '../../pkg/cluster/binaries.js';
-import { kubeconfigYaml } from '../../pkg/cluster/controlplane.js';
+import { freePort, kubeconfigYaml, writeServiceAccountKubeconfig } from '../../pkg/cluster/controlplane.js';
 import { isAlreadyExists } from '../../pkg/k8s/client.js';
 import type { Kube } from '../../pkg/k8s/resources.js';
 import { adminKubeconfig, binPath, clusterDir, kubectl, type CommandResult } from './tools.js';
@@ -103,6 +103,19 @@ export function controllerProcess(o: ControllerProcessOptions): Component {
     `--webhook-client-ca=${join(clusterDir(), 'pki', 'webhook-client-ca.crt')}`,
     ...(o.extraArgs ?? []),
   ]);
+}
+
+/**
+ * The add-on as a user installs it (the dev overlay, its webhook pointed at a
+ * loopback port and limited to namespaces with `labels`), and the controller
+ * running under its own ServiceAccount serving that webhook.
+ */
+export async function installAddonWithController(name: string, labels: Record<string, string>): Promise<Component> {
+  const port = await freePort();
+  const applied = await applyServerSide(webhookToUrl(await renderManifests('dev'), `https://127.0.0.1:${port}/mutate-pods`, labels));
+  if (applied.code !== 0) throw new Error(applied.stderr);
+  const kc = await writeServiceAccountKubeconfig(adminKubeconfig(), ADDON_NAMESPACE, 'cascade-controller', join(clusterDir(), `${name}.kubeconfig`));
+  return controllerProcess({ name, kubeconfig: kc, webhookPort: port }).start();
 }
 
 /** A component (controller or node plugin) running from dist/ as a child process, logging to a file. */
