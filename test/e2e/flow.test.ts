@@ -9,7 +9,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describeCluster, eventually, kubectl, useNamespace } from '../support/cluster.js';
 import { installAddonWithController, type Component } from '../support/addon.js';
-import { startGpuNode, type GpuNode } from '../support/gpu-node.js';
+import { preparedOn, startGpuNode, type GpuNode } from '../support/gpu-node.js';
 import type { ResourceClaim } from '../../pkg/api/resource.js';
 import type { EventV1, Pod } from '../../pkg/k8s/types.js';
 
@@ -79,14 +79,7 @@ describeCluster('GPU pods end to end', () => {
   const boundNode = async (pod: string): Promise<string> =>
     await eventually(`${pod} bound`, async () => (await ns.kube.pods.get(pod, ns.name)).spec.nodeName, 60_000);
 
-  const preparedOn = (node: GpuNode, pod: string): Promise<readonly string[]> =>
-    eventually(`${pod} prepared on ${node.name}`, async () => {
-      const r = node.kubelet.results.get(`${ns.name}/${pod}`);
-      if (!r) return undefined;
-      const all = [...r.claims.values()];
-      if (all.some((c) => c.error)) throw new Error(all.map((c) => c.error).join('; '));
-      return all.flatMap((c) => c.devices.flatMap((d) => d.cdiDeviceIds));
-    }, 60_000);
+  const prepared = (n: GpuNode, pod: string): Promise<readonly string[]> => preparedOn(n, ns.name, pod);
 
   const node = (name: string): GpuNode => nodes.find((n) => n.name === name)!;
 
@@ -97,7 +90,7 @@ describeCluster('GPU pods end to end', () => {
     expect(await boundNode('first')).toBe('flow-h100');
     const c1 = await claimOf('first');
     expect(c1.status?.allocation?.devices?.results?.map((r) => `${r.request} ${r.device}`)).toEqual(['accel/h100 gpu-0']);
-    const ids1 = await preparedOn(node('flow-h100'), 'first');
+    const ids1 = await prepared(node('flow-h100'), 'first');
     expect(ids1).toEqual([`k8s.${DRIVER}/gpu=${c1.metadata.uid ?? ''}-gpu-0`]);
     const cdiFiles = readdirSync(node('flow-h100').dirs.cdi);
     expect(cdiFiles.some((f) => f.includes(c1.metadata.uid ?? '-'))).toBe(true);
@@ -109,15 +102,15 @@ describeCluster('GPU pods end to end', () => {
     expect(await boundNode('second')).toBe('flow-a100');
     const c2 = await claimOf('second');
     expect(c2.status?.allocation?.devices?.results?.map((r) => `${r.request} ${r.device}`).sort()).toEqual(['accel/two-a100 gpu-0', 'accel/two-a100 gpu-1']);
-    expect(await preparedOn(node('flow-a100'), 'second')).toHaveLength(2);
+    expect(await prepared(node('flow-a100'), 'second')).toHaveLength(2);
 
     // 3rd and 4th: the 3g MIG slices of the MIG-mode A100, created for real at the allocated placements.
     await makePod('third');
     await makePod('fourth');
     expect(await boundNode('third')).toBe('flow-mig');
     expect(await boundNode('fourth')).toBe('flow-mig');
-    await preparedOn(node('flow-mig'), 'third');
-    await preparedOn(node('flow-mig'), 'fourth');
+    await prepared(node('flow-mig'), 'third');
+    await prepared(node('flow-mig'), 'fourth');
     const placements = [await claimOf('third'), await claimOf('fourth')].map((c) => c.status?.allocation?.devices?.results?.[0]?.device).sort();
     expect(placements).toEqual(['gpu-0-mig-3g-20gb-0', 'gpu-0-mig-3g-20gb-4']);
     const instances = node('flow-mig').sim.readState().gpus[0]?.gpuInstances ?? [];

@@ -9,7 +9,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describeCluster, eventually, useNamespace } from '../support/cluster.js';
 import { installAddonWithController, type Component } from '../support/addon.js';
-import { startGpuNode, type GpuNode } from '../support/gpu-node.js';
+import { preparedOn, startGpuNode, type GpuNode } from '../support/gpu-node.js';
 import type { ResourceClaim } from '../../pkg/api/resource.js';
 import type { EventV1, Pod } from '../../pkg/k8s/types.js';
 import { liveDaemons } from '../../hack/fake-mps-control/testing.js';
@@ -61,14 +61,7 @@ describeCluster('shared GPUs end to end', () => {
 
   const boundNode = async (pod: string): Promise<string> => await eventually(`${pod} bound`, async () => (await ns.kube.pods.get(pod, ns.name)).spec.nodeName, 60_000);
 
-  const prepared = (pod: string): Promise<readonly string[]> =>
-    eventually(`${pod} prepared`, async () => {
-      const r = node.kubelet.results.get(`${ns.name}/${pod}`);
-      if (!r) return undefined;
-      const all = [...r.claims.values()];
-      if (all.some((c) => c.error)) throw new Error(all.map((c) => c.error).join('; '));
-      return all.flatMap((c) => c.devices.flatMap((d) => d.cdiDeviceIds));
-    }, 60_000);
+  const prepared = (pod: string): Promise<readonly string[]> => preparedOn(node, ns.name, pod);
 
   it('shares one H100 between two 20Gi/30% pods through MPS, and keeps the whole GPU from a third until both are gone', async () => {
     await makePod('embed', 'mps-20g');

@@ -10,7 +10,7 @@ import { createFakeNvidiaSmi, type FakeConfig, type FakeNvidiaSmi } from '../../
 import { fakeMpsControlPath, killDaemons } from '../../hack/fake-mps-control/testing.js';
 import { Component, nodeBoundKubeconfig } from './addon.js';
 import { FakeKubelet } from './fake-kubelet.js';
-import { clusterDir } from './tools.js';
+import { clusterDir, eventually } from './tools.js';
 
 export interface GpuNodeOptions {
   readonly name: string;
@@ -85,4 +85,19 @@ export async function startGpuNode(admin: Kube, o: GpuNodeOptions): Promise<GpuN
       killDaemons(mpsRoot);
     },
   };
+}
+
+/** Waits until the node's kubelet stand-in prepared the pod's claims; their CDI device IDs, or the plugin's error. */
+export function preparedOn(node: GpuNode, namespace: string, pod: string): Promise<readonly string[]> {
+  return eventually(
+    `${pod} prepared on ${node.name}`,
+    async () => {
+      const r = node.kubelet.results.get(`${namespace}/${pod}`);
+      if (!r) return undefined;
+      const all = [...r.claims.values()];
+      if (all.some((c) => c.error)) throw new Error(all.map((c) => c.error).join('; '));
+      return all.flatMap((c) => c.devices.flatMap((d) => d.cdiDeviceIds));
+    },
+    60_000,
+  );
 }
