@@ -218,6 +218,20 @@ function sharedAttributes(c: Common): ReadonlyArray<readonly [string, DeviceAttr
   ];
 }
 
+/** What names one GPU, for its whole and its shared form alike. */
+function gpuIdentity(c: Common): ReadonlyArray<readonly [string, DeviceAttribute | undefined]> {
+  const q = (n: string): string => qualify(c.driver, n);
+  const g = c.gpu;
+  return [
+    [q(ATTR.uuid), str(g.uuid)],
+    [q(ATTR.index), { int: g.index }],
+    [q(ATTR.minor), { int: g.minor }],
+    [q(ATTR.memory), { int: g.memoryMiB }],
+    [q(ATTR.nvlinkDomain), c.nvlinkDomain === undefined ? undefined : str(c.nvlinkDomain)],
+    [STANDARD_ATTRIBUTES.pciBusID, str(g.pciBusId)],
+  ];
+}
+
 function withTaints(device: Device, taints: readonly DeviceTaint[]): Device {
   return taints.length === 0 ? device : { ...device, taints: taints.map((t) => ({ ...t })) };
 }
@@ -229,15 +243,10 @@ function wholeGpu(c: Common, counterSet: CounterSet | undefined, multiprocessors
     name: gpuDeviceName(g.minor),
     attributes: sorted([
       ...sharedAttributes(c),
+      ...gpuIdentity(c),
       [q(ATTR.type), str('gpu')],
-      [q(ATTR.uuid), str(g.uuid)],
-      [q(ATTR.index), { int: g.index }],
-      [q(ATTR.minor), { int: g.minor }],
-      [q(ATTR.memory), { int: g.memoryMiB }],
       [q(ATTR.migCapable), { bool: g.migMode.current !== 'N/A' }],
       [q(ATTR.migMode), str(g.migMode.current)],
-      [q(ATTR.nvlinkDomain), c.nvlinkDomain === undefined ? undefined : str(c.nvlinkDomain)],
-      [STANDARD_ATTRIBUTES.pciBusID, str(g.pciBusId)],
     ]),
     capacity: sorted<DeviceCapacity>([
       [q(CAPACITY.memory), { value: `${g.memoryMiB}Mi` }],
@@ -267,13 +276,8 @@ function sharedGpu(c: Common, consumes: CounterSet, sharing: Required<SharingOpt
     name: sharedDeviceName(g.minor),
     attributes: sorted([
       ...sharedAttributes(c),
+      ...gpuIdentity(c),
       [q(ATTR.type), str('shared')],
-      [q(ATTR.uuid), str(g.uuid)],
-      [q(ATTR.index), { int: g.index }],
-      [q(ATTR.minor), { int: g.minor }],
-      [q(ATTR.memory), { int: g.memoryMiB }],
-      [q(ATTR.nvlinkDomain), c.nvlinkDomain === undefined ? undefined : str(c.nvlinkDomain)],
-      [STANDARD_ATTRIBUTES.pciBusID, str(g.pciBusId)],
     ]),
     capacity: sorted<DeviceCapacity>([
       [q(CAPACITY.memory), { value: `${g.memoryMiB}Mi`, requestPolicy: { default: allSteps.toString(), validRange: { min: sharing.memoryStep, step: sharing.memoryStep } } }],
