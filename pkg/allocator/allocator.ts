@@ -37,7 +37,7 @@ export interface AllocatorOptions {
   readonly driver?: string;
   /** Attributes that group devices into interconnect domains, most specific first. */
   readonly topologyAttributes?: readonly string[];
-  /** Feasible nodes the cascade policy compares before choosing (default 4). */
+  /** Feasible nodes the cascade and best-fit policies compare before choosing (default 8). */
   readonly nodesToCompare?: number;
   /** Search steps allowed for one decision (default 200,000) and on one node (default 20,000). */
   readonly stepBudget?: number;
@@ -87,7 +87,7 @@ export class Allocator {
     this.state = new State(this.inventory);
     this.matcher = new Matcher(this.inventory, snapshot.classes, (d) => this.state.available[d] === 1);
     this.state.matcher = this.matcher;
-    this.policy = makePolicy(options.policy ?? 'cascade', options.nodesToCompare ?? 4);
+    this.policy = makePolicy(options.policy ?? 'cascade', options.nodesToCompare ?? 8);
     this.ctx = { inv: this.inventory, state: this.state, matcher: this.matcher, topologyAttributes, demand: this.demand, cpu: this.cpu };
     this.stepBudget = options.stepBudget ?? 200_000;
     this.nodeStepBudget = options.nodeStepBudget ?? 20_000;
@@ -299,7 +299,7 @@ export class Allocator {
     const pressure = this.matcher.pressure;
     for (const r of requests) {
       const first = r.alternatives[0];
-      if (first !== undefined && first.error === undefined) this.demand.observe(first);
+      if (first !== undefined && first.error === undefined) this.demand.observe(first, this.cpu.podMilli);
       r.alternatives.forEach((a, i) => {
         const w = 1 / (i + 1);
         pressure.demand[a.set.id] = (pressure.demand[a.set.id] ?? 0) + w;

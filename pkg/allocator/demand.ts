@@ -11,6 +11,8 @@ export interface DemandShape {
   readonly shareable: boolean;
   readonly capacity: Readonly<Record<string, string>> | undefined;
   readonly capacityKey: string;
+  /** CPU the pods asking this way take (millicores, the mean of the shape's CPU band). */
+  readonly cpuMilli: number;
   /** Share of recent demand (weights sum to 1 over shapes()). */
   readonly weight: number;
 }
@@ -22,13 +24,25 @@ interface Entry {
   shareable: boolean;
   capacity: Readonly<Record<string, string>> | undefined;
   capacityKey: string;
+  /** Sum of the pods' CPU, weighted as raw is. */
+  cpuRaw: number;
   /** Weight in units of the current scale (decay is applied by growing the scale). */
   raw: number;
 }
 
 /** Half of the weight is gone after about 700 requests. */
 const DECAY = 0.999;
-const MAX_SHAPES = 24;
+const MAX_SHAPES = 32;
+/**
+ * Pods asking for the same devices with very different CPU are different demand:
+ * a node short of CPU can host one and not the other. Upper bounds of the CPU
+ * bands (millicores) shapes are told apart by.
+ */
+const CPU_BANDS = [0, 2000, 4000, 6000, 8000, 12000, 16000, 24000, 32000, 64000, Infinity];
+
+function cpuBand(milli: number): number {
+  return CPU_BANDS.findIndex((b) => milli <= b);
+}
 
 export class DemandModel {
   private readonly entries = new Map<string, Entry>();
@@ -37,16 +51,17 @@ export class DemandModel {
   private cached: readonly DemandShape[] | undefined;
 
   /** Records one request's first choice (later firstAvailable entries are fallbacks, not demand). */
-  observe(alt: AltPlan): void {
+  observe(alt: AltPlan, podCpuMilli = 0): void {
     if (alt.adminAccess) return;
-    const key = `${alt.set.id}|${alt.all ? 'all' : alt.count}|${alt.capacityKey}`;
+    const key = `${alt.set.id}|${alt.all ? 'all' : alt.count}|${alt.capacityKey}|${cpuBand(podCpuMilli)}`;
     this.scale /= DECAY;
     let e = this.entries.get(key);
     if (e === undefined) {
-      e = { setId: alt.set.id, count: alt.count, all: alt.all, shareable: alt.set.shareable, capacity: alt.capacity, capacityKey: alt.capacityKey, raw: 0 };
+      e = { setId: alt.set.id, count: alt.count, all: alt.all, shareable: alt.set.shareable, capacity: alt.capacity, capacityKey: alt.capacityKey, cpuRaw: 0, raw: 0 };
       this.entries.set(key, e);
     }
     e.raw += this.scale;
+    e.cpuRaw += this.scale * podCpuMilli;
     this.total += this.scale;
     this.cached = undefined;
     // Keep the numbers finite: fold the scale back in now and then.
@@ -56,6 +71,7 @@ export class DemandModel {
   private renormalise(): void {
     for (const [k, e] of this.entries) {
       e.raw /= this.scale;
+      e.cpuRaw /= this.scale;
       if (e.raw < 1e-6) this.entries.delete(k);
     }
     this.total /= this.scale;
@@ -69,7 +85,7 @@ export class DemandModel {
     const top = [...this.entries.values()].sort((a, b) => b.raw - a.raw).slice(0, MAX_SHAPES);
     let sum = 0;
     for (const e of top) sum += e.raw;
-    this.cached = top.map((e) => ({ setId: e.setId, count: e.count, all: e.all, shareable: e.shareable, capacity: e.capacity, capacityKey: e.capacityKey, weight: e.raw / sum }));
+    this.cached = top.map((e) => ({ setId: e.setId, count: e.count, all: e.all, shareable: e.shareable, capacity: e.capacity, capacityKey: e.capacityKey, cpuMilli: e.raw > 0 ? e.cpuRaw / e.raw : 0, weight: e.raw / sum }));
     return this.cached;
   }
 }

@@ -3,6 +3,7 @@
 // upstream-like baseline (inventory order, first solution wins).
 import { demandFor, type CapacityDemand, type CapacityLayout, type DemandResult } from './capacity.js';
 import type { DemandModel } from './demand.js';
+import { fragmentationGrowth } from './fgd.js';
 import type { Inventory } from './inventory.js';
 import type { Matcher } from './match.js';
 import type { AltPlan } from './plan.js';
@@ -72,6 +73,8 @@ const DOMAIN_NORM = 64;
 const W_CONTENTION = 4;
 // Fragmentation of shared GPUs, in GPUs' worth of capacity the recent demand could no longer use.
 const W_SHARED_FRAGMENTATION = 4;
+// What a placement leaves unusable on its node for the recent demand, in GPUs' worth (fgd.ts).
+const W_DEMAND_FIT = 10;
 
 /**
  * What taking a device costs the devices it shares counters with: every sibling
@@ -382,7 +385,22 @@ class CascadePolicy implements PlacementPolicy {
             ? 'fills a shared GPU so that less of it is left unusable for the requests this cluster sees'
             : 'MIG placements lost on the same GPUs (size-weighted), whole GPUs broken in their NVLink domain, demand for the GPUs broken, and shared capacity left unusable',
     });
-    if (node >= 0) {
+    if (node >= 0 && ctx.demand.shapes().length > 0) {
+      // Once the cluster has shown what it runs, the node is judged by what the
+      // placement leaves for that demand (FGD's measure, CPU included).
+      const grown = fragmentationGrowth(ctx, node, plans, picks);
+      terms.push({
+        name: 'demand-fit',
+        value: W_DEMAND_FIT * grown,
+        reason:
+          grown > 0
+            ? `${fmt(grown)} GPUs' worth of the node's free capacity becomes unusable for the requests this cluster sees (weighted by how often each arrives)`
+            : grown < 0
+              ? `${fmt(-grown)} GPUs' worth of the node's unusable free capacity is put to use`
+              : "leaves the node's free capacity as usable for the requests this cluster sees as before",
+      });
+    } else if (node >= 0) {
+      // Before any demand is seen: keep whole nodes free and fill used ones first.
       const holds = ctx.state.nodeHolds[node] ?? 0;
       const units = ctx.inv.nodeUnits[node] ?? 0;
       let taken = 0;
@@ -479,7 +497,7 @@ export function fmt(n: number): string {
   return Number.isInteger(n) ? String(n) : n.toFixed(2);
 }
 
-export function makePolicy(name: PolicyName | PlacementPolicy, nodesToCompare = 4): PlacementPolicy {
+export function makePolicy(name: PolicyName | PlacementPolicy, nodesToCompare = 8): PlacementPolicy {
   if (typeof name !== 'string') return name;
   switch (name) {
     case 'cascade':

@@ -118,6 +118,8 @@ export interface MigDevice {
   readonly parentMinor: number;
   /** Capability device nodes of the GPU instance and compute instance (see migCapDevicePaths). */
   readonly capDevicePaths: readonly string[];
+  /** Set when the instance is shared among the claim's containers through MPS. */
+  readonly mps?: CdiMps;
 }
 
 export type CdiGpuDevice = FullGpuDevice | MigDevice;
@@ -195,13 +197,14 @@ function deviceEdits(device: CdiGpuDevice, hostRoot: string | undefined): CdiCon
     };
     return device.mps === undefined ? edits : mergeEdits(edits, mpsEdits(device.mps));
   }
-  return {
+  const edits: CdiContainerEdits = {
     env: [`${envName}=${device.uuid}`, `${envName.replace(/_UUID$/, '_PARENT_UUID')}=${device.parentUuid}`],
     deviceNodes: [
       hostNode(`/dev/nvidia${device.parentMinor}`, hostRoot),
       ...device.capDevicePaths.map((p) => hostNode(p, hostRoot)),
     ],
   };
+  return device.mps === undefined ? edits : mergeEdits(edits, mpsEdits(device.mps));
 }
 
 /**

@@ -55,6 +55,8 @@ export interface IntendedSharing {
   /** The claim's MPS memory limit in MiB and active-thread percentage, from consumedCapacity. */
   readonly memoryMiB?: number;
   readonly computePercent?: number;
+  /** A pre-existing MIG device shared through MPS: its UUID, which names its daemon. */
+  readonly deviceUuid?: string;
 }
 
 /** A MIG instance Cascade created (GPU instance + compute instance). */

@@ -17,8 +17,9 @@
 // compute-policy`; processes take turns and nothing limits their memory. MPS:
 // the node plugin runs an MPS control daemon for the GPU and each claim's
 // containers get the memory limit and compute share the allocation consumed
-// (docs/devices.md "Shared GPUs"). MIG devices take Exclusive only; a shared
-// GPU takes MPS or TimeSlicing.
+// (docs/devices.md "Shared GPUs"). A MIG device takes Exclusive or MPS (one
+// daemon for the instance, shared by the claim's containers; a time slice is set
+// per GPU, not per instance); a shared GPU takes MPS or TimeSlicing.
 // Anything else (an unknown field, a wrong kind or apiVersion, a value out of
 // its set, a wrong JSON type) is an error naming the field, which fails only
 // the claim that carries it.
@@ -160,8 +161,8 @@ export function resolveDeviceConfig(
 /** Which strategies each device type takes; a config asking for another fails the claim. */
 export function checkConfigForDevice(config: GpuConfig, deviceType: 'gpu' | 'mig' | 'shared', deviceName: string): string | undefined {
   const strategy = sharingFor(config, deviceType).strategy;
-  if (deviceType === 'mig' && strategy !== 'Exclusive') {
-    return `sharing.strategy: "${strategy}" is not supported on MIG device ${deviceName}; use "Exclusive", or a shared GPU (class shared.gpu.cascade.dev) for MPS or time-slicing`;
+  if (deviceType === 'mig' && strategy === 'TimeSlicing') {
+    return `sharing.strategy: "TimeSlicing" is not supported on MIG device ${deviceName}: nvidia-smi sets a time slice for a whole GPU, not for one MIG instance; use "MPS" to share the partition among the claim's containers, or "Exclusive"`;
   }
   if (deviceType === 'shared' && strategy === 'Exclusive') {
     return `sharing.strategy: "Exclusive" contradicts shared GPU ${deviceName}, which other claims use too; use "MPS" (the default) or "TimeSlicing"`;

@@ -1,18 +1,21 @@
-// MPS control daemons, one per shared GPU: started with the GPU's first MPS
+// MPS control daemons, one per shared GPU or shared MIG device: started with the GPU's first MPS
 // sharer, stopped after its last, found again after a plugin restart through the
 // control interface itself (the daemon outlives the plugin, so running clients
 // keep their server). Every call is `nvidia-cuda-mps-control` with an argument
 // array and its commands on stdin, never a shell.
 //
-// Layout: <root>/<GPU UUID>/pipe (CUDA_MPS_PIPE_DIRECTORY, mounted into the
+// Layout: <root>/<GPU or MIG UUID>/pipe (CUDA_MPS_PIPE_DIRECTORY, mounted into the
 // claim's containers) and <root>/<GPU UUID>/log (CUDA_MPS_LOG_DIRECTORY).
 import { spawn } from 'node:child_process';
 import { mkdir, readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { errorMessage, type Logger } from '../log/logger.js';
 
-/** NVIDIA GPU UUIDs: "GPU-" and hex groups. Anything else never becomes a path. */
-const GPU_UUID = /^GPU-[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}$/;
+/**
+ * NVIDIA GPU UUIDs ("GPU-" and hex groups) and MIG device UUIDs ("MIG-" and hex
+ * groups, R470 drivers and later). Anything else never becomes a path.
+ */
+const GPU_UUID = /^(GPU|MIG)-[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}$/;
 
 export interface MpsDirs {
   readonly pipe: string;

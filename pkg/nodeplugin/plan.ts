@@ -42,6 +42,8 @@ export interface PlannedMig extends PlannedBase {
   readonly profile: string;
   readonly profileId: number;
   readonly placement: Placement;
+  /** MPS for the claim's containers on this instance, when its config asks. */
+  readonly sharing?: SharingPlan;
 }
 
 /** A MIG instance that existed before Cascade, handed out as it stands. */
@@ -53,6 +55,7 @@ export interface PlannedPreexistingMig extends PlannedBase {
   readonly uuid: string;
   readonly gpuInstanceId: number;
   readonly computeInstanceId: number;
+  readonly sharing?: SharingPlan;
 }
 
 /** A whole GPU (kind gpu) or a shared GPU (kind shared) set up for MPS or time-slicing. */
@@ -164,6 +167,7 @@ function describeSharing(s: SharingPlan): string {
 }
 
 const TIME_SLICES = { Default: 0, Short: 1, Medium: 2, Long: 3 } as const;
+const MIG_UUID = /^MIG-[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}$/;
 const SHARE_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const MIB = 1024n * 1024n;
 
@@ -187,7 +191,7 @@ function shareLimits(driver: string, consumed: Readonly<Record<string, string>> 
   return { memoryMiB: Number(mib), computePercent: Number(compute.asInteger()) };
 }
 
-function sharingPlan(config: GpuConfig, type: 'gpu' | 'shared'): SharingPlan | undefined {
+function sharingPlan(config: GpuConfig, type: 'gpu' | 'mig' | 'shared'): SharingPlan | undefined {
   const s = sharingFor(config, type);
   if (s.strategy === 'Exclusive') return undefined;
   if (s.strategy === 'MPS') return { strategy: 'MPS' };
@@ -290,6 +294,8 @@ export function planClaim(input: {
     const configProblem = checkConfigForDevice(configured.config, 'mig', r.device);
     if (configProblem) return fail(configProblem);
     const placement = { start, size };
+    const migSharing = sharingPlan(configured.config, 'mig');
+    const shareMig = migSharing ? { sharing: migSharing } : {};
     const preexisting = device.attributes?.[qualify(driver, ATTR.preexisting)]?.bool === true;
     const problem = conflict(r.device, gpu, preexisting ? 'named' : placement, held);
     if (problem) return fail(problem);
@@ -299,10 +305,11 @@ export function planClaim(input: {
       const gi = inventory.discovery.gpuInstances.find((i) => i.gpuIndex === gpu.index && i.profileId === profileId && i.placement.start === start);
       const ci = gi && inventory.discovery.computeInstances.find((c) => c.gpuIndex === gpu.index && c.gpuInstanceId === gi.instanceId);
       if (uuid === undefined || !gi || !ci) return fail(`the pre-existing MIG device ${r.device} is no longer there`);
-      devices.push({ kind: 'preexisting-mig', ...base, gpu, profile, profileId, placement, uuid, gpuInstanceId: gi.instanceId, computeInstanceId: ci.instanceId });
+      if (migSharing && !MIG_UUID.test(uuid)) return fail(`the pre-existing MIG device ${r.device} has UUID ${JSON.stringify(uuid.slice(0, 80))}, which cannot name an MPS daemon`);
+      devices.push({ kind: 'preexisting-mig', ...base, gpu, profile, profileId, placement, uuid, gpuInstanceId: gi.instanceId, computeInstanceId: ci.instanceId, ...shareMig });
       continue;
     }
-    devices.push({ kind: 'mig', ...base, gpu, profile, profileId, placement });
+    devices.push({ kind: 'mig', ...base, gpu, profile, profileId, placement, ...shareMig });
   }
   return { ok: true, devices };
 }
@@ -323,7 +330,7 @@ export function intendedDevices(devices: readonly PlannedDevice[]): IntendedDevi
     if (d.kind === 'gpu') return { ...common, type: 'gpu', ...(d.sharing ? { sharing: intendedSharing(d.sharing) } : {}) };
     if (d.kind === 'shared') return { ...common, type: 'shared', shareId: d.shareId, sharing: intendedSharing(d.sharing) };
     // A pre-existing instance is not ours to create or destroy: no `mig` intent.
-    if (d.kind === 'preexisting-mig') return { ...common, type: 'mig' };
-    return { ...common, type: 'mig', mig: { profile: d.profile, profileId: d.profileId, placement: d.placement } };
+    if (d.kind === 'preexisting-mig') return { ...common, type: 'mig', ...(d.sharing ? { sharing: { ...intendedSharing(d.sharing), deviceUuid: d.uuid } } : {}) };
+    return { ...common, type: 'mig', mig: { profile: d.profile, profileId: d.profileId, placement: d.placement }, ...(d.sharing ? { sharing: intendedSharing(d.sharing) } : {}) };
   });
 }

@@ -323,11 +323,31 @@ export class NodePreparer implements ClaimPreparer {
           data: { type: 'shared', uuid: d.gpu.uuid, productName: d.gpu.productName, minor: d.gpu.minor, pciBusID: d.gpu.pciBusId, shareID: d.shareId, sharing: shared.status },
         };
       }
-      case 'preexisting-mig':
+      case 'preexisting-mig': {
+        const shared = d.sharing ? await this.shareGpu(ref, d.gpu, d.sharing, d.deviceName, d.uuid) : undefined;
         return {
-          cdi: { type: 'mig', deviceName: d.deviceName, uuid: d.uuid, parentUuid: d.gpu.uuid, parentMinor: d.gpu.minor, capDevicePaths: this.capPaths(d.gpu, d.gpuInstanceId, d.computeInstanceId) },
-          data: { type: 'mig', uuid: d.uuid, profile: d.profile, placement: d.placement, gpuInstanceId: d.gpuInstanceId, computeInstanceId: d.computeInstanceId, preexisting: true, ...parent },
+          cdi: {
+            type: 'mig',
+            deviceName: d.deviceName,
+            uuid: d.uuid,
+            parentUuid: d.gpu.uuid,
+            parentMinor: d.gpu.minor,
+            capDevicePaths: this.capPaths(d.gpu, d.gpuInstanceId, d.computeInstanceId),
+            ...(shared?.mps ? { mps: shared.mps } : {}),
+          },
+          data: {
+            type: 'mig',
+            uuid: d.uuid,
+            profile: d.profile,
+            placement: d.placement,
+            gpuInstanceId: d.gpuInstanceId,
+            computeInstanceId: d.computeInstanceId,
+            preexisting: true,
+            ...parent,
+            ...(shared ? { sharing: shared.status } : {}),
+          },
         };
+      }
       case 'mig': {
         await this.ensureMigMode(ref, d.gpu, true, d.deviceName);
         const where = `MIG ${d.profile} at placement ${describePlacement(d.placement)} on ${gpuDeviceName(d.gpu.minor)} (GPU ${d.gpu.index})`;
@@ -377,6 +397,7 @@ export class NodePreparer implements ClaimPreparer {
         if (created.placement.start !== d.placement.start || created.profileId !== d.profileId) {
           throw new ClaimError(`claim ${claimLabel(ref)}: nvidia-smi created ${created.profile} at ${describePlacement(created.placement)} instead of ${where}`);
         }
+        const shared = d.sharing ? await this.shareGpu(ref, d.gpu, d.sharing, d.deviceName, created.uuid) : undefined;
         return {
           cdi: {
             type: 'mig',
@@ -385,6 +406,7 @@ export class NodePreparer implements ClaimPreparer {
             parentUuid: d.gpu.uuid,
             parentMinor: d.gpu.minor,
             capDevicePaths: this.capPaths(d.gpu, created.gpuInstanceId, created.computeInstanceId),
+            ...(shared?.mps ? { mps: shared.mps } : {}),
           },
           data: {
             type: 'mig',
@@ -394,6 +416,7 @@ export class NodePreparer implements ClaimPreparer {
             gpuInstanceId: created.gpuInstanceId,
             computeInstanceId: created.computeInstanceId,
             ...parent,
+            ...(shared ? { sharing: shared.status } : {}),
           },
         };
       }
@@ -405,7 +428,7 @@ export class NodePreparer implements ClaimPreparer {
    * sharer), or its time slice set. Returns the CDI edits and what the claim
    * status shows.
    */
-  private async shareGpu(ref: ClaimRef, gpu: GpuInfo, sharing: SharingPlan, deviceName: string): Promise<{ mps?: CdiMps; status: Record<string, unknown> }> {
+  private async shareGpu(ref: ClaimRef, gpu: GpuInfo, sharing: SharingPlan, deviceName: string, migUuid?: string): Promise<{ mps?: CdiMps; status: Record<string, unknown> }> {
     const label = claimLabel(ref);
     const limits = { ...(sharing.memoryMiB !== undefined ? { memoryMiB: sharing.memoryMiB } : {}), ...(sharing.computePercent !== undefined ? { computePercent: sharing.computePercent } : {}) };
     if (sharing.strategy === 'TimeSlicing') {
@@ -420,9 +443,11 @@ export class NodePreparer implements ClaimPreparer {
     if (!this.o.mps) throw new ClaimError(`claim ${label}: device ${deviceName} asks for MPS, but this node plugin runs without an MPS control program (--mps-control)`);
     let dirs;
     try {
-      dirs = await this.o.mps.ensure(gpu.uuid);
+      // A MIG instance gets a daemon of its own (CUDA_VISIBLE_DEVICES names the instance).
+      dirs = await this.o.mps.ensure(migUuid ?? gpu.uuid);
     } catch (err) {
-      throw new ClaimError(`claim ${label}: cannot start MPS on ${gpuDeviceName(gpu.minor)} for device ${deviceName}: ${errorMessage(err)}`);
+      const where = migUuid === undefined ? gpuDeviceName(gpu.minor) : `MIG device ${migUuid}`;
+      throw new ClaimError(`claim ${label}: cannot start MPS on ${where} for device ${deviceName}: ${errorMessage(err)}`);
     }
     crashPoint('after-mps-start');
     const onHost = (p: string): string | undefined => {
@@ -532,7 +557,8 @@ export class NodePreparer implements ClaimPreparer {
   private async rollBack(uid: string): Promise<string | undefined> {
     const claim = this.state.claims[uid];
     if (!claim) return undefined;
-    const problems: string[] = [];
+    // Sharing first: an MPS daemon of a MIG instance holds the instance open.
+    const problems: string[] = await this.releaseSharing(sharingReleases(this.state, uid));
     for (const m of claim.migCreated) {
       try {
         await this.o.backend.destroyMigDevice({ gpuIndex: this.currentIndex(m.gpuUuid, m.gpuIndex), gpuInstanceId: m.gpuInstanceId, computeInstanceId: m.computeInstanceId });
@@ -541,7 +567,6 @@ export class NodePreparer implements ClaimPreparer {
         problems.push(`destroy GPU instance ${m.gpuInstanceId} on GPU ${m.gpuIndex}: ${errorMessage(err)}`);
       }
     }
-    problems.push(...(await this.releaseSharing(sharingReleases(this.state, uid))));
     try {
       if (problems.length === 0) {
         await this.o.cdi.remove(uid);
@@ -563,7 +588,8 @@ export class NodePreparer implements ClaimPreparer {
         await this.o.cdi.remove(ref.uid);
         return {};
       }
-      const problems: string[] = [];
+      // Sharing first: an MPS daemon of a MIG instance holds the instance open.
+      const problems: string[] = await this.releaseSharing(sharingReleases(this.state, ref.uid));
       for (const m of claim.migCreated) {
         try {
           await this.o.backend.destroyMigDevice({ gpuIndex: this.currentIndex(m.gpuUuid, m.gpuIndex), gpuInstanceId: m.gpuInstanceId, computeInstanceId: m.computeInstanceId });
@@ -572,7 +598,6 @@ export class NodePreparer implements ClaimPreparer {
           problems.push(`cannot destroy MIG device ${m.deviceName} (GPU ${m.gpuIndex} GPU instance ${m.gpuInstanceId}): ${errorMessage(err)}`);
         }
       }
-      problems.push(...(await this.releaseSharing(sharingReleases(this.state, ref.uid))));
       if (problems.length > 0) {
         // Keep the claim with what is left, so a retried unprepare (or a restart) finishes it.
         await this.o.checkpoint.save(this.state);

@@ -121,15 +121,19 @@ export async function allocatedShare(
 }
 
 /** A claim with one request per device, allocated to those devices by writing status.allocation as admin. */
-export async function allocatedClaim(kube: Kube, ns: string, name: string, driver: string, node: string, devices: readonly string[]): Promise<ResourceClaim> {
+export async function allocatedClaim(kube: Kube, ns: string, name: string, driver: string, node: string, devices: readonly string[], sharing?: Record<string, unknown>): Promise<ResourceClaim> {
   const requests = devices.map((_d, i) => ({ name: `r${i}`, exactly: { deviceClassName: `gpu.${driver}` } }));
-  const created = await kube.resourceClaims.create({ metadata: { name, namespace: ns }, spec: { devices: { requests } } });
+  const config = sharing ? [{ opaque: { driver, parameters: { apiVersion: 'gpu.cascade.dev/v1alpha1', kind: 'GpuConfig', sharing } } }] : undefined;
+  const created = await kube.resourceClaims.create({ metadata: { name, namespace: ns }, spec: { devices: { requests, ...(config ? { config } : {}) } } });
   return await kube.resourceClaims.mergePatch(
     name,
     {
       status: {
         allocation: {
-          devices: { results: devices.map((device, i) => ({ request: `r${i}`, driver, pool: node, device })) },
+          devices: {
+            results: devices.map((device, i) => ({ request: `r${i}`, driver, pool: node, device })),
+            ...(config ? { config: config.map((c) => ({ source: 'FromClaim', ...c })) } : {}),
+          },
           nodeSelector: { nodeSelectorTerms: [{ matchFields: [{ key: 'metadata.name', operator: 'In', values: [node] }] }] },
         },
       },

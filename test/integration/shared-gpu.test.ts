@@ -16,7 +16,7 @@ import { logger } from '../../pkg/log/logger.js';
 import { MpsControl } from '../../pkg/nodeplugin/mps.js';
 import { describeCluster, eventually, useNamespace } from '../support/cluster.js';
 import { KubeletStandin } from '../support/kubelet-standin.js';
-import { type PluginDirs, allocatedShare, backendFor, cdiSchemaProblems, pluginConfig, pluginDirs, refOf } from './node-plugin-support.js';
+import { type PluginDirs, allocatedClaim, allocatedShare, backendFor, cdiSchemaProblems, pluginConfig, pluginDirs, refOf } from './node-plugin-support.js';
 
 interface CdiFile {
   devices: { name: string; containerEdits: { env?: string[]; mounts?: { hostPath: string; containerPath: string }[]; deviceNodes?: { path: string }[] } }[];
@@ -164,6 +164,32 @@ describeCluster('shared GPUs on the node', () => {
     expect(liveDaemons(mpsRoot()).size).toBe(0);
     expect((await kubelet.unprepare([refOf(a)])).get(a.metadata.uid ?? '')?.error).toBe('');
     expect(smi.readState().gpus[5]?.timeslice).toBe(0);
+  });
+
+  it('shares a MIG partition among its claim\'s containers through MPS: a daemon for the instance, stopped before the instance is destroyed', async () => {
+    const c = await allocatedClaim(ns.kube, ns.name, 'mig-mps', driver, node, ['gpu-4-mig-3g-40gb-4'], { strategy: 'MPS' });
+    const r = (await kubelet.prepare([refOf(c)])).get(c.metadata.uid ?? '');
+    expect(r?.error).toBe('');
+    const mig = smi.readState().gpus[4]?.gpuInstances ?? [];
+    expect(mig).toHaveLength(1);
+    const dev = cdiOf(c.metadata.uid ?? '').devices[0];
+    const migUuid = (dev?.containerEdits.env ?? []).find((e) => /^CASCADE_[A-Z0-9_]*_UUID=MIG-/.test(e))?.split('=')[1] ?? '';
+    expect(migUuid).toMatch(/^MIG-/);
+    // One daemon, for the instance itself, and the container reaches it.
+    expect([...liveDaemons(mpsRoot()).keys()]).toEqual([migUuid]);
+    expect(dev?.containerEdits.env).toContain(`CUDA_MPS_PIPE_DIRECTORY=${join(mpsRoot(), migUuid, 'pipe')}`);
+    expect(await cdiSchemaProblems(dirs.cdiRoot)).toEqual({ files: 1, problems: [] });
+    const status = await eventually('status.devices of mig-mps', async () => (await ns.kube.resourceClaims.get('mig-mps', ns.name)).status?.devices?.[0]);
+    expect(status.data).toMatchObject({ type: 'mig', uuid: migUuid, sharing: { strategy: 'MPS', pipeDirectory: join(mpsRoot(), migUuid, 'pipe') } });
+
+    expect((await kubelet.unprepare([refOf(c)])).get(c.metadata.uid ?? '')?.error).toBe('');
+    expect(liveDaemons(mpsRoot()).size).toBe(0);
+    expect(smi.readState().gpus[4]?.gpuInstances ?? []).toHaveLength(0);
+
+    // Time-slicing is set per GPU, so a partition refuses it, saying why.
+    const t = await allocatedClaim(ns.kube, ns.name, 'mig-slice', driver, node, ['gpu-4-mig-1g-10gb-0'], { strategy: 'TimeSlicing' });
+    const rt = (await kubelet.prepare([refOf(t)])).get(t.metadata.uid ?? '');
+    expect(rt?.error).toMatch(/^claim .*mig-slice.*"TimeSlicing" is not supported on MIG device gpu-4-mig-1g-10gb-0: nvidia-smi sets a time slice for a whole GPU/);
   });
 
   it('fails a share whose MPS daemon cannot start with a message naming the claim, the GPU and the daemon\'s words, and leaves nothing behind', async () => {

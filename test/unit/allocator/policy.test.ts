@@ -159,10 +159,10 @@ describe('cascade placement', () => {
     if (o.kind !== 'allocated') return;
     expect(Buffer.byteLength(o.explanation.short)).toBeLessThanOrEqual(1024);
     expect(o.explanation.short).toContain(`node ${o.node ?? ''}`);
-    expect(o.explanation.short).toContain('node already in use');
-    expect(o.explanation.full).toMatch(/fragmentation .*\n {2}node-break .*\n {2}node-free/);
+    expect(o.explanation.short).toMatch(/^Took 2 GPUs on node a, which is already in use, so free nodes stay whole/);
+    expect(o.explanation.full).toMatch(/fragmentation .*\n {2}demand-fit .*usable for the requests this cluster sees/);
     for (const d of o.devices) expect(o.explanation.full).toContain(d.device);
-    expect(o.score.terms.map((t) => t.name)).toEqual(['fragmentation', 'node-break', 'node-free', 'topology']);
+    expect(o.score.terms.map((t) => t.name)).toEqual(['fragmentation', 'demand-fit', 'topology']);
   });
 
   it('leaves the state alone until commit', () => {

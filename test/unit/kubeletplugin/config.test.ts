@@ -89,12 +89,12 @@ describe('config resolution for a device', () => {
     });
   });
 
-  it('rejects sharing on a MIG device and Exclusive on a shared GPU, but takes both on a whole GPU', () => {
+  it('takes MPS but not time-slicing on a MIG device, rejects Exclusive on a shared GPU, and takes both on a whole GPU', () => {
     const slicing = { sharing: { strategy: 'TimeSlicing', timeSlicing: { interval: 'Default' } } } as const;
     expect(checkConfigForDevice(slicing, 'mig', 'gpu-0-mig-1g-10gb-0')).toBe(
-      'sharing.strategy: "TimeSlicing" is not supported on MIG device gpu-0-mig-1g-10gb-0; use "Exclusive", or a shared GPU (class shared.gpu.cascade.dev) for MPS or time-slicing',
+      'sharing.strategy: "TimeSlicing" is not supported on MIG device gpu-0-mig-1g-10gb-0: nvidia-smi sets a time slice for a whole GPU, not for one MIG instance; use "MPS" to share the partition among the claim\'s containers, or "Exclusive"',
     );
-    expect(checkConfigForDevice({ sharing: { strategy: 'MPS' } }, 'mig', 'gpu-0-mig-1g-10gb-0')).toMatch(/"MPS" is not supported on MIG device/);
+    expect(checkConfigForDevice({ sharing: { strategy: 'MPS' } }, 'mig', 'gpu-0-mig-1g-10gb-0')).toBeUndefined();
     expect(checkConfigForDevice(slicing, 'gpu', 'gpu-0')).toBeUndefined();
     expect(checkConfigForDevice({ sharing: { strategy: 'MPS' } }, 'gpu', 'gpu-0')).toBeUndefined();
     expect(checkConfigForDevice({ sharing: { strategy: 'Exclusive' } }, 'shared', 'gpu-0-shared')).toMatch(/"Exclusive" contradicts shared GPU gpu-0-shared/);
