@@ -49,7 +49,7 @@ const NODES: readonly (readonly [number, number, number])[] = [
 ];
 const CHECKPOINTS = [0.5, 0.8, 0.9, 1.0, 1.1, 1.3] as const;
 /** Offered load of the stream with departures, as a share of the fleet's GPUs. */
-const LOAD = 0.97;
+const LOAD = 0.94;
 
 interface TraceNode extends SimulatedNode {
   readonly cpu: number;

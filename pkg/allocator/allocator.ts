@@ -37,7 +37,7 @@ export interface AllocatorOptions {
   readonly driver?: string;
   /** Attributes that group devices into interconnect domains, most specific first. */
   readonly topologyAttributes?: readonly string[];
-  /** Feasible nodes the cascade and best-fit policies compare before choosing (default 8). */
+  /** Feasible nodes the cascade and best-fit policies compare before choosing (default 4; twice that for shares). */
   readonly nodesToCompare?: number;
   /** Search steps allowed for one decision (default 200,000) and on one node (default 20,000). */
   readonly stepBudget?: number;
@@ -87,7 +87,7 @@ export class Allocator {
     this.state = new State(this.inventory);
     this.matcher = new Matcher(this.inventory, snapshot.classes, (d) => this.state.available[d] === 1);
     this.state.matcher = this.matcher;
-    this.policy = makePolicy(options.policy ?? 'cascade', options.nodesToCompare ?? 8);
+    this.policy = makePolicy(options.policy ?? 'cascade', options.nodesToCompare ?? 4);
     this.ctx = { inv: this.inventory, state: this.state, matcher: this.matcher, topologyAttributes, demand: this.demand, cpu: this.cpu };
     this.stepBudget = options.stepBudget ?? 200_000;
     this.nodeStepBudget = options.nodeStepBudget ?? 20_000;
@@ -329,6 +329,9 @@ export class Allocator {
       });
       const candidates = nodes.eligible.filter((n) => this.nodeMayFit(n, alts, sharedFree));
       const ordered = this.policy.orderNodes(candidates, plans, this.ctx);
+      // Shares are many and small, and where one lands decides what the rest of its GPU
+      // can still take: compare twice as many nodes for them.
+      const compare = this.policy.nodesToCompare > 1 && plans.some((p) => p.alt.set.shareable) ? 2 * this.policy.nodesToCompare : this.policy.nodesToCompare;
       const found: { node: number; picks: readonly Pick[]; score: Score }[] = [];
       for (const node of ordered) {
         const notes: FailureNotes = attemptNotes(attempts, alts);
@@ -346,7 +349,7 @@ export class Allocator {
         }
         if (!r.ok) continue;
         found.push({ node, picks: r.picks, score: this.policy.score(node, plans, r.picks, this.ctx) });
-        if (found.length >= this.policy.nodesToCompare) break;
+        if (found.length >= compare) break;
       }
       if (found.length > 0) {
         let best = found[0];

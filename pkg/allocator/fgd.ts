@@ -90,9 +90,16 @@ interface ShapeNeed {
   readonly partition: number;
 }
 
+/** Needs per list of shapes: the demand model hands out one list until its next observation. */
+const needsCache = new WeakMap<readonly DemandShape[], ShapeNeed[]>();
+
 function needsOf(ctx: PolicyContext): ShapeNeed[] {
+  const shapes = ctx.demand.shapes();
+  const hit = needsCache.get(shapes);
+  if (hit !== undefined) return hit;
   const out: ShapeNeed[] = [];
-  for (const shape of ctx.demand.shapes()) {
+  needsCache.set(shapes, out);
+  for (const shape of shapes) {
     const set = ctx.matcher.sets[shape.setId];
     if (set === undefined || shape.all) continue;
     if (shape.shareable) {

@@ -87,6 +87,35 @@ export function damage(ctx: PolicyContext, d: number): number {
   const { inv, state } = ctx;
   const dev = inv.devices[d];
   if (dev === undefined) return 0;
+  // Devices of one GPU consume from one set: the answer holds until that set changes.
+  const only = dev.consumes.length === 1 && singleSetSets(inv)[dev.consumes[0]?.set ?? -1] === 1 ? dev.consumes[0]?.set : undefined;
+  const version = only === undefined ? -1 : (state.setVersion[only] ?? 0);
+  if (version >= 0 && state.damageAt[d] === version) return state.damageCache[d] ?? 0;
+  const lost = siblingsLost(ctx, d);
+  if (version >= 0) {
+    state.damageAt[d] = version;
+    state.damageCache[d] = lost;
+  }
+  return lost;
+}
+
+const singleSet = new WeakMap<Inventory, Uint8Array>();
+
+/** Per counter set: 1 when every device consuming from it consumes from it alone. */
+function singleSetSets(inv: Inventory): Uint8Array {
+  let flags = singleSet.get(inv);
+  if (flags === undefined) {
+    flags = new Uint8Array(inv.counterSets.length);
+    for (const set of inv.counterSets) flags[set.idx] = set.devices.every((s) => inv.devices[s]?.consumes.length === 1) ? 1 : 0;
+    singleSet.set(inv, flags);
+  }
+  return flags;
+}
+
+function siblingsLost(ctx: PolicyContext, d: number): number {
+  const { inv, state } = ctx;
+  const dev = inv.devices[d];
+  if (dev === undefined) return 0;
   let lost = 0;
   for (const c of dev.consumes) {
     const set = inv.counterSets[c.set];
@@ -497,7 +526,7 @@ export function fmt(n: number): string {
   return Number.isInteger(n) ? String(n) : n.toFixed(2);
 }
 
-export function makePolicy(name: PolicyName | PlacementPolicy, nodesToCompare = 8): PlacementPolicy {
+export function makePolicy(name: PolicyName | PlacementPolicy, nodesToCompare = 4): PlacementPolicy {
   if (typeof name !== 'string') return name;
   switch (name) {
     case 'cascade':

@@ -16,8 +16,14 @@ export class State {
   readonly consumed: Uint8Array;
   /** Counter consumption per set, aligned with CounterSetRec.capacity. */
   readonly used: Float64Array[];
-  /** Bumped on every change to a set, so per-device caches know when to recompute. */
+  /**
+   * Bumped on every change to a set or to a hold of one of its devices, so
+   * per-device caches (the policy's damage) know when to recompute.
+   */
   readonly setVersion: Int32Array;
+  /** The policy's damage of each device, valid while damageAt equals its set's version. */
+  readonly damageCache: Float64Array;
+  readonly damageAt: Int32Array;
   /** Committed availability: usable, not held, counters fit. */
   readonly available: Uint8Array;
   /** Used capacity units per node and committed device holds per node. */
@@ -42,6 +48,8 @@ export class State {
     this.consumed = new Uint8Array(n);
     this.used = inv.counterSets.map((s) => new Float64Array(s.capacity.length));
     this.setVersion = new Int32Array(inv.counterSets.length);
+    this.damageCache = new Float64Array(n);
+    this.damageAt = new Int32Array(n).fill(-1);
     this.available = new Uint8Array(n);
     this.nodeUsed = new Float64Array(inv.nodes.length);
     this.nodeHolds = new Int32Array(inv.nodes.length);
@@ -175,8 +183,14 @@ export class State {
     if (dev !== undefined && dev.consumes.length === 0) this.holdUnit(this.inv.deviceUnit[d] ?? -1, sign);
   }
 
+  /** Marks the sets a device consumes from as changed (its holds count for its siblings' caches). */
+  private touch(d: number): void {
+    for (const c of this.inv.devices[d]?.consumes ?? []) this.setVersion[c.set] = (this.setVersion[c.set] ?? 0) + 1;
+  }
+
   /** Tentatively hold a device; returns whether its counters were consumed (for untake). */
   take(d: number, admin: boolean, amounts?: Float64Array): boolean {
+    this.touch(d);
     this.tentative[d] = (this.tentative[d] ?? 0) + 1;
     if (admin) return false;
     this.changeCapacity(d, amounts, 1);
@@ -187,6 +201,7 @@ export class State {
   }
 
   untake(d: number, admin: boolean, consumedCounters: boolean, amounts?: Float64Array): void {
+    this.touch(d);
     this.tentative[d] = (this.tentative[d] ?? 0) - 1;
     if (admin) return;
     this.changeCapacity(d, amounts, -1);
@@ -262,6 +277,7 @@ export class State {
   commit(d: number, admin: boolean, amounts?: Float64Array, dedicated = false): void {
     const dev = this.inv.devices[d];
     if (dev === undefined || admin) return;
+    this.touch(d);
     if (dedicated && dev.allowMultiple) this.dedicated[d] = (this.dedicated[d] ?? 0) + 1;
     const before = this.sharedUse[d] ?? 0;
     const first = (this.useCount[d] ?? 0) === 0;
@@ -279,6 +295,7 @@ export class State {
   release(d: number, admin: boolean, amounts?: Float64Array, dedicated = false): void {
     const dev = this.inv.devices[d];
     if (dev === undefined || admin || (this.useCount[d] ?? 0) === 0) return;
+    this.touch(d);
     if (dedicated && dev.allowMultiple && (this.dedicated[d] ?? 0) > 0) this.dedicated[d] = (this.dedicated[d] ?? 0) - 1;
     const before = this.sharedUse[d] ?? 0;
     this.useCount[d] = (this.useCount[d] ?? 0) - 1;
