@@ -376,7 +376,7 @@ export class Allocator {
       if (c.fixed !== undefined) {
         return { namespace: c.namespace, name: c.name, allocation: c.fixed, alternatives: [], preexisting: true };
       }
-      const allocation: AllocationResult = buildAllocation(this.inventory, this.matcher, c, plans, sol.picks);
+      const allocation: AllocationResult = buildAllocation(this.inventory, this.matcher, c, plans, sol.picks, this.inventory.nodes[sol.node]?.name);
       const alternatives: ChosenAlternative[] = plans
         .filter((p) => p.claim === c.idx)
         .map((p) => (p.alt.subrequest === undefined ? { request: p.request, index: 0 } : { request: p.request, index: p.alt.index, subrequest: p.alt.subrequest }));

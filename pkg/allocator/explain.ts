@@ -40,6 +40,8 @@ function diagnoseAlt(
 ): AlternativeDiagnosis {
   const set = alt.set;
   let onIneligibleNodes = 0;
+  let inUnusablePools = 0;
+  const unusableWhy = new Map<string, number>();
   let inUse = 0;
   let countersExhausted = 0;
   let capacityShort = 0;
@@ -52,7 +54,13 @@ function diagnoseAlt(
   for (const d of set.matched) {
     const dev = inv.devices[d];
     if (dev === undefined) continue;
-    if (dev.unusable !== undefined || dev.node === UNREACHABLE || (dev.node >= 0 && !eligible.has(dev.node))) {
+    if (dev.unusable !== undefined) {
+      // Its pool is incomplete or invalid, or the device itself is malformed: say which.
+      inUnusablePools++;
+      unusableWhy.set(dev.unusable, (unusableWhy.get(dev.unusable) ?? 0) + 1);
+      continue;
+    }
+    if (dev.node === UNREACHABLE || (dev.node >= 0 && !eligible.has(dev.node))) {
       onIneligibleNodes++;
       continue;
     }
@@ -98,6 +106,7 @@ function diagnoseAlt(
     }
   });
   for (const [why, n] of capacityWhy) problems.set(`capacity: ${why}`, n);
+  for (const [why, n] of unusableWhy) problems.set(why, n);
   for (const a of attempts.values()) {
     if (!a.alts.includes(alt)) continue;
     for (const [why, count] of a.notes) problems.set(why, (problems.get(why) ?? 0) + count);
@@ -111,6 +120,7 @@ function diagnoseAlt(
     excludedByClass: inv.devices.length - set.classMatched,
     excludedBySelectors: set.classMatched - set.matched.length,
     onIneligibleNodes,
+    inUnusablePools,
     inUse,
     countersExhausted,
     capacityShort,
@@ -126,6 +136,7 @@ function altLine(a: AlternativeDiagnosis, alt: AltPlan, withProblems: number): s
   const matching = a.devices - a.excludedByClass - a.excludedBySelectors;
   parts.push(`${a.devices} devices, ${a.excludedByClass} excluded by class, ${a.excludedBySelectors} by selectors, ${matching} match`);
   const tail: string[] = [];
+  if (a.inUnusablePools > 0) tail.push(`${a.inUnusablePools} unusable (incomplete or invalid pool)`);
   if (a.onIneligibleNodes > 0) tail.push(`${a.onIneligibleNodes} on nodes not usable`);
   if (a.inUse > 0) tail.push(`${a.inUse} in use`);
   if (a.countersExhausted > 0) tail.push(`${a.countersExhausted} blocked by shared counters`);

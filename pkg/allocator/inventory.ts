@@ -275,7 +275,8 @@ export function buildInventory(
 
   for (const p of poolList) {
     const complete = p.slices.length === p.expected;
-    if (!complete) problems.push(`pool ${p.driver}/${p.pool} is incomplete: ${p.slices.length} of ${p.expected} slices of generation ${p.generation}`);
+    if (p.slices.length < p.expected) problems.push(`pool ${p.driver}/${p.pool} is incomplete: ${p.slices.length} of ${p.expected} slices of generation ${p.generation}`);
+    else if (!complete) problems.push(`pool ${p.driver}/${p.pool} is inconsistent: ${p.slices.length} slices of generation ${p.generation}, where their resourceSliceCount says ${p.expected}`);
     const seen = new Set<string>();
     const sortedSlices = [...p.slices].sort((a, b) => cmpStr(a.metadata.name ?? '', b.metadata.name ?? ''));
     for (const slice of sortedSlices) {

@@ -43,7 +43,7 @@ export function nodeSelectorFor(inv: Inventory, devices: readonly number[]): Nod
   return { nodeSelectorTerms: [term] };
 }
 
-export function buildAllocation(inv: Inventory, matcher: Matcher, claim: ClaimPlan, plans: readonly SearchPlan[], picks: readonly Pick[]): AllocationResult {
+export function buildAllocation(inv: Inventory, matcher: Matcher, claim: ClaimPlan, plans: readonly SearchPlan[], picks: readonly Pick[], node?: string): AllocationResult {
   const results: DeviceRequestAllocationResult[] = [];
   const devices: number[] = [];
   for (const p of picks) {
@@ -59,6 +59,9 @@ export function buildAllocation(inv: Inventory, matcher: Matcher, claim: ClaimPl
       // Every capacity of the device, zeros included; none at all for a device without capacities.
       if (p.demand !== undefined && Object.keys(p.demand.quantities).length > 0) r.consumedCapacity = { ...p.demand.quantities };
     }
+    // Binding conditions travel with the result, as the device had them when it was allocated.
+    if ((dev.api.bindingConditions?.length ?? 0) > 0) r.bindingConditions = [...(dev.api.bindingConditions ?? [])];
+    if ((dev.api.bindingFailureConditions?.length ?? 0) > 0) r.bindingFailureConditions = [...(dev.api.bindingFailureConditions ?? [])];
     results.push(r);
     devices.push(p.device);
   }
@@ -95,7 +98,10 @@ export function buildAllocation(inv: Inventory, matcher: Matcher, claim: ClaimPl
 
   const allocation: AllocationResult = { devices: { results } };
   if (config.length > 0 && allocation.devices !== undefined) allocation.devices.config = config;
-  const ns = nodeSelectorFor(inv, devices);
+  // A device that binds to its node pins the claim to the node it was allocated for,
+  // even where the device itself is reachable from several nodes.
+  const binds = node !== undefined && devices.some((d) => inv.devices[d]?.api.bindsToNode === true);
+  const ns = binds ? { nodeSelectorTerms: [{ matchFields: [{ key: 'metadata.name', operator: 'In' as const, values: [node] }] }] } : nodeSelectorFor(inv, devices);
   if (ns !== undefined) allocation.nodeSelector = ns;
   return allocation;
 }

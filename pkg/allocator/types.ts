@@ -128,6 +128,8 @@ export interface AlternativeDiagnosis {
   readonly excludedByClass: number;
   readonly excludedBySelectors: number;
   readonly onIneligibleNodes: number;
+  /** Devices that can never be allocated as published: their pool is incomplete or invalid, or they are malformed. */
+  readonly inUnusablePools: number;
   readonly inUse: number;
   readonly countersExhausted: number;
   /** Devices that cannot give the request's capacity (lacking it, refused by the policy, or used up by shares). */

@@ -112,6 +112,12 @@ export interface Device {
   allNodes?: boolean;
   taints?: DeviceTaint[];
   allowMultipleAllocations?: boolean;
+  /** The allocation is used on the node chosen at allocation only (its node selector names that node). */
+  bindsToNode?: boolean;
+  /** Device status conditions that must be True before the pod is bound (at most 4). */
+  bindingConditions?: string[];
+  /** Device status conditions any of which True means binding failed (at most 4). */
+  bindingFailureConditions?: string[];
 }
 
 export interface ResourcePool {
@@ -249,6 +255,9 @@ export interface DeviceRequestAllocationResult {
   shareID?: string;
   /** What this allocation takes of each capacity of a shareable device (after the request policy). */
   consumedCapacity?: Record<string, string>;
+  /** Copies of the device's binding conditions at the time of allocation. */
+  bindingConditions?: string[];
+  bindingFailureConditions?: string[];
 }
 
 export interface DeviceAllocationConfiguration {

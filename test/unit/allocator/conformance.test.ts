@@ -219,6 +219,44 @@ const CASES: readonly Case[] = [
   { name: 'per-device node selection uses the device node name', nodes: [node('n1'), node('n2')], slices: [slice(undefined, [dev('x', {}, { nodeName: 'n2' })], { pool: 'p', perDevice: true })], claims: [claim('c', [req('r', 'any')])], want: { allocated: true, node: 'n2' } },
   { name: 'a node-local device pins the claim even next to an all-nodes device', nodes: [node('n1')], slices: [slice(undefined, [dev('net', { kind: 'net' })], { pool: 'fabric', allNodes: true }), slice('n1', [dev('gpu', { kind: 'gpu' })])], claims: [claim('c', [req('r', 'any', { count: 2 })])], want: { allocated: true, node: 'n1', count: 2 } },
 
+  // ---- binding conditions (resource.k8s.io/v1, beta in 1.36) ----
+  {
+    name: "a device's binding conditions are copied into its result",
+    slices: [slice('n1', [dev('fabric-gpu', {}, { bindingConditions: ['dra.example.com/attached'], bindingFailureConditions: ['dra.example.com/attach-failed'] })])],
+    claims: [claim('c', [req('r', 'any')])],
+    want: {
+      allocated: true,
+      node: 'n1',
+      check: (o) => expect(o.claims[0]?.allocation.devices?.results?.[0]).toMatchObject({ bindingConditions: ['dra.example.com/attached'], bindingFailureConditions: ['dra.example.com/attach-failed'] }),
+    },
+  },
+  {
+    name: 'a device without binding conditions gets none in its result',
+    slices: [slice('n1', [dev('a')])],
+    claims: [claim('c', [req('r', 'any')])],
+    want: { allocated: true, check: (o) => expect(Object.keys(o.claims[0]?.allocation.devices?.results?.[0] ?? {})).not.toContain('bindingConditions') },
+  },
+  {
+    name: 'a device that binds to its node pins the claim to the node it was allocated for, though all nodes reach it',
+    nodes: [node('n1'), node('n2')],
+    slices: [slice(undefined, [dev('attachable', {}, { bindsToNode: true, bindingConditions: ['attached'] })], { pool: 'fabric', allNodes: true })],
+    claims: [claim('c', [req('r', 'any')])],
+    want: {
+      allocated: true,
+      check: (o) => {
+        expect(o.node === 'n1' || o.node === 'n2').toBe(true);
+        expect(o.claims[0]?.allocation.nodeSelector).toEqual({ nodeSelectorTerms: [{ matchFields: [{ key: 'metadata.name', operator: 'In', values: [o.node] }] }] });
+      },
+    },
+  },
+  {
+    name: 'a device that binds to its node replaces its slice selector by the chosen node',
+    nodes: [node('n1'), node('n2')],
+    slices: [slice(undefined, [dev('net', {}, { bindsToNode: true })], { pool: 'fabric', nodeSelector: { nodeSelectorTerms: [{ matchExpressions: [{ key: 'zone', operator: 'In', values: ['b'] }] }] } })],
+    claims: [claim('c', [req('r', 'any')])],
+    want: { allocated: true, node: 'n2', check: (o) => expect(o.claims[0]?.allocation.nodeSelector?.nodeSelectorTerms[0]?.matchExpressions).toBeUndefined() },
+  },
+
   // ---- sharing and limits ----
   { name: 'a device that allows multiple allocations serves two claims', slices: [slice('n1', [dev('multi', {}, { allowMultiple: true })])], before: [claim('first', [req('r', 'any')])], claims: [claim('c', [req('r', 'any')])], want: { allocated: true, devices: ['r=n1/multi'] } },
   { name: 'a claim may not hold more than 32 devices', slices: [slice('n1', gpus(40))], claims: [claim('c', [req('r', 'any', { count: 33 })])], want: { allocated: false } },

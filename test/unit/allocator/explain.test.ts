@@ -27,6 +27,20 @@ describe('explanations when nothing fits', () => {
     expect(o.explanation.short).toContain('2 in use, 1 blocked by shared counters, 1 tainted, 0 free');
   });
 
+  it('says a device is unusable because its pool is incomplete or inconsistent, not that its node is', () => {
+    // Pool n2 says 2 slices but only one arrived; pool n3 has 2 slices that say 1.
+    const pools = [slice('n2', [dev('x0')], { count: 2 }), slice('n3', [dev('y0')], { count: 1 }), slice('n3', [dev('y1')], { count: 1 })];
+    const a = new Allocator({ slices: pools, classes: [ANY] });
+    const o = a.allocate({ claims: [claim('c', [req('r', 'any')])] });
+    expect(o.kind).toBe('unallocated');
+    if (o.kind !== 'unallocated') return;
+    expect(o.diagnosis.requests[0]?.alternatives[0]).toMatchObject({ inUnusablePools: 3, onIneligibleNodes: 0 });
+    expect(o.explanation.full).toContain('3 unusable (incomplete or invalid pool)');
+    expect(o.explanation.full).not.toContain('on nodes not usable');
+    expect(o.explanation.full).toContain(`pool ${DRIVER}/n2 is incomplete`);
+    expect(a.inventory.poolProblems).toContain(`pool ${DRIVER}/n3 is inconsistent: 2 slices of generation 1, where their resourceSliceCount says 1`);
+  });
+
   it('explains every firstAvailable alternative', () => {
     const a = new Allocator({ slices, classes });
     const o = a.allocate({ claims: [claim('c', [firstAvailable('r', sub('three-b', 'models', { count: 3, selectors: [`device.attributes["${DRIVER}"].model == "b"`] }), sub('nothing', 'any', { selectors: ['false'] }))])] });

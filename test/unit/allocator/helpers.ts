@@ -27,6 +27,9 @@ export interface DevOpts {
   nodeName?: string;
   allNodes?: boolean;
   nodeSelector?: NodeSelector;
+  bindsToNode?: boolean;
+  bindingConditions?: string[];
+  bindingFailureConditions?: string[];
 }
 
 export function attr(v: AttrValue): DeviceAttribute {
@@ -45,6 +48,9 @@ export function dev(name: string, attrs: Record<string, AttrValue> = {}, opts: D
   if (opts.nodeName) d.nodeName = opts.nodeName;
   if (opts.allNodes) d.allNodes = true;
   if (opts.nodeSelector) d.nodeSelector = opts.nodeSelector;
+  if (opts.bindsToNode) d.bindsToNode = true;
+  if (opts.bindingConditions) d.bindingConditions = opts.bindingConditions;
+  if (opts.bindingFailureConditions) d.bindingFailureConditions = opts.bindingFailureConditions;
   return d;
 }
 
