@@ -2,6 +2,7 @@
 // fleet and cached, with per-node lists and free counts that State keeps current.
 import type { DeviceClass, DeviceSelector } from '../api/resource.js';
 import { compileSelector, type CompiledSelector } from '../cel/environment.js';
+import { inputKey, type SelectorInput } from '../cel/inputs.js';
 import { SHARED, type Inventory } from './inventory.js';
 
 export interface MatchSet {
@@ -60,6 +61,8 @@ export class Matcher {
   private readonly classes: ReadonlyMap<string, DeviceClass>;
   private readonly classCache = new Map<string, ClassResult>();
   private readonly setCache = new Map<string, MatchSet>();
+  /** Device groups by selector inputs, per device list (see grouping()). */
+  private readonly groupCache = new Map<string, readonly (readonly number[])[]>();
   readonly sets: MatchSet[] = [];
   /** For each device, the match sets it belongs to (for free-count upkeep). */
   readonly deviceSets: number[][];
@@ -79,34 +82,71 @@ export class Matcher {
     return this.classes.get(name);
   }
 
-  private evaluate(devices: Iterable<number>, selectors: readonly CompiledSelector[], what: string): ClassResult {
-    const member = new Uint8Array(this.inv.devices.length);
-    const list: number[] = [];
+  /**
+   * The devices of a list grouped by the values of some selector inputs (see
+   * cel/inputs.ts), cached per list: one selector on "profile" groups a class's
+   * devices once, and every later selector on "profile" reuses the groups.
+   */
+  private grouping(listKey: string, list: readonly number[], inputs: readonly SelectorInput[]): readonly (readonly number[])[] {
+    const key = `${listKey}\u0001${JSON.stringify(inputs)}`;
+    const hit = this.groupCache.get(key);
+    if (hit !== undefined) return hit;
+    const byValue = new Map<string, number[]>();
+    for (const d of list) {
+      const k = inputKey(inputs, this.inv.celDevice(d));
+      let g = byValue.get(k);
+      if (g === undefined) byValue.set(k, (g = []));
+      g.push(d);
+    }
+    const groups = [...byValue.values()];
+    this.groupCache.set(key, groups);
+    return groups;
+  }
+
+  /**
+   * Runs selectors in order over a list of devices (a device failing one is not
+   * shown the next, as the API's allocator does). A selector that reads a fixed
+   * set of fields is evaluated once per group of devices that agree on them.
+   * A runtime error fails the devices it happens on and is reported for the first
+   * usable one.
+   */
+  private evaluate(devices: readonly number[], selectors: readonly CompiledSelector[], what: string, listKey?: string): ClassResult {
+    const alive = new Uint8Array(this.inv.devices.length);
+    for (const d of devices) alive[d] = 1;
     let error: string | undefined;
-    for (const d of devices) {
-      let ok = true;
-      for (const [i, sel] of selectors.entries()) {
-        const r = sel.evaluate(this.inv.celDevice(d));
-        if (!r.ok) {
-          const dev = this.inv.devices[d];
-          // A device that can never be allocated is not looked at by the API's allocator either.
-          if (error === undefined && dev !== undefined && dev.unusable === undefined) {
-            error = `${what}selector #${i} ${JSON.stringify(sel.expression)} failed on device ${dev.id}: ${r.error}`;
+    const usable = (d: number): boolean => this.inv.devices[d]?.unusable === undefined;
+    const failed = (i: number, sel: CompiledSelector, d: number, why: string): void => {
+      // A device that can never be allocated is not looked at by the API's allocator either.
+      if (error === undefined && usable(d)) error = `${what}selector #${i} ${JSON.stringify(sel.expression)} failed on device ${this.inv.devices[d]?.id ?? '?'}: ${why}`;
+    };
+    for (const [i, sel] of selectors.entries()) {
+      if (sel.inputs !== undefined && listKey !== undefined) {
+        for (const group of this.grouping(listKey, devices, sel.inputs)) {
+          let rep = -1;
+          for (const d of group) {
+            if (alive[d] !== 1) continue;
+            if (rep < 0 || (!usable(rep) && usable(d))) rep = d;
+            if (usable(rep)) break;
           }
-          ok = false;
-          break;
+          if (rep < 0) continue;
+          const r = sel.evaluate(this.inv.celDevice(rep));
+          if (r.ok && r.matches) continue;
+          if (!r.ok) failed(i, sel, rep, r.error);
+          for (const d of group) alive[d] = 0;
         }
-        if (!r.matches) {
-          ok = false;
-          break;
-        }
+        continue;
       }
-      if (ok) {
-        member[d] = 1;
-        list.push(d);
+      for (const d of devices) {
+        if (alive[d] !== 1) continue;
+        const r = sel.evaluate(this.inv.celDevice(d));
+        if (r.ok && r.matches) continue;
+        if (!r.ok) failed(i, sel, d, r.error);
+        alive[d] = 0;
       }
     }
-    return { member, list, error };
+    const list: number[] = [];
+    for (const d of devices) if (alive[d] === 1) list.push(d);
+    return { member: alive, list, error };
   }
 
   private classResult(className: string): ClassResult {
@@ -121,7 +161,7 @@ export class Matcher {
       result =
         compiled.error !== undefined
           ? { member: new Uint8Array(this.inv.devices.length), list: [], error: compiled.error }
-          : this.evaluate(this.inv.devices.keys(), compiled.selectors, `device class ${className}: `);
+          : this.evaluate([...this.inv.devices.keys()], compiled.selectors, `device class ${className}: `, '');
     }
     this.classCache.set(className, result);
     return result;
@@ -143,7 +183,7 @@ export class Matcher {
         error = compiled.error;
         matched = { member: new Uint8Array(this.inv.devices.length), list: [], error };
       } else {
-        matched = this.evaluate(cls.list, compiled.selectors, what);
+        matched = this.evaluate(cls.list, compiled.selectors, what, className);
         error = matched.error;
       }
     }

@@ -7,6 +7,7 @@ import { CEL_COST_LIMIT, estimateCost } from './cost.js';
 import { Quantity } from './quantity.js';
 import { registerKubernetesLibrary } from './library.js';
 import { re2Matches } from './regex.js';
+import { selectorInputs, type SelectorInput } from './inputs.js';
 import { Semver } from './semver.js';
 
 /** A value of device.attributes[domain][name]. */
@@ -192,6 +193,8 @@ export interface CompiledSelector {
   readonly expression: string;
   /** Worst-case cost estimate (see cost.ts). */
   readonly cost: number;
+  /** The device fields the expression reads, when that is a fixed set (see inputs.ts). */
+  readonly inputs: readonly SelectorInput[] | undefined;
   evaluate(device: CelDevice): SelectorOutcome;
 }
 
@@ -337,6 +340,7 @@ function compileUncached(expression: string): CompileResult {
     const selector: CompiledSelector = {
       expression,
       cost,
+      inputs: selectorInputs(parsed.ast),
       evaluate(device: CelDevice): SelectorOutcome {
         try {
           const v: unknown = fn({ device });

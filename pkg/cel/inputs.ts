@@ -1,0 +1,121 @@
+// What a selector reads of the device, when that is a fixed set of fields:
+// `device.driver`, `device.allowMultipleAllocations`, and attributes and
+// capacities named with literal domain and name. Devices that agree on those
+// fields get the same answer, so a fleet of 100k devices with a handful of
+// distinct models is evaluated a handful of times. Any other use of `device`
+// (iterating its maps, a computed name) means the selector reads more, and every
+// device is evaluated.
+import type { ASTNode } from '@marcbachmann/cel-js';
+import type { CelDevice } from './environment.js';
+
+export type SelectorInput =
+  | { readonly kind: 'driver' }
+  | { readonly kind: 'allowMultipleAllocations' }
+  | { readonly kind: 'attribute' | 'capacity'; readonly domain: string; readonly name: string };
+
+const COMPREHENSIONS = new Set(['all', 'exists', 'exists_one', 'map', 'filter']);
+
+function isNode(v: unknown): v is ASTNode {
+  return typeof v === 'object' && v !== null && 'op' in v && 'args' in v;
+}
+
+function literalString(n: unknown): string | undefined {
+  return isNode(n) && n.op === 'value' && typeof n.args === 'string' ? n.args : undefined;
+}
+
+function isDevice(n: unknown): boolean {
+  return isNode(n) && n.op === 'id' && n.args === 'device';
+}
+
+/** The fields a selector reads, or undefined when it may read more of the device. */
+export function selectorInputs(root: ASTNode): readonly SelectorInput[] | undefined {
+  const inputs = new Map<string, SelectorInput>();
+  let open = false;
+  const add = (key: string, input: SelectorInput): void => void inputs.set(key, input);
+  const visit = (n: unknown): void => {
+    if (open) return;
+    if (Array.isArray(n)) {
+      for (const x of n) visit(x);
+      return;
+    }
+    if (!isNode(n)) return;
+    // device.driver, device.allowMultipleAllocations
+    if (n.op === '.' && Array.isArray(n.args) && isDevice(n.args[0])) {
+      const field = n.args[1];
+      if (field === 'driver') return add('d', { kind: 'driver' });
+      if (field === 'allowMultipleAllocations') return add('m', { kind: 'allowMultipleAllocations' });
+      open = true;
+      return;
+    }
+    // device.attributes["domain"].name or device.attributes["domain"]["name"] (and capacity)
+    if ((n.op === '.' || n.op === '[]') && Array.isArray(n.args)) {
+      const inner = n.args[0];
+      if (isNode(inner) && inner.op === '[]' && Array.isArray(inner.args)) {
+        const map = inner.args[0];
+        if (isNode(map) && map.op === '.' && Array.isArray(map.args) && isDevice(map.args[0])) {
+          const which = map.args[1];
+          const domain = literalString(inner.args[1]);
+          const name = n.op === '.' ? (typeof n.args[1] === 'string' ? n.args[1] : undefined) : literalString(n.args[1]);
+          if ((which === 'attributes' || which === 'capacity') && domain !== undefined && name !== undefined) {
+            const kind = which === 'attributes' ? 'attribute' : 'capacity';
+            return add(`${kind}\u0000${domain}\u0000${name}`, { kind, domain, name });
+          }
+          open = true;
+          return;
+        }
+      }
+    }
+    // "name" in device.attributes["domain"] (what has() on an attribute becomes)
+    if (n.op === 'in' && Array.isArray(n.args)) {
+      const name = literalString(n.args[0]);
+      const map = n.args[1];
+      if (name !== undefined && isNode(map) && map.op === '[]' && Array.isArray(map.args)) {
+        const field = map.args[0];
+        const domain = literalString(map.args[1]);
+        if (isNode(field) && field.op === '.' && Array.isArray(field.args) && isDevice(field.args[0]) && domain !== undefined && (field.args[1] === 'attributes' || field.args[1] === 'capacity')) {
+          const kind = field.args[1] === 'attributes' ? 'attribute' : 'capacity';
+          return add(`${kind}\u0000${domain}\u0000${name}`, { kind, domain, name });
+        }
+      }
+    }
+    if (isDevice(n)) {
+      open = true;
+      return;
+    }
+    // A comprehension variable named `device` would hide the device: read everything.
+    if (n.op === 'rcall' && Array.isArray(n.args) && COMPREHENSIONS.has(n.args[0] as string)) {
+      const rest = n.args[2];
+      if (Array.isArray(rest) && isDevice(rest[0])) {
+        open = true;
+        return;
+      }
+    }
+    visit(n.args);
+  };
+  visit(root);
+  return open ? undefined : [...inputs.values()];
+}
+
+function valueKey(v: unknown): string {
+  if (v === undefined) return '-';
+  if (typeof v === 'string') return `s${v}`;
+  if (typeof v === 'bigint') return `i${v}`;
+  if (typeof v === 'boolean') return v ? 'T' : 'F';
+  return `o${String(v)}`;
+}
+
+/** The values of a selector's inputs on one device, as one string (equal strings, equal answers). */
+export function inputKey(inputs: readonly SelectorInput[], device: CelDevice): string {
+  let key = '';
+  for (const i of inputs) {
+    let v: unknown;
+    if (i.kind === 'driver') v = device.driver;
+    else if (i.kind === 'allowMultipleAllocations') v = device.allowMultipleAllocations;
+    else {
+      const bag = (i.kind === 'attribute' ? device.attributes : device.capacity).get(i.domain) as Readonly<Record<string, unknown>> | undefined;
+      v = bag !== undefined && Object.prototype.hasOwnProperty.call(bag, i.name) ? bag[i.name] : undefined;
+    }
+    key += `${valueKey(v)}\u0000`;
+  }
+  return key;
+}
