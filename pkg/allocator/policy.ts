@@ -330,6 +330,26 @@ export function strandedCost(ctx: PolicyContext, node: number, units: number): n
   return W_STRANDED * (strandedAfter - strandedBefore);
 }
 
+/** The first available device of a list, or -1. */
+function firstAvailable(ctx: PolicyContext, devices: readonly number[] | undefined): number {
+  if (devices === undefined) return -1;
+  for (const d of devices) if (ctx.state.available[d] === 1) return d;
+  return -1;
+}
+
+/** Nodes by ascending key, ties by index; keys in a typed array (this runs over every candidate node). */
+function sortByKey(nodes: readonly number[], key: (n: number) => number): number[] {
+  const keys = new Float64Array(nodes.length);
+  const order = new Array<number>(nodes.length);
+  for (let i = 0; i < nodes.length; i++) {
+    keys[i] = key(nodes[i] ?? 0);
+    order[i] = i;
+  }
+  order.sort((a, b) => (keys[a] ?? 0) - (keys[b] ?? 0) || (nodes[a] ?? 0) - (nodes[b] ?? 0));
+  for (let i = 0; i < order.length; i++) order[i] = nodes[order[i] ?? 0] ?? 0;
+  return order;
+}
+
 function nodeFreeShare(ctx: PolicyContext, node: number): number {
   const units = ctx.inv.nodeUnits[node] ?? 0;
   if (units <= 0) return 0;
@@ -361,14 +381,12 @@ class CascadePolicy implements PlacementPolicy {
           k += best === Infinity ? W_NODE_BREAK * 10 : W_NODE_FREE * best;
           continue;
         }
-        const d = (p.alt.set.byNode[n] ?? []).find((x) => ctx.state.available[x] === 1);
-        if (d !== undefined) k += domainCost(ctx, d) + contentionCost(ctx, d, p.alt.set.id);
+        const d = firstAvailable(ctx, p.alt.set.byNode[n]);
+        if (d >= 0) k += domainCost(ctx, d) + contentionCost(ctx, d, p.alt.set.id);
       }
       return k;
     };
-    const keyed = nodes.map((n) => ({ n, k: key(n) }));
-    keyed.sort((a, b) => a.k - b.k || a.n - b.n);
-    return keyed.map((x) => x.n);
+    return sortByKey(nodes, key);
   }
 
   orderDevices(candidates: readonly number[], plan: SearchPlan, needed: number, ctx: PolicyContext): readonly RankedDevice[] {
@@ -484,7 +502,7 @@ class BestFitPolicy implements PlacementPolicy {
       }
       return k;
     };
-    return nodes.map((n) => ({ n, k: key(n) })).sort((a, b) => a.k - b.k || a.n - b.n).map((x) => x.n);
+    return sortByKey(nodes, key);
   }
 
   orderDevices(candidates: readonly number[], plan: SearchPlan, _needed: number, ctx: PolicyContext): readonly RankedDevice[] {

@@ -10,10 +10,11 @@ export const CEL_COST_LIMIT = 1_000_000;
 const MAX_DEVICE_COLLECTION = 32;
 const MAX_STRING = 64;
 
-const COMPREHENSIONS = new Set(['all', 'exists', 'exists_one', 'map', 'filter']);
+/** The comprehension macros (receiver.name(var, body)). */
+export const COMPREHENSIONS = new Set(['all', 'exists', 'exists_one', 'map', 'filter']);
 const STRING_SCANS = new Set(['contains', 'startsWith', 'endsWith', 'indexOf', 'lastIndexOf', 'substring']);
 
-function isNode(v: unknown): v is ASTNode {
+export function isNode(v: unknown): v is ASTNode {
   return typeof v === 'object' && v !== null && 'op' in v && 'args' in v;
 }
 

@@ -3,7 +3,7 @@
 import { Environment, serialize, type ASTNode } from '@marcbachmann/cel-js';
 import type { DeviceAttribute, DeviceCapacity } from '../api/resource.js';
 import { LIMITS } from '../api/resource.js';
-import { CEL_COST_LIMIT, estimateCost } from './cost.js';
+import { CEL_COST_LIMIT, estimateCost, isNode } from './cost.js';
 import { Quantity } from './quantity.js';
 import { registerKubernetesLibrary } from './library.js';
 import { re2Matches } from './regex.js';
@@ -207,9 +207,6 @@ function firstLine(err: unknown): string {
   return msg.split('\n')[0] ?? msg;
 }
 
-function isNode(v: unknown): v is ASTNode {
-  return typeof v === 'object' && v !== null && 'op' in v && 'args' in v;
-}
 
 
 /** An AST node as serialize() reads it: spans are not needed. */

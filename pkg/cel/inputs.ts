@@ -6,18 +6,13 @@
 // (iterating its maps, a computed name) means the selector reads more, and every
 // device is evaluated.
 import type { ASTNode } from '@marcbachmann/cel-js';
+import { COMPREHENSIONS, isNode } from './cost.js';
 import type { CelDevice } from './environment.js';
 
 export type SelectorInput =
   | { readonly kind: 'driver' }
   | { readonly kind: 'allowMultipleAllocations' }
   | { readonly kind: 'attribute' | 'capacity'; readonly domain: string; readonly name: string };
-
-const COMPREHENSIONS = new Set(['all', 'exists', 'exists_one', 'map', 'filter']);
-
-function isNode(v: unknown): v is ASTNode {
-  return typeof v === 'object' && v !== null && 'op' in v && 'args' in v;
-}
 
 function literalString(n: unknown): string | undefined {
   return isNode(n) && n.op === 'value' && typeof n.args === 'string' ? n.args : undefined;
@@ -83,7 +78,7 @@ export function selectorInputs(root: ASTNode): readonly SelectorInput[] | undefi
       return;
     }
     // A comprehension variable named `device` would hide the device: read everything.
-    if (n.op === 'rcall' && Array.isArray(n.args) && COMPREHENSIONS.has(n.args[0] as string)) {
+    if (n.op === 'rcall' && Array.isArray(n.args) && COMPREHENSIONS.has(n.args[0])) {
       const rest = n.args[2];
       if (Array.isArray(rest) && isDevice(rest[0])) {
         open = true;
