@@ -8,6 +8,8 @@
 import type { ASTNode } from '@marcbachmann/cel-js';
 import { COMPREHENSIONS, isNode } from './cost.js';
 import type { CelDevice } from './environment.js';
+import { Quantity } from './quantity.js';
+import { Semver } from './semver.js';
 
 export type SelectorInput =
   | { readonly kind: 'driver' }
@@ -91,12 +93,17 @@ export function selectorInputs(root: ASTNode): readonly SelectorInput[] | undefi
   return open ? undefined : [...inputs.values()];
 }
 
+let unique = 0;
+
 function valueKey(v: unknown): string {
   if (v === undefined) return '-';
   if (typeof v === 'string') return `s${v}`;
   if (typeof v === 'bigint') return `i${v}`;
   if (typeof v === 'boolean') return v ? 'T' : 'F';
-  return `o${String(v)}`;
+  if (v instanceof Semver) return `v${v.toString()}`;
+  if (v instanceof Quantity) return `q${v.toString()}`;
+  // Not a value a device carries: never equal to another device's.
+  return `?${unique++}`;
 }
 
 /** The values of a selector's inputs on one device, as one string (equal strings, equal answers). */
