@@ -8,7 +8,7 @@ import { Quantity } from '../cel/quantity.js';
 import { amountsOf, demandFor, type CapacityLayout, type DemandResult } from './capacity.js';
 import { DemandModel } from './demand.js';
 import { diagnose, explainSuccess, protectedSentence, type AttemptNotes, type PriorUse } from './explain.js';
-import { buildInventory, type Inventory } from './inventory.js';
+import { SHARED, buildInventory, type Inventory } from './inventory.js';
 import { Matcher } from './match.js';
 import { nodeSelectorMatches, nodeTaintBlocks, quantityToNumber } from './nodes.js';
 import { claimLabel, constraintApplies, planClaims, type AltPlan, type ClaimPlan, type RequestPlan } from './plan.js';
@@ -275,6 +275,35 @@ export class Allocator {
     return true;
   }
 
+  /**
+   * A selector's runtime error counts where its device could have been chosen
+   * (on a candidate node, or reachable from several nodes), as upstream: for a
+   * request it fails the claim; for a firstAvailable entry it is that entry's
+   * error, which counts only when no earlier entry fits.
+   */
+  private withRuntimeErrors(r: RequestPlan, eligible: ReadonlySet<number>, fail: (error: string) => void): RequestPlan {
+    let changed = false;
+    const alternatives = r.alternatives.map((a) => {
+      if (a.error !== undefined || a.set.runtimeErrors.size === 0) return a;
+      let message: string | undefined;
+      for (const [d, m] of a.set.runtimeErrors) {
+        const node = this.inventory.devices[d]?.node;
+        if (node === SHARED || (node !== undefined && node >= 0 && eligible.has(node))) {
+          message = m;
+          break;
+        }
+      }
+      if (message === undefined) return a;
+      if (a.subrequest === undefined) {
+        fail(`request ${a.resultName}: ${message}`);
+        return a;
+      }
+      changed = true;
+      return { ...a, error: `request ${a.resultName}: ${message}` };
+    });
+    return changed ? { ...r, alternatives } : r;
+  }
+
   /** Decides where the claims would go; the state is left unchanged (see commit()). */
   allocate(request: AllocationRequest): AllocationOutcome {
     const claims = planClaims(request.claims, this.matcher, this.snapshot.namespaceLabels);
@@ -282,12 +311,15 @@ export class Allocator {
     for (const c of claims) for (const e of c.errors) errors.push(`claim ${claimLabel(c.claim)}: ${e}`);
     const nodes = this.eligibleNodes(claims, request.pod);
     this.cpu.podMilli = request.pod?.cpu !== undefined ? quantityToNumber(request.pod.cpu, 'milli') : 0;
-    const requests: RequestPlan[] = claims.flatMap((c) => (c.fixed === undefined ? c.requests : []));
-    const attempts: AttemptNotes = new Map();
     const labelOf = (r: RequestPlan): string => {
       const c = claims[r.claim];
       return c ? claimLabel(c.claim) : '?';
     };
+    const eligible = new Set(nodes.eligible);
+    const requests: RequestPlan[] = claims
+      .flatMap((c) => (c.fixed === undefined ? c.requests : []))
+      .map((r) => this.withRuntimeErrors(r, eligible, (e) => errors.push(`claim ${labelOf(r)}: ${e}`)));
+    const attempts: AttemptNotes = new Map();
     // A firstAvailable entry whose selector fails counts only when nothing before it was allocated:
     // it is left out of the search, and its error is reported if the claim fails.
     const altErrors = requests.flatMap((r) => r.alternatives.flatMap((a) => (a.error !== undefined ? [`claim ${labelOf(r)}: ${a.error}`] : [])));

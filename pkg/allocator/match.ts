@@ -8,8 +8,14 @@ import { SHARED, type Inventory } from './inventory.js';
 export interface MatchSet {
   readonly id: number;
   readonly className: string;
-  /** Compile or runtime error of a selector, with the expression; the claim fails with it. */
+  /** Compile error of a selector (or a missing class), with the expression; the claim fails with it. */
   readonly error: string | undefined;
+  /**
+   * Runtime errors of selectors, per usable device they happened on. As upstream,
+   * one fails the claim only where the device could have been chosen: on a
+   * candidate node, or reachable from several nodes.
+   */
+  readonly runtimeErrors: ReadonlyMap<number, string>;
   /** Devices (all, usable or not) that pass the class's selectors. */
   readonly classMatched: number;
   /** Devices (all, usable or not) that pass class and request selectors. */
@@ -54,7 +60,10 @@ interface ClassResult {
   readonly member: Uint8Array;
   readonly list: readonly number[];
   readonly error: string | undefined;
+  readonly runtimeErrors: ReadonlyMap<number, string>;
 }
+
+const NO_ERRORS: ReadonlyMap<number, string> = new Map();
 
 export class Matcher {
   private readonly inv: Inventory;
@@ -113,11 +122,12 @@ export class Matcher {
   private evaluate(devices: readonly number[], selectors: readonly CompiledSelector[], what: string, listKey?: string): ClassResult {
     const alive = new Uint8Array(this.inv.devices.length);
     for (const d of devices) alive[d] = 1;
-    let error: string | undefined;
+    const runtimeErrors = new Map<number, string>();
     const usable = (d: number): boolean => this.inv.devices[d]?.unusable === undefined;
-    const failed = (i: number, sel: CompiledSelector, d: number, why: string): void => {
+    const failed = (i: number, sel: CompiledSelector, d: number, why: string, group?: readonly number[]): void => {
       // A device that can never be allocated is not looked at by the API's allocator either.
-      if (error === undefined && usable(d)) error = `${what}selector #${i} ${JSON.stringify(sel.expression)} failed on device ${this.inv.devices[d]?.id ?? '?'}: ${why}`;
+      const message = (x: number): string => `${what}selector #${i} ${JSON.stringify(sel.expression)} failed on device ${this.inv.devices[x]?.id ?? '?'}: ${why}`;
+      for (const x of group ?? [d]) if (alive[x] === 1 && usable(x) && !runtimeErrors.has(x)) runtimeErrors.set(x, message(x));
     };
     for (const [i, sel] of selectors.entries()) {
       if (sel.inputs !== undefined && listKey !== undefined) {
@@ -131,7 +141,7 @@ export class Matcher {
           if (rep < 0) continue;
           const r = sel.evaluate(this.inv.celDevice(rep));
           if (r.ok && r.matches) continue;
-          if (!r.ok) failed(i, sel, rep, r.error);
+          if (!r.ok) failed(i, sel, rep, r.error, group);
           for (const d of group) alive[d] = 0;
         }
         continue;
@@ -146,7 +156,7 @@ export class Matcher {
     }
     const list: number[] = [];
     for (const d of devices) if (alive[d] === 1) list.push(d);
-    return { member: alive, list, error };
+    return { member: alive, list, error: undefined, runtimeErrors };
   }
 
   private classResult(className: string): ClassResult {
@@ -155,12 +165,12 @@ export class Matcher {
     const cls = this.classes.get(className);
     let result: ClassResult;
     if (cls === undefined) {
-      result = { member: new Uint8Array(this.inv.devices.length), list: [], error: `device class ${className} not found` };
+      result = { member: new Uint8Array(this.inv.devices.length), list: [], error: `device class ${className} not found`, runtimeErrors: NO_ERRORS };
     } else {
       const compiled = compileAll(cls.spec.selectors, `device class ${className}: `);
       result =
         compiled.error !== undefined
-          ? { member: new Uint8Array(this.inv.devices.length), list: [], error: compiled.error }
+          ? { member: new Uint8Array(this.inv.devices.length), list: [], error: compiled.error, runtimeErrors: NO_ERRORS }
           : this.evaluate([...this.inv.devices.keys()], compiled.selectors, `device class ${className}: `, '');
     }
     this.classCache.set(className, result);
@@ -181,10 +191,9 @@ export class Matcher {
       const compiled = compileAll(selectors, what);
       if (compiled.error !== undefined) {
         error = compiled.error;
-        matched = { member: new Uint8Array(this.inv.devices.length), list: [], error };
+        matched = { member: new Uint8Array(this.inv.devices.length), list: [], error, runtimeErrors: NO_ERRORS };
       } else {
         matched = this.evaluate(cls.list, compiled.selectors, what, className);
-        error = matched.error;
       }
     }
     const id = this.sets.length;
@@ -203,7 +212,8 @@ export class Matcher {
       }
     }
     const shareable = matched.list.some((d) => this.inv.devices[d]?.allowMultiple === true);
-    const set: MatchSet = { id, className, error, classMatched: cls.list.length, matched: matched.list, member: matched.member, byNode, shared, freeCount, shareable };
+    const runtimeErrors = matched === cls || cls.runtimeErrors.size === 0 ? matched.runtimeErrors : new Map([...cls.runtimeErrors, ...matched.runtimeErrors]);
+    const set: MatchSet = { id, className, error, runtimeErrors, classMatched: cls.list.length, matched: matched.list, member: matched.member, byNode, shared, freeCount, shareable };
     this.sets.push(set);
     let total = 0;
     for (const c of freeCount) total += c;
