@@ -55,7 +55,7 @@ interface TraceNode extends SimulatedNode {
   readonly cpu: number;
 }
 
-export function traceFleet(): TraceNode[] {
+function traceFleet(): TraceNode[] {
   const gpus = (model: string, n: number, mig?: 'Disabled'): FakeConfig => ({
     driverVersion: '580.105.08',
     cudaVersion: '13.0',
@@ -90,7 +90,7 @@ function request(kind: 'share' | 'whole', arg: number): DeviceRequest {
 }
 
 /** Pods drawn from the trace's shape distribution until their demand reaches `upTo` GPUs. */
-export function podStream(upTo: number, seed: number): Pod[] {
+function podStream(upTo: number, seed: number): Pod[] {
   const rand = seededRandom(seed);
   const shapes: { w: number; make: (i: number) => Pod }[] = [];
   const claim = (i: number, r: DeviceRequest): ResourceClaim => ({ metadata: { name: `pod-${i}`, namespace: 'trace', uid: `uid-${i}` }, spec: { devices: { requests: [r] } } });
@@ -115,7 +115,7 @@ export function podStream(upTo: number, seed: number): Pod[] {
   return out;
 }
 
-export function classes(): DeviceClass[] {
+function classes(): DeviceClass[] {
   return (['gpu', 'mig', 'shared'] as const).map((type) => ({
     metadata: { name: `${type}.${D}` },
     spec: { selectors: [{ cel: { expression: `device.driver == "${D}" && device.attributes["${D}"].type == "${type}"` } }] },
