@@ -17,7 +17,10 @@
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { Allocator, type AllocatedDeviceRef, type PolicyName } from '../pkg/allocator/index.js';
-import { cascadeClasses, nodeFacts, nodeSlices, seededRandom, type FleetNode, type GpuKind } from '../pkg/allocator/fleet.js';
+import { cascadeDeviceClasses } from '../pkg/api/deviceclasses.js';
+import { fleetNode, fleetNodeFacts, simulatedFleetSlices, type MigSetup, type SimulatedNode } from '../hack/fake-nvidia-smi/fleet.js';
+import { seededRandom } from '../hack/seeded-random.js';
+import type { ResourceSlice } from '../pkg/api/resource.js';
 import type { DeviceRequest, DeviceSubRequest, ResourceClaim } from '../pkg/api/resource.js';
 import { runSharingBench } from './sharing.js';
 
@@ -59,17 +62,19 @@ function parseFlags(argv: readonly string[]): Flags {
 }
 
 
-const KINDS: readonly { kind: GpuKind; perDomain: number }[] = [
-  { kind: 'h100', perDomain: 8 },
-  { kind: 'a100-mig', perDomain: 4 },
-  { kind: 'h100-mig', perDomain: 8 },
-  { kind: 'h200', perDomain: 4 },
+// Node kinds in turn. Slices come from the real path (simulator, parser,
+// pkg/inventory), shared GPUs included as the node plugin publishes them.
+const KINDS: readonly { label: string; model: string; mig: MigSetup; perDomain: number }[] = [
+  { label: 'H100 whole', model: 'H100-80GB', mig: 'whole', perDomain: 8 },
+  { label: 'A100 MIG on', model: 'A100-SXM4-80GB', mig: 'mig', perDomain: 4 },
+  { label: 'H100 dynamic MIG', model: 'H100-80GB', mig: 'dynamic', perDomain: 8 },
+  { label: 'H200 whole', model: 'H200-141GB', mig: 'whole', perDomain: 4 },
 ];
 
-function fleet(n: number): FleetNode[] {
+function fleet(n: number): SimulatedNode[] {
   return Array.from({ length: n }, (_, i) => {
-    const k = KINDS[i % KINDS.length] ?? { kind: 'h100', perDomain: 8 };
-    return { name: `node-${String(i).padStart(4, '0')}`, kind: k.kind, gpus: 8, gpusPerNvlinkDomain: k.perDomain };
+    const k = KINDS[i % KINDS.length] ?? KINDS[0]!;
+    return fleetNode(`node-${String(i).padStart(4, '0')}`, k.model, 8, { mig: k.mig, gpusPerNvlinkDomain: k.perDomain });
   });
 }
 
@@ -271,9 +276,9 @@ class EndHeap {
   }
 }
 
-function run(policy: PolicyName, stream: StreamName, nodes: readonly FleetNode[], claims: readonly StreamClaim[], departures: Departures, seed: number): Figures {
+function run(policy: PolicyName, stream: StreamName, nodes: readonly SimulatedNode[], slices: readonly ResourceSlice[], claims: readonly StreamClaim[], departures: Departures, seed: number): Figures {
   const t0 = process.hrtime.bigint();
-  const allocator = new Allocator({ slices: nodes.flatMap((n) => nodeSlices(n)), classes: cascadeClasses(), nodes: nodes.map(nodeFacts) }, { policy });
+  const allocator = new Allocator({ slices, classes: cascadeDeviceClasses(), nodes: nodes.map((n) => fleetNodeFacts(n)) }, { policy });
   const setupMs = Number(process.hrtime.bigint() - t0) / 1e6;
   const lat = new Float64Array(claims.length);
   let rss = process.memoryUsage().rss;
@@ -425,13 +430,14 @@ async function main(): Promise<void> {
   if (flags.child !== undefined) {
     const stream = flags.streams[0] ?? 'churn';
     const nodes = fleet(flags.nodes);
+    const slices = await simulatedFleetSlices(nodes);
     const claims = claimStream(flags.claims, flags.seed);
-    const f = run(flags.child, stream, nodes, claims, departuresFor(stream, flags, claims, nodes.length * 8), flags.seed);
+    const f = run(flags.child, stream, nodes, slices, claims, departuresFor(stream, flags, claims, nodes.length * 8), flags.seed);
     process.stdout.write(JSON.stringify(f) + '\n');
     return;
   }
   process.stdout.write(
-    `fleet: ${flags.nodes} nodes x 8 GPUs (${KINDS.map((k) => k.kind).join(', ')}, one kind per node in turn); claims: ${flags.claims} (seed ${flags.seed}); node ${process.version}\n`,
+    `fleet: ${flags.nodes} nodes x 8 GPUs (${KINDS.map((k) => k.label).join(', ')}, one kind per node in turn); claims: ${flags.claims} (seed ${flags.seed}); node ${process.version}\n`,
   );
   for (const stream of flags.streams) table(flags, stream, flags.policies.map((p) => runInChild(p, stream, flags)));
   process.stdout.write('\nGPU capacity: one unit per GPU; a MIG-partitioned GPU counts the mean share of its counters in use.\n');

@@ -20,8 +20,9 @@
 // fraction; compute binds, as in the paper's model). Pods' memory is not modelled.
 import { performance } from 'node:perf_hooks';
 import { Allocator, type NodeFacts, type PodFacts, type PolicyName } from '../pkg/allocator/index.js';
-import { seededRandom } from '../pkg/allocator/fleet.js';
-import type { DeviceClass, DeviceRequest, ResourceClaim, ResourceSlice } from '../pkg/api/resource.js';
+import { seededRandom } from '../hack/seeded-random.js';
+import { cascadeDeviceClasses } from '../pkg/api/deviceclasses.js';
+import type { DeviceRequest, ResourceClaim, ResourceSlice } from '../pkg/api/resource.js';
 import type { FakeConfig } from '../hack/fake-nvidia-smi/config.js';
 import { type SimulatedNode, simulatedFleetSlices } from '../hack/fake-nvidia-smi/fleet.js';
 
@@ -115,12 +116,6 @@ function podStream(upTo: number, seed: number): Pod[] {
   return out;
 }
 
-function classes(): DeviceClass[] {
-  return (['gpu', 'mig', 'shared'] as const).map((type) => ({
-    metadata: { name: `${type}.${D}` },
-    spec: { selectors: [{ cel: { expression: `device.driver == "${D}" && device.attributes["${D}"].type == "${type}"` } }] },
-  }));
-}
 
 interface Point {
   readonly arrivedPct: number;
@@ -148,7 +143,7 @@ function percentile(sorted: readonly number[], p: number): number {
 }
 
 function runPolicy(policy: PolicyName, slices: readonly ResourceSlice[], nodes: readonly NodeFacts[] | undefined, capacity: number, pods: readonly Pod[], seed: number): PolicyResult {
-  const snapshot = { slices, classes: classes(), ...(nodes ? { nodes } : {}) };
+  const snapshot = { slices, classes: cascadeDeviceClasses(D), ...(nodes ? { nodes } : {}) };
   const podOf = (p: Pod): { pod?: PodFacts } => (nodes ? { pod: { cpu: `${p.cpuMilli}m` } } : {});
   const built = performance.now();
   const allocator = new Allocator(snapshot, { policy });

@@ -315,7 +315,7 @@ function createInstances(ctx: Context, gpus: readonly ResolvedGpu[], specs: stri
         const stderr = `Unable to create a GPU instance on GPU ${pad2(gpu.index)} using profile ${profileRef}: ${reason}\nFailed to create GPU instances: ${reason}\n`;
         return { stdout: out.length > 0 ? out.join('\n') + '\n' : '', stderr, exitCode: REFUSAL_EXIT[reason] ?? EXIT.other, changed };
       }
-      const id = gpuInstanceId(profile.memorySlices, start);
+      const id = gpuInstanceId(gpu.model, profile.memorySlices, start);
       const gi = { id, profileId: profile.id, start, computeInstances: [] as { id: number; profileId: number; size: number; uuid: string }[] };
       s.gpuInstances.push(gi);
       changed = true;

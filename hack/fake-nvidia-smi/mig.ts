@@ -2,7 +2,7 @@
 // placements and maximum counts per profile, GPU-instance IDs as the driver
 // numbers them (by placement: 7g=0, 4-slice=1..2, 2-slice=3..6, 1-slice=7..13).
 import type { CatalogProfile, GpuModel } from '../../pkg/nvidia/catalog.js';
-import { MIG_COMPUTE_SLICES } from '../../pkg/api/devicemodel.js';
+import { migGeometry } from '../../pkg/nvidia/geometry.js';
 
 export interface FakeComputeInstance {
   id: number;
@@ -26,11 +26,13 @@ export function computeProfileId(slices: number): number {
   return CI_PROFILE_BY_SLICES[slices] ?? 0;
 }
 
-const GI_ID_BASE: Readonly<Record<number, number>> = { 8: 0, 4: 1, 2: 3, 1: 7 };
-
-/** The GPU-instance ID the driver gives a placement. */
-export function gpuInstanceId(memorySlices: number, start: number): number {
-  return (GI_ID_BASE[memorySlices] ?? 0) + Math.floor(start / memorySlices);
+/**
+ * The GPU-instance ID the driver gives a placement: the full GPU is 0, halves
+ * 1-2, quarters 3-6, eighths 7-14 (on an A30, of 4 slices: 0, 1-2, 3-6).
+ */
+export function gpuInstanceId(model: GpuModel, memorySlices: number, start: number): number {
+  const total = migGeometry(model.migProfiles).memorySlices;
+  return Math.max(0, Math.round(total / memorySlices) - 1) + Math.floor(start / memorySlices);
 }
 
 export function profileById(model: GpuModel, id: number): CatalogProfile | undefined {
@@ -62,7 +64,7 @@ export function placementRefusal(model: GpuModel, existing: readonly FakeGpuInst
     computeUsed += p.computeSlices;
     if (overlaps(gi.start, p.memorySlices, start, profile.memorySlices)) return 'Insufficient Resources';
   }
-  if (computeUsed + profile.computeSlices > MIG_COMPUTE_SLICES) return 'Insufficient Resources';
+  if (computeUsed + profile.computeSlices > migGeometry(model.migProfiles).computeSlices) return 'Insufficient Resources';
   return undefined;
 }
 

@@ -48,7 +48,7 @@ export function initialState(config: ResolvedConfig): FakeState {
       if (!profile) throw new Error(`${where}: ${JSON.stringify(wanted.profile)} is not a MIG profile of ${gpu.model.key}`);
       const refusal = placementRefusal(gpu.model, instances, profile, wanted.start);
       if (refusal) throw new Error(`${where}: ${profile.name} at ${wanted.start}: ${refusal}`);
-      const id = gpuInstanceId(profile.memorySlices, wanted.start);
+      const id = gpuInstanceId(gpu.model, profile.memorySlices, wanted.start);
       const cis =
         wanted.computeInstance === false
           ? []

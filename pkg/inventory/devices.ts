@@ -6,8 +6,6 @@ import {
   ATTR,
   CAPACITY,
   COUNTER,
-  MIG_COMPUTE_SLICES,
-  MIG_MEMORY_SLICES,
   counterSetName,
   gpuDeviceName,
   migDeviceName,
@@ -17,6 +15,7 @@ import {
 import { type Counter, type CounterSet, type Device, type DeviceAttribute, type DeviceCapacity, type DeviceTaint, LIMITS, STANDARD_ATTRIBUTES } from '../api/resource.js';
 import { Quantity } from '../cel/quantity.js';
 import { catalogProfiles, findModel, migToggleNeedsReset } from '../nvidia/catalog.js';
+import { migGeometry } from '../nvidia/geometry.js';
 import type { Discovery } from '../nvidia/backend.js';
 import type { ComputeInstance, GpuInfo, GpuInstance, MigProfile, Placement } from '../nvidia/types.js';
 import { DEFAULT_SHARING, type InventoryOptions, type OwnedInstance, type SharingOptions } from './types.js';
@@ -155,8 +154,9 @@ function consumption(p: MigProfile, placement: Placement): CounterValues {
  */
 export function counterTotals(profiles: readonly MigProfile[]): CounterValues {
   const totals: CounterValues = {};
-  for (let s = 0; s < MIG_MEMORY_SLICES; s++) totals[COUNTER.memorySlice(s)] = 1;
-  totals[COUNTER.computeSlices] = MIG_COMPUTE_SLICES;
+  const geometry = migGeometry(profiles.map((p) => ({ computeSlices: p.computeSlices, memorySlices: p.memorySlices, placementStarts: p.placements.map((pl) => pl.start) })));
+  for (let s = 0; s < geometry.memorySlices; s++) totals[COUNTER.memorySlice(s)] = 1;
+  totals[COUNTER.computeSlices] = geometry.computeSlices;
   const engineKeys = [COUNTER.multiprocessors, COUNTER.copyEngines, COUNTER.decoders, COUNTER.encoders, COUNTER.jpegEngines, COUNTER.ofaEngines];
   for (const k of engineKeys) totals[k] = 0;
   const items = profiles.flatMap((p) => p.placements.map((pl) => ({ p, pl, use: consumption(p, pl) })));
@@ -169,7 +169,7 @@ export function counterTotals(profiles: readonly MigProfile[]): CounterValues {
     for (let i = from; i < items.length; i++) {
       const it = items[i];
       if (!it) continue;
-      if (compute + it.p.computeSlices > MIG_COMPUTE_SLICES) continue;
+      if (compute + it.p.computeSlices > geometry.computeSlices) continue;
       if ((counts.get(it.p.id) ?? 0) >= it.p.instancesTotal) continue;
       if (chosen.some((c) => overlaps(c, it.pl))) continue;
       chosen.push(it.pl);

@@ -2,6 +2,7 @@
 // published as ResourceSlices in Cascade's device model.
 import type { DeviceClass, ResourceSlice } from '../../pkg/api/resource.js';
 import { ATTR, qualify } from '../../pkg/api/devicemodel.js';
+import { cascadeDeviceClasses } from '../../pkg/api/deviceclasses.js';
 
 export interface FakeGpu {
   readonly product: string;
@@ -33,8 +34,5 @@ export function gpuSlice(driver: string, node: string, gpus: readonly FakeGpu[])
 
 /** gpu.<driver>, mig.<driver> and shared.<driver> classes, as the add-on installs them. */
 export function deviceClasses(driver: string): DeviceClass[] {
-  return (['gpu', 'mig', 'shared'] as const).map((type) => ({
-    metadata: { name: `${type}.${driver}` },
-    spec: { selectors: [{ cel: { expression: `device.driver == "${driver}" && device.attributes["${driver}"].type == "${type}"` } }] },
-  }));
+  return cascadeDeviceClasses(driver);
 }

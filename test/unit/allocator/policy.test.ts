@@ -1,7 +1,8 @@
 // Placement policy: where cascade puts things when the API leaves a choice, next
 // to the first-fit baseline, and the score explanation that comes with it.
 import { Allocator, type AllocationOutcome, type PlacementPolicy, type PolicyName } from '../../../pkg/allocator/index.js';
-import { cascadeClasses, nodeFacts, nodeSlices, type FleetNode } from '../../../pkg/allocator/fleet.js';
+import { cascadeDeviceClasses } from '../../../pkg/api/deviceclasses.js';
+import { fleetNode, fleetNodeFacts, simulatedFleetSlices, type SimulatedNode } from '../../../hack/fake-nvidia-smi/fleet.js';
 import type { ResourceClaim } from '../../../pkg/api/resource.js';
 import { ANY, DRIVER, claim, cls, dev, req, slice } from './helpers.js';
 
@@ -9,8 +10,11 @@ const D = 'gpu.cascade.dev';
 const MIG = `mig.${D}`;
 const GPU = `gpu.${D}`;
 
-function fleetAllocator(nodes: FleetNode[], policy: PolicyName): Allocator {
-  return new Allocator({ slices: nodes.flatMap((n) => nodeSlices(n)), classes: cascadeClasses(), nodes: nodes.map(nodeFacts) }, { policy });
+// Fleets built the way the node plugin publishes them: the simulator's nvidia-smi,
+// the real parser and pkg/inventory.
+async function fleetAllocator(nodes: SimulatedNode[], policy: PolicyName): Promise<Allocator> {
+  const slices = await simulatedFleetSlices(nodes);
+  return new Allocator({ slices, classes: cascadeDeviceClasses(), nodes: nodes.map((n) => fleetNodeFacts(n)) }, { policy });
 }
 
 function mig(name: string, profile: string): ResourceClaim {
@@ -28,8 +32,8 @@ function devicesOf(o: AllocationOutcome): string[] {
 }
 
 describe('cascade placement', () => {
-  it('puts a small MIG slice where it does not block the 4g placement', () => {
-    const a = fleetAllocator([{ name: 'n', kind: 'a100-mig', gpus: 1 }], 'cascade');
+  it('puts a small MIG slice where it does not block the 4g placement', async () => {
+    const a = await fleetAllocator([fleetNode('n', 'A100-SXM4-80GB', 1, { mig: 'mig' })], 'cascade');
     const o = place(a, mig('small', '1g.10gb'));
     expect(devicesOf(o)).toHaveLength(1);
     // 4g.40gb only fits at memory slices 0-3; a 1g slice at 4, 5 or 6 leaves it placeable.
@@ -37,29 +41,29 @@ describe('cascade placement', () => {
     expect(place(a, mig('big', '4g.40gb')).kind).toBe('allocated');
   });
 
-  it('keeps the 4g placeable after three 1g slices, where first-fit does not', () => {
-    const results = (['cascade', 'first-fit'] as const).map((policy) => {
-      const a = fleetAllocator([{ name: 'n', kind: 'a100-mig', gpus: 1 }], policy);
+  it('keeps the 4g placeable after three 1g slices, where first-fit does not', async () => {
+    const results = await Promise.all((['cascade', 'first-fit'] as const).map(async (policy) => {
+      const a = await fleetAllocator([fleetNode('n', 'A100-SXM4-80GB', 1, { mig: 'mig' })], policy);
       for (let i = 0; i < 3; i++) expect(place(a, mig(`s${i}`, '1g.10gb')).kind).toBe('allocated');
       return place(a, mig('big', '4g.40gb')).kind;
-    });
+    }));
     expect(results).toEqual(['allocated', 'unallocated']);
   });
 
-  it('fills a partly used GPU before breaking a whole free one', () => {
-    const a = fleetAllocator([{ name: 'n', kind: 'h100-mig', gpus: 2 }], 'cascade');
+  it('fills a partly used GPU before breaking a whole free one', async () => {
+    const a = await fleetAllocator([fleetNode('n', 'H100-80GB', 2)], 'cascade');
     const first = devicesOf(place(a, mig('a', '3g.40gb')))[0] ?? '';
     const parent = first.replace(/-mig-.*/, '');
     const second = devicesOf(place(a, mig('b', '1g.10gb')))[0] ?? '';
     expect(second.startsWith(`${parent}-mig-`)).toBe(true);
   });
 
-  it('packs single GPUs onto a used node so that a whole node stays free for an 8-GPU job', () => {
-    const nodes: FleetNode[] = [
-      { name: 'a', kind: 'h100', gpus: 8 },
-      { name: 'b', kind: 'h100', gpus: 8 },
+  it('packs single GPUs onto a used node so that a whole node stays free for an 8-GPU job', async () => {
+    const nodes: SimulatedNode[] = [
+      fleetNode('a', 'H100-80GB', 8, { mig: 'whole' }),
+      fleetNode('b', 'H100-80GB', 8, { mig: 'whole' }),
     ];
-    const a = fleetAllocator(nodes, 'cascade');
+    const a = await fleetAllocator(nodes, 'cascade');
     const one = (n: string): ResourceClaim => claim(n, [req('g', GPU)]);
     const first = place(a, one('one'));
     const second = place(a, one('two'));
@@ -68,11 +72,11 @@ describe('cascade placement', () => {
     expect(eight.kind).toBe('allocated');
   });
 
-  it('uses a GPU without MIG for a whole-GPU request rather than break a MIG-capable one', () => {
-    const a = fleetAllocator(
+  it('uses a GPU without MIG for a whole-GPU request rather than break a MIG-capable one', async () => {
+    const a = await fleetAllocator(
       [
-        { name: 'mig', kind: 'a100-mig', gpus: 1 },
-        { name: 'plain', kind: 'a100', gpus: 1 },
+        fleetNode('mig', 'H100-80GB', 1),
+        fleetNode('plain', 'H100-80GB', 1, { mig: 'whole' }),
       ],
       'cascade',
     );
@@ -95,17 +99,17 @@ describe('cascade placement', () => {
     expect(devicesOf(a.allocate({ claims: [claim('c', [req('r', 'any')])] }))).toEqual(['n1/a']);
   });
 
-  it('after a 1g slice on an H100, a 4g still fits on that GPU under cascade but not under first-fit', () => {
-    const results = (['cascade', 'first-fit'] as const).map((policy) => {
-      const a = fleetAllocator([{ name: 'n', kind: 'h100-mig', gpus: 1 }], policy);
+  it('after a 1g slice on an H100, a 4g still fits on that GPU under cascade but not under first-fit', async () => {
+    const results = await Promise.all((['cascade', 'first-fit'] as const).map(async (policy) => {
+      const a = await fleetAllocator([fleetNode('n', 'H100-80GB', 1)], policy);
       expect(place(a, mig('small', '1g.10gb')).kind).toBe('allocated');
       return place(a, mig('big', '4g.40gb')).kind;
-    });
+    }));
     expect(results).toEqual(['allocated', 'unallocated']);
   });
 
-  it('puts MIG slices on an already split GPU, so a 7g still fits on the other one', () => {
-    const a = fleetAllocator([{ name: 'n', kind: 'h100-mig', gpus: 2 }], 'cascade');
+  it('puts MIG slices on an already split GPU, so a 7g still fits on the other one', async () => {
+    const a = await fleetAllocator([fleetNode('n', 'H100-80GB', 2)], 'cascade');
     const parents = new Set<string>();
     for (const [i, p] of ['1g.10gb', '2g.20gb', '1g.10gb'].entries()) {
       const o = place(a, mig(`s${i}`, p));
@@ -116,11 +120,11 @@ describe('cascade placement', () => {
     expect(place(a, mig('whole', '7g.80gb')).kind).toBe('allocated');
   });
 
-  it('keeps a whole NVLink domain free for a 4-GPU job after single-GPU claims come and go, where first-fit does not', () => {
+  it('keeps a whole NVLink domain free for a 4-GPU job after single-GPU claims come and go, where first-fit does not', async () => {
     const nvlink = { constraints: [{ matchAttribute: `${D}/nvlinkDomain` }] };
-    const results = (['cascade', 'first-fit'] as const).map((policy) => {
+    const results = await Promise.all((['cascade', 'first-fit'] as const).map(async (policy) => {
       // One node, two NVLink domains of four GPUs (gpu-0..3 and gpu-4..7).
-      const a = fleetAllocator([{ name: 'n', kind: 'h100', gpus: 8, gpusPerNvlinkDomain: 4 }], policy);
+      const a = await fleetAllocator([fleetNode('n', 'H100-80GB', 8, { mig: 'whole', gpusPerNvlinkDomain: 4 })], policy);
       const singles = Array.from({ length: 6 }, (_, i) => place(a, claim(`one-${i}`, [req('g', GPU)])));
       // Both policies fill gpu-0..3 and then gpu-4..5; the first four end, freeing one whole domain.
       expect(singles.flatMap(devicesOf)).toEqual([0, 1, 2, 3, 4, 5].map((m) => `n/gpu-${m}`));
@@ -128,7 +132,7 @@ describe('cascade placement', () => {
       // A new single GPU: cascade takes it from the broken domain, first-fit breaks the free one.
       expect(place(a, claim('late-one', [req('g', GPU)])).kind).toBe('allocated');
       return place(a, claim('four', [req('g', GPU, { count: 4 })], nvlink)).kind;
-    });
+    }));
     expect(results).toEqual(['allocated', 'unallocated']);
   });
 
@@ -145,11 +149,11 @@ describe('cascade placement', () => {
     expect(o.kind === 'allocated' ? o.node : undefined).toBe('n2');
   });
 
-  it('explains why this node and why these devices, within 1 KiB for the event', () => {
-    const a = fleetAllocator(
+  it('explains why this node and why these devices, within 1 KiB for the event', async () => {
+    const a = await fleetAllocator(
       [
-        { name: 'a', kind: 'h100', gpus: 8 },
-        { name: 'b', kind: 'h100', gpus: 8 },
+        fleetNode('a', 'H100-80GB', 8, { mig: 'whole' }),
+        fleetNode('b', 'H100-80GB', 8, { mig: 'whole' }),
       ],
       'cascade',
     );

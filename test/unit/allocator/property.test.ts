@@ -5,7 +5,7 @@ import type { Device, DeviceClass, DeviceConstraint, DeviceRequest, ResourceClai
 import { compileSelector, makeCelDevice } from '../../../pkg/cel/environment.js';
 import { Quantity } from '../../../pkg/cel/quantity.js';
 import { DRIVER, claim, cls, dev, firstAvailable, req, slice, sub } from './helpers.js';
-import { seededRandom } from '../../../pkg/allocator/fleet.js';
+import { seededRandom } from '../../../hack/seeded-random.js';
 
 
 interface World {
