@@ -10,11 +10,12 @@ import { NvidiaSmiBackend } from '../../pkg/nvidia/smi-backend.js';
 /** Discovers through the configured nvidia-smi and prints the slices as a JSON List on stdout. */
 export async function runDryRun(config: NodePluginConfig): Promise<void> {
   const backend = new NvidiaSmiBackend({ path: config.nvidiaSmiPath, timeoutMs: config.nvidiaSmiTimeoutMs });
-  const { slices } = await discoverDesiredSlices(backend, {
+  const { slices, notes } = await discoverDesiredSlices(backend, {
     nodeName: config.nodeName,
     driverName: config.driverName,
     options: { dynamicMig: config.dynamicMig, sharing: config.sharing },
   });
+  for (const note of notes) process.stderr.write(`cascade node plugin: ${note}\n`);
   // Generation 1 is what a first publication would carry.
   const list = { apiVersion: 'v1', kind: 'List', items: toResourceSlices(slices, 1) };
   process.stdout.write(`${JSON.stringify(list, null, 2)}\n`);

@@ -123,6 +123,34 @@ export function planGpus(discovery: Discovery, owned: readonly OwnedInstance[], 
   });
 }
 
+/**
+ * Sentences for the log: which GPUs' MIG profiles are Cascade's catalog
+ * knowledge rather than what the board itself reports (nvidia-smi lists
+ * profiles only while MIG is on), and which MIG-capable boards get no
+ * partitions because the catalog does not know them.
+ */
+export function profileNotes(discovery: Discovery, options: InventoryOptions): string[] {
+  const notes: string[] = [];
+  const seen = new Set<string>();
+  for (const plan of planGpus(discovery, [], options)) {
+    const g = plan.gpu;
+    if (g.migMode.current === 'N/A' || discovery.migProfiles.some((p) => p.gpuIndex === g.index)) continue;
+    const model = findModel(g.productName);
+    const publishes = g.migMode.current === 'Enabled' || (!migToggleNeedsReset(g.architecture) && (options.dynamicMig ?? true));
+    if (!publishes) continue;
+    const key = `${g.productName}/${model ? 'known' : 'unknown'}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    if (!model) {
+      notes.push(`${g.productName} is MIG-capable but not in Cascade's catalog, so its partitions are published only once MIG is on and nvidia-smi lists its profiles`);
+      continue;
+    }
+    const estimated = model.estimated?.length ? `; estimated, not measured: ${model.estimated.join(', ')}` : '';
+    notes.push(`MIG is off on ${g.productName}, so its partitions are published from Cascade's catalog (${model.provenance})${estimated}; the board's own sizes are used once MIG is on`);
+  }
+  return notes;
+}
+
 /** The MIG UUID of an instance with exactly one compute instance that spans all of it. */
 function soleMigUuid(gpu: GpuInfo, gi: GpuInstance, computeInstances: readonly ComputeInstance[]): string | undefined {
   const cis = computeInstances.filter((c) => c.gpuIndex === gpu.index && c.gpuInstanceId === gi.instanceId);

@@ -3,7 +3,7 @@
 import type { DeviceTaint } from '../api/resource.js';
 import type { Discovery, GpuBackend } from '../nvidia/backend.js';
 import { carryOverLostGpus } from './health.js';
-import { buildDesiredSlices } from './index.js';
+import { buildDesiredSlices, profileNotes } from './index.js';
 import type { DesiredSlice, InventoryOptions, OwnedInstance } from './types.js';
 
 export interface DiscoverOptions {
@@ -21,6 +21,8 @@ export interface DiscoverResult {
   /** What to keep as `previous` for the next pass. */
   readonly discovery: Discovery;
   readonly slices: DesiredSlice[];
+  /** Which values are catalog knowledge rather than the board's (profileNotes). */
+  readonly notes: string[];
 }
 
 export async function discoverDesiredSlices(backend: GpuBackend, o: DiscoverOptions): Promise<DiscoverResult> {
@@ -36,5 +38,5 @@ export async function discoverDesiredSlices(backend: GpuBackend, o: DiscoverOpti
     taints: merged,
     options: o.options ?? {},
   });
-  return { discovery, slices };
+  return { discovery, slices, notes: profileNotes(discovery, o.options ?? {}) };
 }

@@ -7,7 +7,7 @@ import type { DesiredSlice, InventoryInput } from './types.js';
 
 export type { DesiredSlice, InventoryInput, InventoryOptions, OwnedInstance, SharingOptions } from './types.js';
 export { DEFAULT_SHARING } from './types.js';
-export { counterTotals, nvlinkDomains, planGpus, toSemver } from './devices.js';
+export { counterTotals, nvlinkDomains, planGpus, profileNotes, toSemver } from './devices.js';
 export { deviceLimit, fingerprint, limitViolations, sliceName, toResourceSlices } from './slices.js';
 export { carryOverLostGpus, taintsFromHealth, unhealthyTaint, unhealthyTaintKey } from './health.js';
 

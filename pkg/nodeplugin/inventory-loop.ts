@@ -2,7 +2,7 @@
 // poll interval and on demand (MIG mode switched, health changed), taints
 // unhealthy GPUs, and never unpublishes because nvidia-smi failed once.
 import type { DeviceTaint } from '../api/resource.js';
-import { buildDesiredSlices, carryOverLostGpus, taintsFromHealth, unhealthyTaint, unhealthyTaintKey } from '../inventory/index.js';
+import { buildDesiredSlices, carryOverLostGpus, profileNotes, taintsFromHealth, unhealthyTaint, unhealthyTaintKey } from '../inventory/index.js';
 import type { DesiredSlice, SharingOptions } from '../inventory/types.js';
 import type { DeviceHealthBoard, DeviceHealthEntry } from '../kubeletplugin/health.js';
 import type { SerialQueue } from '../kubeletplugin/serialize.js';
@@ -84,6 +84,7 @@ export class InventoryLoop {
   private cycles = 0;
   private running = false;
   private boardKey = '';
+  private notesKey = '';
   private readonly cycleWaiters: { after: number; resolve: () => void }[] = [];
 
   constructor(private readonly o: InventoryLoopOptions) {}
@@ -142,7 +143,17 @@ export class InventoryLoop {
     const { discovery, taints: lost } = carryOverLostGpus(this.o.driver, this.previous, current);
     const taints = mergeTaints(lost, taintsFromHealth(this.o.driver, this.health, discovery));
     this.previous = discovery;
+    this.logProfileNotes(discovery);
     return this.publishable(discovery, taints);
+  }
+
+  /** Says once (and again when it changes) which MIG values come from the catalog. */
+  private logProfileNotes(discovery: Discovery): void {
+    const notes = profileNotes(discovery, { dynamicMig: this.o.dynamicMig });
+    const key = notes.join('\n');
+    if (key === this.notesKey) return;
+    this.notesKey = key;
+    for (const note of notes) this.o.log.info(note);
   }
 
   /** The slices for a discovery with its taints; what prepare validates against becomes exactly that. */

@@ -25,6 +25,29 @@ describe('node plugin --dry-run', () => {
   let fake: FakeNvidiaSmi;
   afterEach(() => fake.cleanup());
 
+  it('publishes an H100 NVL with MIG off at the sizes its captures show, and says the values are catalog knowledge', async () => {
+    fake = createFakeNvidiaSmi({ gpus: [{ model: 'H100-NVL' }] });
+    const r = await runPlugin(['--dry-run', '--nvidia-smi', fake.path, '--node-name', 'nvl'], fake.env);
+    expect(r.code).toBe(0);
+    const devices = (JSON.parse(r.stdout) as { items: ResourceSlice[] }).items.flatMap((s) => s.spec.devices ?? []);
+    const memory = (name: string): unknown => devices.find((d) => d.name === name)?.capacity?.['gpu.cascade.dev/memory']?.value;
+    expect([memory('gpu-0-mig-1g-12gb-0'), memory('gpu-0-mig-3g-47gb-4'), memory('gpu-0-mig-7g-94gb-0')]).toEqual(['11008Mi', '47488Mi', '95360Mi']);
+    expect(r.stderr).toContain("MIG is off on NVIDIA H100 NVL, so its partitions are published from Cascade's catalog (captures of H100 NVL boards");
+  });
+
+  it('publishes an A30 with MIG on in its own geometry: four memory slices and four compute slices', async () => {
+    fake = createFakeNvidiaSmi({ gpus: [{ model: 'A30', migMode: 'Enabled' }] });
+    const r = await runPlugin(['--dry-run', '--nvidia-smi', fake.path, '--node-name', 'a30'], fake.env);
+    expect(r.code).toBe(0);
+    const slices = (JSON.parse(r.stdout) as { items: ResourceSlice[] }).items;
+    const counters = slices.flatMap((s) => s.spec.sharedCounters ?? [])[0]?.counters ?? {};
+    expect(Object.keys(counters).filter((k) => k.startsWith('memory-slice-')).sort()).toEqual(['memory-slice-0', 'memory-slice-1', 'memory-slice-2', 'memory-slice-3']);
+    expect(counters['compute-slices']).toEqual({ value: '4' });
+    const names = slices.flatMap((s) => s.spec.devices ?? []).map((d) => d.name);
+    expect(names).toEqual(expect.arrayContaining(['gpu-0-mig-1g-6gb-3', 'gpu-0-mig-2g-12gb-2', 'gpu-0-mig-4g-24gb-0']));
+    expect(r.stderr).not.toContain('catalog');
+  });
+
   it('prints the slices of an 8x H100 MIG node as a JSON List within every limit', async () => {
     fake = createFakeNvidiaSmi(FLEETS.h100x8('Enabled'));
     const r = await runPlugin(['--dry-run', '--nvidia-smi', fake.path, '--node-name', 'gpu-node-1'], fake.env);
