@@ -18,7 +18,7 @@ import { errorMessage, logger as makeLogger } from '../log/logger.js';
 import { ControllerMetrics } from './metrics.js';
 import { GateScope, classIsOurs, classNamesOf, claimOwnership, type GateWebhookConfig, type Ownership } from './ownership.js';
 import { MUTATING_WEBHOOK_CONFIGURATIONS } from './webhook.js';
-import { claimConfigProblem } from '../kubeletplugin/config.js';
+import { claimConfigProblem } from '../nodeplugin/gpu-config.js';
 import { isTerminal, nodeFacts, podFacts, podRequest } from './podfacts.js';
 import { WorkQueue, type SyncResult } from './queue.js';
 import { ACTION, REASON } from './reasons.js';

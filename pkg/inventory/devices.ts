@@ -181,6 +181,20 @@ function consumption(p: MigProfile, placement: Placement): CounterValues {
  * accepts, while the whole GPU, which consumes every total, still excludes all.
  */
 export function counterTotals(profiles: readonly MigProfile[]): CounterValues {
+  // The enumeration is exponential in the number of placements and every GPU of
+  // a board has the same table: remember the answer per table.
+  const key = JSON.stringify(profiles.map((p) => [p.id, p.computeSlices, p.memorySlices, p.instancesTotal, p.multiprocessors, p.engines, p.placements]));
+  const known = totalsCache.get(key);
+  if (known) return { ...known };
+  const totals = enumerateTotals(profiles);
+  if (totalsCache.size > 64) totalsCache.clear();
+  totalsCache.set(key, totals);
+  return { ...totals };
+}
+
+const totalsCache = new Map<string, CounterValues>();
+
+function enumerateTotals(profiles: readonly MigProfile[]): CounterValues {
   const totals: CounterValues = {};
   const geometry = migGeometry(profiles.map((p) => ({ computeSlices: p.computeSlices, memorySlices: p.memorySlices, placementStarts: p.placements.map((pl) => pl.start) })));
   for (let s = 0; s < geometry.memorySlices; s++) totals[COUNTER.memorySlice(s)] = 1;

@@ -46,6 +46,8 @@ export interface DraServiceOptions {
    * DEADLINE_EXCEEDED. Default 40 s.
    */
   readonly deadlineMs?: number;
+  /** What usually makes a call slow, for that answer (default: "the device setup is slow"). */
+  readonly slowReason?: string;
 }
 
 /** The kubelet gives a call 45 s; answering before that lets it show our reason. */
@@ -60,12 +62,14 @@ export class DraService {
   private readonly preparer: ClaimPreparer;
   private readonly log: Logger;
   private readonly deadlineMs: number;
+  private readonly slowReason: string;
 
   constructor(options: DraServiceOptions) {
     this.preparer = options.preparer;
     this.log = options.log;
     this.queue = options.queue ?? new SerialQueue();
     this.deadlineMs = options.deadlineMs ?? DEFAULT_CALL_DEADLINE_MS;
+    this.slowReason = options.slowReason ?? 'the device setup is slow';
   }
 
   async prepare(wire: readonly WireClaim[]): Promise<Map<string, PrepareResult>> {
@@ -116,7 +120,7 @@ export class DraService {
       if (first === 'late') {
         // The work goes on in the queue; prepare and unprepare are idempotent, so the retry gets its result.
         work.catch((err: unknown) => this.log.error(`${verb} failed after the kubelet was answered`, { error: errorMessage(err), claims: valid.map(claimLabel) }));
-        thrown = new Error(`still running after ${Math.round(this.deadlineMs / 1000)} s (nvidia-smi is slow, or another claim is being set up on this node); it goes on, and the kubelet's next try gets the result`);
+        thrown = new Error(`still running after ${Math.round(this.deadlineMs / 1000)} s (${this.slowReason}, or another claim is being set up on this node); it goes on, and the kubelet's next try gets the result`);
         this.log.warn(`${verb} is taking longer than the kubelet waits; answering with a retryable error`, { claims: valid.map(claimLabel), deadlineMs: this.deadlineMs });
       } else {
         results = first;

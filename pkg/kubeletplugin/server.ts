@@ -29,6 +29,8 @@ export interface KubeletPluginOptions {
   readonly draVersions?: readonly DraApiVersion[];
   /** Shared with start-up recovery so it never overlaps a prepare. */
   readonly queue?: SerialQueue;
+  /** What usually makes a prepare slow on this driver, for the kubelet's answer. */
+  readonly slowReason?: string;
   /** How long stop() lets running calls finish. Default 5000 ms. */
   readonly shutdownGraceMs?: number;
   /** Called with each NotifyRegistrationStatus from the kubelet. */
@@ -67,7 +69,7 @@ export class KubeletPlugin {
     this.log = logger('kubeletplugin', { driver: options.driverName });
     this.versions = options.draVersions ?? ['v1', 'v1beta1'];
     if (this.versions.length === 0) throw new Error('at least one DRA API version must be served');
-    this.dra = new DraService({ preparer: options.preparer, log: this.log, ...(options.queue ? { queue: options.queue } : {}) });
+    this.dra = new DraService({ preparer: options.preparer, log: this.log, ...(options.queue ? { queue: options.queue } : {}), ...(options.slowReason ? { slowReason: options.slowReason } : {}) });
     this.healthStream = options.health ? new HealthStreamService(options.health, this.log) : undefined;
     const draServices: string[] = this.versions.map((v) => (v === 'v1' ? GRPC_SERVICE.draV1 : GRPC_SERVICE.draV1beta1));
     if (this.healthStream) draServices.push(GRPC_SERVICE.healthV1alpha1);

@@ -3,22 +3,30 @@
 // unhealthy GPUs, and never unpublishes because nvidia-smi failed once.
 import type { DeviceTaint } from '../api/resource.js';
 import { buildDesiredSlices, carryOverLostGpus, profileNotes, taintsFromHealth, unhealthyTaint, unhealthyTaintKey } from '../inventory/index.js';
-import type { DesiredSlice, SharingOptions } from '../inventory/types.js';
+import type { DesiredSlice, OwnedInstance, SharingOptions } from '../inventory/types.js';
 import type { DeviceHealthBoard, DeviceHealthEntry } from '../kubeletplugin/health.js';
 import type { SerialQueue } from '../kubeletplugin/serialize.js';
 import { errorMessage, type Logger } from '../log/logger.js';
 import type { Discovery, GpuBackend } from '../nvidia/backend.js';
 import { NvidiaSmiError, NvidiaSmiParseError } from '../nvidia/errors.js';
-import type { GpuHealth, MigMode } from '../nvidia/types.js';
+import type { GpuHealth } from '../nvidia/types.js';
 import type { PublishResult, SlicePublisher } from '../publish/publisher.js';
 import { type InventorySnapshot, inventorySnapshot } from './plan.js';
-import type { NodePreparer } from './preparer.js';
+import type { PublishedInventory } from './published-inventory.js';
 
 export interface InventoryLoopOptions {
   readonly driver: string;
   readonly nodeName: string;
   readonly backend: GpuBackend;
-  readonly preparer: NodePreparer;
+  /** Where the inventory goes for prepare to validate against. */
+  readonly published: PublishedInventory;
+  /** The MIG instances that are ours (the checkpoint's), published as ordinary partitions. */
+  readonly ownedInstances: (discovery: Discovery) => OwnedInstance[];
+  /**
+   * Start-up recovery, when the explicit call at start-up could not finish it
+   * (nvidia-smi failed then): retried before each pass until it succeeds.
+   */
+  readonly pendingRecovery?: PendingRecovery;
   /** Shared with prepare/unprepare: discovery must not see a MIG instance between creation and record. */
   readonly queue: SerialQueue;
   /** Undefined: build the inventory without publishing (the benchmark). */
@@ -69,8 +77,13 @@ function describeFailure(err: unknown): Record<string, unknown> {
   return { error: errorMessage(err) };
 }
 
+/** Recovery still owed; `run` returns whether it destroyed instances (discover again then). */
+export interface PendingRecovery {
+  owed(): boolean;
+  run(discovery: Discovery): Promise<boolean>;
+}
+
 export class InventoryLoop {
-  private snapshot: InventorySnapshot | undefined;
   private previous: Discovery | undefined;
   private health: readonly GpuHealth[] = [];
   private healthKey = '[]';
@@ -87,11 +100,13 @@ export class InventoryLoop {
   private notesKey = '';
   private readonly cycleWaiters: { after: number; resolve: () => void }[] = [];
 
-  constructor(private readonly o: InventoryLoopOptions) {}
+  constructor(private readonly o: InventoryLoopOptions) {
+    o.published.onChange(() => this.requestRefresh());
+  }
 
   /** The inventory last built, for prepare to validate claims against. */
   get inventory(): InventorySnapshot | undefined {
-    return this.snapshot;
+    return this.o.published.current;
   }
 
   /** The last successful publication, if any. */
@@ -135,11 +150,9 @@ export class InventoryLoop {
 
   private async build(): Promise<DesiredSlice[]> {
     let current = await this.o.backend.discover();
-    if (!this.o.preparer.isRecovered) {
-      const report = await this.o.preparer.recover(current);
-      // Instances destroyed by recovery must not be published as they were.
-      if (report && report.destroyed.length > 0) current = await this.o.backend.discover();
-    }
+    const recovery = this.o.pendingRecovery;
+    // Instances destroyed by recovery must not be published as they were.
+    if (recovery?.owed() && (await recovery.run(current))) current = await this.o.backend.discover();
     const { discovery, taints: lost } = carryOverLostGpus(this.o.driver, this.previous, current);
     const taints = mergeTaints(lost, taintsFromHealth(this.o.driver, this.health, discovery));
     this.previous = discovery;
@@ -162,11 +175,11 @@ export class InventoryLoop {
       nodeName: this.o.nodeName,
       driverName: this.o.driver,
       discovery,
-      ownedInstances: this.o.preparer.ownedInstances(discovery),
+      ownedInstances: this.o.ownedInstances(discovery),
       taints,
       options: { dynamicMig: this.o.dynamicMig, ...(this.o.sharing !== undefined ? { sharing: this.o.sharing } : {}) },
     });
-    this.snapshot = inventorySnapshot(discovery, slices);
+    this.o.published.set(inventorySnapshot(discovery, slices));
     return slices;
   }
 
@@ -182,16 +195,6 @@ export class InventoryLoop {
     const taints: Record<string, DeviceTaint[]> = {};
     for (const g of discovery.gpus) taints[g.uuid] = [unhealthyTaint(this.o.driver, 'nvidia-driver-not-loaded')];
     return this.publishable(discovery, taints);
-  }
-
-  /** Prepare switched a GPU's MIG mode: remember it at once, republish soon. */
-  migModeChanged(gpuUuid: string, mode: MigMode): void {
-    const snap = this.snapshot;
-    if (snap) {
-      const gpus = snap.discovery.gpus.map((g) => (g.uuid === gpuUuid ? { ...g, migMode: { current: mode, pending: mode } } : g));
-      this.snapshot = { ...snap, discovery: { ...snap.discovery, gpus } };
-    }
-    this.requestRefresh();
   }
 
   /** Asks for a pass as soon as the current one (if any) is done. */

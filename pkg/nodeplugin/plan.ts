@@ -6,8 +6,8 @@ import { ATTR, CAPACITY, MIG_MEMORY_SLICES, gpuDeviceName, migDeviceName, qualif
 import { Quantity } from '../cel/quantity.js';
 import type { Device, ResourceClaim } from '../api/resource.js';
 import type { DesiredSlice } from '../inventory/types.js';
-import type { CheckpointState, IntendedDevice, IntendedSharing } from '../kubeletplugin/checkpoint.js';
-import { checkConfigForDevice, resolveDeviceConfig, sharingFor, type GpuConfig } from '../kubeletplugin/config.js';
+import type { CheckpointState, IntendedDevice, IntendedSharing } from './checkpoint.js';
+import { checkConfigForDevice, resolveDeviceConfig, sharingFor, type GpuConfig } from './gpu-config.js';
 import { type ClaimRef, claimLabel } from '../kubeletplugin/preparer.js';
 import type { Discovery } from '../nvidia/backend.js';
 import type { GpuInfo, Placement } from '../nvidia/types.js';

@@ -6,7 +6,8 @@ import { posix } from 'node:path';
 import { gpuDeviceName } from '../api/devicemodel.js';
 import type { OwnedInstance } from '../inventory/types.js';
 import { isNotFound } from '../k8s/client.js';
-import { buildClaimCdiSpec, cdiDeviceId, type CdiContainerEdits, type CdiGpuDevice, type CdiMps, migCapDevicePaths, parseMigMinors } from '../kubeletplugin/cdi.js';
+import { cdiDeviceId, type CdiContainerEdits } from '../kubeletplugin/cdi.js';
+import { buildClaimCdiSpec, type CdiGpuDevice, type CdiMps, migCapDevicePaths, parseMigMinors } from './gpu-cdi.js';
 import type { CdiSpecWriter } from '../kubeletplugin/cdi-writer.js';
 import {
   type CheckpointState,
@@ -21,7 +22,7 @@ import {
   recordMigCreated,
   removeClaim,
   startPrepare,
-} from '../kubeletplugin/checkpoint.js';
+} from './checkpoint.js';
 import {
   type ClaimPreparer,
   type ClaimRef,
@@ -34,11 +35,12 @@ import {
 import { errorMessage, type Logger } from '../log/logger.js';
 import type { Discovery, GpuBackend } from '../nvidia/backend.js';
 import { migToggleNeedsReset } from '../nvidia/catalog.js';
-import type { GpuInfo, MigMode } from '../nvidia/types.js';
+import type { GpuInfo } from '../nvidia/types.js';
 import type { ClaimSource, ClaimStatusSink, DeviceStatusData } from './claims.js';
 import { crashPoint } from './crash.js';
 import type { MpsControl } from './mps.js';
-import { type InventorySnapshot, type PlannedDevice, type SharingPlan, describePlacement, intendedDevices, occupancyFromCheckpoint, planClaim } from './plan.js';
+import type { PublishedInventory } from './published-inventory.js';
+import { type PlannedDevice, type SharingPlan, describePlacement, intendedDevices, occupancyFromCheckpoint, planClaim } from './plan.js';
 import { mpsGpus, sharingReleases, type SharingRelease } from './sharing.js';
 
 export interface NodePreparerOptions {
@@ -50,10 +52,8 @@ export interface NodePreparerOptions {
   readonly status: ClaimStatusSink | undefined;
   readonly cdi: CdiSpecWriter;
   readonly checkpoint: CheckpointStore;
-  /** The inventory last published; prepare validates against it. */
-  readonly inventory: () => InventorySnapshot | undefined;
-  /** Called after prepare switched a GPU's MIG mode: the slices must be republished. */
-  readonly onMigModeChanged: (gpuUuid: string, mode: MigMode) => void;
+  /** The inventory last published; prepare validates against it and reports MIG mode switches to it. */
+  readonly inventory: PublishedInventory;
   readonly migMinorsPath: string;
   readonly dynamicMig: boolean;
   /** Mounts of the driver's user-space files, added to every claim's CDI spec. */
@@ -253,7 +253,7 @@ export class NodePreparer implements ClaimPreparer {
       const problem = await this.rollBack(ref.uid);
       if (problem) return { error: `claim ${label}: an earlier failed prepare left MIG instances that cannot be removed: ${problem}` };
     }
-    const inventory = this.o.inventory();
+    const inventory = this.o.inventory.current;
     if (!inventory) return { error: `claim ${label}: the node's GPUs have not been discovered yet; see the node plugin's log` };
     let claim;
     try {
@@ -487,7 +487,7 @@ export class NodePreparer implements ClaimPreparer {
   /** Every MIG UUID we know on a GPU, so the backend can spot the new one with a single `-L`. */
   private knownMigUuids(gpu: GpuInfo): string[] {
     const known = new Set<string>();
-    const snap = this.o.inventory()?.discovery.gpus.find((g) => g.uuid === gpu.uuid);
+    const snap = this.o.inventory.current?.discovery.gpus.find((g) => g.uuid === gpu.uuid);
     for (const m of snap?.migDevices ?? []) if (m.uuid !== undefined) known.add(m.uuid);
     for (const m of ownedMigInstances(this.state)) if (m.gpuUuid === gpu.uuid && m.confirmed) known.add(m.migUuid);
     return [...known];
@@ -500,7 +500,7 @@ export class NodePreparer implements ClaimPreparer {
    * none of ours is prepared).
    */
   private async ensureMigMode(ref: ClaimRef, cached: GpuInfo, enabled: boolean, deviceName: string): Promise<void> {
-    const gpu = this.o.inventory()?.discovery.gpus.find((g) => g.uuid === cached.uuid) ?? cached;
+    const gpu = this.o.inventory.current?.discovery.gpus.find((g) => g.uuid === cached.uuid) ?? cached;
     const current = gpu.migMode.current;
     if (current === 'N/A' || current === (enabled ? 'Enabled' : 'Disabled')) return;
     const want = enabled ? 'Enabled' : 'Disabled';
@@ -520,7 +520,7 @@ export class NodePreparer implements ClaimPreparer {
       throw new ClaimError(`claim ${label}: asked for MIG mode ${want} on ${gpuDeviceName(gpu.minor)}, nvidia-smi reports ${mode.current} (pending ${mode.pending})`);
     }
     this.o.log.info('switched MIG mode for a claim', { claim: label, gpu: gpu.index, mode: want });
-    this.o.onMigModeChanged(gpu.uuid, mode.current);
+    this.o.inventory.migModeChanged(gpu.uuid, mode.current);
   }
 
   private async loadMigMinors(): Promise<void> {
@@ -546,7 +546,7 @@ export class NodePreparer implements ClaimPreparer {
    * another GPU's instance. Falls back to the recorded index when undiscovered.
    */
   private currentIndex(gpuUuid: string, recorded: number): number {
-    return this.o.inventory()?.discovery.gpus.find((g) => g.uuid === gpuUuid)?.index ?? recorded;
+    return this.o.inventory.current?.discovery.gpus.find((g) => g.uuid === gpuUuid)?.index ?? recorded;
   }
 
   /**

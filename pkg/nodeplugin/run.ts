@@ -8,11 +8,11 @@ import path from 'node:path';
 import { KubeClient } from '../k8s/client.js';
 import { Kube } from '../k8s/resources.js';
 import { CdiSpecWriter } from '../kubeletplugin/cdi-writer.js';
-import { CheckpointStore } from '../kubeletplugin/checkpoint.js';
+import { CheckpointStore } from './checkpoint.js';
 import { DeviceHealthBoard } from '../kubeletplugin/health.js';
 import { SerialQueue } from '../kubeletplugin/serialize.js';
 import { KubeletPlugin } from '../kubeletplugin/server.js';
-import { errorMessage, logger } from '../log/logger.js';
+import { errorMessage, type Logger, logger } from '../log/logger.js';
 import type { GpuBackend } from '../nvidia/backend.js';
 import { NvidiaSmiBackend } from '../nvidia/smi-backend.js';
 import { SlicePublisher } from '../publish/publisher.js';
@@ -21,6 +21,7 @@ import type { NodePluginConfig } from './config.js';
 import { InventoryLoop } from './inventory-loop.js';
 import { NodePreparer } from './preparer.js';
 import { MpsControl } from './mps.js';
+import { PublishedInventory } from './published-inventory.js';
 
 export const CHECKPOINT_FILE = 'checkpoint.json';
 
@@ -58,8 +59,8 @@ export async function startNodePlugin(config: NodePluginConfig, deps: NodePlugin
   const board = new DeviceHealthBoard();
   const checkpoint = new CheckpointStore({ path: path.join(config.stateDir, CHECKPOINT_FILE), onCorrupt: config.onCorruptCheckpoint, ...(deps.readBootId ? { readBootId: deps.readBootId } : {}) });
 
-  // The preparer and the loop need each other; the loop is created second.
-  const late: { loop?: InventoryLoop } = {};
+  // Prepare validates against what the loop last published; both share this object.
+  const published = new PublishedInventory();
   const preparer = new NodePreparer({
     driver: config.driverName,
     nodeName: config.nodeName,
@@ -68,8 +69,7 @@ export async function startNodePlugin(config: NodePluginConfig, deps: NodePlugin
     status,
     cdi: new CdiSpecWriter(config.driverName, config.cdiRoot),
     checkpoint,
-    inventory: () => late.loop?.inventory,
-    onMigModeChanged: (uuid, mode) => late.loop?.migModeChanged(uuid, mode),
+    inventory: published,
     migMinorsPath: config.migMinorsPath,
     dynamicMig: config.dynamicMig,
     driverEdits: driverFileEdits(config.driverRoot, config.hostDriverRoot),
@@ -77,11 +77,20 @@ export async function startNodePlugin(config: NodePluginConfig, deps: NodePlugin
     log,
   });
   await preparer.load();
+  // Start-up recovery comes before the first publication and before the kubelet
+  // can reach us. If nvidia-smi fails now, prepare refuses with the reason and
+  // the loop retries recovery before each pass until it succeeds.
+  await recoverAtStartup(backend, preparer, queue, log);
   const inventory = new InventoryLoop({
     driver: config.driverName,
     nodeName: config.nodeName,
     backend,
-    preparer,
+    published,
+    ownedInstances: (discovery) => preparer.ownedInstances(discovery),
+    pendingRecovery: {
+      owed: () => !preparer.isRecovered,
+      run: async (discovery) => ((await preparer.recover(discovery))?.destroyed.length ?? 0) > 0,
+    },
     queue,
     publisher: kube ? new SlicePublisher(kube, { driver: config.driverName, nodeName: config.nodeName, logger: log }) : undefined,
     board,
@@ -91,10 +100,9 @@ export async function startNodePlugin(config: NodePluginConfig, deps: NodePlugin
     sharing: config.sharing,
     log,
   });
-  late.loop = inventory;
 
-  // Recovery and the first publication come before the kubelet can reach us;
-  // if nvidia-smi fails now, the loop keeps trying and prepare says why it refuses.
+  // The first publication comes before the kubelet can reach us; if nvidia-smi
+  // fails now, the loop keeps trying.
   await inventory.initialHealth();
   await inventory.refresh();
   inventory.start();
@@ -106,6 +114,7 @@ export async function startNodePlugin(config: NodePluginConfig, deps: NodePlugin
     pluginsDir: config.pluginsDir,
     health: board,
     queue,
+    slowReason: 'nvidia-smi is slow',
   });
   let server: http.Server | undefined;
   try {
@@ -148,6 +157,17 @@ export async function startNodePlugin(config: NodePluginConfig, deps: NodePlugin
         if (ownsKube) kube?.close();
       })()),
   };
+}
+
+/** Discovers once and rolls back what a crash left half done; logs (never throws) when nvidia-smi fails. */
+async function recoverAtStartup(backend: GpuBackend, preparer: NodePreparer, queue: SerialQueue, log: Logger): Promise<void> {
+  try {
+    await queue.run(async () => {
+      await preparer.recover(await backend.discover());
+    });
+  } catch (err) {
+    log.error('start-up recovery could not discover the GPUs; prepare refuses until it has run, and it is retried with every discovery', { error: errorMessage(err) });
+  }
 }
 
 function startHealthServer(host: string, port: number, notReady: () => string | undefined): Promise<http.Server> {

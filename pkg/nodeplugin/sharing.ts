@@ -2,7 +2,7 @@
 // slice stays while any other checkpointed claim still shares the GPU that way.
 // A MIG instance shared through MPS has a daemon of its own, named by the
 // instance's UUID, which only the claim holding the instance uses.
-import type { ClaimCheckpoint, CheckpointState, IntendedDevice } from '../kubeletplugin/checkpoint.js';
+import type { ClaimCheckpoint, CheckpointState, IntendedDevice } from './checkpoint.js';
 
 export interface SharingRelease {
   /** The device the sharing is set up for: a GPU's UUID, or a MIG device's. */

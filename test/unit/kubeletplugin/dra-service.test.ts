@@ -40,7 +40,7 @@ describe('the DRA service deadline', () => {
     const service = new DraService({ preparer, log: logger('test'), deadlineMs: 50 });
     const claim = { namespace: 'ns', name: 'slow', uid: 'u-1' };
     const first = await service.prepare([claim]);
-    expect(first.get('u-1')).toEqual({ error: expect.stringMatching(/^prepare claim ns\/slow \(u-1\): still running after 0 s \(nvidia-smi is slow/) as unknown });
+    expect(first.get('u-1')).toEqual({ error: expect.stringMatching(/^prepare claim ns\/slow \(u-1\): still running after 0 s \(the device setup is slow/) as unknown });
     // The work went on: once nvidia-smi answers, the kubelet's retry finds the claim prepared.
     preparer.release();
     const second = await service.prepare([claim]);

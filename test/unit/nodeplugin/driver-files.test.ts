@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Ajv } from 'ajv';
 import { driverFileEdits, CONTAINER_LIBRARY_DIR } from '../../../pkg/nodeplugin/driver-files.js';
-import { buildClaimCdiSpec } from '../../../pkg/kubeletplugin/cdi.js';
+import { buildClaimCdiSpec } from '../../../pkg/nodeplugin/gpu-cdi.js';
 
 function fakeRoot(files: string[]): string {
   const root = mkdtempSync(join(tmpdir(), 'driver-root-'));

@@ -8,6 +8,7 @@ import { type InventorySnapshot, inventorySnapshot } from '../../../pkg/nodeplug
 import type { CreateMigRequest, DestroyMigRequest, Discovery, GpuBackend } from '../../../pkg/nvidia/backend.js';
 import { NvidiaSmiError } from '../../../pkg/nvidia/errors.js';
 import type { ComputeInstance, CreatedMigDevice, GpuHealth, GpuInstance, MigModeState, MigProfile } from '../../../pkg/nvidia/types.js';
+import { PublishedInventory } from '../../../pkg/nodeplugin/published-inventory.js';
 
 export const DRIVER = 'gpu.cascade.dev';
 export const NODE = 'node-a';
@@ -135,4 +136,11 @@ export class MemoryClaims implements ClaimSource {
     if (!c) throw new KubeApiError(404, 'NotFound', `resourceclaims "${name}" not found`, 'GET', name);
     return c;
   }
+}
+
+/** A published inventory that already holds `snapshot`. */
+export function published(snapshot: InventorySnapshot): PublishedInventory {
+  const p = new PublishedInventory();
+  p.set(snapshot);
+  return p;
 }

@@ -5,12 +5,12 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CdiSpecWriter } from '../../../pkg/kubeletplugin/cdi-writer.js';
-import { CheckpointStore } from '../../../pkg/kubeletplugin/checkpoint.js';
+import { CheckpointStore } from '../../../pkg/nodeplugin/checkpoint.js';
 import { logger } from '../../../pkg/log/logger.js';
 import { NodePreparer } from '../../../pkg/nodeplugin/preparer.js';
 import { NvidiaSmiBackend } from '../../../pkg/nvidia/smi-backend.js';
 import { FLEETS, type FakeNvidiaSmi, createFakeNvidiaSmi, fakeNvidiaSmiBuilt } from '../../../hack/fake-nvidia-smi/testing.js';
-import { DRIVER, MemoryClaims, NODE, claim, refOf, snapshotOf } from './fakes.js';
+import { DRIVER, MemoryClaims, NODE, claim, published, refOf, snapshotOf } from './fakes.js';
 
 let dir: string;
 let fake: FakeNvidiaSmi;
@@ -35,8 +35,7 @@ async function preparerOver(backend: NvidiaSmiBackend, claims: MemoryClaims): Pr
     status: undefined,
     cdi: new CdiSpecWriter(DRIVER, join(dir, 'cdi')),
     checkpoint: new CheckpointStore({ path: join(dir, 'checkpoint.json'), readBootId: async () => 'boot-1' }),
-    inventory: () => snapshotOf(d),
-    onMigModeChanged: () => undefined,
+    inventory: published(snapshotOf(d)),
     migMinorsPath: fake.migMinorsPath,
     dynamicMig: true,
     log: logger('test'),

@@ -6,9 +6,11 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CdiSpecWriter } from '../../../pkg/kubeletplugin/cdi-writer.js';
-import { CheckpointStore, emptyCheckpoint, startPrepare } from '../../../pkg/kubeletplugin/checkpoint.js';
+import { CheckpointStore, emptyCheckpoint, startPrepare } from '../../../pkg/nodeplugin/checkpoint.js';
 import { logger } from '../../../pkg/log/logger.js';
 import { type InventorySnapshot, intendedDevices, planClaim } from '../../../pkg/nodeplugin/plan.js';
+import { PublishedInventory } from '../../../pkg/nodeplugin/published-inventory.js';
+import type { MigMode } from '../../../pkg/nvidia/types.js';
 import { NodePreparer } from '../../../pkg/nodeplugin/preparer.js';
 import { NvidiaSmiError } from '../../../pkg/nvidia/errors.js';
 import type { Discovery } from '../../../pkg/nvidia/backend.js';
@@ -60,8 +62,14 @@ async function rig(d: Discovery = h100x8('Enabled')): Promise<Rig> {
         status: undefined,
         cdi,
         checkpoint: r.store,
-        inventory: () => r.inventory,
-        onMigModeChanged: (uuid, mode) => r.modeChanges.push(`${uuid} ${mode}`),
+        inventory: new (class extends PublishedInventory {
+          override get current(): InventorySnapshot {
+            return r.inventory;
+          }
+          override migModeChanged(uuid: string, mode: MigMode): void {
+            r.modeChanges.push(`${uuid} ${mode}`);
+          }
+        })(),
         migMinorsPath: join(dir, 'mig-minors'),
         dynamicMig: true,
         log: logger('test'),

@@ -23,8 +23,8 @@ import {
   recordMigCreated,
   removeClaim,
   startPrepare,
-} from '../../../pkg/kubeletplugin/checkpoint.js';
-import { claim, tempDir } from './fakes.js';
+} from '../../../pkg/nodeplugin/checkpoint.js';
+import { claim, tempDir } from '../kubeletplugin/fakes.js';
 
 const BOOT_A = '6a0b0a55-1111-4c2d-9e6f-000000000001';
 const BOOT_B = '6a0b0a55-1111-4c2d-9e6f-000000000002';

@@ -13,8 +13,8 @@
 import { createHash } from 'node:crypto';
 import { copyFile, readFile, rename } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, ensureDir, hasErrorCode, syncDir, writeFileAtomic } from './atomic-file.js';
-import type { ClaimRef, PreparedDevice } from './preparer.js';
+import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, ensureDir, hasErrorCode, syncDir, writeFileAtomic } from '../kubeletplugin/atomic-file.js';
+import type { ClaimRef, PreparedDevice } from '../kubeletplugin/preparer.js';
 
 export const CHECKPOINT_VERSION = 2;
 /** Who wrote a checkpoint, kept in it for whoever debugs an upgrade. */

@@ -4,19 +4,10 @@ import { readdir, readFile, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Ajv } from 'ajv';
-import {
-  type CdiGpuDevice,
-  type CdiSpec,
-  buildClaimCdiSpec,
-  cdiDeviceId,
-  cdiSpecFileName,
-  migCapDevicePaths,
-  minimumCdiVersion,
-  parseMigMinors,
-  uuidEnvName,
-} from '../../../pkg/kubeletplugin/cdi.js';
+import { type CdiSpec, cdiDeviceId, cdiSpecFileName, minimumCdiVersion } from '../../../pkg/kubeletplugin/cdi.js';
+import { type CdiGpuDevice, buildClaimCdiSpec, migCapDevicePaths, parseMigMinors, uuidEnvName } from '../../../pkg/nodeplugin/gpu-cdi.js';
 import { CdiSpecWriter } from '../../../pkg/kubeletplugin/cdi-writer.js';
-import { DRIVER, tempDir } from './fakes.js';
+import { DRIVER, tempDir } from '../kubeletplugin/fakes.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const schema = JSON.parse(await readFile(join(here, '..', '..', 'fixtures', 'cdi-schema.json'), 'utf8')) as object;

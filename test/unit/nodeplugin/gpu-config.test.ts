@@ -1,7 +1,7 @@
 // Opaque GpuConfig validation: every accepted shape and every rejection names
 // the offending field; resolution of class and claim configs per request.
 import type { DeviceAllocationConfiguration } from '../../../pkg/api/resource.js';
-import { checkConfigForDevice, configAppliesTo, parseGpuConfig, resolveDeviceConfig, sharingFor } from '../../../pkg/kubeletplugin/config.js';
+import { checkConfigForDevice, configAppliesTo, parseGpuConfig, resolveDeviceConfig, sharingFor } from '../../../pkg/nodeplugin/gpu-config.js';
 
 const base = { apiVersion: 'gpu.cascade.dev/v1alpha1', kind: 'GpuConfig' };
 
