@@ -7,7 +7,7 @@ import type { DRAPluginHandlers as V1Handlers } from '../generated/k8s/io/kubele
 import type { NodePrepareResourceResponse as V1PrepareResponse } from '../generated/k8s/io/kubelet/pkg/apis/dra/v1/NodePrepareResourceResponse.js';
 import type { DRAPluginHandlers as V1beta1Handlers } from '../generated/k8s/io/kubelet/pkg/apis/dra/v1beta1/DRAPlugin.js';
 import { errorMessage, type Logger } from '../log/logger.js';
-import { type ClaimPreparer, type ClaimRef, type PrepareResult, type UnprepareResult, claimLabel, isPrepareFailure } from './preparer.js';
+import { type ClaimPreparer, type ClaimRef, type PrepareResult, type UnprepareResult, claimLabel, failureMessage, isPrepareFailure } from './preparer.js';
 import { SerialQueue } from './serialize.js';
 
 interface WireClaim {
@@ -74,7 +74,7 @@ export class DraService {
 
   async prepare(wire: readonly WireClaim[]): Promise<Map<string, PrepareResult>> {
     return await this.perClaim('prepare', wire, (valid) => this.preparer.prepare(valid), (c, r) => {
-      if (isPrepareFailure(r)) this.log.warn('claim not prepared', { claim: claimLabel(c), error: r.error });
+      if (isPrepareFailure(r)) this.log.warn('claim not prepared', { claim: claimLabel(c), ...(r.reason ? { reason: r.reason } : {}), error: r.error });
       else this.log.info('claim prepared', { claim: claimLabel(c), devices: r.devices.map((d) => d.deviceName) });
     });
   }
@@ -176,7 +176,7 @@ function prepareMap(results: ReadonlyMap<string, PrepareResult>, withShareId: bo
   const claims: Record<string, V1PrepareResponse> = {};
   for (const [uid, r] of results) {
     claims[uid] = isPrepareFailure(r)
-      ? { devices: [], error: r.error }
+      ? { devices: [], error: failureMessage(r) }
       : {
           devices: r.devices.map((d) => ({
             request_names: [...d.requestNames],

@@ -28,6 +28,8 @@ export interface PrepareSuccess {
 export interface PrepareFailure {
   /** A sentence for `kubectl describe pod`: what was wanted, what went wrong. */
   readonly error: string;
+  /** The driver's short reason (a CamelCase constant), put before the sentence in the kubelet's error. */
+  readonly reason?: string;
 }
 
 export type PrepareResult = PrepareSuccess | PrepareFailure;
@@ -50,6 +52,11 @@ export interface ClaimPreparer {
 
 export function isPrepareFailure(result: PrepareResult): result is PrepareFailure {
   return 'error' in result;
+}
+
+/** The error the kubelet shows: "<Reason>: <sentence>", or the sentence alone. */
+export function failureMessage(f: PrepareFailure): string {
+  return f.reason ? `${f.reason}: ${f.error}` : f.error;
 }
 
 /**

@@ -31,6 +31,8 @@ export interface DeviceStatusData {
 /** Records prepared devices in the claim; best effort, never fails a prepare. */
 export interface ClaimStatusSink {
   prepared(ref: ClaimRef, devices: readonly DeviceStatusData[]): void;
+  /** Prepare failed: each of the claim's devices on this node gets Ready=False with the reason. */
+  failed(ref: ClaimRef, devices: readonly string[], reason: string, message: string): void;
   unprepared(ref: ClaimRef): void;
   /** Resolves once every queued write has finished (for shutdown and tests). */
   idle(): Promise<void>;
@@ -66,6 +68,23 @@ export function readyStatus(driver: string, pool: string, d: DeviceStatusData, a
   };
 }
 
+/** The entry of a device whose prepare failed: Ready=False, the reason, the sentence (at most 32 KiB, the API's limit). */
+export function failedStatus(driver: string, pool: string, device: string, reason: string, message: string, at = now()): AllocatedDeviceStatus {
+  return {
+    driver,
+    pool,
+    device,
+    conditions: [{ type: 'Ready', status: 'False', reason, message: message.slice(0, 32 * 1024), lastTransitionTime: at }],
+  };
+}
+
+/** Entries compared without their transition times: a retry with the same outcome writes nothing. */
+function sameEntries(a: readonly AllocatedDeviceStatus[], b: readonly AllocatedDeviceStatus[]): boolean {
+  const strip = (list: readonly AllocatedDeviceStatus[]): string =>
+    JSON.stringify(list.map((d) => ({ ...d, conditions: (d.conditions ?? []).map((c) => ({ ...c, lastTransitionTime: undefined })) })));
+  return strip(a) === strip(b);
+}
+
 /**
  * Writes status.devices with a merge patch conditioned on resourceVersion,
  * re-reading on conflict. Writes for one claim run in order, so an unprepare
@@ -84,6 +103,12 @@ export class KubeClaimStatus implements ClaimStatusSink {
   prepared(ref: ClaimRef, devices: readonly DeviceStatusData[]): void {
     const at = now();
     this.enqueue(ref, 'record prepared devices in the claim status', () => devices.map((d) => readyStatus(this.driver, this.nodeName, d, at)));
+  }
+
+  failed(ref: ClaimRef, devices: readonly string[], reason: string, message: string): void {
+    if (devices.length === 0) return;
+    const at = now();
+    this.enqueue(ref, 'record the failed prepare in the claim status', () => devices.map((d) => failedStatus(this.driver, this.nodeName, d, reason, message, at)));
   }
 
   unprepared(ref: ClaimRef): void {
@@ -120,6 +145,8 @@ export class KubeClaimStatus implements ClaimStatusSink {
       const existing = claim.status?.devices;
       const hadOurs = (existing ?? []).some((d) => d.driver === this.driver && d.pool === this.nodeName);
       if (ours.length === 0 && !hadOurs) return;
+      const current = (existing ?? []).filter((d) => d.driver === this.driver && d.pool === this.nodeName);
+      if (hadOurs && sameEntries(current, ours)) return;
       // Entries may only name allocated devices: a deallocated claim has nothing to keep.
       if (ours.length > 0 && !claim.status?.allocation) return;
       const devices = mergeDeviceStatuses(existing, this.driver, this.nodeName, ours);

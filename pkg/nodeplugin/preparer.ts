@@ -4,6 +4,7 @@
 import { readFile } from 'node:fs/promises';
 import { posix } from 'node:path';
 import { gpuDeviceName } from '../api/devicemodel.js';
+import type { ResourceClaim } from '../api/resource.js';
 import type { OwnedInstance } from '../inventory/types.js';
 import { isNotFound } from '../k8s/client.js';
 import { cdiDeviceId, type CdiContainerEdits } from '../kubeletplugin/cdi.js';
@@ -26,6 +27,7 @@ import {
 import {
   type ClaimPreparer,
   type ClaimRef,
+  type PrepareFailure,
   type PrepareResult,
   type PreparedDevice,
   type UnprepareResult,
@@ -38,6 +40,7 @@ import { migToggleNeedsReset } from '../nvidia/catalog.js';
 import type { GpuInfo } from '../nvidia/types.js';
 import type { ClaimSource, ClaimStatusSink, DeviceStatusData } from './claims.js';
 import { crashPoint } from './crash.js';
+import { PREPARE_REASON, type PrepareReason } from './prepare-reasons.js';
 import type { MpsControl } from './mps.js';
 import type { PublishedInventory } from './published-inventory.js';
 import { type PlannedDevice, type SharingPlan, describePlacement, intendedDevices, occupancyFromCheckpoint, planClaim } from './plan.js';
@@ -76,7 +79,18 @@ export interface RecoveryReport {
 }
 
 /** A claim-level failure whose message already names the claim. */
-class ClaimError extends Error {}
+class ClaimError extends Error {
+  constructor(
+    readonly reason: PrepareReason,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+function failure(reason: PrepareReason, error: string): PrepareFailure {
+  return { reason, error };
+}
 
 export class NodePreparer implements ClaimPreparer {
   private state: CheckpointState = emptyCheckpoint('');
@@ -246,23 +260,30 @@ export class NodePreparer implements ClaimPreparer {
     const done = preparedDevices(this.state, ref.uid);
     if (done) return { devices: done };
     const label = claimLabel(ref);
-    if (!this.recovered) return { error: `claim ${label}: the node plugin is not ready: ${this.recoveryProblem}` };
+    if (!this.recovered) return failure(PREPARE_REASON.NotReady, `claim ${label}: the node plugin is not ready: ${this.recoveryProblem}`);
     const leftover = this.state.claims[ref.uid];
     if (leftover) {
       // An earlier attempt failed and could not clean up; try again before starting over.
       const problem = await this.rollBack(ref.uid);
-      if (problem) return { error: `claim ${label}: an earlier failed prepare left MIG instances that cannot be removed: ${problem}` };
+      if (problem) return failure(PREPARE_REASON.LeftoverInstances, `claim ${label}: an earlier failed prepare left MIG instances that cannot be removed: ${problem}`);
     }
     const inventory = this.o.inventory.current;
-    if (!inventory) return { error: `claim ${label}: the node's GPUs have not been discovered yet; see the node plugin's log` };
-    let claim;
+    if (!inventory) return failure(PREPARE_REASON.NotReady, `claim ${label}: the node's GPUs have not been discovered yet; see the node plugin's log`);
+    let claim: ResourceClaim;
     try {
       claim = await this.o.claims.get(ref.namespace, ref.name);
     } catch (err) {
-      return { error: isNotFound(err) ? `claim ${label}: the ResourceClaim does not exist` : `claim ${label}: cannot read the ResourceClaim: ${errorMessage(err)}` };
+      return isNotFound(err)
+        ? failure(PREPARE_REASON.ClaimNotFound, `claim ${label}: the ResourceClaim does not exist`)
+        : failure(PREPARE_REASON.ClaimUnreadable, `claim ${label}: cannot read the ResourceClaim: ${errorMessage(err)}`);
     }
+    // From here on a failure is also written to the claim's status.devices.
+    const failed = (reason: PrepareReason, error: string): PrepareFailure => {
+      this.o.status?.failed(ref, this.ourDevices(claim), reason, error);
+      return failure(reason, error);
+    };
     const plan = planClaim({ driver: this.o.driver, nodeName: this.o.nodeName, ref, claim, inventory, held: occupancyFromCheckpoint(this.state, ref.uid) });
-    if (!plan.ok) return { error: plan.error };
+    if (!plan.ok) return failed(PREPARE_REASON.InvalidAllocation, plan.error);
 
     try {
       if (plan.devices.some((d) => d.kind !== 'gpu')) await this.loadMigMinors();
@@ -270,12 +291,14 @@ export class NodePreparer implements ClaimPreparer {
       await this.o.checkpoint.save(this.state);
     } catch (err) {
       this.state = removeClaim(this.state, ref.uid);
-      return { error: `claim ${label}: ${errorMessage(err)}` };
+      return failed(PREPARE_REASON.CheckpointFailed, `claim ${label}: ${errorMessage(err)}`);
     }
 
     const cdiDevices: CdiGpuDevice[] = [];
     const statusData: DeviceStatusData[] = [];
     let devices: PreparedDevice[];
+    // What a failure that is not a ClaimError is blamed on: the step it happened in.
+    let step: PrepareReason = PREPARE_REASON.SetupFailed;
     try {
       for (const d of plan.devices) {
         const ids = [cdiDeviceId(this.o.driver, ref.uid, d.deviceName)];
@@ -283,7 +306,9 @@ export class NodePreparer implements ClaimPreparer {
         cdiDevices.push(cdi);
         statusData.push({ device: d.deviceName, ...(d.kind === 'shared' ? { shareID: d.shareId } : {}), data: { ...data, cdiDeviceIds: ids } });
       }
+      step = PREPARE_REASON.CdiWriteFailed;
       await this.o.cdi.write(ref.uid, buildClaimCdiSpec({ driver: this.o.driver, claimUid: ref.uid, devices: cdiDevices, ...(this.o.driverEdits ? { commonEdits: this.o.driverEdits } : {}) }));
+      step = PREPARE_REASON.CheckpointFailed;
       devices = plan.devices.map((d) => ({
         requestNames: [baseRequestName(d.request)],
         poolName: d.poolName,
@@ -294,12 +319,18 @@ export class NodePreparer implements ClaimPreparer {
       this.state = completePrepare(this.state, ref.uid, { devices });
       await this.o.checkpoint.save(this.state);
     } catch (err) {
+      const reason = err instanceof ClaimError ? err.reason : step;
       const message = err instanceof ClaimError ? err.message : `claim ${label}: ${errorMessage(err)}`;
       const problem = await this.rollBack(ref.uid);
-      return { error: problem ? `${message}; rolling back also failed: ${problem}` : message };
+      return failed(reason, problem ? `${message}; rolling back also failed: ${problem}` : message);
     }
     this.o.status?.prepared(ref, statusData);
     return { devices };
+  }
+
+  /** The devices of this driver on this node that the claim's allocation names. */
+  private ourDevices(claim: ResourceClaim): string[] {
+    return (claim.status?.allocation?.devices?.results ?? []).filter((r) => r.driver === this.o.driver && r.pool === this.o.nodeName).map((r) => r.device);
   }
 
   /** Sets up one device; returns its CDI device and the data for the claim status. */
@@ -377,7 +408,7 @@ export class NodePreparer implements ClaimPreparer {
             },
           });
         } catch (err) {
-          throw new ClaimError(`claim ${claimLabel(ref)}: cannot create ${where} for device ${d.deviceName}: ${errorMessage(err)}`);
+          throw new ClaimError(PREPARE_REASON.MigCreateFailed, `claim ${claimLabel(ref)}: cannot create ${where} for device ${d.deviceName}: ${errorMessage(err)}`);
         }
         crashPoint('after-mig-create');
         const record: MigInstanceRecord = {
@@ -395,7 +426,7 @@ export class NodePreparer implements ClaimPreparer {
         this.state = recordMigCreated(this.state, ref.uid, record);
         await this.o.checkpoint.save(this.state);
         if (created.placement.start !== d.placement.start || created.profileId !== d.profileId) {
-          throw new ClaimError(`claim ${claimLabel(ref)}: nvidia-smi created ${created.profile} at ${describePlacement(created.placement)} instead of ${where}`);
+          throw new ClaimError(PREPARE_REASON.MigCreateFailed, `claim ${claimLabel(ref)}: nvidia-smi created ${created.profile} at ${describePlacement(created.placement)} instead of ${where}`);
         }
         const shared = d.sharing ? await this.shareGpu(ref, d.gpu, d.sharing, d.deviceName, created.uuid) : undefined;
         return {
@@ -436,18 +467,18 @@ export class NodePreparer implements ClaimPreparer {
       try {
         await this.o.backend.setTimeSlice(gpu.index, slice);
       } catch (err) {
-        throw new ClaimError(`claim ${label}: cannot set time slice ${slice} on ${gpuDeviceName(gpu.minor)} for device ${deviceName}: ${errorMessage(err)}`);
+        throw new ClaimError(PREPARE_REASON.SharingFailed, `claim ${label}: cannot set time slice ${slice} on ${gpuDeviceName(gpu.minor)} for device ${deviceName}: ${errorMessage(err)}`);
       }
       return { status: { strategy: 'TimeSlicing', timeSlice: slice, memoryIsolation: false, ...limits } };
     }
-    if (!this.o.mps) throw new ClaimError(`claim ${label}: device ${deviceName} asks for MPS, but this node plugin runs without an MPS control program (--mps-control)`);
+    if (!this.o.mps) throw new ClaimError(PREPARE_REASON.SharingFailed, `claim ${label}: device ${deviceName} asks for MPS, but this node plugin runs without an MPS control program (--mps-control)`);
     let dirs;
     try {
       // A MIG instance gets a daemon of its own (CUDA_VISIBLE_DEVICES names the instance).
       dirs = await this.o.mps.ensure(migUuid ?? gpu.uuid);
     } catch (err) {
       const where = migUuid === undefined ? gpuDeviceName(gpu.minor) : `MIG device ${migUuid}`;
-      throw new ClaimError(`claim ${label}: cannot start MPS on ${where} for device ${deviceName}: ${errorMessage(err)}`);
+      throw new ClaimError(PREPARE_REASON.SharingFailed, `claim ${label}: cannot start MPS on ${where} for device ${deviceName}: ${errorMessage(err)}`);
     }
     crashPoint('after-mps-start');
     const onHost = (p: string): string | undefined => {
@@ -507,6 +538,7 @@ export class NodePreparer implements ClaimPreparer {
     const label = claimLabel(ref);
     if (!this.o.dynamicMig || migToggleNeedsReset(gpu.architecture)) {
       throw new ClaimError(
+        PREPARE_REASON.MigModeSwitchFailed,
         `claim ${label}: device ${deviceName} needs MIG mode ${want} on ${gpuDeviceName(gpu.minor)}, but it is ${current} and ${gpu.architecture ?? 'this GPU'} cannot switch without a reset; an administrator must change it`,
       );
     }
@@ -514,10 +546,10 @@ export class NodePreparer implements ClaimPreparer {
     try {
       mode = await this.o.backend.setMigMode(gpu.index, enabled);
     } catch (err) {
-      throw new ClaimError(`claim ${label}: cannot switch MIG mode ${enabled ? 'on' : 'off'} on ${gpuDeviceName(gpu.minor)} for device ${deviceName}: ${errorMessage(err)}`);
+      throw new ClaimError(PREPARE_REASON.MigModeSwitchFailed, `claim ${label}: cannot switch MIG mode ${enabled ? 'on' : 'off'} on ${gpuDeviceName(gpu.minor)} for device ${deviceName}: ${errorMessage(err)}`);
     }
     if (mode.current !== want) {
-      throw new ClaimError(`claim ${label}: asked for MIG mode ${want} on ${gpuDeviceName(gpu.minor)}, nvidia-smi reports ${mode.current} (pending ${mode.pending})`);
+      throw new ClaimError(PREPARE_REASON.MigModeSwitchFailed, `claim ${label}: asked for MIG mode ${want} on ${gpuDeviceName(gpu.minor)}, nvidia-smi reports ${mode.current} (pending ${mode.pending})`);
     }
     this.o.log.info('switched MIG mode for a claim', { claim: label, gpu: gpu.index, mode: want });
     this.o.inventory.migModeChanged(gpu.uuid, mode.current);
@@ -584,8 +616,10 @@ export class NodePreparer implements ClaimPreparer {
     const claim = this.state.claims[ref.uid];
     try {
       if (!claim) {
-        // Unknown: never prepared here, or already unprepared. A stray spec is still removed.
+        // Unknown: never prepared here, or already unprepared. A stray spec is still removed,
+        // and so is a failed prepare's entry in the claim status.
         await this.o.cdi.remove(ref.uid);
+        this.o.status?.unprepared(ref);
         return {};
       }
       // Sharing first: an MPS daemon of a MIG instance holds the instance open.

@@ -171,6 +171,24 @@ describeCluster('the node plugin', () => {
     await h100.kubelet.unprepare([good]);
   });
 
+  it('gives a failed prepare its reason, in the kubelet error and as Ready=False in the claim status, and clears it on unprepare', async () => {
+    const claim = await allocatedClaim(ns.kube, ns.name, 'no-such-gpu', driver, h100Node, ['gpu-9']);
+    const ref = refOf(claim);
+    const res = (await h100.kubelet.prepare([ref])).get(ref.uid);
+    expect(res?.error).toMatch(/^InvalidAllocation: claim .*no-such-gpu .*gpu-9/);
+    const status = await eventually('the failure in status.devices', async () => {
+      const c = await ns.kube.resourceClaims.get('no-such-gpu', ns.name);
+      return c.status?.devices?.length ? c.status.devices : undefined;
+    });
+    expect(status).toEqual([
+      expect.objectContaining({ driver, pool: h100Node, device: 'gpu-9', conditions: [expect.objectContaining({ type: 'Ready', status: 'False', reason: 'InvalidAllocation', message: expect.stringMatching(/gpu-9/) as unknown })] }),
+    ]);
+    const described = await kubectl(['describe', 'resourceclaim', 'no-such-gpu', '-n', ns.name]);
+    expect(described.stdout).toContain('InvalidAllocation');
+    await h100.kubelet.unprepare([ref]);
+    await eventually('the failure cleared', async () => !(await ns.kube.resourceClaims.get('no-such-gpu', ns.name)).status?.devices?.length);
+  });
+
   it('shows what each device became in the claim status, visible in kubectl describe, and removes it on unprepare', async () => {
     const claim = await allocatedClaim(ns.kube, ns.name, 'described', driver, h100Node, ['gpu-7-mig-3g-40gb-0']);
     const ref = refOf(claim);

@@ -87,7 +87,7 @@ describe('the node preparer', () => {
     const r = await rig();
     const c = r.claims.put(claim(1, ['gpu-0']));
     const res = (await r.preparer.prepare([refOf(c)])).get(c.metadata.uid ?? '');
-    expect(res).toEqual({ error: expect.stringMatching(/not ready: start-up recovery has not run yet/) });
+    expect(res).toEqual({ reason: 'NotReady', error: expect.stringMatching(/not ready: start-up recovery has not run yet/) });
   });
 
   it('destroys what a claim created when a later device of it fails, and writes no CDI spec', async () => {
@@ -96,7 +96,7 @@ describe('the node preparer', () => {
     const c = r.claims.put(claim(1, ['gpu-0-mig-1g-10gb-0', 'gpu-1-mig-3g-40gb-4']));
     r.backend.createFailures = [undefined, new NvidiaSmiError('nvidia-smi mig -i 1 -cgi 9:4 -C', 'insufficient-resources', 255, 'Insufficient Resources')];
     const res = (await r.preparer.prepare([refOf(c)])).get(c.metadata.uid ?? '');
-    expect(res).toEqual({ error: expect.stringMatching(/cannot create MIG 3g\.40gb at placement 4:4 on gpu-1 \(GPU 1\) for device gpu-1-mig-3g-40gb-4: .*Insufficient Resources/) });
+    expect(res).toEqual({ reason: 'MigCreateFailed', error: expect.stringMatching(/cannot create MIG 3g\.40gb at placement 4:4 on gpu-1 \(GPU 1\) for device gpu-1-mig-3g-40gb-4: .*Insufficient Resources/) });
     expect(r.backend.gpuInstances).toEqual([]);
     expect(r.backend.calls).toContain('destroy 0 1');
     expect(existsSync(r.cdi.pathFor(c.metadata.uid ?? ''))).toBe(false);
@@ -186,7 +186,7 @@ describe('the node preparer', () => {
     r.inventory = { ...snapshotOf(ampere), discovery: off };
     const c = r.claims.put(claim(1, ['gpu-0-mig-3g-20gb-4']));
     const res = (await r.preparer.prepare([refOf(c)])).get(c.metadata.uid ?? '');
-    expect(res).toEqual({ error: expect.stringMatching(/needs MIG mode Enabled on gpu-0, but it is Disabled and Ampere cannot switch without a reset/) });
+    expect(res).toEqual({ reason: 'MigModeSwitchFailed', error: expect.stringMatching(/needs MIG mode Enabled on gpu-0, but it is Disabled and Ampere cannot switch without a reset/) });
     expect(r.backend.calls.filter((x) => !x.startsWith('discover'))).toEqual([]);
   });
 });
