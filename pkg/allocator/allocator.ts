@@ -157,7 +157,7 @@ export class Allocator {
     return [...counts.entries()].sort((a, b) => b[1] - a[1]).map(([k]) => k);
   }
 
-  /** Share of the fleet's capacity units in use. */
+  /** The fleet's capacity units in use, and how many of the GPUs in use are only partly used. */
   usage(): FleetUsage {
     let units = 0;
     let used = 0;
@@ -165,7 +165,24 @@ export class Allocator {
       units += this.inventory.nodeUnits[n] ?? 0;
       used += this.state.nodeUsed[n] ?? 0;
     }
-    return { units, used };
+    let inUse = 0;
+    let partial = 0;
+    this.inventory.counterSets.forEach((set, i) => {
+      const u = this.state.used[i];
+      if (!u) return;
+      let any = false;
+      let full = true;
+      for (let k = 0; k < set.capacity.length; k++) {
+        const v = u[k] ?? 0;
+        if (v > 0) any = true;
+        if (v < (set.capacity[k] ?? 0)) full = false;
+      }
+      if (any) {
+        inUse++;
+        if (!full) partial++;
+      }
+    });
+    return { units, used, fragmentation: inUse === 0 ? 0 : partial / inUse };
   }
 
   private eligibleNodes(claims: readonly ClaimPlan[], pod: PodFacts | undefined): NodeEligibility {
@@ -304,7 +321,14 @@ export class Allocator {
     return changed ? { ...r, alternatives } : r;
   }
 
-  /** Decides where the claims would go; the state is left unchanged (see commit()). */
+  /**
+   * Decides where the claims would go. Devices and node figures are left
+   * unchanged (commit() applies a decision). What does change is the demand
+   * model: every call records its request shapes as an arrival, whether or not
+   * they fit, because the placement score weighs what the cluster asks for, not
+   * only what it got. Pass `observeDemand: false` for a what-if question (the
+   * CLI's explain) that must not count as an arrival.
+   */
   allocate(request: AllocationRequest): AllocationOutcome {
     const claims = planClaims(request.claims, this.matcher, this.snapshot.namespaceLabels);
     const errors: string[] = [];
@@ -331,7 +355,7 @@ export class Allocator {
     const pressure = this.matcher.pressure;
     for (const r of requests) {
       const first = r.alternatives[0];
-      if (first !== undefined && first.error === undefined) this.demand.observe(first, this.cpu.podMilli);
+      if (request.observeDemand !== false && first !== undefined && first.error === undefined) this.demand.observe(first, this.cpu.podMilli);
       r.alternatives.forEach((a, i) => {
         const w = 1 / (i + 1);
         pressure.demand[a.set.id] = (pressure.demand[a.set.id] ?? 0) + w;

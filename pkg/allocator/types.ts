@@ -72,6 +72,8 @@ export interface PodFacts {
 export interface AllocationRequest {
   readonly claims: readonly ResourceClaim[];
   readonly pod?: PodFacts;
+  /** Record the request shapes in the demand model (default true; false for a what-if). */
+  readonly observeDemand?: boolean;
 }
 
 /** A message pair: at most 1 KiB for a Kubernetes Event, and the full text for logs. */
@@ -168,6 +170,8 @@ export interface FleetUsage {
   /** Capacity units: one per counter set (a partitionable GPU) plus one per device without counters. */
   readonly units: number;
   readonly used: number;
+  /** Share of partly used GPUs (counter sets) among those in use at all; 0 when none is. */
+  readonly fragmentation: number;
 }
 
 export type PolicyName = 'cascade' | 'first-fit' | 'best-fit';

@@ -43,7 +43,7 @@ export function alternativesNow(input: ExplainInput): string[] {
           },
         },
       };
-      const out = new Allocator(base, { driver: input.driver }).allocate({ claims: [only] });
+      const out = new Allocator(base, { driver: input.driver }).allocate({ claims: [only], observeDemand: false });
       if (out.kind === 'allocated') {
         const devs = out.claims[0]?.allocation.devices?.results?.filter((r) => r.request.startsWith(`${req.name}/`)).map((r) => r.device) ?? [];
         lines.push(`  ${i + 1}. ${req.name}/${alt.name}: would fit now on ${out.node ?? '?'} (${devs.join(', ')})`);

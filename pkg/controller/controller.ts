@@ -418,7 +418,7 @@ export class Controller {
     this.metrics.fleetUnits.set(u.units);
     this.metrics.fleetUsedUnits.set(u.used);
     this.metrics.fleetUtilization.set(u.units > 0 ? u.used / u.units : 0);
-    this.metrics.fragmentation.set(fragmentationOf(alloc));
+    this.metrics.fragmentation.set(u.fragmentation);
   }
 
   private async syncPod(key: string): Promise<SyncResult> {
@@ -749,28 +749,4 @@ function usesAnyOf(claim: ResourceClaim, classes: ReadonlyMap<string, DeviceClas
     const dc = classes.get(n);
     return dc !== undefined && classIsOurs(dc, driver);
   });
-}
-
-/** Share of partly used GPUs (counter sets) among those in use at all. */
-export function fragmentationOf(alloc: Allocator): number {
-  let inUse = 0;
-  let partial = 0;
-  const used = (alloc.state as unknown as { used: readonly Float64Array[] }).used;
-  alloc.inventory.counterSets.forEach((set, i) => {
-    const u = used[i];
-    if (!u) return;
-    let any = false;
-    let full = true;
-    for (let k = 0; k < set.capacity.length; k++) {
-      const cap = set.capacity[k] ?? 0;
-      const v = u[k] ?? 0;
-      if (v > 0) any = true;
-      if (v < cap) full = false;
-    }
-    if (any) {
-      inUse++;
-      if (!full) partial++;
-    }
-  });
-  return inUse === 0 ? 0 : partial / inUse;
 }
