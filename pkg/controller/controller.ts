@@ -5,9 +5,7 @@
 // are done, and explains every decision in Events.
 import type { Logger } from 'winston';
 import type { AllocationResult, DeviceClass, DeviceRequestAllocationResult, ResourceClaim, ResourceClaimTemplate, ResourceSlice } from '../api/resource.js';
-import { Allocator } from '../allocator/allocator.js';
 import { specProblems } from '../allocator/plan.js';
-import { refOfResult } from '../allocator/snapshot.js';
 import type { AllocatedDeviceRef, AllocationOutcome, PolicyName } from '../allocator/types.js';
 import { KubeApiError, isConflict, isNotFound } from '../k8s/client.js';
 import { EventRecorder, referenceTo } from '../k8s/events.js';
@@ -19,7 +17,8 @@ import { ControllerMetrics } from './metrics.js';
 import { GateScope, classIsOurs, classNamesOf, claimOwnership, type GateWebhookConfig, type Ownership } from './ownership.js';
 import { MUTATING_WEBHOOK_CONFIGURATIONS } from './webhook.js';
 import { claimConfigProblem } from '../nodeplugin/gpu-config.js';
-import { isTerminal, nodeFacts, podFacts, podRequest } from './podfacts.js';
+import { Ledger, refsOf } from './ledger.js';
+import { isTerminal, podFacts } from './podfacts.js';
 import { WorkQueue, type SyncResult } from './queue.js';
 import { ACTION, REASON } from './reasons.js';
 
@@ -43,6 +42,10 @@ export interface ControllerOptions {
 
 const CLAIM = 'claim:';
 const POD = 'pod:';
+/** The fleet (slices, nodes, classes, namespaces) changed. */
+const FLEET = 'fleet';
+/** The pod index of claims: pods filed under each claim key they use. */
+const BY_CLAIM = 'claims';
 
 /** The finalizer and scheduling gate Cascade uses: `<driver>/allocation`. */
 export function allocationFinalizer(driver: string): string {
@@ -58,10 +61,6 @@ export function wasReservedAnnotation(driver: string): string {
   return `${driver}/was-reserved`;
 }
 
-function refsOf(alloc: AllocationResult | undefined, driver: string): AllocatedDeviceRef[] {
-  return (alloc?.devices?.results ?? []).filter((r) => r.driver === driver).map(refOfResult);
-}
-
 /** "gpu-3", "gpu-0 (gpu/h100)", or "a share of gpu-0-shared (20Gi memory, 30% compute)". */
 function describeResult(r: DeviceRequestAllocationResult, driver: string): string {
   const sub = r.request.includes('/') ? ` (${r.request})` : '';
@@ -72,15 +71,6 @@ function describeResult(r: DeviceRequestAllocationResult, driver: string): strin
     .sort((a, b) => rank(a.short) - rank(b.short) || (a.short < b.short ? -1 : 1))
     .map(({ short, v }) => (short === 'compute' ? `${v}% compute` : `${v} ${short}`));
   return `a share of ${r.device}${sub} (${parts.join(', ')})`;
-}
-
-function sameRefs(a: readonly AllocatedDeviceRef[] | undefined, b: readonly AllocatedDeviceRef[]): boolean {
-  if (!a) return b.length === 0;
-  if (a.length !== b.length) return false;
-  const key = (r: AllocatedDeviceRef): string => `${r.pool}/${r.device}/${r.adminAccess ? 1 : 0}/${r.shareID ?? ''}/${JSON.stringify(r.consumedCapacity ?? {})}`;
-  const sa = a.map(key).sort();
-  const sb = b.map(key).sort();
-  return sa.every((v, i) => v === sb[i]);
 }
 
 /** Claim names a pod uses, in pod.spec order; undefined where the generated name is not known yet. */
@@ -115,25 +105,8 @@ export class Controller {
   private readonly recorder: EventRecorder;
   private readonly finalizer: string;
   private readonly gate: string;
-  private allocator: Allocator | undefined;
-  /** Devices the allocator counts as in use, per claim UID: from the API or from our own pending writes. */
-  private readonly applied = new Map<string, AllocatedDeviceRef[]>();
-  /** Claim UIDs we have seen reserved by some consumer (so "reserved by nobody" means its pods are gone). */
-  private readonly everReserved = new Set<string>();
-  /** claim key -> pod keys that reference it. */
-  private readonly claimUsers = new Map<string, Set<string>>();
-  /**
-   * Devices of allocations we are writing, per claim UID. The claim's own
-   * informer updates (our finalizer patch lands first) show it without an
-   * allocation until the status write arrives; the devices stay reserved.
-   */
-  private readonly inFlight = new Map<string, AllocatedDeviceRef[]>();
-  /**
-   * Pods whose cpu/memory the allocator's node figures include, and where:
-   * bound pods, and pods we decided for that are not bound yet. Pods coming
-   * and going adjust the figures in place; only fleet changes rebuild the index.
-   */
-  private readonly counted = new Map<string, { node: string; cpu: number; mem: number; key: string }>();
+  /** Held devices, per-node cpu/memory and the allocator: one owner (ledger.ts). */
+  private readonly ledger: Ledger;
   private processing = false;
   private started = false;
 
@@ -155,107 +128,60 @@ export class Controller {
     this.gateConfig = opts.gateConfigName
       ? new Informer(kube.client, MUTATING_WEBHOOK_CONFIGURATIONS, opt(MUTATING_WEBHOOK_CONFIGURATIONS, `metadata.name=${opts.gateConfigName}`))
       : undefined;
+    this.pods.addIndex(BY_CLAIM, (p) => podClaimNames(p).flatMap((n) => (n ? [`${p.metadata.namespace ?? ''}/${n}`] : [])));
+    this.ledger = new Ledger(
+      {
+        slices: () => this.slices.list(),
+        classes: () => this.classes.list(),
+        nodes: () => this.nodes.list(),
+        namespaces: () => this.namespaces.list(),
+        pods: () => this.pods.list(),
+        claims: () => this.claims.list(),
+        pod: (key) => this.pods.get(key),
+      },
+      driver,
+      opts.policy ?? 'cascade',
+      (ms) => {
+        this.metrics.inventoryRebuilds.inc();
+        this.log.debug('rebuilt allocator inventory', { ms: Math.round(ms), slices: this.slices.list().length });
+      },
+    );
     this.queue = new WorkQueue((key) => this.sync(key), { workers: opts.workers ?? 4, logger: this.log });
     this.wire();
   }
 
   // ---- wiring -------------------------------------------------------------
 
+  /** Handlers only enqueue: the sync of each key brings the ledger up to date with the cache. */
   private wire(): void {
-    const fleetChanged = (): void => {
-      this.allocator = undefined;
-      this.requeuePending();
-    };
+    const fleetChanged = (): void => this.enqueue(FLEET);
     this.slices.on({ add: fleetChanged, update: fleetChanged, delete: fleetChanged });
     this.nodes.on({ add: fleetChanged, update: (a, b) => (JSON.stringify(a.status?.allocatable) !== JSON.stringify(b.status?.allocatable) || JSON.stringify(a.spec) !== JSON.stringify(b.spec) || JSON.stringify(a.metadata.labels) !== JSON.stringify(b.metadata.labels) ? fleetChanged() : undefined), delete: fleetChanged });
     this.classes.on({ add: fleetChanged, update: fleetChanged, delete: fleetChanged });
     this.namespaces.on({ add: fleetChanged, update: fleetChanged });
     this.gateConfig?.on({ add: () => this.requeueAll(), update: () => this.requeueAll(), delete: () => this.requeueAll() });
-    this.claims.on({
-      add: (c) => this.onClaim(c),
-      update: (_o, c) => this.onClaim(c),
-      delete: (c) => {
-        const uid = c.metadata.uid ?? '';
-        this.inFlight.delete(uid);
-        this.setApplied(uid, []);
-        this.everReserved.delete(uid);
-        this.queue.forget(CLAIM + objectKey(c));
-        this.requeuePending();
-      },
-    });
-    this.pods.on({
-      add: (p) => this.onPod(undefined, p),
-      update: (o, p) => this.onPod(o, p),
-      delete: (p) => {
-        this.indexPod(p, true);
-        this.account(p, true);
-        for (const n of podClaimNames(p)) if (n) this.enqueueClaim(`${p.metadata.namespace ?? ''}/${n}`);
-      },
-    });
+    const claimChanged = (c: ResourceClaim): void => this.requeueUsers(objectKey(c));
+    this.claims.on({ add: claimChanged, update: (_o, c) => claimChanged(c), delete: claimChanged });
+    const podChanged = (p: Pod): void => {
+      this.enqueue(POD + objectKey(p));
+      // A pod that ended or went away may release its claims.
+      for (const n of podClaimNames(p)) if (n) this.enqueueClaim(`${p.metadata.namespace ?? ''}/${n}`);
+    };
+    this.pods.on({ add: podChanged, update: (_o, p) => podChanged(p), delete: podChanged });
   }
 
-  private onClaim(c: ResourceClaim): void {
-    const uid = c.metadata.uid ?? '';
-    if ((c.status?.reservedFor ?? []).length > 0) this.everReserved.add(uid);
-    const refs = refsOf(c.status?.allocation, this.opts.driver);
-    if (c.status?.allocation) this.inFlight.delete(uid);
-    // Not (yet) showing the allocation we are writing: keep its devices reserved.
-    if (!c.status?.allocation && this.inFlight.has(uid)) return this.requeueUsers(c);
-    this.setApplied(uid, refs);
-    this.requeueUsers(c);
+  private enqueue(key: string): void {
+    if (this.processing) this.queue.add(key);
   }
 
-  private requeueUsers(c: ResourceClaim): void {
-    const key = objectKey(c);
-    this.enqueueClaim(key);
-    for (const p of this.claimUsers.get(key) ?? []) this.queue.add(POD + p);
-  }
-
-  private onPod(old: Pod | undefined, p: Pod): void {
-    this.indexPod(p, false);
-    if (old === undefined || old.spec.nodeName !== p.spec.nodeName || isTerminal(old) !== isTerminal(p)) this.account(p, false);
-    this.queue.add(POD + objectKey(p));
-    if (isTerminal(p)) for (const n of podClaimNames(p)) if (n) this.enqueueClaim(`${p.metadata.namespace ?? ''}/${n}`);
-  }
-
-  /** Keeps a pod's cpu/memory subtracted from the node it is bound (or decided) to, and only there. */
-  private account(p: Pod, gone: boolean): void {
-    const uid = p.metadata.uid ?? '';
-    const prev = this.counted.get(uid);
-    const live = !gone && !isTerminal(p);
-    const node = live ? p.spec.nodeName : undefined;
-    if (prev && node === undefined && live) return; // decided, not bound yet: stays counted
-    if (prev && prev.node === node) return;
-    if (prev) {
-      this.allocator?.adjustNodeFree(prev.node, prev.cpu, prev.mem);
-      this.counted.delete(uid);
-    }
-    if (node) {
-      const cpu = podRequest(p, 'cpu');
-      const mem = podRequest(p, 'memory');
-      this.allocator?.adjustNodeFree(node, -cpu, -mem);
-      this.counted.set(uid, { node, cpu, mem, key: objectKey(p) });
-    }
-  }
-
-  private indexPod(p: Pod, removed: boolean): void {
-    const pk = objectKey(p);
-    for (const n of podClaimNames(p)) {
-      if (!n) continue;
-      const ck = `${p.metadata.namespace ?? ''}/${n}`;
-      let set = this.claimUsers.get(ck);
-      if (removed) {
-        set?.delete(pk);
-        if (set && set.size === 0) this.claimUsers.delete(ck);
-      } else {
-        if (!set) this.claimUsers.set(ck, (set = new Set()));
-        set.add(pk);
-      }
-    }
+  /** A claim and the pods that use it. */
+  private requeueUsers(claimKey: string): void {
+    this.enqueueClaim(claimKey);
+    for (const p of this.pods.byIndex(BY_CLAIM, claimKey)) this.enqueue(POD + objectKey(p));
   }
 
   private enqueueClaim(key: string): void {
-    if (this.processing) this.queue.add(CLAIM + key);
+    this.enqueue(CLAIM + key);
   }
 
   private requeueScheduled = false;
@@ -276,12 +202,7 @@ export class Controller {
 
   private requeuePendingNow(): void {
     if (!this.processing) return;
-    for (const c of this.claims.list()) {
-      if (c.status?.allocation) continue;
-      const key = objectKey(c);
-      this.queue.add(CLAIM + key);
-      for (const p of this.claimUsers.get(key) ?? []) this.queue.add(POD + p);
-    }
+    for (const c of this.claims.list()) if (!c.status?.allocation) this.requeueUsers(objectKey(c));
   }
 
   /** The gate's scope changed: every claim and pod may have changed hands. */
@@ -306,54 +227,8 @@ export class Controller {
     return claimOwnership(spec, classes, this.opts.driver);
   }
 
-  /** Keeps the allocator's in-use set equal to `refs` for one claim. */
-  private setApplied(uid: string, refs: AllocatedDeviceRef[]): void {
-    const old = this.applied.get(uid);
-    if (sameRefs(old, refs)) return;
-    if (this.allocator) {
-      if (old) this.allocator.release(old);
-      if (refs.length) this.allocator.markAllocated(refs);
-    }
-    if (refs.length) this.applied.set(uid, refs);
-    else this.applied.delete(uid);
-  }
-
   private classMap(): Map<string, DeviceClass> {
     return new Map(this.classes.list().map((c) => [c.metadata.name ?? '', c]));
-  }
-
-  /** The allocator over the current caches, rebuilt only when the fleet changed. */
-  private getAllocator(): Allocator {
-    if (this.allocator) return this.allocator;
-    const started = performance.now();
-    const allocated: AllocatedDeviceRef[] = [];
-    for (const refs of this.applied.values()) allocated.push(...refs);
-    const namespaceLabels: Record<string, Record<string, string>> = {};
-    for (const ns of this.namespaces.list()) namespaceLabels[ns.metadata.name ?? ''] = ns.metadata.labels ?? {};
-    this.allocator = new Allocator(
-      {
-        slices: this.slices.list(),
-        classes: this.classes.list(),
-        // Allocatable only: pods are subtracted below, and from then on incrementally.
-        nodes: nodeFacts(this.nodes.list(), []),
-        allocated,
-        namespaceLabels,
-      },
-      { policy: this.opts.policy ?? 'cascade', driver: this.opts.driver },
-    );
-    const decidedUnbound = [...this.counted].filter(([uid, c]) => {
-      const p = this.pods.get(c.key);
-      return p !== undefined && p.metadata.uid === uid && !p.spec.nodeName && !isTerminal(p);
-    });
-    this.counted.clear();
-    for (const p of this.pods.list()) if (p.spec.nodeName && !isTerminal(p)) this.account(p, false);
-    for (const [uid, c] of decidedUnbound) {
-      this.allocator.adjustNodeFree(c.node, -c.cpu, -c.mem);
-      this.counted.set(uid, c);
-    }
-    this.metrics.inventoryRebuilds.inc();
-    this.log.debug('rebuilt allocator inventory', { ms: Math.round(performance.now() - started), slices: this.slices.list().length });
-    return this.allocator;
   }
 
   // ---- lifecycle ----------------------------------------------------------
@@ -378,7 +253,7 @@ export class Controller {
   async startProcessing(): Promise<void> {
     await this.startInformers();
     this.processing = true;
-    this.allocator = undefined;
+    this.ledger.reset();
     this.queue.start();
     for (const c of this.claims.list()) this.queue.add(CLAIM + objectKey(c));
     for (const p of this.pods.list()) this.queue.add(POD + objectKey(p));
@@ -397,6 +272,10 @@ export class Controller {
   private async sync(key: string): Promise<SyncResult> {
     if (key.startsWith(POD)) return await this.syncPod(key.slice(POD.length));
     if (key.startsWith(CLAIM)) return await this.syncClaim(key.slice(CLAIM.length));
+    if (key === FLEET) {
+      this.ledger.fleetChanged();
+      this.requeuePending();
+    }
     return undefined;
   }
 
@@ -412,7 +291,7 @@ export class Controller {
     const scope = this.scope;
     for (const c of this.claims.list()) if (!c.status?.allocation && this.owns(c.spec, c.metadata.namespace ?? '', classes, scope).ours) pending++;
     this.metrics.pendingClaims.set(pending);
-    const alloc = this.allocator;
+    const alloc = this.ledger.current;
     if (!alloc) return;
     const u = alloc.usage();
     this.metrics.fleetUnits.set(u.units);
@@ -423,6 +302,8 @@ export class Controller {
 
   private async syncPod(key: string): Promise<SyncResult> {
     const pod = this.pods.get(key);
+    this.ledger.observePod(key, pod);
+    if (!pod || !(pod.spec.schedulingGates ?? []).some((g) => g.name === this.gate)) this.forgetUngated(key);
     if (!pod || pod.metadata.deletionTimestamp || isTerminal(pod)) return undefined;
     const ns = pod.metadata.namespace ?? '';
     const names = podClaimNames(pod);
@@ -449,6 +330,10 @@ export class Controller {
     return await this.decide(ours, pod);
   }
 
+  private forgetUngated(podKey: string): void {
+    this.ungated.delete(podKey);
+  }
+
   private get wasReservedKey(): string {
     return wasReservedAnnotation(this.opts.driver);
   }
@@ -470,7 +355,7 @@ export class Controller {
    * A pod names a claim the cache does not have. A generated claim is on its
    * way (the claim controller creates it); a claim named by resourceClaimName
    * may never come, and a gated pod would wait forever in silence: say so once.
-   * The claim's creation requeues the pod (claimUsers).
+   * The claim's creation requeues the pod (through the pod index by claim).
    */
   private claimMissing(pod: Pod, claimName: string): SyncResult {
     const direct = (pod.spec.resourceClaims ?? []).some((rc) => rc.resourceClaimName === claimName);
@@ -491,10 +376,16 @@ export class Controller {
 
   private async syncClaim(key: string): Promise<SyncResult> {
     const claim = this.claims.get(key);
-    if (!claim) return undefined;
+    this.ledger.observeClaim(key, claim);
+    if (!claim) {
+      this.queue.forget(CLAIM + key);
+      // Its devices are free: claims waiting for room may fit now.
+      this.requeuePending();
+      return undefined;
+    }
     const hasFinalizer = (claim.metadata.finalizers ?? []).includes(this.finalizer);
     const reserved = (claim.status?.reservedFor ?? []).length > 0;
-    const users = [...(this.claimUsers.get(key) ?? [])].map((k) => this.pods.get(k)).filter((p): p is Pod => !!p && !isTerminal(p));
+    const users = this.pods.byIndex(BY_CLAIM, key).filter((p) => !isTerminal(p));
 
     if (claim.metadata.deletionTimestamp) {
       if (!hasFinalizer) return undefined;
@@ -502,7 +393,7 @@ export class Controller {
       await this.deallocate(claim, 'the claim is being deleted');
       return undefined;
     }
-    const wasReserved = this.everReserved.has(claim.metadata.uid ?? '') || claim.metadata.annotations?.[this.wasReservedKey] === 'true';
+    const wasReserved = this.ledger.wasReserved(claim.metadata.uid ?? '') || claim.metadata.annotations?.[this.wasReservedKey] === 'true';
     if (claim.status?.allocation) {
       // Remember in the claim itself that a pod used it (standalone claims outlive their pods).
       if (hasFinalizer && reserved && !claim.metadata.ownerReferences?.some((o) => o.kind === 'Pod') && claim.metadata.annotations?.[this.wasReservedKey] !== 'true') {
@@ -532,7 +423,7 @@ export class Controller {
     }
     if (users.length > 0 || claim.metadata.ownerReferences?.some((o) => o.kind === 'Pod')) {
       // Decided together with the other claims of its pod.
-      for (const p of this.claimUsers.get(key) ?? []) this.queue.add(POD + p);
+      for (const p of this.pods.byIndex(BY_CLAIM, key)) this.queue.add(POD + objectKey(p));
       return undefined;
     }
     // Released because its pods were gone: the next pod that uses it allocates it again.
@@ -569,15 +460,11 @@ export class Controller {
 
   private async decide(claims: ResourceClaim[], pod: Pod | undefined): Promise<SyncResult> {
     // Another decision for one of these claims is still being written: wait for it.
-    if (claims.some((c) => this.inFlight.has(c.metadata.uid ?? ''))) return { requeueAfterMs: 200 };
+    if (claims.some((c) => this.ledger.isInFlight(c.metadata.uid ?? ''))) return { requeueAfterMs: 200 };
     if (this.invalidClaim(claims, pod)) return undefined;
-    const allocator = this.getAllocator();
+    const allocator = this.ledger.allocator();
     // Decided before (its allocation was cleared since): give its cpu/memory back first.
-    const before = pod?.metadata.uid ? this.counted.get(pod.metadata.uid) : undefined;
-    if (pod?.metadata.uid && before && !pod.spec.nodeName) {
-      allocator.adjustNodeFree(before.node, before.cpu, before.mem);
-      this.counted.delete(pod.metadata.uid);
-    }
+    if (pod) this.ledger.undecide(pod);
     const started = performance.now();
     let outcome: AllocationOutcome;
     try {
@@ -601,17 +488,13 @@ export class Controller {
       return { requeueAfterMs: this.opts.retryUnfitMs ?? 30_000 };
     }
     // Count the devices as in use now, before the writes: concurrent decisions never double-book.
-    allocator.commit(outcome);
-    if (pod?.metadata.uid && outcome.node) this.counted.set(pod.metadata.uid, { node: outcome.node, cpu: podRequest(pod, 'cpu'), mem: podRequest(pod, 'memory'), key: objectKey(pod) });
     const fresh = outcome.claims.filter((c) => !c.preexisting);
     const byName = new Map(claims.map((c) => [`${c.metadata.namespace ?? ''}/${c.metadata.name ?? ''}`, c]));
-    for (const ca of fresh) {
-      const c = byName.get(`${ca.namespace}/${ca.name}`);
-      if (!c?.metadata.uid) continue;
-      const refs = refsOf(ca.allocation, this.opts.driver);
-      this.applied.set(c.metadata.uid, refs);
-      this.inFlight.set(c.metadata.uid, refs);
-    }
+    const taken = fresh.flatMap((ca): [string, AllocatedDeviceRef[]][] => {
+      const uid = byName.get(`${ca.namespace}/${ca.name}`)?.metadata.uid;
+      return uid ? [[uid, refsOf(ca.allocation, this.opts.driver)]] : [];
+    });
+    this.ledger.commit(allocator, outcome, pod, taken);
     let allWritten = true;
     for (const [i, ca] of fresh.entries()) {
       const claim = byName.get(`${ca.namespace}/${ca.name}`);
@@ -659,15 +542,9 @@ export class Controller {
     return undefined;
   }
 
-  /** Forgets an allocation we did not manage to write, keeping the index equal to the API's view. */
+  /** Forgets an allocation we did not manage to write, keeping the ledger equal to the API's view. */
   private rollback(claim: ResourceClaim): void {
-    const uid = claim.metadata.uid ?? '';
-    this.inFlight.delete(uid);
-    // Whichever index is current (it may have been rebuilt meanwhile) counts these devices.
-    this.allocator?.release(this.applied.get(uid) ?? []);
-    this.applied.delete(uid);
-    const cached = this.claims.get(objectKey(claim));
-    if (cached && cached.metadata.uid === uid) this.setApplied(uid, refsOf(cached.status?.allocation, this.opts.driver));
+    this.ledger.rollback(claim.metadata.uid ?? '', this.claims.get(objectKey(claim)));
   }
 
   /** Adds our finalizer, then writes status.allocation, both conditional on what we read. */
@@ -701,7 +578,7 @@ export class Controller {
       if (claim.status?.allocation) {
         const updated = await this.kube.resourceClaims.mergePatch(name, { metadata: { resourceVersion: rv }, status: { allocation: null } }, ns, 'status');
         rv = updated.metadata.resourceVersion;
-        this.setApplied(claim.metadata.uid ?? '', []);
+        this.ledger.released(claim.metadata.uid ?? '');
         this.metrics.deallocations.inc();
       }
       const finalizers = (claim.metadata.finalizers ?? []).filter((f) => f !== this.finalizer);
@@ -718,11 +595,22 @@ export class Controller {
     this.requeuePending();
   }
 
+  /**
+   * Pods (key and UID) whose gate we removed and whose cache entry may still
+   * show it: a second sync must not patch again. Forgotten once the cache shows
+   * the pod without the gate, or without the pod.
+   */
+  private readonly ungated = new Map<string, string>();
+
   private async removeGate(pod: Pod, why: string): Promise<void> {
     if (!this.processing) return;
     const gates = pod.spec.schedulingGates ?? [];
     const i = gates.findIndex((g) => g.name === this.gate);
     if (i < 0) return;
+    const key = objectKey(pod);
+    const uid = pod.metadata.uid ?? '';
+    if (this.ungated.get(key) === uid) return;
+    this.ungated.set(key, uid);
     try {
       await this.kube.pods.jsonPatch(pod.metadata.name ?? '', [
         { op: 'test', path: `/spec/schedulingGates/${i}/name`, value: this.gate },
@@ -732,6 +620,7 @@ export class Controller {
       if (isNotFound(err)) return;
       // 422 from a failed "test": the gates changed under us; the pod update requeues us.
       if (err instanceof KubeApiError && err.code === 422) return;
+      this.ungated.delete(key);
       throw err;
     }
     this.emit({ regarding: referenceTo(pod, 'v1', 'Pod'), type: 'Normal', reason: REASON.SchedulingGateRemoved, action: ACTION.Ungate, note: `Removed scheduling gate ${this.gate}: ${why}.` });

@@ -89,6 +89,64 @@ export class Informer<T extends KubeObject> {
     return this.store.get(key);
   }
 
+  private readonly indexers = new Map<string, { keysOf: (obj: T) => readonly string[]; index: Map<string, Set<string>> }>();
+
+  /**
+   * Adds an index over the cache (like client-go's Indexers): `keysOf` gives
+   * the index keys of an object, byIndex() the objects under one key. Kept up
+   * to date by the cache itself, before any handler runs.
+   */
+  addIndex(name: string, keysOf: (obj: T) => readonly string[]): this {
+    const index = new Map<string, Set<string>>();
+    this.indexers.set(name, { keysOf, index });
+    for (const [key, obj] of this.store) this.indexAdd(index, keysOf(obj), key);
+    return this;
+  }
+
+  /** The cached objects an index files under `indexKey`. */
+  byIndex(name: string, indexKey: string): T[] {
+    const keys = this.indexers.get(name)?.index.get(indexKey);
+    if (!keys) return [];
+    const out: T[] = [];
+    for (const k of keys) {
+      const obj = this.store.get(k);
+      if (obj) out.push(obj);
+    }
+    return out;
+  }
+
+  private indexAdd(index: Map<string, Set<string>>, indexKeys: readonly string[], key: string): void {
+    for (const ik of indexKeys) {
+      let set = index.get(ik);
+      if (!set) index.set(ik, (set = new Set()));
+      set.add(key);
+    }
+  }
+
+  private put(key: string, obj: T): void {
+    const old = this.store.get(key);
+    this.store.set(key, obj);
+    for (const { keysOf, index } of this.indexers.values()) {
+      if (old) this.indexRemove(index, keysOf(old), key);
+      this.indexAdd(index, keysOf(obj), key);
+    }
+  }
+
+  private remove(key: string): void {
+    const old = this.store.get(key);
+    this.store.delete(key);
+    if (!old) return;
+    for (const { keysOf, index } of this.indexers.values()) this.indexRemove(index, keysOf(old), key);
+  }
+
+  private indexRemove(index: Map<string, Set<string>>, indexKeys: readonly string[], key: string): void {
+    for (const ik of indexKeys) {
+      const set = index.get(ik);
+      set?.delete(key);
+      if (set && set.size === 0) index.delete(ik);
+    }
+  }
+
   list(): T[] {
     return [...this.store.values()];
   }
@@ -126,13 +184,13 @@ export class Informer<T extends KubeObject> {
     // Reconcile the cache with the fresh list, emitting what changed while we were not watching.
     for (const [key, old] of this.store) {
       if (!fresh.has(key)) {
-        this.store.delete(key);
+        this.remove(key);
         this.emit((h) => h.delete?.(old));
       }
     }
     for (const [key, obj] of fresh) {
       const old = this.store.get(key);
-      this.store.set(key, obj);
+      this.put(key, obj);
       if (!old) this.emit((h) => h.add?.(obj));
       else if (old.metadata.uid !== obj.metadata.uid) {
         // Deleted and recreated under the same name while we were not watching.
@@ -155,11 +213,11 @@ export class Informer<T extends KubeObject> {
     const key = objectKey(obj);
     const old = this.store.get(key);
     if (ev.type === 'DELETED') {
-      this.store.delete(key);
+      this.remove(key);
       this.emit((h) => h.delete?.(old ?? obj));
       return;
     }
-    this.store.set(key, obj);
+    this.put(key, obj);
     if (old) this.emit((h) => h.update?.(old, obj));
     else this.emit((h) => h.add?.(obj));
   }

@@ -30,6 +30,30 @@ describeCluster('Informer', () => {
     await cp?.stop();
   });
 
+  it('keeps an index up to date through adds, updates and deletes, before handlers run', async () => {
+    const informer = new Informer<ResourceSlice>(kube.client, RESOURCES.resourceSlices, { maxBackoffMs: 500 });
+    informer.addIndex('size', (s) => [`${s.spec.devices?.length ?? 0}`]);
+    const seen: string[] = [];
+    informer.on({ add: (o) => seen.push(informer.byIndex('size', `${o.spec.devices?.length ?? 0}`).map((x) => x.metadata.name ?? '').join(',')) });
+    informer.start();
+    try {
+      await informer.waitForSync();
+      await kube.resourceSlices.create(slice('ix-a', 1));
+      await kube.resourceSlices.create(slice('ix-b', 1));
+      await eventually('both indexed', async () => informer.byIndex('size', '1').length === 2);
+      expect(seen).toEqual(['ix-a', 'ix-a,ix-b']);
+      await kube.resourceSlices.mergePatch('ix-a', { spec: { devices: [{ name: 'gpu-0' }, { name: 'gpu-1' }] } });
+      await eventually('moved', async () => informer.byIndex('size', '2').length === 1);
+      expect(informer.byIndex('size', '1').map((x) => x.metadata.name)).toEqual(['ix-b']);
+      await kube.resourceSlices.delete('ix-b');
+      await eventually('removed', async () => informer.byIndex('size', '1').length === 0);
+      await kube.resourceSlices.delete('ix-a');
+      await eventually('empty', async () => informer.byIndex('size', '2').length === 0);
+    } finally {
+      informer.stop();
+    }
+  });
+
   it('reports adds, updates and deletes, and catches up after the API server restarts', async () => {
     const events: string[] = [];
     const informer = new Informer<ResourceSlice>(kube.client, RESOURCES.resourceSlices, { maxBackoffMs: 500 });
