@@ -193,33 +193,46 @@ function gcd(a: bigint, b: bigint): bigint {
  * capacity is rounded down and consumption up, so an allocation never overcommits.
  */
 class CounterScaler {
-  private readonly values = new Map<string, bigint[]>();
-  add(key: string, nanos: bigint): void {
-    let list = this.values.get(key);
-    if (list === undefined) this.values.set(key, (list = []));
-    list.push(nanos);
+  /**
+   * Per counter set (driver/pool/set) and counter name: the gcd and the largest
+   * of the values seen, all that finish() needs; then the scale.
+   */
+  private readonly groups = new Map<string, Map<string, { g: bigint; max: bigint; scale: bigint }>>();
+
+  /** The counters of one set, looked up once per set and device. */
+  group(setKey: string): Map<string, { g: bigint; max: bigint; scale: bigint }> {
+    let g = this.groups.get(setKey);
+    if (g === undefined) this.groups.set(setKey, (g = new Map()));
+    return g;
   }
-  private scales = new Map<string, bigint>();
+
+  add(group: Map<string, { g: bigint; max: bigint; scale: bigint }>, name: string, nanos: bigint): void {
+    const seen = group.get(name);
+    if (seen === undefined) {
+      group.set(name, { g: nanos, max: nanos, scale: 1n });
+      return;
+    }
+    if (nanos !== seen.g) seen.g = gcd(seen.g, nanos);
+    if (nanos > seen.max) seen.max = nanos;
+  }
+
   finish(): void {
-    for (const [key, list] of this.values) {
-      let g = 0n;
-      let max = 0n;
-      for (const v of list) {
-        g = gcd(g, v);
-        if (v > max) max = v;
+    for (const group of this.groups.values()) {
+      for (const c of group.values()) {
+        let scale = c.g === 0n ? 1n : c.g;
+        if (c.max / scale > BigInt(MAX_EXACT)) scale = c.max / BigInt(MAX_EXACT / 2) + 1n;
+        c.scale = scale;
       }
-      if (g === 0n) g = 1n;
-      let scale = g;
-      if (max / scale > BigInt(MAX_EXACT)) scale = max / BigInt(MAX_EXACT / 2) + 1n;
-      this.scales.set(key, scale);
     }
   }
-  capacity(key: string, nanos: bigint): number {
-    const s = this.scales.get(key) ?? 1n;
+
+  capacity(group: Map<string, { scale: bigint }> | undefined, name: string, nanos: bigint): number {
+    const s = group?.get(name)?.scale ?? 1n;
     return Number(nanos / s);
   }
-  consumption(key: string, nanos: bigint): number {
-    const s = this.scales.get(key) ?? 1n;
+
+  consumption(group: Map<string, { scale: bigint }> | undefined, name: string, nanos: bigint): number {
+    const s = group?.get(name)?.scale ?? 1n;
     const q = nanos / s;
     return Number(q * s === nanos ? q : q + 1n);
   }
@@ -264,6 +277,13 @@ export function buildInventory(
   }
 
   const scaler = new CounterScaler();
+  // Counter values repeat ("1", "2", "16") across a fleet: parse each text once.
+  const parsed = new Map<string, bigint>();
+  const nanosOf = (value: string): bigint => {
+    let n = parsed.get(value);
+    if (n === undefined) parsed.set(value, (n = Quantity.tryParse(value)?.nanos ?? 0n));
+    return n;
+  };
   interface PendingSet { driver: string; pool: string; name: string; node: number; counters: [string, bigint][] }
   interface PendingDevice { driver: string; pool: string; slice: ResourceSlice; device: Device; incomplete: boolean; duplicate: boolean }
   const pendingSets: PendingSet[] = [];
@@ -288,11 +308,11 @@ export function buildInventory(
         }
         const nodeName = nodeOf(slice, undefined);
         const counters: [string, bigint][] = [];
+        const group = scaler.group(key);
         for (const [name, c] of Object.entries(cs.counters)) {
-          const q = Quantity.tryParse(c.value);
-          const nanos = q?.nanos ?? 0n;
+          const nanos = nanosOf(c.value);
           counters.push([name, nanos]);
-          scaler.add(`${key}/${name}`, nanos);
+          scaler.add(group, name, nanos);
         }
         setKeys.set(key, pendingSets.length);
         pendingSets.push({ driver: p.driver, pool: p.pool, name: cs.name, node: nodeName === undefined ? SHARED : (nodeIndex.get(nodeName) ?? UNREACHABLE), counters });
@@ -302,10 +322,8 @@ export function buildInventory(
         seen.add(device.name);
                 pendingDevices.push({ driver: p.driver, pool: p.pool, slice, device, incomplete: !complete, duplicate });
         for (const cc of device.consumesCounters ?? []) {
-          for (const [name, c] of Object.entries(cc.counters)) {
-            const q = Quantity.tryParse(c.value);
-            scaler.add(`${p.driver}/${p.pool}/${cc.counterSet}/${name}`, q?.nanos ?? 0n);
-          }
+          const group = scaler.group(`${p.driver}/${p.pool}/${cc.counterSet}`);
+          for (const [name, c] of Object.entries(cc.counters)) scaler.add(group, name, nanosOf(c.value));
         }
       }
     }
@@ -314,7 +332,8 @@ export function buildInventory(
 
   const counterSets: CounterSetRec[] = pendingSets.map((s, idx) => {
     const capacity = new Float64Array(s.counters.length);
-    s.counters.forEach(([name, nanos], i) => (capacity[i] = scaler.capacity(`${s.driver}/${s.pool}/${s.name}/${name}`, nanos)));
+    const group = scaler.group(`${s.driver}/${s.pool}/${s.name}`);
+    s.counters.forEach(([name, nanos], i) => (capacity[i] = scaler.capacity(group, name, nanos)));
     return { idx, driver: s.driver, pool: s.pool, name: s.name, node: s.node, counterNames: s.counters.map(([n]) => n), capacity, devices: [] };
   });
 
@@ -350,14 +369,15 @@ export function buildInventory(
         continue;
       }
       const amounts = new Float64Array(set.counterNames.length);
+      const group = scaler.group(`${pd.driver}/${pd.pool}/${cc.counterSet}`);
       for (const [name, c] of Object.entries(cc.counters)) {
         const i = set.counterNames.indexOf(name);
-        const nanos = Quantity.tryParse(c.value)?.nanos ?? 0n;
+        const nanos = nanosOf(c.value);
         if (i < 0) {
           unusable ??= `counter ${name} is not in counter set ${cc.counterSet}`;
           continue;
         }
-        amounts[i] = (amounts[i] ?? 0) + scaler.consumption(`${pd.driver}/${pd.pool}/${cc.counterSet}/${name}`, nanos);
+        amounts[i] = (amounts[i] ?? 0) + scaler.consumption(group, name, nanos);
       }
       consumes.push({ set: set.idx, amounts: internAmounts(amounts) });
     }

@@ -2,8 +2,8 @@
 // fleet and cached, with per-node lists and free counts that State keeps current.
 import type { DeviceClass, DeviceSelector } from '../api/resource.js';
 import { compileSelector, type CompiledSelector } from '../cel/environment.js';
-import { inputKey, type SelectorInput } from '../cel/inputs.js';
-import { SHARED, type Inventory } from './inventory.js';
+import type { SelectorInput } from '../cel/inputs.js';
+import { SHARED, type DeviceRec, type Inventory } from './inventory.js';
 
 export interface MatchSet {
   readonly id: number;
@@ -102,7 +102,7 @@ export class Matcher {
     if (hit !== undefined) return hit;
     const byValue = new Map<string, number[]>();
     for (const d of list) {
-      const k = inputKey(inputs, this.inv.celDevice(d));
+      const k = recordInputKey(inputs, this.inv.devices[d]);
       let g = byValue.get(k);
       if (g === undefined) byValue.set(k, (g = []));
       g.push(d);
@@ -238,4 +238,27 @@ export class Matcher {
     }
     return hit;
   }
+}
+
+/**
+ * The values of a selector's inputs on one device, read from the inventory's
+ * record rather than a built CEL device (building one for every device of a
+ * fleet costs more than the selectors). Equal keys mean equal CEL values:
+ * attributes by their typed key, capacities by their text (two spellings of
+ * one quantity only split a group, never merge two).
+ */
+function recordInputKey(inputs: readonly SelectorInput[], d: DeviceRec | undefined): string {
+  if (d === undefined) return '';
+  let key = '';
+  for (const i of inputs) {
+    if (i.kind === 'driver') key += d.driver;
+    else if (i.kind === 'allowMultipleAllocations') key += d.allowMultiple ? 't' : 'f';
+    else if (i.kind === 'attribute') key += d.attributes.get(`${i.domain}/${i.name}`) ?? '-';
+    else {
+      const cap = d.api.capacity;
+      key += `${cap?.[`${i.domain}/${i.name}`]?.value ?? '-'}|${i.domain === d.driver ? (cap?.[i.name]?.value ?? '-') : ''}`;
+    }
+    key += '\u0000';
+  }
+  return key;
 }
