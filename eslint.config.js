@@ -36,6 +36,9 @@ export default tseslint.config(
   {
     files: ['**/*.js', '**/*.mjs', '**/*.cjs'],
     ...tseslint.configs.disableTypeChecked,
-    languageOptions: { parserOptions: { projectService: false, project: null, program: null }, globals: { process: 'readonly', console: 'readonly', globalThis: 'readonly', setTimeout: 'readonly', setInterval: 'readonly', clearInterval: 'readonly', require: 'readonly' } },
+    languageOptions: {
+      parserOptions: { projectService: false, project: null, program: null },
+      globals: { process: 'readonly', console: 'readonly', globalThis: 'readonly', setTimeout: 'readonly', setInterval: 'readonly', clearInterval: 'readonly', require: 'readonly' },
+    },
   },
 );

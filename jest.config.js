@@ -1,11 +1,14 @@
 // Three projects: unit (pure code), integration and e2e (a real control plane,
 // started once per run by test/support/global-setup.mjs).
 const transform = {
-  '^.+\\.ts$': ['@swc/jest', {
-    jsc: { parser: { syntax: 'typescript' }, target: 'es2022' },
-    module: { type: 'es6' },
-    sourceMaps: 'inline',
-  }],
+  '^.+\\.ts$': [
+    '@swc/jest',
+    {
+      jsc: { parser: { syntax: 'typescript' }, target: 'es2022' },
+      module: { type: 'es6' },
+      sourceMaps: 'inline',
+    },
+  ],
 };
 const common = {
   testEnvironment: 'node',

@@ -61,7 +61,6 @@ function parseFlags(argv: readonly string[]): Flags {
   return flags;
 }
 
-
 // Node kinds in turn. Slices come from the real path (simulator, parser,
 // pkg/inventory), shared GPUs included as the node plugin publishes them.
 const KINDS: readonly { label: string; model: string; mig: MigSetup; perDomain: number }[] = [
@@ -136,20 +135,35 @@ function claimStream(count: number, seed: number): StreamClaim[] {
     let constraints: { requests?: string[]; matchAttribute: string }[] | undefined;
     switch (kind) {
       case 'mig': {
-        const p = pick(rand, [[40, '1g.10gb'], [10, '1g.20gb'], [20, '2g.20gb'], [20, '3g.40gb'], [5, '4g.40gb'], [5, '7g.80gb']] as const);
+        const p = pick(rand, [
+          [40, '1g.10gb'],
+          [10, '1g.20gb'],
+          [20, '2g.20gb'],
+          [20, '3g.40gb'],
+          [5, '4g.40gb'],
+          [5, '7g.80gb'],
+        ] as const);
         requests = [{ name: 'mig', exactly: { deviceClassName: MIG, selectors: [profile(p)] } }];
         label = `mig ${p}`;
         size = migSize(p);
         break;
       }
       case 'gpu': {
-        const p = pick(rand, [[50, undefined], [25, 'H100'], [25, 'H200']] as const);
+        const p = pick(rand, [
+          [50, undefined],
+          [25, 'H100'],
+          [25, 'H200'],
+        ] as const);
         requests = [{ name: 'gpu', exactly: { deviceClassName: GPU, ...(p !== undefined ? { selectors: [product(p)] } : {}) } }];
         label = `gpu ${p ?? 'any'}`;
         break;
       }
       case 'multi': {
-        const n = pick(rand, [[50, 2], [35, 4], [15, 8]] as const);
+        const n = pick(rand, [
+          [50, 2],
+          [35, 4],
+          [15, 8],
+        ] as const);
         requests = [{ name: 'gpus', exactly: { deviceClassName: GPU, count: n } }];
         constraints = [{ matchAttribute: `${D}/nvlinkDomain` }];
         label = `multi ${n}`;
@@ -439,7 +453,12 @@ async function main(): Promise<void> {
   process.stdout.write(
     `fleet: ${flags.nodes} nodes x 8 GPUs (${KINDS.map((k) => k.label).join(', ')}, one kind per node in turn); claims: ${flags.claims} (seed ${flags.seed}); node ${process.version}\n`,
   );
-  for (const stream of flags.streams) table(flags, stream, flags.policies.map((p) => runInChild(p, stream, flags)));
+  for (const stream of flags.streams)
+    table(
+      flags,
+      stream,
+      flags.policies.map((p) => runInChild(p, stream, flags)),
+    );
   process.stdout.write('\nGPU capacity: one unit per GPU; a MIG-partitioned GPU counts the mean share of its counters in use.\n');
 }
 

@@ -51,9 +51,39 @@ function rng(seed: number): () => number {
 }
 
 const NODE_TYPES: { name: string; share: number; fleet: FakeConfig }[] = [
-  { name: 'h100', share: 0.5, fleet: { driverVersion: '580.105.08', cudaVersion: '13.0', gpus: Array.from({ length: 8 }, (_v, i) => ({ model: 'H100-80GB', migMode: 'Disabled' as const, numaNode: i < 4 ? 0 : 1 })), nvlinkGroups: [[0, 1, 2, 3, 4, 5, 6, 7]] } },
-  { name: 'a100', share: 0.25, fleet: { driverVersion: '570.148.08', cudaVersion: '12.8', gpus: Array.from({ length: 8 }, (_v, i) => ({ model: 'A100-SXM4-40GB', migMode: i < 4 ? ('Enabled' as const) : ('Disabled' as const), numaNode: i < 4 ? 0 : 1 })), nvlinkGroups: [[0, 1, 2, 3], [4, 5, 6, 7]] } },
-  { name: 'h200', share: 0.25, fleet: { driverVersion: '580.105.08', cudaVersion: '13.0', gpus: Array.from({ length: 8 }, (_v, i) => ({ model: 'H200-141GB', migMode: 'Disabled' as const, numaNode: i < 4 ? 0 : 1 })), nvlinkGroups: [[0, 1, 2, 3, 4, 5, 6, 7]] } },
+  {
+    name: 'h100',
+    share: 0.5,
+    fleet: {
+      driverVersion: '580.105.08',
+      cudaVersion: '13.0',
+      gpus: Array.from({ length: 8 }, (_v, i) => ({ model: 'H100-80GB', migMode: 'Disabled' as const, numaNode: i < 4 ? 0 : 1 })),
+      nvlinkGroups: [[0, 1, 2, 3, 4, 5, 6, 7]],
+    },
+  },
+  {
+    name: 'a100',
+    share: 0.25,
+    fleet: {
+      driverVersion: '570.148.08',
+      cudaVersion: '12.8',
+      gpus: Array.from({ length: 8 }, (_v, i) => ({ model: 'A100-SXM4-40GB', migMode: i < 4 ? ('Enabled' as const) : ('Disabled' as const), numaNode: i < 4 ? 0 : 1 })),
+      nvlinkGroups: [
+        [0, 1, 2, 3],
+        [4, 5, 6, 7],
+      ],
+    },
+  },
+  {
+    name: 'h200',
+    share: 0.25,
+    fleet: {
+      driverVersion: '580.105.08',
+      cudaVersion: '13.0',
+      gpus: Array.from({ length: 8 }, (_v, i) => ({ model: 'H200-141GB', migMode: 'Disabled' as const, numaNode: i < 4 ? 0 : 1 })),
+      nvlinkGroups: [[0, 1, 2, 3, 4, 5, 6, 7]],
+    },
+  },
 ];
 
 const sel = (expr: string): { cel: { expression: string } }[] => [{ cel: { expression: expr } }];
@@ -62,10 +92,26 @@ const attr = (name: string): string => `device.attributes["${DRIVER}"].${name}`;
 /** The workload mix: template name, share of pods, claim spec. */
 const WORKLOADS: { name: string; share: number; spec: ResourceClaimTemplate['spec']['spec'] }[] = [
   { name: 'full', share: 0.12, spec: { devices: { requests: [{ name: 'gpu', exactly: { deviceClassName: `gpu.${DRIVER}` } }] } } },
-  { name: 'mig-1g', share: 0.4, spec: { devices: { requests: [{ name: 'mig', exactly: { deviceClassName: `mig.${DRIVER}`, selectors: sel(`${attr('profile')}.startsWith("1g.") && !${attr('profile')}.endsWith("+me")`) } }] } } },
+  {
+    name: 'mig-1g',
+    share: 0.4,
+    spec: { devices: { requests: [{ name: 'mig', exactly: { deviceClassName: `mig.${DRIVER}`, selectors: sel(`${attr('profile')}.startsWith("1g.") && !${attr('profile')}.endsWith("+me")`) } }] } },
+  },
   { name: 'mig-3g', share: 0.18, spec: { devices: { requests: [{ name: 'mig', exactly: { deviceClassName: `mig.${DRIVER}`, selectors: sel(`${attr('profile')}.startsWith("3g.")`) } }] } } },
-  { name: 'nvlink-2', share: 0.08, spec: { devices: { requests: [{ name: 'gpus', exactly: { deviceClassName: `gpu.${DRIVER}`, count: 2 } }], constraints: [{ requests: ['gpus'], matchAttribute: qualify(DRIVER, ATTR.nvlinkDomain) }] } } },
-  { name: 'nvlink-4', share: 0.04, spec: { devices: { requests: [{ name: 'gpus', exactly: { deviceClassName: `gpu.${DRIVER}`, count: 4 } }], constraints: [{ requests: ['gpus'], matchAttribute: qualify(DRIVER, ATTR.nvlinkDomain) }] } } },
+  {
+    name: 'nvlink-2',
+    share: 0.08,
+    spec: {
+      devices: { requests: [{ name: 'gpus', exactly: { deviceClassName: `gpu.${DRIVER}`, count: 2 } }], constraints: [{ requests: ['gpus'], matchAttribute: qualify(DRIVER, ATTR.nvlinkDomain) }] },
+    },
+  },
+  {
+    name: 'nvlink-4',
+    share: 0.04,
+    spec: {
+      devices: { requests: [{ name: 'gpus', exactly: { deviceClassName: `gpu.${DRIVER}`, count: 4 } }], constraints: [{ requests: ['gpus'], matchAttribute: qualify(DRIVER, ATTR.nvlinkDomain) }] },
+    },
+  },
   {
     name: 'prefs',
     share: 0.18,
@@ -86,7 +132,6 @@ const WORKLOADS: { name: string; share: number; spec: ResourceClaimTemplate['spe
     },
   },
 ];
-
 
 async function pool<T>(items: readonly T[], n: number, fn: (t: T, i: number) => Promise<void>): Promise<void> {
   let next = 0;

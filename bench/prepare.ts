@@ -99,7 +99,10 @@ async function scenario(label: string, fleet: FakeConfig, claimDevices: readonly
   };
   const plugin = await startNodePlugin(config, { kube: null, claims, backend: new NvidiaSmiBackend({ path: wrapper, env: { ...smi.env } }) });
   const kubelet = await KubeletStandin.discover({ registryDir: config.registryDir, driverName: DRIVER });
-  const calls = (): string[] => readFileSync(callLog, 'utf8').split('\n').filter((l) => l !== '');
+  const calls = (): string[] =>
+    readFileSync(callLog, 'utf8')
+      .split('\n')
+      .filter((l) => l !== '');
   const latencies: number[] = [];
   let prepareCalls = 0;
   let unprepareCalls = 0;
@@ -157,9 +160,7 @@ async function main(): Promise<void> {
   results.push(await scenario('whole GPU (MIG off)', FLEETS.h100x8('Disabled'), gpus, cycles));
   const migs = ['gpu-0-mig-1g-10gb-0', 'gpu-1-mig-3g-40gb-4', 'gpu-2-mig-2g-20gb-2', 'gpu-3-mig-7g-80gb-0', 'gpu-4-mig-1g-20gb-6'].map((d) => [d]);
   results.push(await scenario('MIG partition (MIG on)', FLEETS.h100x8('Enabled'), migs, cycles));
-  results.push(
-    await scenario('4 MIG partitions in one claim', FLEETS.h100x8('Enabled'), [['gpu-5-mig-1g-10gb-0', 'gpu-5-mig-1g-10gb-1', 'gpu-6-mig-3g-40gb-0', 'gpu-7-mig-4g-40gb-0']], cycles),
-  );
+  results.push(await scenario('4 MIG partitions in one claim', FLEETS.h100x8('Enabled'), [['gpu-5-mig-1g-10gb-0', 'gpu-5-mig-1g-10gb-1', 'gpu-6-mig-3g-40gb-0', 'gpu-7-mig-4g-40gb-0']], cycles));
 
   process.stdout.write(`prepare through the real gRPC socket, nvidia-smi simulator (8x H100), ${cycles} prepares each after 3 warm-up\n`);
   process.stdout.write(`${'scenario'.padEnd(32)} ${'p50 ms'.padStart(8)} ${'p99 ms'.padStart(8)}  smi calls/device: prepare unprepare\n`);

@@ -45,10 +45,13 @@ function webhookClient(cp: ControlPlane): ClientCert {
 /** POSTs a body to the webhook; resolves to the status code, or -1 when the connection was refused. */
 function postWebhook(port: number, body: string | Buffer, client: ClientCert | undefined, ca: string): Promise<number> {
   return new Promise((resolve) => {
-    const req = request({ host: '127.0.0.1', port, path: '/mutate-pods', method: 'POST', agent: false, rejectUnauthorized: false, ca, ...(client ? { cert: client.cert, key: client.key } : {}) }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode ?? 0));
-    });
+    const req = request(
+      { host: '127.0.0.1', port, path: '/mutate-pods', method: 'POST', agent: false, rejectUnauthorized: false, ca, ...(client ? { cert: client.cert, key: client.key } : {}) },
+      (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+      },
+    );
     req.setTimeout(10_000, () => req.destroy());
     req.on('error', () => resolve(-1));
     req.end(body);
@@ -58,7 +61,12 @@ function postWebhook(port: number, body: string | Buffer, client: ClientCert | u
 function hostileBodies(): (string | Buffer)[] {
   const review = (r: unknown): string => JSON.stringify({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: r });
   const fixed: (string | Buffer)[] = [
-    'null', '42', '[]', '{"request":', '', Buffer.from([0, 255, 1, 254]),
+    'null',
+    '42',
+    '[]',
+    '{"request":',
+    '',
+    Buffer.from([0, 255, 1, 254]),
     '{"request":{"uid":"b","object":{"spec":{}}}}',
     review({ uid: 'c', object: { spec: { resourceClaims: [{}] } } }),
     review({ uid: 'd', object: { metadata: 'x', spec: { resourceClaims: 'x' } } }),
@@ -66,7 +74,12 @@ function hostileBodies(): (string | Buffer)[] {
     `{"request":{"uid":"f","object":${'{"a":'.repeat(4000)}1${'}'.repeat(4000)}}}`,
     Buffer.alloc(4 * 1024 * 1024, 0x20),
   ];
-  const base = review({ uid: 'fuzz', operation: 'CREATE', namespace: GATED, object: { metadata: { name: 'p' }, spec: { containers: [{ name: 'c' }], resourceClaims: [{ name: 'g', resourceClaimTemplateName: 'one-gpu' }] } } });
+  const base = review({
+    uid: 'fuzz',
+    operation: 'CREATE',
+    namespace: GATED,
+    object: { metadata: { name: 'p' }, spec: { containers: [{ name: 'c' }], resourceClaims: [{ name: 'g', resourceClaimTemplateName: 'one-gpu' }] } },
+  });
   let seed = 7;
   const rand = (n: number): number => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) % n;
   const fuzz = Array.from({ length: 150 }, () => {
@@ -95,7 +108,10 @@ async function watchResponsive<T>(ports: readonly number[], work: () => Promise<
   const poll = async (): Promise<void> => {
     while (!done) {
       for (const p of ports) {
-        const ok = await fetch(`http://127.0.0.1:${p}/metrics`, { signal: AbortSignal.timeout(2000) }).then((r) => r.ok, () => false);
+        const ok = await fetch(`http://127.0.0.1:${p}/metrics`, { signal: AbortSignal.timeout(2000) }).then(
+          (r) => r.ok,
+          () => false,
+        );
         if (!ok) tally.metricsMisses++;
       }
       await new Promise((r) => setTimeout(r, 500));
@@ -138,7 +154,10 @@ async function main(): Promise<number> {
     });
     for (const ns of [GATED]) await kube.namespaces.create({ metadata: { name: ns } });
     const template = (ns: string, name: string, expression?: string): Promise<unknown> =>
-      kube.resourceClaimTemplates.create({ metadata: { name, namespace: ns }, spec: { spec: { devices: { requests: [{ name: 'gpu', exactly: { deviceClassName: `gpu.${DRIVER}`, ...(expression ? { selectors: [{ cel: { expression } }] } : {}) } }] } } } });
+      kube.resourceClaimTemplates.create({
+        metadata: { name, namespace: ns },
+        spec: { spec: { devices: { requests: [{ name: 'gpu', exactly: { deviceClassName: `gpu.${DRIVER}`, ...(expression ? { selectors: [{ cel: { expression } }] } : {}) } }] } } },
+      });
     await template(GATED, 'one-gpu');
     await template('kube-system', 'one-gpu');
     say(`== set up: leader ${leader}, metrics on ${httpPorts.join(', ')}`);
@@ -158,30 +177,48 @@ async function main(): Promise<number> {
     say(`== webhook: ${tally.inputs} inputs`);
 
     // 2. Selectors that freeze a backtracking regex engine, in claims anyone may create.
-    const redos = ['"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa!".matches("^(a|a)*$")', '"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa!".matches("^(a|aa)*$")', `device.attributes["${DRIVER}"].productName.matches("^(([a-zA-Z0-9 ])+)+$")`];
+    const redos = [
+      '"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa!".matches("^(a|a)*$")',
+      '"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa!".matches("^(a|aa)*$")',
+      `device.attributes["${DRIVER}"].productName.matches("^(([a-zA-Z0-9 ])+)+$")`,
+    ];
     await watchResponsive(httpPorts, async () => {
       for (const [i, expression] of redos.entries()) {
         tally.inputs++;
-        await kube.resourceClaims.create({ metadata: { name: `redos-${i}`, namespace: GATED }, spec: { devices: { requests: [{ name: 'gpu', exactly: { deviceClassName: `gpu.${DRIVER}`, selectors: [{ cel: { expression } }] } }] } } });
+        await kube.resourceClaims.create({
+          metadata: { name: `redos-${i}`, namespace: GATED },
+          spec: { devices: { requests: [{ name: 'gpu', exactly: { deviceClassName: `gpu.${DRIVER}`, selectors: [{ cel: { expression } }] } }] } },
+        });
       }
       // Each gets a decision (an allocation, or an event saying why not) while the controller keeps answering.
-      await eventually('ReDoS claims decided', async () => {
-        const decided = new Set((await kube.events.list(GATED)).filter((e) => e.reason === 'Allocated' || e.reason === 'AllocationFailed').map((e) => e.regarding.name));
-        return redos.every((_e, i) => decided.has(`redos-${i}`));
-      }, 60_000);
+      await eventually(
+        'ReDoS claims decided',
+        async () => {
+          const decided = new Set((await kube.events.list(GATED)).filter((e) => e.reason === 'Allocated' || e.reason === 'AllocationFailed').map((e) => e.regarding.name));
+          return redos.every((_e, i) => decided.has(`redos-${i}`));
+        },
+        60_000,
+      );
       for (let i = 0; i < redos.length; i++) await kube.resourceClaims.delete(`redos-${i}`, GATED);
     });
     say('== ReDoS selectors: done');
 
     // 3. Pods outside the gate (kube-system) and inside it, at once: one allocator per claim.
     const pod = (ns: string, name: string, tpl: string): Promise<unknown> =>
-      kube.pods.create({ metadata: { name, namespace: ns }, spec: { containers: [{ name: 'c', image: 'registry.k8s.io/pause:3.10', resources: { claims: [{ name: 'gpu' }] } }], resourceClaims: [{ name: 'gpu', resourceClaimTemplateName: tpl }] } });
+      kube.pods.create({
+        metadata: { name, namespace: ns },
+        spec: { containers: [{ name: 'c', image: 'registry.k8s.io/pause:3.10', resources: { claims: [{ name: 'gpu' }] } }], resourceClaims: [{ name: 'gpu', resourceClaimTemplateName: tpl }] },
+      });
     await Promise.all(Array.from({ length: 8 }, (_x, i) => [pod('kube-system', `sys-${i}`, 'one-gpu'), pod(GATED, `app-${i}`, 'one-gpu')]).flat());
     tally.inputs += 16;
-    await eventually('pods settled', async () => {
-      const claims = [...(await kube.resourceClaims.list('kube-system')), ...(await kube.resourceClaims.list(GATED))];
-      return claims.length >= 16 && claims.filter((c) => c.status?.allocation).length >= 8;
-    }, 60_000).catch(() => undefined);
+    await eventually(
+      'pods settled',
+      async () => {
+        const claims = [...(await kube.resourceClaims.list('kube-system')), ...(await kube.resourceClaims.list(GATED))];
+        return claims.length >= 16 && claims.filter((c) => c.status?.allocation).length >= 8;
+      },
+      60_000,
+    ).catch(() => undefined);
     for (let i = 0; i < 10; i++) {
       const all = await kube.resourceClaims.list();
       tally.doubleBooked = Math.max(tally.doubleBooked, doubleBooked(all).length);
@@ -198,18 +235,39 @@ async function main(): Promise<number> {
     if (h100) {
       h100.sim.setFaults({ failNext: { exitCode: 4, message: 'Insufficient Permissions', skip: 1 } });
       tally.inputs++;
-      await kube.resourceClaims.create({ metadata: { name: 'mig-fault', namespace: GATED }, spec: { devices: { requests: [{ name: 'mig', exactly: { deviceClassName: `mig.${DRIVER}`, selectors: [{ cel: { expression: `device.attributes["${DRIVER}"].profile == "1g.10gb"` } }] } }] } } });
-      await kube.pods.create({ metadata: { name: 'mig-pod', namespace: GATED }, spec: { containers: [{ name: 'c', image: 'registry.k8s.io/pause:3.10', resources: { claims: [{ name: 'mig' }] } }], resourceClaims: [{ name: 'mig', resourceClaimName: 'mig-fault' }] } });
+      await kube.resourceClaims.create({
+        metadata: { name: 'mig-fault', namespace: GATED },
+        spec: { devices: { requests: [{ name: 'mig', exactly: { deviceClassName: `mig.${DRIVER}`, selectors: [{ cel: { expression: `device.attributes["${DRIVER}"].profile == "1g.10gb"` } }] } }] } },
+      });
+      await kube.pods.create({
+        metadata: { name: 'mig-pod', namespace: GATED },
+        spec: { containers: [{ name: 'c', image: 'registry.k8s.io/pause:3.10', resources: { claims: [{ name: 'mig' }] } }], resourceClaims: [{ name: 'mig', resourceClaimName: 'mig-fault' }] },
+      });
       await eventually('the MIG pod bound', async () => (await kube.pods.get('mig-pod', GATED)).spec.nodeName, 60_000).catch(() => undefined);
     }
 
     // 5. A node plugin's token writing another node's pool.
     const pluginKube = Kube.fromFile(await nodeBoundKubeconfig(kube, 'cascade-node-plugin', 'probe-a100', join(cp.dir, 'probe-plugin.kubeconfig')));
-    const hijack: ResourceSlice = { metadata: { name: 'probe-hijack' }, spec: { driver: DRIVER, nodeName: 'probe-a100', pool: { name: 'probe-h100', generation: 1_000_000, resourceSliceCount: 1 }, devices: [] } };
+    const hijack: ResourceSlice = {
+      metadata: { name: 'probe-hijack' },
+      spec: { driver: DRIVER, nodeName: 'probe-a100', pool: { name: 'probe-h100', generation: 1_000_000, resourceSliceCount: 1 }, devices: [] },
+    };
     tally.inputs++;
-    if (await pluginKube.resourceSlices.create(hijack).then(() => true, (e: unknown) => !(e instanceof KubeApiError && e.code === 403))) tally.acceptedHostileWrites++;
+    if (
+      await pluginKube.resourceSlices.create(hijack).then(
+        () => true,
+        (e: unknown) => !(e instanceof KubeApiError && e.code === 403),
+      )
+    )
+      tally.acceptedHostileWrites++;
     tally.inputs++;
-    if (await new SlicePublisher(pluginKube, { driver: DRIVER, nodeName: 'probe-h100' }).publish([]).then(() => true, () => false)) tally.acceptedHostileWrites++;
+    if (
+      await new SlicePublisher(pluginKube, { driver: DRIVER, nodeName: 'probe-h100' }).publish([]).then(
+        () => true,
+        () => false,
+      )
+    )
+      tally.acceptedHostileWrites++;
     pluginKube.close();
 
     // 6. Load: many claims arrive at once and leave again, while /metrics is polled.
@@ -217,9 +275,13 @@ async function main(): Promise<number> {
     const before = await holder();
     const names = Array.from({ length: LOAD }, (_x, i) => `load-${i}`);
     await watchResponsive(httpPorts, async () => {
-      await inBatches(names, 50, (n) => kube.resourceClaims.create({ metadata: { name: n, namespace: GATED }, spec: { devices: { requests: [{ name: 'gpu', exactly: { deviceClassName: `gpu.${DRIVER}` } }] } } }));
+      await inBatches(names, 50, (n) =>
+        kube.resourceClaims.create({ metadata: { name: n, namespace: GATED }, spec: { devices: { requests: [{ name: 'gpu', exactly: { deviceClassName: `gpu.${DRIVER}` } }] } } }),
+      );
       tally.inputs += LOAD;
-      await eventually('some load claims allocated', async () => (await kube.resourceClaims.list(GATED)).some((c) => c.metadata.name?.startsWith('load-') && c.status?.allocation), 60_000).catch(() => undefined);
+      await eventually('some load claims allocated', async () => (await kube.resourceClaims.list(GATED)).some((c) => c.metadata.name?.startsWith('load-') && c.status?.allocation), 60_000).catch(
+        () => undefined,
+      );
       await inBatches(names, 50, (n) => kube.resourceClaims.delete(n, GATED).catch(() => undefined));
     });
     if ((await holder()) !== before) tally.leaseChanges++;
@@ -245,17 +307,19 @@ async function main(): Promise<number> {
     await cp.stop();
   }
   say('');
-  say(YAML.stringify({
-    'inputs tried': tally.inputs,
-    'controller exits': tally.controllerExits,
-    'plugin exits': tally.pluginExits,
-    'double-booked devices': tally.doubleBooked,
-    'leaked MIG instances': tally.leakedMig,
-    'allocations never released': tally.neverReleased,
-    'hostile writes accepted': tally.acceptedHostileWrites,
-    'metrics answers slower than 2 s': tally.metricsMisses,
-    'leader changes under load': tally.leaseChanges,
-  }).trim());
+  say(
+    YAML.stringify({
+      'inputs tried': tally.inputs,
+      'controller exits': tally.controllerExits,
+      'plugin exits': tally.pluginExits,
+      'double-booked devices': tally.doubleBooked,
+      'leaked MIG instances': tally.leakedMig,
+      'allocations never released': tally.neverReleased,
+      'hostile writes accepted': tally.acceptedHostileWrites,
+      'metrics answers slower than 2 s': tally.metricsMisses,
+      'leader changes under load': tally.leaseChanges,
+    }).trim(),
+  );
   const bad = Object.entries(tally).filter(([k, v]) => k !== 'inputs' && v !== 0);
   return bad.length === 0 ? 0 : 1;
 }
@@ -263,7 +327,7 @@ async function main(): Promise<number> {
 main().then(
   (code) => process.exit(code),
   (err: unknown) => {
-    console.error(`probe failed: ${err instanceof Error ? err.stack ?? err.message : String(err)}`);
+    console.error(`probe failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
     process.exit(2);
   },
 );

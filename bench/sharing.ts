@@ -46,7 +46,19 @@ const POD_SHAPES: readonly (readonly [number, number, number, number])[] = [
 
 /** The trace's GPU nodes: [GPUs, CPU cores, nodes]. */
 const NODES: readonly (readonly [number, number, number])[] = [
-  [1, 8, 22], [1, 128, 2], [2, 8, 2], [2, 16, 107], [2, 64, 22], [2, 104, 387], [4, 32, 28], [4, 48, 9], [4, 96, 17], [8, 64, 7], [8, 82, 1], [8, 96, 570], [8, 128, 39],
+  [1, 8, 22],
+  [1, 128, 2],
+  [2, 8, 2],
+  [2, 16, 107],
+  [2, 64, 22],
+  [2, 104, 387],
+  [4, 32, 28],
+  [4, 48, 9],
+  [4, 96, 17],
+  [8, 64, 7],
+  [8, 82, 1],
+  [8, 96, 570],
+  [8, 128, 39],
 ];
 const CHECKPOINTS = [0.5, 0.8, 0.9, 1.0, 1.1, 1.3] as const;
 /** Offered load of the stream with departures, as a share of the fleet's GPUs. */
@@ -115,7 +127,6 @@ function podStream(upTo: number, seed: number): Pod[] {
   }
   return out;
 }
-
 
 interface Point {
   readonly arrivedPct: number;
@@ -239,24 +250,62 @@ export async function runSharingBench(argv: readonly string[]): Promise<void> {
   const results = policies.map((p) => runPolicy(p, slices, facts, capacity, pods, seed));
   const w = 14;
   const row = (label: string, cells: readonly string[]): void => void process.stdout.write(`${label.padEnd(44)}${cells.map((c) => c.padStart(w)).join('')}\n`);
-  row('', results.map((r) => r.policy));
+  row(
+    '',
+    results.map((r) => r.policy),
+  );
   for (const [i, pct] of CHECKPOINTS.entries()) {
     const at = results.map((r) => r.points[i]);
-    row(`arrived ${Math.round(pct * 100)}%: GPUs allocated`, at.map((p) => (p ? p.allocated.toFixed(1) : '-')));
-    row(`             GPUs unallocated`, at.map((p) => (p ? p.unallocated.toFixed(1) : '-')));
+    row(
+      `arrived ${Math.round(pct * 100)}%: GPUs allocated`,
+      at.map((p) => (p ? p.allocated.toFixed(1) : '-')),
+    );
+    row(
+      `             GPUs unallocated`,
+      at.map((p) => (p ? p.unallocated.toFixed(1) : '-')),
+    );
     const kinds = [...new Set(at.flatMap((p) => Object.keys(p?.failures ?? {})))].sort();
-    row(`             failures`, at.map((p) => String(Object.values(p?.failures ?? {}).reduce((s, n) => s + n, 0))));
-    for (const k of kinds) row(`               ${k}`, at.map((p) => String(p?.failures[k] ?? 0)));
+    row(
+      `             failures`,
+      at.map((p) => String(Object.values(p?.failures ?? {}).reduce((s, n) => s + n, 0))),
+    );
+    for (const k of kinds)
+      row(
+        `               ${k}`,
+        at.map((p) => String(p?.failures[k] ?? 0)),
+      );
   }
-  row('first failure at arrived demand (% of GPUs)', results.map((r) => (r.firstFailurePct === undefined ? 'none' : r.firstFailurePct.toFixed(1))));
-  row('claims/s', results.map((r) => r.claimsPerSec.toFixed(0)));
-  row('decision p99 (ms)', results.map((r) => r.p99Ms.toFixed(2)));
-  row('decision max (ms)', results.map((r) => r.maxMs.toFixed(2)));
-  row('allocator built from the slices (ms)', results.map((r) => r.buildMs.toFixed(0)));
-  row(`departures, ${LOAD * 100}% load: failures/arrivals`, results.map((r) => `${r.departures.failures}/${r.departures.arrivals}`));
-  row('departures: GPUs unallocated at the end', results.map((r) => r.departures.unallocated.toFixed(1)));
+  row(
+    'first failure at arrived demand (% of GPUs)',
+    results.map((r) => (r.firstFailurePct === undefined ? 'none' : r.firstFailurePct.toFixed(1))),
+  );
+  row(
+    'claims/s',
+    results.map((r) => r.claimsPerSec.toFixed(0)),
+  );
+  row(
+    'decision p99 (ms)',
+    results.map((r) => r.p99Ms.toFixed(2)),
+  );
+  row(
+    'decision max (ms)',
+    results.map((r) => r.maxMs.toFixed(2)),
+  );
+  row(
+    'allocator built from the slices (ms)',
+    results.map((r) => r.buildMs.toFixed(0)),
+  );
+  row(
+    `departures, ${LOAD * 100}% load: failures/arrivals`,
+    results.map((r) => `${r.departures.failures}/${r.departures.arrivals}`),
+  );
+  row(
+    'departures: GPUs unallocated at the end',
+    results.map((r) => r.departures.unallocated.toFixed(1)),
+  );
   const at100 = (p: PolicyName): number | undefined => results.find((r) => r.policy === p)?.points[CHECKPOINTS.indexOf(1.0)]?.unallocated;
   const c = at100('cascade');
   const b = at100('best-fit');
-  if (c !== undefined && b !== undefined && b > 0) process.stdout.write(`\nat 100% arrival Cascade leaves ${(c / b).toFixed(2)}x the unallocated GPU capacity best-fit leaves (target: at most 0.67x)\n`);
+  if (c !== undefined && b !== undefined && b > 0)
+    process.stdout.write(`\nat 100% arrival Cascade leaves ${(c / b).toFixed(2)}x the unallocated GPU capacity best-fit leaves (target: at most 0.67x)\n`);
 }

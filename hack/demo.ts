@@ -32,15 +32,29 @@ const FLEET: { name: string; what: string; fleet: FakeConfig }[] = [
   {
     name: 'gpu-a100-0',
     what: '4x A100 40GB, NVLink pairs 0-1 and 2-3',
-    fleet: { driverVersion: '570.148.08', cudaVersion: '12.8', gpus: Array.from({ length: 4 }, () => ({ model: 'A100-SXM4-40GB', migMode: 'Disabled' as const, numaNode: 0 })), nvlinkGroups: [[0, 1], [2, 3]] },
+    fleet: {
+      driverVersion: '570.148.08',
+      cudaVersion: '12.8',
+      gpus: Array.from({ length: 4 }, () => ({ model: 'A100-SXM4-40GB', migMode: 'Disabled' as const, numaNode: 0 })),
+      nvlinkGroups: [
+        [0, 1],
+        [2, 3],
+      ],
+    },
   },
   {
     name: 'gpu-a100-mig-0',
     what: '2x A100 40GB with MIG enabled (partitions only)',
-    fleet: { driverVersion: '570.148.08', cudaVersion: '12.8', gpus: [{ model: 'A100-SXM4-40GB', migMode: 'Enabled' as const, numaNode: 0 }, { model: 'A100-SXM4-40GB', migMode: 'Enabled' as const, numaNode: 1 }] },
+    fleet: {
+      driverVersion: '570.148.08',
+      cudaVersion: '12.8',
+      gpus: [
+        { model: 'A100-SXM4-40GB', migMode: 'Enabled' as const, numaNode: 0 },
+        { model: 'A100-SXM4-40GB', migMode: 'Enabled' as const, numaNode: 1 },
+      ],
+    },
   },
 ];
-
 
 type Doc = Record<string, unknown> & { kind?: string; metadata?: { name?: string; namespace?: string } };
 
@@ -86,7 +100,10 @@ async function summary(kube: Kube, cp: ControlPlane, nodes: readonly GpuNode[], 
       const results = claim?.status?.allocation?.devices?.results ?? [];
       const node = pod.spec.nodeName ?? '(not bound)';
       const choice = results.find((r) => r.request.includes('/'))?.request.split('/')[1];
-      const prepared = nodes.find((n) => n.name === pod.spec.nodeName)?.kubelet.results.get(`${NAMESPACE}/${name}`)?.claims.get(claim?.metadata.uid ?? '');
+      const prepared = nodes
+        .find((n) => n.name === pod.spec.nodeName)
+        ?.kubelet.results.get(`${NAMESPACE}/${name}`)
+        ?.claims.get(claim?.metadata.uid ?? '');
       if (!results.length || !pod.spec.nodeName) ok = false;
       rows.push([
         name,
@@ -114,7 +131,9 @@ async function summary(kube: Kube, cp: ControlPlane, nodes: readonly GpuNode[], 
   say(`  ${kubectl} ${kc} -n ${NAMESPACE} describe resourceclaim ${claims[0]?.metadata.name ?? '<claim>'}`);
   say(`  ${kubectl} ${kc} get resourceslices`);
   say(`  node ${join(repoRoot(), 'dist', 'cmd', 'kubectl-cascade', 'main.js')} ${kc} fleet`);
-  say(`  node ${join(repoRoot(), 'dist', 'cmd', 'kubectl-cascade', 'main.js')} ${kc} explain -n ${NAMESPACE} ${claims.find((c) => c.metadata.name?.startsWith('preference-list'))?.metadata.name ?? '<claim>'}`);
+  say(
+    `  node ${join(repoRoot(), 'dist', 'cmd', 'kubectl-cascade', 'main.js')} ${kc} explain -n ${NAMESPACE} ${claims.find((c) => c.metadata.name?.startsWith('preference-list'))?.metadata.name ?? '<claim>'}`,
+  );
   return ok;
 }
 
@@ -137,7 +156,13 @@ async function main(): Promise<number> {
     const port = await freePort();
     const applied = await applyServerSide(webhookToUrl(await renderManifests('dev'), `https://127.0.0.1:${port}/mutate-pods`));
     if (applied.code !== 0) throw new Error(`kubectl apply failed: ${applied.stderr}`);
-    say(applied.stdout.trim().split('\n').map((l) => `   ${l}`).join('\n'));
+    say(
+      applied.stdout
+        .trim()
+        .split('\n')
+        .map((l) => `   ${l}`)
+        .join('\n'),
+    );
     const kc = await writeServiceAccountKubeconfig(cp.adminKubeconfigPath, ADDON_NAMESPACE, 'cascade-controller', join(cp.dir, 'controller.kubeconfig'));
     controller = controllerProcess({ name: 'cascade-controller-0', kubeconfig: kc, webhookPort: port }).start();
     say(`   controller running as system:serviceaccount:${ADDON_NAMESPACE}:cascade-controller (log: ${controller.logFile})`);

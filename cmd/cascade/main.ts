@@ -11,9 +11,7 @@ function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
 }
 
-const program = new Command()
-  .name('cascade')
-  .description('Cascade, a DRA driver for NVIDIA GPUs: offline tools');
+const program = new Command().name('cascade').description('Cascade, a DRA driver for NVIDIA GPUs: offline tools');
 
 program
   .command('allocate')

@@ -87,7 +87,15 @@ const config: ControllerConfig = {
   webhook:
     webhookPort < 0
       ? undefined
-      : { port: webhookPort, host: o.webhookHost, serviceName: o.webhookService, secretName: o.webhookSecret, configName: o.webhookConfig, extraIpAddresses: o.webhookIp, ...(o.webhookClientCa ? { clientCaPem: readClientCa(o.webhookClientCa) } : {}) },
+      : {
+          port: webhookPort,
+          host: o.webhookHost,
+          serviceName: o.webhookService,
+          secretName: o.webhookSecret,
+          configName: o.webhookConfig,
+          extraIpAddresses: o.webhookIp,
+          ...(o.webhookClientCa ? { clientCaPem: readClientCa(o.webhookClientCa) } : {}),
+        },
 };
 
 const log = rootLogger().child({ component: 'controller' });

@@ -51,7 +51,10 @@ async function readStdin(): Promise<string> {
 }
 
 async function control(): Promise<number> {
-  const commands = (await readStdin()).split('\n').map((l) => l.trim()).filter((l) => l !== '');
+  const commands = (await readStdin())
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '');
   const pid = livePid(pipeDir);
   if (pid === undefined) {
     process.stderr.write('Cannot find MPS control daemon process\n');

@@ -21,8 +21,7 @@ export const MESSAGES = {
   invalidArguments: "Invalid combination of input arguments. Please run 'nvidia-smi -h' for help.",
   noMig: 'No MIG-enabled devices found.',
   noDevices: 'No devices were found',
-  driverNotLoaded:
-    "NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver. Make sure that the latest NVIDIA driver is installed and running.",
+  driverNotLoaded: "NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver. Make sure that the latest NVIDIA driver is installed and running.",
   garbage: '\u0000\u0007@@ NVSMI \ufffd\ufffd 0xdeadbeef <<<\nGPU ?: ??? (UUID: ???)\n',
 } as const;
 
@@ -324,9 +323,7 @@ function createInstances(ctx: Context, gpus: readonly ResolvedGpu[], specs: stri
         const ciProfile = computeProfileId(profile.computeSlices);
         ctx.state.serial += 1;
         gi.computeInstances.push({ id: 0, profileId: ciProfile, size: profile.computeSlices, uuid: migUuid(gpu.uuid, id, 0, ctx.state.serial) });
-        out.push(
-          `Successfully created compute instance ID ${pad2(0)} on GPU ${pad2(gpu.index)} GPU instance ID ${pad2(id)} using profile MIG ${profile.name} (ID ${pad2(ciProfile)})`,
-        );
+        out.push(`Successfully created compute instance ID ${pad2(0)} on GPU ${pad2(gpu.index)} GPU instance ID ${pad2(id)} using profile MIG ${profile.name} (ID ${pad2(ciProfile)})`);
       }
     }
   }

@@ -131,50 +131,48 @@ function migDevicesXml(v: GpuView): X {
   if (devices.length === 0) return ['mig_devices', 'None', undefined, 'block'];
   return [
     'mig_devices',
-    devices.map(
-      (d): X => [
-        'mig_device',
+    devices.map((d): X => [
+      'mig_device',
+      [
+        ['index', String(d.index)],
+        ['gpu_instance_id', String(d.gi.id)],
+        ['compute_instance_id', String(d.ci.id)],
         [
-          ['index', String(d.index)],
-          ['gpu_instance_id', String(d.gi.id)],
-          ['compute_instance_id', String(d.ci.id)],
+          'device_attributes',
           [
-            'device_attributes',
             [
+              'shared',
               [
-                'shared',
-                [
-                  ['multiprocessor_count', String(d.profile.multiprocessors)],
-                  ['copy_engine_count', String(d.profile.engines.copyEngines)],
-                  ['encoder_count', String(d.profile.engines.encoders)],
-                  ['decoder_count', String(d.profile.engines.decoders)],
-                  ['ofa_count', String(d.profile.engines.ofaEngines)],
-                  ['jpg_count', String(d.profile.engines.jpegEngines)],
-                ],
+                ['multiprocessor_count', String(d.profile.multiprocessors)],
+                ['copy_engine_count', String(d.profile.engines.copyEngines)],
+                ['encoder_count', String(d.profile.engines.encoders)],
+                ['decoder_count', String(d.profile.engines.decoders)],
+                ['ofa_count', String(d.profile.engines.ofaEngines)],
+                ['jpg_count', String(d.profile.engines.jpegEngines)],
               ],
             ],
           ],
-          ['ecc_error_count', [['volatile_count', [['sram_uncorrectable', '0']]]]],
+        ],
+        ['ecc_error_count', [['volatile_count', [['sram_uncorrectable', '0']]]]],
+        [
+          'fb_memory_usage',
           [
-            'fb_memory_usage',
-            [
-              ['total', `${d.profile.memoryMiB} MiB`],
-              ['reserved', '0 MiB'],
-              ['used', '9 MiB'],
-              ['free', `${d.profile.memoryMiB - 9} MiB`],
-            ],
+            ['total', `${d.profile.memoryMiB} MiB`],
+            ['reserved', '0 MiB'],
+            ['used', '9 MiB'],
+            ['free', `${d.profile.memoryMiB - 9} MiB`],
           ],
+        ],
+        [
+          'bar1_memory_usage',
           [
-            'bar1_memory_usage',
-            [
-              ['total', `${Math.round(d.profile.memoryMiB * 0.61)} MiB`],
-              ['used', '0 MiB'],
-              ['free', `${Math.round(d.profile.memoryMiB * 0.61)} MiB`],
-            ],
+            ['total', `${Math.round(d.profile.memoryMiB * 0.61)} MiB`],
+            ['used', '0 MiB'],
+            ['free', `${Math.round(d.profile.memoryMiB * 0.61)} MiB`],
           ],
         ],
       ],
-    ),
+    ]),
   ];
 }
 
@@ -412,18 +410,11 @@ export function renderProfiles(views: readonly GpuView[]): string {
         `     ${`${free}/${p.maxInstances}`.padEnd(11)}${gib(p.memoryMiB).padEnd(11)}${'No'.padEnd(7)}` +
         `${String(p.multiprocessors).padEnd(7)}${String(p.engines.decoders).padEnd(6)}${String(p.engines.encoders)}`;
       const smColumn = first.length - 14;
-      const second =
-        ' '.repeat(smColumn) +
-        String(p.engines.copyEngines).padStart(2).padEnd(7) +
-        String(p.engines.jpegEngines).padEnd(6) +
-        String(p.engines.ofaEngines);
+      const second = ' '.repeat(smColumn) + String(p.engines.copyEngines).padStart(2).padEnd(7) + String(p.engines.jpegEngines).padEnd(6) + String(p.engines.ofaEngines);
       rows.push([first, second]);
     }
   }
-  const header = [
-    `${' GPU   Name'.padEnd(idEnd - 3)}ID    Instances   Memory     P2P    SM    DEC   ENC`,
-    `${' '.repeat(idEnd + 3)}Free/Total   GiB              CE    JPEG  OFA`,
-  ];
+  const header = [`${' GPU   Name'.padEnd(idEnd - 3)}ID    Instances   Memory     P2P    SM    DEC   ENC`, `${' '.repeat(idEnd + 3)}Free/Total   GiB              CE    JPEG  OFA`];
   return boxed('GPU instance profiles:', header, rows, idEnd + 50);
 }
 
@@ -444,9 +435,7 @@ export function renderGpuInstances(views: readonly GpuView[]): string {
     for (const gi of [...v.state.gpuInstances].sort((a, b) => a.id - b.id)) {
       const p = profileById(v.gpu.model, gi.profileId);
       if (!p) continue;
-      rows.push([
-        `${String(v.gpu.index).padStart(4)}  ${`MIG ${p.name}`.padEnd(16)}${String(p.id).padStart(6)}${String(gi.id).padStart(9)}          ${`${gi.start}:${p.memorySlices}`}`,
-      ]);
+      rows.push([`${String(v.gpu.index).padStart(4)}  ${`MIG ${p.name}`.padEnd(16)}${String(p.id).padStart(6)}${String(gi.id).padStart(9)}          ${`${gi.start}:${p.memorySlices}`}`]);
     }
   }
   return boxed('GPU instances:', [' GPU   Name             Profile  Instance   Placement', '                          ID       ID       Start:Size'], rows, 55);

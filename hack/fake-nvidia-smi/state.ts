@@ -49,10 +49,7 @@ export function initialState(config: ResolvedConfig): FakeState {
       const refusal = placementRefusal(gpu.model, instances, profile, wanted.start);
       if (refusal) throw new Error(`${where}: ${profile.name} at ${wanted.start}: ${refusal}`);
       const id = gpuInstanceId(gpu.model, profile.memorySlices, wanted.start);
-      const cis =
-        wanted.computeInstance === false
-          ? []
-          : [{ id: 0, profileId: computeProfileId(profile.computeSlices), size: profile.computeSlices, uuid: migUuid(gpu.uuid, id, 0, ++state.serial) }];
+      const cis = wanted.computeInstance === false ? [] : [{ id: 0, profileId: computeProfileId(profile.computeSlices), size: profile.computeSlices, uuid: migUuid(gpu.uuid, id, 0, ++state.serial) }];
       instances.push({ id, profileId: profile.id, start: wanted.start, computeInstances: cis });
     }
     state.gpus.push({ migCurrent: gpu.migMode, migPending: gpu.migMode, gpuInstances: instances });

@@ -17,18 +17,7 @@ import { buildAllocation } from './result.js';
 import { refOfResult } from './snapshot.js';
 import { NodeSearch, sharedDeviceServes, type FailureNotes } from './search.js';
 import { State } from './state.js';
-import type {
-  AllocatedDeviceRef,
-  AllocatedOutcome,
-  AllocationOutcome,
-  AllocationRequest,
-  ChosenAlternative,
-  ClaimAllocation,
-  FleetUsage,
-  PodFacts,
-  PolicyName,
-  Snapshot,
-} from './types.js';
+import type { AllocatedDeviceRef, AllocatedOutcome, AllocationOutcome, AllocationRequest, ChosenAlternative, ClaimAllocation, FleetUsage, PodFacts, PolicyName, Snapshot } from './types.js';
 
 export interface AllocatorOptions {
   /** Placement policy: "cascade" (default), "first-fit", or your own. */
@@ -283,10 +272,11 @@ export class Allocator {
       if (a.set.shareable && !a.adminAccess && !this.someShareFits(a, node)) return false;
       let need = a.count;
       // A shareable device can serve several requests, so needs only add up for dedicated devices.
-      if (!a.adminAccess && !a.set.shareable) for (let j = 0; j < i; j++) {
-        const b = alts[j];
-        if (b !== undefined && !b.adminAccess && !b.all && b.set.id === a.set.id) need += b.count;
-      }
+      if (!a.adminAccess && !a.set.shareable)
+        for (let j = 0; j < i; j++) {
+          const b = alts[j];
+          if (b !== undefined && !b.adminAccess && !b.all && b.set.id === a.set.id) need += b.count;
+        }
       if (cap < need) return false;
     }
     return true;
@@ -340,9 +330,7 @@ export class Allocator {
       return c ? claimLabel(c.claim) : '?';
     };
     const eligible = new Set(nodes.eligible);
-    const requests: RequestPlan[] = claims
-      .flatMap((c) => (c.fixed === undefined ? c.requests : []))
-      .map((r) => this.withRuntimeErrors(r, eligible, (e) => errors.push(`claim ${labelOf(r)}: ${e}`)));
+    const requests: RequestPlan[] = claims.flatMap((c) => (c.fixed === undefined ? c.requests : [])).map((r) => this.withRuntimeErrors(r, eligible, (e) => errors.push(`claim ${labelOf(r)}: ${e}`)));
     const attempts: AttemptNotes = new Map();
     // A firstAvailable entry whose selector fails counts only when nothing before it was allocated:
     // it is left out of the search, and its error is reported if the claim fails.

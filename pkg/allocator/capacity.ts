@@ -182,7 +182,10 @@ export function policyProblems(name: string, cap: DeviceCapacity): string[] {
     if (min !== undefined && max !== undefined && min.compareTo(max) > 0) out.push(`capacity ${name}: requestPolicy.validRange min is more than max`);
     if (step !== undefined && step.sign() <= 0) out.push(`capacity ${name}: requestPolicy.validRange step must be positive`);
     if (min !== undefined && step !== undefined && step.sign() > 0) {
-      for (const [what, q] of [['max', max], ['default', def]] as const) {
+      for (const [what, q] of [
+        ['max', max],
+        ['default', def],
+      ] as const) {
         if (q !== undefined && (q.nanos - min.nanos) % step.nanos !== 0n) out.push(`capacity ${name}: requestPolicy.validRange ${what} must be min plus a multiple of step`);
       }
     }

@@ -145,7 +145,12 @@ export function runAllocate(cmd: AllocateCommand, io: CliIO): number {
       const docs = parseAllDocuments(text);
       const list = Array.isArray(docs) ? docs : [docs];
       for (const d of list) if (d.errors.length > 0) throw new InputError(`${file}: ${d.errors[0]?.message ?? 'invalid YAML'}`);
-      collect(list.map((d) => d.toJS() as unknown), file, inputs, (s) => io.err(s));
+      collect(
+        list.map((d) => d.toJS() as unknown),
+        file,
+        inputs,
+        (s) => io.err(s),
+      );
     }
   } catch (err: unknown) {
     io.err(`cascade allocate: ${err instanceof Error ? err.message : String(err)}`);

@@ -85,7 +85,16 @@ export class DemandModel {
     const top = [...this.entries.values()].sort((a, b) => b.raw - a.raw).slice(0, MAX_SHAPES);
     let sum = 0;
     for (const e of top) sum += e.raw;
-    this.cached = top.map((e) => ({ setId: e.setId, count: e.count, all: e.all, shareable: e.shareable, capacity: e.capacity, capacityKey: e.capacityKey, cpuMilli: e.raw > 0 ? e.cpuRaw / e.raw : 0, weight: e.raw / sum }));
+    this.cached = top.map((e) => ({
+      setId: e.setId,
+      count: e.count,
+      all: e.all,
+      shareable: e.shareable,
+      capacity: e.capacity,
+      capacityKey: e.capacityKey,
+      cpuMilli: e.raw > 0 ? e.cpuRaw / e.raw : 0,
+      weight: e.raw / sum,
+    }));
     return this.cached;
   }
 }

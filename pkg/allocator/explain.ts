@@ -30,14 +30,7 @@ function describeAlt(alt: AltPlan): string {
   return `${name}${what} of ${alt.className}${alt.adminAccess ? ' (admin access)' : ''}`;
 }
 
-function diagnoseAlt(
-  inv: Inventory,
-  state: State,
-  alt: AltPlan,
-  eligible: ReadonlySet<number>,
-  attempts: AttemptNotes,
-  matchAttributes: readonly string[],
-): AlternativeDiagnosis {
+function diagnoseAlt(inv: Inventory, state: State, alt: AltPlan, eligible: ReadonlySet<number>, attempts: AttemptNotes, matchAttributes: readonly string[]): AlternativeDiagnosis {
   const set = alt.set;
   let onIneligibleNodes = 0;
   let inUnusablePools = 0;
@@ -250,7 +243,13 @@ export interface PriorUse {
  */
 export function protectedSentence(inv: Inventory, picks: readonly Pick[], node: number, prior: PriorUse, wholeCounts: readonly number[], policy: string): string | undefined {
   if (policy !== 'cascade' || picks.length === 0) return undefined;
-  const jobs = wholeCounts.length === 0 ? 'whole-GPU jobs' : `${wholeCounts.slice(0, 3).map((k) => `${k}-GPU`).join(' and ')} jobs this cluster runs`;
+  const jobs =
+    wholeCounts.length === 0
+      ? 'whole-GPU jobs'
+      : `${wholeCounts
+          .slice(0, 3)
+          .map((k) => `${k}-GPU`)
+          .join(' and ')} jobs this cluster runs`;
   const nodeName = inv.nodes[node]?.name ?? '?';
   const first = picks[0];
   const dev = first === undefined ? undefined : inv.devices[first.device];

@@ -192,21 +192,27 @@ function gcd(a: bigint, b: bigint): bigint {
  * every value it takes, which keeps them exact integers; if one is still too large,
  * capacity is rounded down and consumption up, so an allocation never overcommits.
  */
+interface ScaledCounter {
+  g: bigint;
+  max: bigint;
+  scale: bigint;
+}
+
 class CounterScaler {
   /**
    * Per counter set (driver/pool/set) and counter name: the gcd and the largest
    * of the values seen, all that finish() needs; then the scale.
    */
-  private readonly groups = new Map<string, Map<string, { g: bigint; max: bigint; scale: bigint }>>();
+  private readonly groups = new Map<string, Map<string, ScaledCounter>>();
 
   /** The counters of one set, looked up once per set and device. */
-  group(setKey: string): Map<string, { g: bigint; max: bigint; scale: bigint }> {
+  group(setKey: string): Map<string, ScaledCounter> {
     let g = this.groups.get(setKey);
-    if (g === undefined) this.groups.set(setKey, (g = new Map()));
+    if (g === undefined) this.groups.set(setKey, (g = new Map<string, ScaledCounter>()));
     return g;
   }
 
-  add(group: Map<string, { g: bigint; max: bigint; scale: bigint }>, name: string, nanos: bigint): void {
+  add(group: Map<string, ScaledCounter>, name: string, nanos: bigint): void {
     const seen = group.get(name);
     if (seen === undefined) {
       group.set(name, { g: nanos, max: nanos, scale: 1n });
@@ -238,11 +244,7 @@ class CounterScaler {
   }
 }
 
-export function buildInventory(
-  slices: readonly ResourceSlice[],
-  nodeFacts: readonly NodeFacts[] | undefined,
-  topologyAttributes: readonly string[] = [],
-): Inventory {
+export function buildInventory(slices: readonly ResourceSlice[], nodeFacts: readonly NodeFacts[] | undefined, topologyAttributes: readonly string[] = []): Inventory {
   const problems: string[] = [];
   // Group slices into pools; only the highest generation counts.
   const pools = new Map<string, PoolGroup>();
@@ -269,10 +271,11 @@ export function buildInventory(
     for (const n of nodeFacts) addNode(n);
   } else {
     const names = new Set<string>();
-    for (const p of poolList) for (const s of p.slices) {
-      if (s.spec.nodeName !== undefined) names.add(s.spec.nodeName);
-      for (const d of s.spec.devices ?? []) if (d.nodeName !== undefined) names.add(d.nodeName);
-    }
+    for (const p of poolList)
+      for (const s of p.slices) {
+        if (s.spec.nodeName !== undefined) names.add(s.spec.nodeName);
+        for (const d of s.spec.devices ?? []) if (d.nodeName !== undefined) names.add(d.nodeName);
+      }
     for (const name of [...names].sort(cmpStr)) addNode({ name });
   }
 
@@ -284,14 +287,26 @@ export function buildInventory(
     if (n === undefined) parsed.set(value, (n = Quantity.tryParse(value)?.nanos ?? 0n));
     return n;
   };
-  interface PendingSet { driver: string; pool: string; name: string; node: number; counters: [string, bigint][] }
-  interface PendingDevice { driver: string; pool: string; slice: ResourceSlice; device: Device; incomplete: boolean; duplicate: boolean }
+  interface PendingSet {
+    driver: string;
+    pool: string;
+    name: string;
+    node: number;
+    counters: [string, bigint][];
+  }
+  interface PendingDevice {
+    driver: string;
+    pool: string;
+    slice: ResourceSlice;
+    device: Device;
+    incomplete: boolean;
+    duplicate: boolean;
+  }
   const pendingSets: PendingSet[] = [];
   const setKeys = new Map<string, number>();
   const pendingDevices: PendingDevice[] = [];
 
-  const nodeOf = (slice: ResourceSlice, device: Device | undefined): string | undefined =>
-    slice.spec.perDeviceNodeSelection === true ? device?.nodeName : slice.spec.nodeName;
+  const nodeOf = (slice: ResourceSlice, device: Device | undefined): string | undefined => (slice.spec.perDeviceNodeSelection === true ? device?.nodeName : slice.spec.nodeName);
 
   for (const p of poolList) {
     const complete = p.slices.length === p.expected;
@@ -320,7 +335,7 @@ export function buildInventory(
       for (const device of slice.spec.devices ?? []) {
         const duplicate = seen.has(device.name);
         seen.add(device.name);
-                pendingDevices.push({ driver: p.driver, pool: p.pool, slice, device, incomplete: !complete, duplicate });
+        pendingDevices.push({ driver: p.driver, pool: p.pool, slice, device, incomplete: !complete, duplicate });
         for (const cc of device.consumesCounters ?? []) {
           const group = scaler.group(`${p.driver}/${p.pool}/${cc.counterSet}`);
           for (const [name, c] of Object.entries(cc.counters)) scaler.add(group, name, nanosOf(c.value));

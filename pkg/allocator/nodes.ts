@@ -64,9 +64,7 @@ export function nodeSelectorMatches(selector: NodeSelector, node: { readonly nam
     const exprs = term.matchExpressions ?? [];
     const fields = term.matchFields ?? [];
     if (exprs.length === 0 && fields.length === 0) continue;
-    const ok =
-      exprs.every((r) => requirementMatches(r, node.labels[r.key])) &&
-      fields.every((r) => requirementMatches(r, r.key === 'metadata.name' ? node.name : undefined));
+    const ok = exprs.every((r) => requirementMatches(r, node.labels[r.key])) && fields.every((r) => requirementMatches(r, r.key === 'metadata.name' ? node.name : undefined));
     if (ok) return true;
   }
   return false;

@@ -65,13 +65,7 @@ export function constraintApplies(c: ConstraintPlan, request: string, subrequest
   return subrequest !== undefined && c.requests.has(`${request}/${subrequest}`);
 }
 
-function planRequest(
-  claimIdx: number,
-  req: DeviceRequest,
-  matcher: Matcher,
-  adminAllowed: boolean,
-  errors: string[],
-): RequestPlan {
+function planRequest(claimIdx: number, req: DeviceRequest, matcher: Matcher, adminAllowed: boolean, errors: string[]): RequestPlan {
   const alternatives: AltPlan[] = [];
   const where = `request ${req.name}`;
   if (req.exactly !== undefined && req.firstAvailable !== undefined) {
@@ -177,11 +171,7 @@ export function specProblems(spec: ResourceClaim['spec']): string[] {
   return out;
 }
 
-export function planClaims(
-  claims: readonly ResourceClaim[],
-  matcher: Matcher,
-  namespaceLabels: Readonly<Record<string, Readonly<Record<string, string>>>> | undefined,
-): ClaimPlan[] {
+export function planClaims(claims: readonly ResourceClaim[], matcher: Matcher, namespaceLabels: Readonly<Record<string, Readonly<Record<string, string>>>> | undefined): ClaimPlan[] {
   return claims.map((claim, idx) => {
     const errors: string[] = [];
     const namespace = claim.metadata.namespace ?? 'default';

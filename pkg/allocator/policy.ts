@@ -458,7 +458,11 @@ class CascadePolicy implements PlacementPolicy {
       terms.push({ name: 'node-free', value: W_NODE_FREE * freeAfter, reason: `${fmt(100 * freeAfter)}% of the node's GPU capacity stays free (fuller nodes first)` });
       const stranded = strandedCost(ctx, node, taken);
       if (stranded !== 0) {
-        terms.push({ name: 'cpu', value: stranded, reason: stranded > 0 ? "GPUs left on the node without the CPU recent pods need to use them" : 'uses GPUs the node had too little CPU to hand out otherwise' });
+        terms.push({
+          name: 'cpu',
+          value: stranded,
+          reason: stranded > 0 ? 'GPUs left on the node without the CPU recent pods need to use them' : 'uses GPUs the node had too little CPU to hand out otherwise',
+        });
       }
     }
     let topo = 0;

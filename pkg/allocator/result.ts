@@ -1,12 +1,6 @@
 // Turns a placement into status.allocation as resource.k8s.io/v1 wants it:
 // results in allocation order, class and claim config with their source, node selector.
-import type {
-  AllocationResult,
-  DeviceAllocationConfiguration,
-  DeviceRequestAllocationResult,
-  NodeSelector,
-  NodeSelectorRequirement,
-} from '../api/resource.js';
+import type { AllocationResult, DeviceAllocationConfiguration, DeviceRequestAllocationResult, NodeSelector, NodeSelectorRequirement } from '../api/resource.js';
 import { randomUUID } from 'node:crypto';
 import type { Inventory } from './inventory.js';
 import type { Matcher } from './match.js';

@@ -103,7 +103,10 @@ export function counterSetName(minor: number): string {
  * profile made a DNS label ("3g.40gb" -> "3g-40gb", "1g.10gb+me" -> "1g-10gb-me").
  */
 export function migDeviceName(parentMinor: number, profile: string, placementStart: number): string {
-  const label = profile.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '');
+  const label = profile
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, '-')
+    .replace(/^-+|-+$/g, '');
   return `gpu-${parentMinor}-mig-${label}-${placementStart}`;
 }
 

@@ -26,12 +26,7 @@ export class CelDevice {
   readonly capacity: ReadonlyMap<string, CelBag<Quantity>>;
   readonly allowMultipleAllocations: boolean;
 
-  constructor(
-    driver: string,
-    attributes: ReadonlyMap<string, CelBag<CelAttributeValue>>,
-    capacity: ReadonlyMap<string, CelBag<Quantity>>,
-    allowMultipleAllocations: boolean,
-  ) {
+  constructor(driver: string, attributes: ReadonlyMap<string, CelBag<CelAttributeValue>>, capacity: ReadonlyMap<string, CelBag<Quantity>>, allowMultipleAllocations: boolean) {
     this.driver = driver;
     this.attributes = attributes;
     this.capacity = capacity;
@@ -135,47 +130,49 @@ function cmp(c: -1 | 0 | 1): bigint {
 }
 
 function buildEnvironment(): Environment {
-  return registerKubernetesLibrary(new Environment({ homogeneousAggregateLiterals: false, enableOptionalTypes: true, limits: { maxAstNodes: 10_000, maxDepth: 100 } })
-    .registerType('Quantity', Quantity)
-    .registerType('Semver', Semver)
-    .registerType('Device', {
-      ctor: CelDevice,
-      fields: {
-        driver: 'string',
-        attributes: 'map<string, map<string, dyn>>',
-        capacity: 'map<string, map<string, Quantity>>',
-        allowMultipleAllocations: 'bool',
-      },
-    })
-    .registerVariable('device', 'Device')
-    .registerFunction('quantity(string): Quantity', (s: string) => Quantity.parse(s))
-    .registerFunction('isQuantity(string): bool', (s: string) => Quantity.tryParse(s) !== undefined)
-    .registerFunction('Quantity.compareTo(Quantity): int', (a: Quantity, b: Quantity) => cmp(a.compareTo(b)))
-    .registerFunction('Quantity.isGreaterThan(Quantity): bool', (a: Quantity, b: Quantity) => a.compareTo(b) > 0)
-    .registerFunction('Quantity.isLessThan(Quantity): bool', (a: Quantity, b: Quantity) => a.compareTo(b) < 0)
-    .registerFunction('Quantity.add(Quantity): Quantity', (a: Quantity, b: Quantity) => a.add(b))
-    .registerFunction('Quantity.add(int): Quantity', (a: Quantity, b: bigint) => a.add(Quantity.fromInteger(b)))
-    .registerFunction('Quantity.sub(Quantity): Quantity', (a: Quantity, b: Quantity) => a.sub(b))
-    .registerFunction('Quantity.sub(int): Quantity', (a: Quantity, b: bigint) => a.sub(Quantity.fromInteger(b)))
-    .registerFunction('Quantity.sign(): int', (a: Quantity) => cmp(a.sign()))
-    .registerFunction('Quantity.isInteger(): bool', (a: Quantity) => a.isInteger())
-    .registerFunction('Quantity.asInteger(): int', (a: Quantity) => a.asInteger())
-    .registerFunction('Quantity.asApproximateFloat(): double', (a: Quantity) => a.asApproximateFloat())
-    .registerOperator('Quantity == Quantity', (a: Quantity, b: Quantity) => a.equals(b))
-    .registerFunction('semver(string): Semver', (s: string) => Semver.parse(s))
-    .registerFunction('semver(string, bool): Semver', (s: string, normalize: boolean) => Semver.parse(s, normalize))
-    .registerFunction('isSemver(string): bool', (s: string) => Semver.tryParse(s) !== undefined)
-    .registerFunction('isSemver(string, bool): bool', (s: string, normalize: boolean) => Semver.tryParse(s, normalize) !== undefined)
-    .registerFunction('Semver.major(): int', (v: Semver) => v.major)
-    .registerFunction('Semver.minor(): int', (v: Semver) => v.minor)
-    .registerFunction('Semver.patch(): int', (v: Semver) => v.patch)
-    .registerFunction('Semver.compareTo(Semver): int', (a: Semver, b: Semver) => cmp(a.compareTo(b)))
-    .registerFunction('Semver.isGreaterThan(Semver): bool', (a: Semver, b: Semver) => a.compareTo(b) > 0)
-    .registerFunction('Semver.isLessThan(Semver): bool', (a: Semver, b: Semver) => a.compareTo(b) < 0)
-    .registerOperator('Semver == Semver', (a: Semver, b: Semver) => a.equals(b))
-    .registerFunction('matches(string, string): bool', re2Matches)
-    .registerFunction('cascadePairs(dyn): list<dyn>', pairsOf)
-    .registerFunction('cascadePairsToMap(list<dyn>): map<dyn, dyn>', mapOfPairs));
+  return registerKubernetesLibrary(
+    new Environment({ homogeneousAggregateLiterals: false, enableOptionalTypes: true, limits: { maxAstNodes: 10_000, maxDepth: 100 } })
+      .registerType('Quantity', Quantity)
+      .registerType('Semver', Semver)
+      .registerType('Device', {
+        ctor: CelDevice,
+        fields: {
+          driver: 'string',
+          attributes: 'map<string, map<string, dyn>>',
+          capacity: 'map<string, map<string, Quantity>>',
+          allowMultipleAllocations: 'bool',
+        },
+      })
+      .registerVariable('device', 'Device')
+      .registerFunction('quantity(string): Quantity', (s: string) => Quantity.parse(s))
+      .registerFunction('isQuantity(string): bool', (s: string) => Quantity.tryParse(s) !== undefined)
+      .registerFunction('Quantity.compareTo(Quantity): int', (a: Quantity, b: Quantity) => cmp(a.compareTo(b)))
+      .registerFunction('Quantity.isGreaterThan(Quantity): bool', (a: Quantity, b: Quantity) => a.compareTo(b) > 0)
+      .registerFunction('Quantity.isLessThan(Quantity): bool', (a: Quantity, b: Quantity) => a.compareTo(b) < 0)
+      .registerFunction('Quantity.add(Quantity): Quantity', (a: Quantity, b: Quantity) => a.add(b))
+      .registerFunction('Quantity.add(int): Quantity', (a: Quantity, b: bigint) => a.add(Quantity.fromInteger(b)))
+      .registerFunction('Quantity.sub(Quantity): Quantity', (a: Quantity, b: Quantity) => a.sub(b))
+      .registerFunction('Quantity.sub(int): Quantity', (a: Quantity, b: bigint) => a.sub(Quantity.fromInteger(b)))
+      .registerFunction('Quantity.sign(): int', (a: Quantity) => cmp(a.sign()))
+      .registerFunction('Quantity.isInteger(): bool', (a: Quantity) => a.isInteger())
+      .registerFunction('Quantity.asInteger(): int', (a: Quantity) => a.asInteger())
+      .registerFunction('Quantity.asApproximateFloat(): double', (a: Quantity) => a.asApproximateFloat())
+      .registerOperator('Quantity == Quantity', (a: Quantity, b: Quantity) => a.equals(b))
+      .registerFunction('semver(string): Semver', (s: string) => Semver.parse(s))
+      .registerFunction('semver(string, bool): Semver', (s: string, normalize: boolean) => Semver.parse(s, normalize))
+      .registerFunction('isSemver(string): bool', (s: string) => Semver.tryParse(s) !== undefined)
+      .registerFunction('isSemver(string, bool): bool', (s: string, normalize: boolean) => Semver.tryParse(s, normalize) !== undefined)
+      .registerFunction('Semver.major(): int', (v: Semver) => v.major)
+      .registerFunction('Semver.minor(): int', (v: Semver) => v.minor)
+      .registerFunction('Semver.patch(): int', (v: Semver) => v.patch)
+      .registerFunction('Semver.compareTo(Semver): int', (a: Semver, b: Semver) => cmp(a.compareTo(b)))
+      .registerFunction('Semver.isGreaterThan(Semver): bool', (a: Semver, b: Semver) => a.compareTo(b) > 0)
+      .registerFunction('Semver.isLessThan(Semver): bool', (a: Semver, b: Semver) => a.compareTo(b) < 0)
+      .registerOperator('Semver == Semver', (a: Semver, b: Semver) => a.equals(b))
+      .registerFunction('matches(string, string): bool', re2Matches)
+      .registerFunction('cascadePairs(dyn): list<dyn>', pairsOf)
+      .registerFunction('cascadePairsToMap(list<dyn>): map<dyn, dyn>', mapOfPairs),
+  );
 }
 
 let environment: Environment | undefined;
@@ -198,16 +195,12 @@ export interface CompiledSelector {
   evaluate(device: CelDevice): SelectorOutcome;
 }
 
-export type CompileResult =
-  | { readonly ok: true; readonly selector: CompiledSelector }
-  | { readonly ok: false; readonly expression: string; readonly error: string };
+export type CompileResult = { readonly ok: true; readonly selector: CompiledSelector } | { readonly ok: false; readonly expression: string; readonly error: string };
 
 function firstLine(err: unknown): string {
   const msg = err instanceof Error ? err.message : String(err);
   return msg.split('\n')[0] ?? msg;
 }
-
-
 
 /** An AST node as serialize() reads it: spans are not needed. */
 type Bare = { op: ASTNode['op']; args: unknown };
@@ -244,7 +237,13 @@ function twoVariableComprehension(node: ASTNode, copy: (v: unknown) => unknown, 
   const oneVarForm = (name === 'all' || name === 'exists' || name === 'exists_one' || name === 'existsOne') && rest.length === 1;
   if (!oneVarForm && name !== 'transformList' && name !== 'transformMap') return undefined;
   const p = freshName();
-  const at = (i: number): Bare => ({ op: '[]', args: [{ op: 'id', args: p }, { op: 'value', args: BigInt(i) }] });
+  const at = (i: number): Bare => ({
+    op: '[]',
+    args: [
+      { op: 'id', args: p },
+      { op: 'value', args: BigInt(i) },
+    ],
+  });
   const names = new Map<string, Bare>([
     [String(k.args), at(0)],
     [String(v.args), at(1)],

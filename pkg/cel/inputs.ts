@@ -11,10 +11,7 @@ import type { CelDevice } from './environment.js';
 import { Quantity } from './quantity.js';
 import { Semver } from './semver.js';
 
-export type SelectorInput =
-  | { readonly kind: 'driver' }
-  | { readonly kind: 'allowMultipleAllocations' }
-  | { readonly kind: 'attribute' | 'capacity'; readonly domain: string; readonly name: string };
+export type SelectorInput = { readonly kind: 'driver' } | { readonly kind: 'allowMultipleAllocations' } | { readonly kind: 'attribute' | 'capacity'; readonly domain: string; readonly name: string };
 
 function literalString(n: unknown): string | undefined {
   return isNode(n) && n.op === 'value' && typeof n.args === 'string' ? n.args : undefined;

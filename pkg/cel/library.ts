@@ -58,7 +58,9 @@ export function formatString(format: string, args: readonly unknown[]): string {
         return asNumber(v).toFixed(precision === undefined ? 6 : Number(precision));
       case 'e':
       case 'E': {
-        const t = asNumber(v).toExponential(precision === undefined ? 6 : Number(precision)).replace(/e([+-])(\d)$/, 'e$10$2');
+        const t = asNumber(v)
+          .toExponential(precision === undefined ? 6 : Number(precision))
+          .replace(/e([+-])(\d)$/, 'e$10$2');
         return verb === 'E' ? t.toUpperCase() : t;
       }
       case 'x':
@@ -212,7 +214,10 @@ function registerSets(env: Registrar): Registrar {
     .registerType('SetsNamespace', SetsNamespace)
     .registerConstant('sets', 'SetsNamespace', new SetsNamespace())
     .registerFunction('SetsNamespace.contains(list<dyn>, list<dyn>): bool', (_ns: SetsNamespace, a: readonly unknown[], b: readonly unknown[]) => b.every((x) => has(a, x)))
-    .registerFunction('SetsNamespace.equivalent(list<dyn>, list<dyn>): bool', (_ns: SetsNamespace, a: readonly unknown[], b: readonly unknown[]) => b.every((x) => has(a, x)) && a.every((x) => has(b, x)))
+    .registerFunction(
+      'SetsNamespace.equivalent(list<dyn>, list<dyn>): bool',
+      (_ns: SetsNamespace, a: readonly unknown[], b: readonly unknown[]) => b.every((x) => has(a, x)) && a.every((x) => has(b, x)),
+    )
     .registerFunction('SetsNamespace.intersects(list<dyn>, list<dyn>): bool', (_ns: SetsNamespace, a: readonly unknown[], b: readonly unknown[]) => b.some((x) => has(a, x)));
 }
 

@@ -96,7 +96,7 @@ export class IpAddress {
     // The longest run of two or more zero groups becomes "::" (RFC 5952).
     let best = -1;
     let bestLen = 1;
-    for (let i = 0; i < 8; ) {
+    for (let i = 0; i < 8;) {
       if (groups[i] !== '0') {
         i++;
         continue;
@@ -140,7 +140,7 @@ export class Cidr {
   private prefixOf(ip: IpAddress): boolean {
     if (ip.family !== this.ip.family) return false;
     for (let bit = 0; bit < this.prefixLength; bit++) {
-      const mask = 0x80 >> bit % 8;
+      const mask = 0x80 >> (bit % 8);
       if (((ip.bytes[bit >> 3] ?? 0) & mask) !== ((this.ip.bytes[bit >> 3] ?? 0) & mask)) return false;
     }
     return true;

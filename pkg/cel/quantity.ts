@@ -160,7 +160,14 @@ export class Quantity {
           if (s.length < best.length) best = s;
         }
       }
-      for (const [suffix, exp] of [['E', 18], ['P', 15], ['T', 12], ['G', 9], ['M', 6], ['k', 3]] as const) {
+      for (const [suffix, exp] of [
+        ['E', 18],
+        ['P', 15],
+        ['T', 12],
+        ['G', 9],
+        ['M', 6],
+        ['k', 3],
+      ] as const) {
         const mult = pow10(exp);
         if (abs >= mult && abs % mult === 0n) {
           const s = `${v / mult}${suffix}`;
@@ -169,7 +176,10 @@ export class Quantity {
       }
       return best;
     }
-    for (const [suffix, div] of [['m', 1_000_000n], ['u', 1000n]] as const) {
+    for (const [suffix, div] of [
+      ['m', 1_000_000n],
+      ['u', 1000n],
+    ] as const) {
       if (n % div === 0n) return `${n / div}${suffix}`;
     }
     return `${n}n`;

@@ -7,9 +7,7 @@ export class SemverError extends Error {
 
 const NUM = '0|[1-9]\\d*';
 const PRE_ID = `(?:${NUM}|\\d*[a-zA-Z-][0-9a-zA-Z-]*)`;
-const STRICT_RE = new RegExp(
-  `^(${NUM})\\.(${NUM})\\.(${NUM})(?:-(${PRE_ID}(?:\\.${PRE_ID})*))?(?:\\+([0-9a-zA-Z-]+(?:\\.[0-9a-zA-Z-]+)*))?$`,
-);
+const STRICT_RE = new RegExp(`^(${NUM})\\.(${NUM})\\.(${NUM})(?:-(${PRE_ID}(?:\\.${PRE_ID})*))?(?:\\+([0-9a-zA-Z-]+(?:\\.[0-9a-zA-Z-]+)*))?$`);
 
 export class Semver {
   readonly major: bigint;
@@ -41,18 +39,16 @@ export class Semver {
     if (input === undefined) return undefined;
     const m = STRICT_RE.exec(input);
     if (m === null) return undefined;
-    return new Semver(
-      BigInt(m[1] ?? '0'),
-      BigInt(m[2] ?? '0'),
-      BigInt(m[3] ?? '0'),
-      m[4] === undefined ? [] : m[4].split('.'),
-      m[5] === undefined ? [] : m[5].split('.'),
-    );
+    return new Semver(BigInt(m[1] ?? '0'), BigInt(m[2] ?? '0'), BigInt(m[3] ?? '0'), m[4] === undefined ? [] : m[4].split('.'), m[5] === undefined ? [] : m[5].split('.'));
   }
 
   /** Precedence per semver 2.0.0 section 11; build metadata is ignored. */
   compareTo(other: Semver): -1 | 0 | 1 {
-    for (const [a, b] of [[this.major, other.major], [this.minor, other.minor], [this.patch, other.patch]] as const) {
+    for (const [a, b] of [
+      [this.major, other.major],
+      [this.minor, other.minor],
+      [this.patch, other.patch],
+    ] as const) {
       if (a !== b) return a < b ? -1 : 1;
     }
     const pa = this.prerelease;

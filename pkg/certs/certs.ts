@@ -82,10 +82,7 @@ export async function issueCertificate(ca: CertificateAuthority, opts: IssueOpti
   const ekus: string[] = [];
   if (opts.usage !== 'client') ekus.push(x509.ExtendedKeyUsage.serverAuth);
   if (opts.usage !== 'server') ekus.push(x509.ExtendedKeyUsage.clientAuth);
-  const names: x509.JsonGeneralName[] = [
-    ...(opts.dnsNames ?? []).map((value) => ({ type: 'dns' as const, value })),
-    ...(opts.ipAddresses ?? []).map((value) => ({ type: 'ip' as const, value })),
-  ];
+  const names: x509.JsonGeneralName[] = [...(opts.dnsNames ?? []).map((value) => ({ type: 'dns' as const, value })), ...(opts.ipAddresses ?? []).map((value) => ({ type: 'ip' as const, value }))];
   const extensions: x509.Extension[] = [
     new x509.BasicConstraintsExtension(false, undefined, true),
     new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment, true),

@@ -68,7 +68,16 @@ export function renderExplain(input: ExplainInput): string {
       if (!won || !req.firstAvailable) continue;
       const sub = won.request.split('/')[1];
       const idx = req.firstAvailable.findIndex((a) => a.name === sub);
-      out.push(`Request ${req.name}: alternative ${idx + 1} of ${req.firstAvailable.length} (${sub ?? '?'}) won${idx > 0 ? `; ${req.firstAvailable.slice(0, idx).map((a) => a.name).join(', ')} did not fit when it was allocated` : ' (first choice)'}.`);
+      out.push(
+        `Request ${req.name}: alternative ${idx + 1} of ${req.firstAvailable.length} (${sub ?? '?'}) won${
+          idx > 0
+            ? `; ${req.firstAvailable
+                .slice(0, idx)
+                .map((a) => a.name)
+                .join(', ')} did not fit when it was allocated`
+            : ' (first choice)'
+        }.`,
+      );
     }
   } else {
     out.push('Not allocated.');

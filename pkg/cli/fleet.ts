@@ -58,7 +58,7 @@ export function fleetRows(slices: readonly ResourceSlice[], claims: readonly Res
     const node = s.spec.nodeName ?? s.spec.pool.name;
     for (const d of s.spec.devices ?? []) {
       const type = attr(d, driver, ATTR.type);
-      const minor = type === 'mig' ? attr(d, driver, ATTR.parentMinor) : attr(d, driver, ATTR.minor) ?? attr(d, driver, ATTR.index);
+      const minor = type === 'mig' ? attr(d, driver, ATTR.parentMinor) : (attr(d, driver, ATTR.minor) ?? attr(d, driver, ATTR.index));
       const key = `${s.spec.pool.name}/${String(minor ?? d.name)}`;
       let g = gpus.get(key);
       if (!g) gpus.set(key, (g = { node, pool: s.spec.pool.name, parts: [] }));
@@ -114,7 +114,11 @@ function sharedUsage(device: Device, shares: readonly Holder[], driver: string):
 /** Renders rows as an aligned text table, kubectl style. */
 export function renderTable(headers: readonly string[], rows: readonly (readonly string[])[]): string {
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: readonly string[]): string => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd((widths[i] ?? 0) + 3))).join('').trimEnd();
+  const line = (cells: readonly string[]): string =>
+    cells
+      .map((c, i) => (i === cells.length - 1 ? c : c.padEnd((widths[i] ?? 0) + 3)))
+      .join('')
+      .trimEnd();
   return [line(headers), ...rows.map(line)].join('\n');
 }
 

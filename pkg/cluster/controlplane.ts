@@ -234,8 +234,7 @@ export class ControlPlane {
 
     const [etcdClient, etcdPeer, apiPort, kcmPort, schedPort] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort()]);
     const server = `https://127.0.0.1:${apiPort}`;
-    const kubeconfig = (user: string, cert: { certPem: string; keyPem: string }): string =>
-      kubeconfigYaml(server, ca.certPem, user, { clientCertificate: cert.certPem, clientKey: cert.keyPem });
+    const kubeconfig = (user: string, cert: { certPem: string; keyPem: string }): string => kubeconfigYaml(server, ca.certPem, user, { clientCertificate: cert.certPem, clientKey: cert.keyPem });
     const adminKubeconfigPath = join(dir, 'admin.kubeconfig');
     await writeFile(adminKubeconfigPath, kubeconfig('cascade-admin', admin), { mode: 0o600 });
     await writeFile(join(dir, 'kcm.kubeconfig'), kubeconfig('kube-controller-manager', kcm), { mode: 0o600 });
@@ -340,13 +339,33 @@ export class ControlPlane {
         writeState(state);
         cp.lastPids = { ...state.pids };
         if (spec.name === 'etcd') {
-          await waitFor('etcd', 30_000, async () => (await fetch(`http://127.0.0.1:${etcdClient}/health`)).ok, () => tail(join(dir, 'etcd.log')));
+          await waitFor(
+            'etcd',
+            30_000,
+            async () => (await fetch(`http://127.0.0.1:${etcdClient}/health`)).ok,
+            () => tail(join(dir, 'etcd.log')),
+          );
         } else if (spec.name === 'kube-apiserver') {
-          await waitFor('kube-apiserver', 90_000, () => cp.probe('/readyz'), () => tail(join(dir, 'kube-apiserver.log')));
+          await waitFor(
+            'kube-apiserver',
+            90_000,
+            () => cp.probe('/readyz'),
+            () => tail(join(dir, 'kube-apiserver.log')),
+          );
         }
       }
-      await waitFor('kube-controller-manager', 60_000, () => probeInsecure(kcmPort, '/healthz'), () => tail(join(dir, 'kube-controller-manager.log')));
-      await waitFor('kube-scheduler', 60_000, () => probeInsecure(schedPort, '/healthz'), () => tail(join(dir, 'kube-scheduler.log')));
+      await waitFor(
+        'kube-controller-manager',
+        60_000,
+        () => probeInsecure(kcmPort, '/healthz'),
+        () => tail(join(dir, 'kube-controller-manager.log')),
+      );
+      await waitFor(
+        'kube-scheduler',
+        60_000,
+        () => probeInsecure(schedPort, '/healthz'),
+        () => tail(join(dir, 'kube-scheduler.log')),
+      );
     } catch (err) {
       await cp.stop();
       throw err;

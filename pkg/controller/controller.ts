@@ -125,9 +125,7 @@ export class Controller {
     this.nodes = new Informer<Node>(kube.client, RESOURCES.nodes, opt(RESOURCES.nodes));
     this.namespaces = new Informer<Namespace>(kube.client, RESOURCES.namespaces, opt(RESOURCES.namespaces));
     this.templates = new Informer<ResourceClaimTemplate>(kube.client, RESOURCES.resourceClaimTemplates, opt(RESOURCES.resourceClaimTemplates));
-    this.gateConfig = opts.gateConfigName
-      ? new Informer(kube.client, MUTATING_WEBHOOK_CONFIGURATIONS, opt(MUTATING_WEBHOOK_CONFIGURATIONS, `metadata.name=${opts.gateConfigName}`))
-      : undefined;
+    this.gateConfig = opts.gateConfigName ? new Informer(kube.client, MUTATING_WEBHOOK_CONFIGURATIONS, opt(MUTATING_WEBHOOK_CONFIGURATIONS, `metadata.name=${opts.gateConfigName}`)) : undefined;
     this.pods.addIndex(BY_CLAIM, (p) => podClaimNames(p).flatMap((n) => (n ? [`${p.metadata.namespace ?? ''}/${n}`] : [])));
     this.ledger = new Ledger(
       {
@@ -156,7 +154,16 @@ export class Controller {
   private wire(): void {
     const fleetChanged = (): void => this.enqueue(FLEET);
     this.slices.on({ add: fleetChanged, update: fleetChanged, delete: fleetChanged });
-    this.nodes.on({ add: fleetChanged, update: (a, b) => (JSON.stringify(a.status?.allocatable) !== JSON.stringify(b.status?.allocatable) || JSON.stringify(a.spec) !== JSON.stringify(b.spec) || JSON.stringify(a.metadata.labels) !== JSON.stringify(b.metadata.labels) ? fleetChanged() : undefined), delete: fleetChanged });
+    this.nodes.on({
+      add: fleetChanged,
+      update: (a, b) =>
+        JSON.stringify(a.status?.allocatable) !== JSON.stringify(b.status?.allocatable) ||
+        JSON.stringify(a.spec) !== JSON.stringify(b.spec) ||
+        JSON.stringify(a.metadata.labels) !== JSON.stringify(b.metadata.labels)
+          ? fleetChanged()
+          : undefined,
+      delete: fleetChanged,
+    });
     this.classes.on({ add: fleetChanged, update: fleetChanged, delete: fleetChanged });
     this.namespaces.on({ add: fleetChanged, update: fleetChanged });
     this.gateConfig?.on({ add: () => this.requeueAll(), update: () => this.requeueAll(), delete: () => this.requeueAll() });
@@ -341,7 +348,11 @@ export class Controller {
   private async markReserved(claim: ResourceClaim): Promise<void> {
     if (!this.processing) return;
     try {
-      await this.kube.resourceClaims.mergePatch(claim.metadata.name ?? '', { metadata: { resourceVersion: claim.metadata.resourceVersion, annotations: { [this.wasReservedKey]: 'true' } } }, claim.metadata.namespace);
+      await this.kube.resourceClaims.mergePatch(
+        claim.metadata.name ?? '',
+        { metadata: { resourceVersion: claim.metadata.resourceVersion, annotations: { [this.wasReservedKey]: 'true' } } },
+        claim.metadata.namespace,
+      );
     } catch (err) {
       if (isNotFound(err)) return;
       throw err;
@@ -450,7 +461,14 @@ export class Controller {
       const problem = configProblem ?? spec.join('; ');
       const what = configProblem ? 'its device configuration is invalid' : 'no fleet could ever satisfy it as written';
       const note = `Cascade does not allocate this claim because ${what}: ${problem}. Fix it and create the claim again (a claim's spec cannot change).`;
-      this.emit({ regarding: referenceTo(c, 'resource.k8s.io/v1', 'ResourceClaim'), related: pod ? referenceTo(pod, 'v1', 'Pod') : undefined, type: 'Warning', reason: REASON.InvalidClaim, action: ACTION.Allocate, note });
+      this.emit({
+        regarding: referenceTo(c, 'resource.k8s.io/v1', 'ResourceClaim'),
+        related: pod ? referenceTo(pod, 'v1', 'Pod') : undefined,
+        type: 'Warning',
+        reason: REASON.InvalidClaim,
+        action: ACTION.Allocate,
+        note,
+      });
       if (pod) this.emit({ regarding: referenceTo(pod, 'v1', 'Pod'), type: 'Warning', reason: REASON.InvalidClaim, action: ACTION.Allocate, note: `Claim ${c.metadata.name ?? ''}: ${note}` });
       this.log.info('claim not allocated: invalid claim', { claim: `${c.metadata.namespace ?? ''}/${c.metadata.name ?? ''}`, uid: c.metadata.uid, problem });
       return true;
@@ -471,7 +489,11 @@ export class Controller {
       outcome = allocator.allocate({ claims, pod: pod ? podFacts(pod) : undefined });
     } catch (err) {
       // A bug or an unexpected input must not stop the queue; report it where people look.
-      outcome = { kind: 'unallocated', explanation: { short: `internal error: ${errorMessage(err)}`, full: String((err as Error).stack ?? err) }, diagnosis: { errors: [errorMessage(err)], requests: [], nodes: { candidates: 0, rejected: {} } } };
+      outcome = {
+        kind: 'unallocated',
+        explanation: { short: `internal error: ${errorMessage(err)}`, full: String((err as Error).stack ?? err) },
+        diagnosis: { errors: [errorMessage(err)], requests: [], nodes: { candidates: 0, rejected: {} } },
+      };
     }
     const seconds = (performance.now() - started) / 1000;
     this.metrics.decisionSeconds.observe({ outcome: outcome.kind }, seconds);
@@ -481,7 +503,14 @@ export class Controller {
       this.log.info('allocation failed', { for: who, explanation: outcome.explanation.full });
       const pending = claims.filter((c) => !c.status?.allocation);
       for (const c of pending) {
-        this.emit({ regarding: referenceTo(c, 'resource.k8s.io/v1', 'ResourceClaim'), related: pod ? referenceTo(pod, 'v1', 'Pod') : undefined, type: 'Warning', reason: REASON.AllocationFailed, action: ACTION.Allocate, note: outcome.explanation.short });
+        this.emit({
+          regarding: referenceTo(c, 'resource.k8s.io/v1', 'ResourceClaim'),
+          related: pod ? referenceTo(pod, 'v1', 'Pod') : undefined,
+          type: 'Warning',
+          reason: REASON.AllocationFailed,
+          action: ACTION.Allocate,
+          note: outcome.explanation.short,
+        });
       }
       if (pod) this.emit({ regarding: referenceTo(pod, 'v1', 'Pod'), type: 'Warning', reason: REASON.AllocationFailed, action: ACTION.Allocate, note: outcome.explanation.short });
       this.updateGauges();
@@ -529,7 +558,14 @@ export class Controller {
       this.metrics.allocations.inc({ outcome: 'allocated', rank: ca.alternatives.some((a) => a.subrequest) ? rank : 'exact' });
       const devices = (ca.allocation.devices?.results ?? []).map((r) => describeResult(r, this.opts.driver)).join(', ');
       const note = `Allocated ${devices} on node ${outcome.node ?? 'any'}${alt.includes('alternative') ? `; chose ${alt}` : ''}. ${outcome.explanation.short}`;
-      this.emit({ regarding: referenceTo(claim, 'resource.k8s.io/v1', 'ResourceClaim'), related: pod ? referenceTo(pod, 'v1', 'Pod') : undefined, type: 'Normal', reason: REASON.Allocated, action: ACTION.Allocate, note });
+      this.emit({
+        regarding: referenceTo(claim, 'resource.k8s.io/v1', 'ResourceClaim'),
+        related: pod ? referenceTo(pod, 'v1', 'Pod') : undefined,
+        type: 'Normal',
+        reason: REASON.Allocated,
+        action: ACTION.Allocate,
+        note,
+      });
       if (pod) this.emit({ regarding: referenceTo(pod, 'v1', 'Pod'), type: 'Normal', reason: REASON.Allocated, action: ACTION.Allocate, note: `Claim ${claim.metadata.name ?? ''}: ${note}` });
       this.log.info('allocated', { claim: `${ca.namespace}/${ca.name}`, uid: claim.metadata.uid, node: outcome.node, devices, explanation: outcome.explanation.full });
     }
@@ -556,7 +592,12 @@ export class Controller {
       const updated = await this.kube.resourceClaims.mergePatch(name, { metadata: { resourceVersion: rv, finalizers: [...(claim.metadata.finalizers ?? []), this.finalizer] } }, ns);
       rv = updated.metadata.resourceVersion;
     }
-    await this.kube.resourceClaims.mergePatch(name, { metadata: { resourceVersion: rv }, status: { allocation: { ...allocation, allocationTimestamp: new Date().toISOString().replace(/\.\d+Z$/, 'Z') } } }, ns, 'status');
+    await this.kube.resourceClaims.mergePatch(
+      name,
+      { metadata: { resourceVersion: rv }, status: { allocation: { ...allocation, allocationTimestamp: new Date().toISOString().replace(/\.\d+Z$/, 'Z') } } },
+      ns,
+      'status',
+    );
   }
 
   /** Events are best effort and must not hold up the queue: the recorder logs its own failures. */
@@ -590,7 +631,13 @@ export class Controller {
     }
     this.log.info('deallocated', { claim: `${ns}/${name}`, uid: claim.metadata.uid, devices, why });
     if (devices.length && !claim.metadata.deletionTimestamp) {
-      this.emit({ regarding: referenceTo(claim, 'resource.k8s.io/v1', 'ResourceClaim'), type: 'Normal', reason: REASON.Deallocated, action: ACTION.Deallocate, note: `Released ${devices.join(', ')}: ${why}.` });
+      this.emit({
+        regarding: referenceTo(claim, 'resource.k8s.io/v1', 'ResourceClaim'),
+        type: 'Normal',
+        reason: REASON.Deallocated,
+        action: ACTION.Deallocate,
+        note: `Released ${devices.join(', ')}: ${why}.`,
+      });
     }
     this.requeuePending();
   }
@@ -612,10 +659,14 @@ export class Controller {
     if (this.ungated.get(key) === uid) return;
     this.ungated.set(key, uid);
     try {
-      await this.kube.pods.jsonPatch(pod.metadata.name ?? '', [
-        { op: 'test', path: `/spec/schedulingGates/${i}/name`, value: this.gate },
-        { op: 'remove', path: `/spec/schedulingGates/${i}` },
-      ], pod.metadata.namespace);
+      await this.kube.pods.jsonPatch(
+        pod.metadata.name ?? '',
+        [
+          { op: 'test', path: `/spec/schedulingGates/${i}/name`, value: this.gate },
+          { op: 'remove', path: `/spec/schedulingGates/${i}` },
+        ],
+        pod.metadata.namespace,
+      );
     } catch (err) {
       if (isNotFound(err)) return;
       // 422 from a failed "test": the gates changed under us; the pod update requeues us.
@@ -630,7 +681,6 @@ export class Controller {
   get pendingWork(): number {
     return this.queue.backlog;
   }
-
 }
 
 function usesAnyOf(claim: ResourceClaim, classes: ReadonlyMap<string, DeviceClass>, driver: string): boolean {

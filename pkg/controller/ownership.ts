@@ -141,7 +141,10 @@ export class GateScope {
   /** The gate's configuration; undefined while it does not exist, when no pod is gated anywhere. */
   static fromWebhookConfig(cfg: GateWebhookConfig | undefined, name: string): GateScope {
     if (!cfg) return new GateScope([], `the MutatingWebhookConfiguration ${name} does not exist, so no pod is gated`);
-    return new GateScope((cfg.webhooks ?? []).map((w) => w.namespaceSelector ?? {}), `the namespaceSelector of MutatingWebhookConfiguration ${name}`);
+    return new GateScope(
+      (cfg.webhooks ?? []).map((w) => w.namespaceSelector ?? {}),
+      `the namespaceSelector of MutatingWebhookConfiguration ${name}`,
+    );
   }
 
   /** Whether pods in a namespace with these labels are gated (kubernetes.io/metadata.name is implied). */

@@ -30,9 +30,7 @@ export function podFacts(pod: Pod): PodFacts {
     cpu: `${Math.ceil(podRequest(pod, 'cpu'))}m`,
     memory: `${Math.ceil(podRequest(pod, 'memory'))}`,
     ...(pod.spec.nodeSelector ? { nodeSelector: pod.spec.nodeSelector } : {}),
-    ...(pod.spec.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution
-      ? { requiredNodeAffinity: pod.spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution }
-      : {}),
+    ...(pod.spec.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution ? { requiredNodeAffinity: pod.spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution } : {}),
     tolerations: (pod.spec.tolerations ?? []).map((t) => ({
       key: t.key,
       operator: t.operator,

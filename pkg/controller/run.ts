@@ -49,7 +49,16 @@ export async function runController(cfg: ControllerConfig, onLostLeadership?: ()
   const log = makeLogger('controller', { driver: cfg.driver, identity: cfg.identity });
   const kube = new Kube(KubeClient.fromDefault(cfg.kubeconfig));
   const metrics = new ControllerMetrics(true);
-  const controller = new Controller({ kube, driver: cfg.driver, identity: cfg.identity, policy: cfg.policy, workers: cfg.workers, logger: log, metrics, ...(cfg.webhook ? { gateConfigName: cfg.webhook.configName } : {}) });
+  const controller = new Controller({
+    kube,
+    driver: cfg.driver,
+    identity: cfg.identity,
+    policy: cfg.policy,
+    workers: cfg.workers,
+    logger: log,
+    metrics,
+    ...(cfg.webhook ? { gateConfigName: cfg.webhook.configName } : {}),
+  });
   let leader = !cfg.leaderElection;
   let webhookReady = cfg.webhook === undefined;
 

@@ -50,7 +50,13 @@ const unb64 = (s: string | undefined): string => Buffer.from(s ?? '', 'base64').
  */
 export async function ensureServingCert(kube: Kube, opts: WebhookCertOptions): Promise<ServingCert> {
   const log = opts.logger ?? makeLogger('webhook');
-  const dnsNames = [opts.serviceName, `${opts.serviceName}.${opts.namespace}`, `${opts.serviceName}.${opts.namespace}.svc`, `${opts.serviceName}.${opts.namespace}.svc.cluster.local`, ...(opts.extraDnsNames ?? [])];
+  const dnsNames = [
+    opts.serviceName,
+    `${opts.serviceName}.${opts.namespace}`,
+    `${opts.serviceName}.${opts.namespace}.svc`,
+    `${opts.serviceName}.${opts.namespace}.svc.cluster.local`,
+    ...(opts.extraDnsNames ?? []),
+  ];
   for (let attempt = 0; attempt < 5; attempt++) {
     let secret: Secret | undefined;
     try {
@@ -66,7 +72,10 @@ export async function ensureServingCert(kube: Kube, opts: WebhookCertOptions): P
       await publishCaBundle(kube, opts.webhookConfigName, current.caPem, log);
       return current;
     }
-    const ca = current?.caPem && current.caKeyPem && daysUntilExpiry(current.caPem, new Date()) > 60 ? await loadCA(current.caPem, current.caKeyPem) : await createCA(`cascade-webhook-ca@${Math.floor(Date.now() / 1000)}`);
+    const ca =
+      current?.caPem && current.caKeyPem && daysUntilExpiry(current.caPem, new Date()) > 60
+        ? await loadCA(current.caPem, current.caKeyPem)
+        : await createCA(`cascade-webhook-ca@${Math.floor(Date.now() / 1000)}`);
     const leaf = await issueCertificate(ca, { commonName: `${opts.serviceName}.${opts.namespace}.svc`, usage: 'server', dnsNames, ipAddresses: opts.extraIpAddresses ?? [] });
     const body: Secret = {
       metadata: {
@@ -138,11 +147,7 @@ export async function gateReason(pod: Pod, namespace: string, deps: GateDeciderD
     const what = rc.resourceClaimTemplateName ? `template ${rc.resourceClaimTemplateName}` : `claim ${rc.resourceClaimName ?? ''}`;
     let spec: ResourceClaimSpec | undefined;
     try {
-      spec = rc.resourceClaimTemplateName
-        ? await deps.templateSpec(namespace, rc.resourceClaimTemplateName)
-        : rc.resourceClaimName
-          ? await deps.claimSpec(namespace, rc.resourceClaimName)
-          : undefined;
+      spec = rc.resourceClaimTemplateName ? await deps.templateSpec(namespace, rc.resourceClaimTemplateName) : rc.resourceClaimName ? await deps.claimSpec(namespace, rc.resourceClaimName) : undefined;
     } catch (err) {
       return `${what} could not be read (${errorMessage(err)}); gated until the controller has decided`;
     }
@@ -252,7 +257,12 @@ export const MAX_REVIEW_BYTES = 3 * 1024 * 1024;
 export async function startWebhookServer(opts: WebhookServerOptions): Promise<https.Server & { port: number }> {
   const log = opts.logger ?? makeLogger('webhook');
   const gate = `${opts.driver}/allocation`;
-  const tls: https.ServerOptions = { cert: opts.cert.certPem, key: opts.cert.keyPem, minVersion: 'TLSv1.2', ...(opts.clientCaPem ? { ca: opts.clientCaPem, requestCert: true, rejectUnauthorized: true } : {}) };
+  const tls: https.ServerOptions = {
+    cert: opts.cert.certPem,
+    key: opts.cert.keyPem,
+    minVersion: 'TLSv1.2',
+    ...(opts.clientCaPem ? { ca: opts.clientCaPem, requestCert: true, rejectUnauthorized: true } : {}),
+  };
   const server = https.createServer(tls, (req, res) => {
     const reply = (code: number, body: string, type = 'text/plain'): void => {
       if (!res.headersSent) res.writeHead(code, { 'Content-Type': type }).end(body);

@@ -2,16 +2,7 @@
 // placement) and pre-existing MIG instances, with one shared counter set per
 // GPU so the API server's allocator itself keeps overlapping devices apart.
 import { createHash } from 'node:crypto';
-import {
-  ATTR,
-  CAPACITY,
-  COUNTER,
-  counterSetName,
-  gpuDeviceName,
-  migDeviceName,
-  qualify,
-  sharedDeviceName,
-} from '../api/devicemodel.js';
+import { ATTR, CAPACITY, COUNTER, counterSetName, gpuDeviceName, migDeviceName, qualify, sharedDeviceName } from '../api/devicemodel.js';
 import { type Counter, type CounterSet, type Device, type DeviceAttribute, type DeviceCapacity, type DeviceTaint, LIMITS, STANDARD_ATTRIBUTES } from '../api/resource.js';
 import { Quantity } from '../cel/quantity.js';
 import { catalogProfiles, findModel, migToggleNeedsReset } from '../nvidia/catalog.js';
@@ -283,13 +274,7 @@ function wholeGpu(c: Common, counterSet: CounterSet | undefined, multiprocessors
   const g = c.gpu;
   const device: Device = {
     name: gpuDeviceName(g.minor),
-    attributes: sorted([
-      ...sharedAttributes(c),
-      ...gpuIdentity(c),
-      [q(ATTR.type), str('gpu')],
-      [q(ATTR.migCapable), { bool: g.migMode.current !== 'N/A' }],
-      [q(ATTR.migMode), str(g.migMode.current)],
-    ]),
+    attributes: sorted([...sharedAttributes(c), ...gpuIdentity(c), [q(ATTR.type), str('gpu')], [q(ATTR.migCapable), { bool: g.migMode.current !== 'N/A' }], [q(ATTR.migMode), str(g.migMode.current)]]),
     capacity: sorted<DeviceCapacity>([
       [q(CAPACITY.memory), { value: `${g.memoryMiB}Mi` }],
       [q(CAPACITY.multiprocessors), multiprocessors === undefined ? undefined : { value: String(multiprocessors) }],
@@ -316,11 +301,7 @@ function sharedGpu(c: Common, consumes: CounterSet, sharing: Required<SharingOpt
   if (memory.nanos < 2n * step.nanos) return [];
   const device: Device = {
     name: sharedDeviceName(g.minor),
-    attributes: sorted([
-      ...sharedAttributes(c),
-      ...gpuIdentity(c),
-      [q(ATTR.type), str('shared')],
-    ]),
+    attributes: sorted([...sharedAttributes(c), ...gpuIdentity(c), [q(ATTR.type), str('shared')]]),
     capacity: sorted<DeviceCapacity>([
       [q(CAPACITY.memory), { value: `${g.memoryMiB}Mi`, requestPolicy: { default: allSteps.toString(), validRange: { min: sharing.memoryStep, step: sharing.memoryStep } } }],
       [q(CAPACITY.compute), { value: '100', requestPolicy: { default: String(sharing.computeDefault), validRange: { min: computeStep, max: '100', step: computeStep } } }],
@@ -377,13 +358,7 @@ function partition(c: Common, set: CounterSet, p: MigProfile, placement: Placeme
 }
 
 /** All devices of one GPU, in a fixed order: whole GPU, then partitions by profile ID and start. */
-export function gpuDevices(
-  plan: GpuPlan,
-  driver: string,
-  nvlinkDomain: string | undefined,
-  taints: readonly DeviceTaint[],
-  sharing?: Required<SharingOptions>,
-): GpuDevices {
+export function gpuDevices(plan: GpuPlan, driver: string, nvlinkDomain: string | undefined, taints: readonly DeviceTaint[], sharing?: Required<SharingOptions>): GpuDevices {
   const c: Common = { driver, gpu: plan.gpu, nvlinkDomain, taints };
   const model = findModel(plan.gpu.productName);
   const fullSms = model?.multiprocessors;

@@ -41,11 +41,7 @@ export function taintsFromHealth(driverName: string, health: readonly GpuHealth[
  * publishing it from the previous discovery, tainted, rather than let it
  * vanish while a claim may still hold it.
  */
-export function carryOverLostGpus(
-  driverName: string,
-  previous: Discovery | undefined,
-  current: Discovery,
-): { discovery: Discovery; taints: Record<string, DeviceTaint[]> } {
+export function carryOverLostGpus(driverName: string, previous: Discovery | undefined, current: Discovery): { discovery: Discovery; taints: Record<string, DeviceTaint[]> } {
   const taints: Record<string, DeviceTaint[]> = {};
   if (!previous || current.lost.length === 0) return { discovery: current, taints };
   const present = new Set(current.gpus.map((g) => g.uuid));

@@ -23,9 +23,7 @@ export function sliceName(nodeName: string, driverName: string, index: number): 
 
 /** 64 when any device has taints or consumes counters, otherwise 128. */
 export function deviceLimit(devices: readonly Device[]): number {
-  return devices.some((d) => (d.taints?.length ?? 0) > 0 || (d.consumesCounters?.length ?? 0) > 0)
-    ? LIMITS.devicesPerSliceWithTaintsOrCounters
-    : LIMITS.devicesPerSlice;
+  return devices.some((d) => (d.taints?.length ?? 0) > 0 || (d.consumesCounters?.length ?? 0) > 0) ? LIMITS.devicesPerSliceWithTaintsOrCounters : LIMITS.devicesPerSlice;
 }
 
 function chunk<T>(items: readonly T[], size: number): T[][] {

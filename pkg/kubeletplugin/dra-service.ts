@@ -73,17 +73,27 @@ export class DraService {
   }
 
   async prepare(wire: readonly WireClaim[]): Promise<Map<string, PrepareResult>> {
-    return await this.perClaim('prepare', wire, (valid) => this.preparer.prepare(valid), (c, r) => {
-      if (isPrepareFailure(r)) this.log.warn('claim not prepared', { claim: claimLabel(c), ...(r.reason ? { reason: r.reason } : {}), error: r.error });
-      else this.log.info('claim prepared', { claim: claimLabel(c), devices: r.devices.map((d) => d.deviceName) });
-    });
+    return await this.perClaim(
+      'prepare',
+      wire,
+      (valid) => this.preparer.prepare(valid),
+      (c, r) => {
+        if (isPrepareFailure(r)) this.log.warn('claim not prepared', { claim: claimLabel(c), ...(r.reason ? { reason: r.reason } : {}), error: r.error });
+        else this.log.info('claim prepared', { claim: claimLabel(c), devices: r.devices.map((d) => d.deviceName) });
+      },
+    );
   }
 
   async unprepare(wire: readonly WireClaim[]): Promise<Map<string, UnprepareResult>> {
-    return await this.perClaim('unprepare', wire, (valid) => this.preparer.unprepare(valid), (c, r) => {
-      if (r.error) this.log.warn('claim not unprepared', { claim: claimLabel(c), error: r.error });
-      else this.log.info('claim unprepared', { claim: claimLabel(c) });
-    });
+    return await this.perClaim(
+      'unprepare',
+      wire,
+      (valid) => this.preparer.unprepare(valid),
+      (c, r) => {
+        if (r.error) this.log.warn('claim not unprepared', { claim: claimLabel(c), error: r.error });
+        else this.log.info('claim unprepared', { claim: claimLabel(c) });
+      },
+    );
   }
 
   /**
@@ -120,7 +130,9 @@ export class DraService {
       if (first === 'late') {
         // The work goes on in the queue; prepare and unprepare are idempotent, so the retry gets its result.
         work.catch((err: unknown) => this.log.error(`${verb} failed after the kubelet was answered`, { error: errorMessage(err), claims: valid.map(claimLabel) }));
-        thrown = new Error(`still running after ${Math.round(this.deadlineMs / 1000)} s (${this.slowReason}, or another claim is being set up on this node); it goes on, and the kubelet's next try gets the result`);
+        thrown = new Error(
+          `still running after ${Math.round(this.deadlineMs / 1000)} s (${this.slowReason}, or another claim is being set up on this node); it goes on, and the kubelet's next try gets the result`,
+        );
         this.log.warn(`${verb} is taking longer than the kubelet waits; answering with a retryable error`, { claims: valid.map(claimLabel), deadlineMs: this.deadlineMs });
       } else {
         results = first;
@@ -133,8 +145,7 @@ export class DraService {
     }
     for (const c of valid) {
       const r = results?.get(c.uid);
-      const final: R =
-        thrown !== undefined ? fail(`${verb} claim ${claimLabel(c)}: ${errorMessage(thrown)}`) : (r ?? fail(`${verb} claim ${claimLabel(c)}: the driver returned no result`));
+      const final: R = thrown !== undefined ? fail(`${verb} claim ${claimLabel(c)}: ${errorMessage(thrown)}`) : (r ?? fail(`${verb} claim ${claimLabel(c)}: the driver returned no result`));
       out.set(c.uid, final);
       report(c, final);
     }

@@ -33,13 +33,7 @@ export const GRPC_SERVICE = {
   grpcHealth: 'grpc.health.v1.Health',
 } as const;
 
-export const PROTO_FILES = [
-  'pluginregistration.proto',
-  'dra_v1.proto',
-  'dra_v1beta1.proto',
-  'dra_health_v1alpha1.proto',
-  'grpc_health_v1.proto',
-] as const;
+export const PROTO_FILES = ['pluginregistration.proto', 'dra_v1.proto', 'dra_v1beta1.proto', 'dra_health_v1alpha1.proto', 'grpc_health_v1.proto'] as const;
 
 /**
  * The loader options must match the `proto:gen` script, or the generated types

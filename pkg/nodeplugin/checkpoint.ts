@@ -161,11 +161,7 @@ export function forgetMigInstance(state: CheckpointState, uid: string, gpuUuid: 
  * Marks a claim prepared. migCreated, when given, replaces the instances
  * recorded so far (a preparer that records them only at the end passes them here).
  */
-export function completePrepare(
-  state: CheckpointState,
-  uid: string,
-  result: { readonly devices: readonly PreparedDevice[]; readonly migCreated?: readonly MigInstanceRecord[] },
-): CheckpointState {
+export function completePrepare(state: CheckpointState, uid: string, result: { readonly devices: readonly PreparedDevice[]; readonly migCreated?: readonly MigInstanceRecord[] }): CheckpointState {
   const claim = requireClaim(state, uid);
   if (claim.state !== 'PrepareStarted') throw new Error(`claim ${uid} is already prepared`);
   return withClaim(state, {

@@ -47,12 +47,7 @@ function now(): string {
  * The claim's status.devices with our entries for `nodeName` replaced by
  * `ours` (pure). Entries of other drivers and pools stay as they are.
  */
-export function mergeDeviceStatuses(
-  existing: readonly AllocatedDeviceStatus[] | undefined,
-  driver: string,
-  pool: string,
-  ours: readonly AllocatedDeviceStatus[],
-): AllocatedDeviceStatus[] {
+export function mergeDeviceStatuses(existing: readonly AllocatedDeviceStatus[] | undefined, driver: string, pool: string, ours: readonly AllocatedDeviceStatus[]): AllocatedDeviceStatus[] {
   const others = (existing ?? []).filter((d) => !(d.driver === driver && d.pool === pool));
   return [...others, ...ours];
 }
@@ -80,8 +75,7 @@ export function failedStatus(driver: string, pool: string, device: string, reaso
 
 /** Entries compared without their transition times: a retry with the same outcome writes nothing. */
 function sameEntries(a: readonly AllocatedDeviceStatus[], b: readonly AllocatedDeviceStatus[]): boolean {
-  const strip = (list: readonly AllocatedDeviceStatus[]): string =>
-    JSON.stringify(list.map((d) => ({ ...d, conditions: (d.conditions ?? []).map((c) => ({ ...c, lastTransitionTime: undefined })) })));
+  const strip = (list: readonly AllocatedDeviceStatus[]): string => JSON.stringify(list.map((d) => ({ ...d, conditions: (d.conditions ?? []).map((c) => ({ ...c, lastTransitionTime: undefined })) })));
   return strip(a) === strip(b);
 }
 

@@ -111,42 +111,44 @@ interface RawOptions {
 
 /** The flag set; exported so the help text can be tested and printed. */
 export function nodePluginCommand(env: NodeJS.ProcessEnv = process.env): Command {
-  return new Command('cascade-node-plugin')
-    .description('Cascade node plugin: discovers NVIDIA GPUs and publishes them as ResourceSlices')
-    .addOption(new Option('--nvidia-smi <path>', 'path of nvidia-smi (default: $NVIDIA_SMI, else nvidia-smi from PATH)'))
-    .addOption(new Option('--nvidia-smi-timeout <ms>', 'limit for one nvidia-smi call').argParser(positiveInt).default(30_000))
-    .addOption(new Option('--node-name <name>', 'this node (default: $NODE_NAME)').argParser(dnsSubdomain('--node-name')))
-    .addOption(new Option('--driver-name <name>', 'DRA driver name').argParser(dnsSubdomain('--driver-name')).default(DEFAULT_DRIVER_NAME))
-    .addOption(new Option('--dry-run', 'print the ResourceSlices that would be published as JSON and exit').default(false))
-    .addOption(new Option('--kubeconfig <path>', 'kubeconfig (default: $KUBECONFIG, else in-cluster)'))
-    .addOption(new Option('--plugins-dir <dir>', 'kubelet plugins directory').default('/var/lib/kubelet/plugins'))
-    .addOption(new Option('--registry-dir <dir>', 'kubelet plugin registration directory').default('/var/lib/kubelet/plugins_registry'))
-    .addOption(new Option('--cdi-root <dir>', 'directory for CDI specs').default('/var/run/cdi'))
-    .addOption(new Option('--state-dir <dir>', 'node-local state (default: <plugins-dir>/<driver-name>)'))
-    .addOption(new Option('--no-dynamic-mig', 'never switch MIG mode; publish each GPU as its current mode allows'))
-    .addOption(new Option('--health-port <port>', 'serve /healthz and /readyz on this port (0: any free port; default: off)').argParser(port))
-    .addOption(new Option('--health-host <address>', 'address for the health server').default('0.0.0.0'))
-    .addOption(new Option('--poll-interval <duration>', 'rediscover the GPUs and republish this often').argParser(parseDuration).default(60_000, '60s'))
-    .addOption(new Option('--health-interval <duration>', 'check GPU health this often').argParser(parseDuration).default(10_000, '10s'))
-    .addOption(new Option('--driver-root <dir>', "the NVIDIA driver's root as this process sees it (libraries and nvidia-smi for containers)").default('/'))
-    .addOption(new Option('--host-driver-root <dir>', 'the same directory on the host (/ for a host-installed driver, /run/nvidia/driver with the GPU operator)').default('/'))
-    .addOption(new Option('--mig-minors <path>', 'the driver\'s MIG capability minor table (default: $NVIDIA_MIG_MINORS, else /proc/driver/nvidia-caps/mig-minors)'))
-    .addOption(
-      new Option('--on-corrupt-checkpoint <action>', 'when the checkpoint cannot be read: fail (refuse to start), or start-empty (move it aside, start with no prepared claims)')
-        .choices(['fail', 'start-empty'])
-        .default('fail'),
-    )
-    .addOption(new Option('--no-shared-gpus', 'do not publish GPUs for sharing (shared.gpu.cascade.dev)'))
-    .addOption(new Option('--shared-memory-step <quantity>', 'shared GPUs hand out memory in multiples of this').default('1Gi'))
-    .addOption(new Option('--shared-compute-step <percent>', 'shared GPUs hand out compute in multiples of this many percent').argParser(positiveInt).default(1))
-    .addOption(new Option('--shared-compute-default <percent>', 'compute a shared-GPU claim gets when it does not ask').argParser(positiveInt).default(10))
-    .addOption(new Option('--mps-control <path>', 'nvidia-cuda-mps-control (default: $NVIDIA_MPS_CONTROL, else from PATH)'))
-    .addOption(new Option('--mps-root <dir>', "MPS daemons' pipe and log directories (default: <state-dir>/mps)"))
-    .allowExcessArguments(false)
-    .exitOverride()
-    // Errors come back as exceptions with a message; help goes to stdout as usual.
-    .configureOutput({ writeErr: () => undefined })
-    .addHelpText('after', `\nEnvironment: NODE_NAME (now ${JSON.stringify(env.NODE_NAME ?? '')}), NVIDIA_SMI, KUBECONFIG, NVIDIA_MIG_MINORS, NVIDIA_MPS_CONTROL`);
+  return (
+    new Command('cascade-node-plugin')
+      .description('Cascade node plugin: discovers NVIDIA GPUs and publishes them as ResourceSlices')
+      .addOption(new Option('--nvidia-smi <path>', 'path of nvidia-smi (default: $NVIDIA_SMI, else nvidia-smi from PATH)'))
+      .addOption(new Option('--nvidia-smi-timeout <ms>', 'limit for one nvidia-smi call').argParser(positiveInt).default(30_000))
+      .addOption(new Option('--node-name <name>', 'this node (default: $NODE_NAME)').argParser(dnsSubdomain('--node-name')))
+      .addOption(new Option('--driver-name <name>', 'DRA driver name').argParser(dnsSubdomain('--driver-name')).default(DEFAULT_DRIVER_NAME))
+      .addOption(new Option('--dry-run', 'print the ResourceSlices that would be published as JSON and exit').default(false))
+      .addOption(new Option('--kubeconfig <path>', 'kubeconfig (default: $KUBECONFIG, else in-cluster)'))
+      .addOption(new Option('--plugins-dir <dir>', 'kubelet plugins directory').default('/var/lib/kubelet/plugins'))
+      .addOption(new Option('--registry-dir <dir>', 'kubelet plugin registration directory').default('/var/lib/kubelet/plugins_registry'))
+      .addOption(new Option('--cdi-root <dir>', 'directory for CDI specs').default('/var/run/cdi'))
+      .addOption(new Option('--state-dir <dir>', 'node-local state (default: <plugins-dir>/<driver-name>)'))
+      .addOption(new Option('--no-dynamic-mig', 'never switch MIG mode; publish each GPU as its current mode allows'))
+      .addOption(new Option('--health-port <port>', 'serve /healthz and /readyz on this port (0: any free port; default: off)').argParser(port))
+      .addOption(new Option('--health-host <address>', 'address for the health server').default('0.0.0.0'))
+      .addOption(new Option('--poll-interval <duration>', 'rediscover the GPUs and republish this often').argParser(parseDuration).default(60_000, '60s'))
+      .addOption(new Option('--health-interval <duration>', 'check GPU health this often').argParser(parseDuration).default(10_000, '10s'))
+      .addOption(new Option('--driver-root <dir>', "the NVIDIA driver's root as this process sees it (libraries and nvidia-smi for containers)").default('/'))
+      .addOption(new Option('--host-driver-root <dir>', 'the same directory on the host (/ for a host-installed driver, /run/nvidia/driver with the GPU operator)').default('/'))
+      .addOption(new Option('--mig-minors <path>', "the driver's MIG capability minor table (default: $NVIDIA_MIG_MINORS, else /proc/driver/nvidia-caps/mig-minors)"))
+      .addOption(
+        new Option('--on-corrupt-checkpoint <action>', 'when the checkpoint cannot be read: fail (refuse to start), or start-empty (move it aside, start with no prepared claims)')
+          .choices(['fail', 'start-empty'])
+          .default('fail'),
+      )
+      .addOption(new Option('--no-shared-gpus', 'do not publish GPUs for sharing (shared.gpu.cascade.dev)'))
+      .addOption(new Option('--shared-memory-step <quantity>', 'shared GPUs hand out memory in multiples of this').default('1Gi'))
+      .addOption(new Option('--shared-compute-step <percent>', 'shared GPUs hand out compute in multiples of this many percent').argParser(positiveInt).default(1))
+      .addOption(new Option('--shared-compute-default <percent>', 'compute a shared-GPU claim gets when it does not ask').argParser(positiveInt).default(10))
+      .addOption(new Option('--mps-control <path>', 'nvidia-cuda-mps-control (default: $NVIDIA_MPS_CONTROL, else from PATH)'))
+      .addOption(new Option('--mps-root <dir>', "MPS daemons' pipe and log directories (default: <state-dir>/mps)"))
+      .allowExcessArguments(false)
+      .exitOverride()
+      // Errors come back as exceptions with a message; help goes to stdout as usual.
+      .configureOutput({ writeErr: () => undefined })
+      .addHelpText('after', `\nEnvironment: NODE_NAME (now ${JSON.stringify(env.NODE_NAME ?? '')}), NVIDIA_SMI, KUBECONFIG, NVIDIA_MIG_MINORS, NVIDIA_MPS_CONTROL`)
+  );
 }
 
 /** Thrown for --help: the help was printed and the process should exit 0. */

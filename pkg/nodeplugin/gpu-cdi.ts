@@ -99,10 +99,7 @@ function deviceEdits(device: CdiGpuDevice, hostRoot: string | undefined): CdiCon
   }
   const edits: CdiContainerEdits = {
     env: [`${envName}=${device.uuid}`, `${envName.replace(/_UUID$/, '_PARENT_UUID')}=${device.parentUuid}`],
-    deviceNodes: [
-      hostNode(`/dev/nvidia${device.parentMinor}`, hostRoot),
-      ...device.capDevicePaths.map((p) => hostNode(p, hostRoot)),
-    ],
+    deviceNodes: [hostNode(`/dev/nvidia${device.parentMinor}`, hostRoot), ...device.capDevicePaths.map((p) => hostNode(p, hostRoot))],
   };
   return device.mps === undefined ? edits : mergeEdits(edits, mpsEdits(device.mps));
 }
@@ -136,7 +133,12 @@ export function buildClaimCdiSpec(input: ClaimCdiInput): CdiSpec {
     },
     input.commonEdits,
   );
-  return buildCdiSpec(input.driver, input.claimUid, input.devices.map((d) => ({ deviceName: d.deviceName, edits: deviceEdits(d, input.hostRoot) })), common);
+  return buildCdiSpec(
+    input.driver,
+    input.claimUid,
+    input.devices.map((d) => ({ deviceName: d.deviceName, edits: deviceEdits(d, input.hostRoot) })),
+    common,
+  );
 }
 
 /**
@@ -157,12 +159,7 @@ export function parseMigMinors(text: string): ReadonlyMap<string, number> {
  * the compute instance's access capabilities. gpuMinor is the parent GPU's
  * /dev/nvidia<minor> number, which is what mig-minors calls gpu<N>.
  */
-export function migCapDevicePaths(
-  migMinors: ReadonlyMap<string, number>,
-  gpuMinor: number,
-  gpuInstanceId: number,
-  computeInstanceId: number,
-): readonly string[] {
+export function migCapDevicePaths(migMinors: ReadonlyMap<string, number>, gpuMinor: number, gpuInstanceId: number, computeInstanceId: number): readonly string[] {
   const names = [`gpu${gpuMinor}/gi${gpuInstanceId}/access`, `gpu${gpuMinor}/gi${gpuInstanceId}/ci${computeInstanceId}/access`];
   return names.map((name) => {
     const minor = migMinors.get(name);

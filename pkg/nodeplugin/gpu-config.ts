@@ -35,10 +35,7 @@ export type SharingStrategy = (typeof SHARING_STRATEGIES)[number];
 export const TIME_SLICE_INTERVALS = ['Default', 'Short', 'Medium', 'Long'] as const;
 export type TimeSliceInterval = (typeof TIME_SLICE_INTERVALS)[number];
 
-export type GpuSharing =
-  | { readonly strategy: 'Exclusive' }
-  | { readonly strategy: 'MPS' }
-  | { readonly strategy: 'TimeSlicing'; readonly timeSlicing: { readonly interval: TimeSliceInterval } };
+export type GpuSharing = { readonly strategy: 'Exclusive' } | { readonly strategy: 'MPS' } | { readonly strategy: 'TimeSlicing'; readonly timeSlicing: { readonly interval: TimeSliceInterval } };
 
 /** A validated configuration; `sharing` undefined means the device type's default. */
 export interface GpuConfig {
@@ -134,15 +131,8 @@ export function configAppliesTo(configRequests: readonly string[] | undefined, r
  * later entry would override it), then entries are applied in order, class
  * configs before claim configs, so the last applicable one wins.
  */
-export function resolveDeviceConfig(
-  driver: string,
-  configs: readonly DeviceAllocationConfiguration[] | undefined,
-  result: Pick<DeviceRequestAllocationResult, 'request'>,
-): ConfigResult {
-  const ordered = [
-    ...(configs ?? []).filter((c) => c.source === 'FromClass'),
-    ...(configs ?? []).filter((c) => c.source !== 'FromClass'),
-  ];
+export function resolveDeviceConfig(driver: string, configs: readonly DeviceAllocationConfiguration[] | undefined, result: Pick<DeviceRequestAllocationResult, 'request'>): ConfigResult {
+  const ordered = [...(configs ?? []).filter((c) => c.source === 'FromClass'), ...(configs ?? []).filter((c) => c.source !== 'FromClass')];
   let chosen: GpuConfig = DEFAULT_GPU_CONFIG;
   for (const entry of ordered) {
     if (!entry.opaque || entry.opaque.driver !== driver) continue;

@@ -180,11 +180,13 @@ const MIB = 1024n * 1024n;
 function shareLimits(driver: string, consumed: Readonly<Record<string, string>> | undefined, device: string): { memoryMiB: number; computePercent: number } | string {
   const memText = consumed?.[qualify(driver, CAPACITY.memory)];
   const computeText = consumed?.[qualify(driver, CAPACITY.compute)];
-  if (memText === undefined || computeText === undefined) return `the allocation of shared GPU ${device} does not say how much memory and compute it consumed (consumedCapacity); it was not made by a 1.36 allocator`;
+  if (memText === undefined || computeText === undefined)
+    return `the allocation of shared GPU ${device} does not say how much memory and compute it consumed (consumedCapacity); it was not made by a 1.36 allocator`;
   const mem = Quantity.tryParse(memText);
   const compute = Quantity.tryParse(computeText);
   if (mem === undefined || mem.sign() <= 0) return `shared GPU ${device}: consumed memory ${JSON.stringify(memText)} is not a positive quantity`;
-  if (compute === undefined || !compute.isInteger() || compute.asInteger() < 1n || compute.asInteger() > 100n) return `shared GPU ${device}: consumed compute ${JSON.stringify(computeText)} is not a whole percent from 1 to 100`;
+  if (compute === undefined || !compute.isInteger() || compute.asInteger() < 1n || compute.asInteger() > 100n)
+    return `shared GPU ${device}: consumed compute ${JSON.stringify(computeText)} is not a whole percent from 1 to 100`;
   const bytes = mem.nanos / 1_000_000_000n;
   const mib = bytes / MIB;
   if (mib < 1n || mib > 16n * 1024n * 1024n) return `shared GPU ${device}: consumed memory ${memText} is outside 1Mi-16Ti`;

@@ -24,16 +24,7 @@ import {
   removeClaim,
   startPrepare,
 } from './checkpoint.js';
-import {
-  type ClaimPreparer,
-  type ClaimRef,
-  type PrepareFailure,
-  type PrepareResult,
-  type PreparedDevice,
-  type UnprepareResult,
-  baseRequestName,
-  claimLabel,
-} from '../kubeletplugin/preparer.js';
+import { type ClaimPreparer, type ClaimRef, type PrepareFailure, type PrepareResult, type PreparedDevice, type UnprepareResult, baseRequestName, claimLabel } from '../kubeletplugin/preparer.js';
 import { errorMessage, type Logger } from '../log/logger.js';
 import type { Discovery, GpuBackend } from '../nvidia/backend.js';
 import { migToggleNeedsReset } from '../nvidia/catalog.js';
@@ -546,10 +537,16 @@ export class NodePreparer implements ClaimPreparer {
     try {
       mode = await this.o.backend.setMigMode(gpu.index, enabled);
     } catch (err) {
-      throw new ClaimError(PREPARE_REASON.MigModeSwitchFailed, `claim ${label}: cannot switch MIG mode ${enabled ? 'on' : 'off'} on ${gpuDeviceName(gpu.minor)} for device ${deviceName}: ${errorMessage(err)}`);
+      throw new ClaimError(
+        PREPARE_REASON.MigModeSwitchFailed,
+        `claim ${label}: cannot switch MIG mode ${enabled ? 'on' : 'off'} on ${gpuDeviceName(gpu.minor)} for device ${deviceName}: ${errorMessage(err)}`,
+      );
     }
     if (mode.current !== want) {
-      throw new ClaimError(PREPARE_REASON.MigModeSwitchFailed, `claim ${label}: asked for MIG mode ${want} on ${gpuDeviceName(gpu.minor)}, nvidia-smi reports ${mode.current} (pending ${mode.pending})`);
+      throw new ClaimError(
+        PREPARE_REASON.MigModeSwitchFailed,
+        `claim ${label}: asked for MIG mode ${want} on ${gpuDeviceName(gpu.minor)}, nvidia-smi reports ${mode.current} (pending ${mode.pending})`,
+      );
     }
     this.o.log.info('switched MIG mode for a claim', { claim: label, gpu: gpu.index, mode: want });
     this.o.inventory.migModeChanged(gpu.uuid, mode.current);

@@ -78,40 +78,16 @@ function profiles(s: Sizes): CatalogProfile[] {
 }
 
 // Ampere: one JPEG and one OFA unit, both only in 7g and +me profiles.
-const AMPERE_ENGINES = [
-  engines(1, 0, 0, 0),
-  engines(1, 1, 1, 1),
-  engines(1, 1, 0, 0),
-  engines(2, 1, 0, 0),
-  engines(3, 2, 0, 0),
-  engines(4, 2, 0, 0),
-  engines(7, 5, 1, 1),
-] as const;
+const AMPERE_ENGINES = [engines(1, 0, 0, 0), engines(1, 1, 1, 1), engines(1, 1, 0, 0), engines(2, 1, 0, 0), engines(3, 2, 0, 0), engines(4, 2, 0, 0), engines(7, 5, 1, 1)] as const;
 
 // Hopper and Blackwell: one decoder and JPEG unit per compute slice, one OFA.
-const HOPPER_ENGINES = [
-  engines(1, 1, 1, 0),
-  engines(1, 1, 1, 1),
-  engines(1, 1, 1, 0),
-  engines(2, 2, 2, 0),
-  engines(3, 3, 3, 0),
-  engines(4, 4, 4, 0),
-  engines(8, 7, 7, 1),
-] as const;
+const HOPPER_ENGINES = [engines(1, 1, 1, 0), engines(1, 1, 1, 1), engines(1, 1, 1, 0), engines(2, 2, 2, 0), engines(3, 3, 3, 0), engines(4, 4, 4, 0), engines(8, 7, 7, 1)] as const;
 
 // Blackwell (B200, GB200): more copy engines per profile than Hopper. NVIDIA's
 // MIG table gives 2/2/2/3/6/8/16; captures of B200 and GB200 boards show 2 for
 // the 1g profiles and 4 (not 3) for 2g, so 2g follows the captures and 3g, 4g
 // and 7g the table. Decoders, JPEG and OFA units are as on Hopper.
-const BLACKWELL_ENGINES = [
-  engines(2, 1, 1, 0),
-  engines(2, 1, 1, 1),
-  engines(2, 1, 1, 0),
-  engines(4, 2, 2, 0),
-  engines(6, 3, 3, 0),
-  engines(8, 4, 4, 0),
-  engines(16, 7, 7, 1),
-] as const;
+const BLACKWELL_ENGINES = [engines(2, 1, 1, 0), engines(2, 1, 1, 1), engines(2, 1, 1, 0), engines(4, 2, 2, 0), engines(6, 3, 3, 0), engines(8, 4, 4, 0), engines(16, 7, 7, 1)] as const;
 
 export const GPU_MODELS: readonly GpuModel[] = [
   {
@@ -129,7 +105,7 @@ export const GPU_MODELS: readonly GpuModel[] = [
       sms: [14, 14, 28, 42, 56, 98],
       engines: AMPERE_ENGINES,
     }),
-    provenance: 'profile names and placements from NVIDIA\'s MIG user guide; board totals from a capture (test/fixtures/nvidia-smi/captures)',
+    provenance: "profile names and placements from NVIDIA's MIG user guide; board totals from a capture (test/fixtures/nvidia-smi/captures)",
   },
   {
     key: 'A100-SXM4-80GB',
@@ -146,7 +122,7 @@ export const GPU_MODELS: readonly GpuModel[] = [
       sms: [14, 14, 28, 42, 56, 98],
       engines: AMPERE_ENGINES,
     }),
-    provenance: 'profile names and placements from NVIDIA\'s MIG user guide; sizes as A100 boards report them',
+    provenance: "profile names and placements from NVIDIA's MIG user guide; sizes as A100 boards report them",
   },
   {
     key: 'H100-80GB',
@@ -282,7 +258,7 @@ export const GPU_MODELS: readonly GpuModel[] = [
       sms: [18, 30, 36, 54, 72, 148],
       engines: BLACKWELL_ENGINES,
     }),
-    provenance: 'captures of B200 boards for 1g and 2g; profile names, counts and engines from NVIDIA\'s MIG user guide',
+    provenance: "captures of B200 boards for 1g and 2g; profile names, counts and engines from NVIDIA's MIG user guide",
     estimated: ['3g.90gb', '4g.90gb', '7g.180gb'],
   },
   {
@@ -360,7 +336,7 @@ export const GPU_MODELS: readonly GpuModel[] = [
     multiprocessors: 142,
     pciDeviceId: '26B910DE',
     migProfiles: [],
-    provenance: 'NVIDIA\'s product specifications (no MIG)',
+    provenance: "NVIDIA's product specifications (no MIG)",
   },
   {
     key: 'T4',
@@ -372,7 +348,7 @@ export const GPU_MODELS: readonly GpuModel[] = [
     multiprocessors: 40,
     pciDeviceId: '1EB810DE',
     migProfiles: [],
-    provenance: 'NVIDIA\'s product specifications (no MIG)',
+    provenance: "NVIDIA's product specifications (no MIG)",
   },
 ];
 
@@ -383,7 +359,10 @@ export function migCapable(model: GpuModel): boolean {
 
 /** Pre-R470 drivers print names without the "NVIDIA " prefix; compare without it. */
 function bareName(name: string): string {
-  return name.replace(/^NVIDIA\s+/i, '').trim().toLowerCase();
+  return name
+    .replace(/^NVIDIA\s+/i, '')
+    .trim()
+    .toLowerCase();
 }
 
 /** The built-in model for a product name as nvidia-smi prints it, or by simulator key. */

@@ -77,11 +77,7 @@ export class NvidiaSmiParseError extends Error {
     readonly line: string,
     readonly reason: string,
   ) {
-    super(
-      lineNumber > 0
-        ? `cannot read output of "${command}" at line ${lineNumber} (${JSON.stringify(truncate(line))}): ${reason}`
-        : `cannot read output of "${command}": ${reason}`,
-    );
+    super(lineNumber > 0 ? `cannot read output of "${command}" at line ${lineNumber} (${JSON.stringify(truncate(line))}): ${reason}` : `cannot read output of "${command}": ${reason}`);
   }
 }
 

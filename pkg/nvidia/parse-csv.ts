@@ -5,17 +5,7 @@ import { isMissing, normalizePciBusId, present, readInt, readMiB, splitLines } f
 import type { MigMode } from './types.js';
 
 /** The fields the backend asks for, in this order. */
-export const QUERY_GPU_FIELDS = [
-  'index',
-  'uuid',
-  'name',
-  'pci.bus_id',
-  'memory.total',
-  'mig.mode.current',
-  'mig.mode.pending',
-  'driver_version',
-  'compute_cap',
-] as const;
+export const QUERY_GPU_FIELDS = ['index', 'uuid', 'name', 'pci.bus_id', 'memory.total', 'mig.mode.current', 'mig.mode.pending', 'driver_version', 'compute_cap'] as const;
 
 export type QueryGpuField = (typeof QUERY_GPU_FIELDS)[number];
 
@@ -28,11 +18,7 @@ export function queryGpuArgs(fields: readonly string[] = QUERY_GPU_FIELDS): stri
  * Splits CSV output into one record per GPU, keyed by field name; a missing
  * value ("[N/A]", "N/A", "[Not Supported]", empty, ...) becomes undefined.
  */
-export function parseQueryCsv(
-  text: string,
-  fields: readonly string[],
-  command = 'nvidia-smi --query-gpu',
-): ReadonlyArray<Readonly<Record<string, string | undefined>>> {
+export function parseQueryCsv(text: string, fields: readonly string[], command = 'nvidia-smi --query-gpu'): ReadonlyArray<Readonly<Record<string, string | undefined>>> {
   const rows: Record<string, string | undefined>[] = [];
   const lines = splitLines(text);
   lines.forEach((line, i) => {

@@ -22,7 +22,9 @@ export function parseTopology(text: string): TopologyRow[] {
     const first = lines.findIndex((l) => l.trim() !== '');
     throw new NvidiaSmiParseError(COMMAND, first + 1, lines[first] ?? '', 'no header row with a "CPU Affinity" column');
   }
-  const header = stripAnsi(lines[headerIndex] ?? '').split('\t').map((c) => c.trim());
+  const header = stripAnsi(lines[headerIndex] ?? '')
+    .split('\t')
+    .map((c) => c.trim());
   // The first header cell is the empty corner; device columns follow until the affinity columns.
   const deviceColumns: string[] = [];
   for (const cell of header.slice(1)) {

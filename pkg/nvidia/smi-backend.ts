@@ -8,15 +8,7 @@ import { NvidiaSmiError, checkSmallInt } from './errors.js';
 import { DEFAULT_EXEC_OPTIONS, type SmiExecOptions, type SmiInvoke, type SmiResult, invokeSmi, runSmi } from './exec.js';
 import { parseQueryGpu, queryGpuArgs, type QueryGpuRow } from './parse-csv.js';
 import { type LostGpu, findLostGpus, parseList, withoutLostGpuLines } from './parse-list.js';
-import {
-  parseComputeInstances,
-  parseCreateOutput,
-  parseDestroyOutput,
-  parseGpuInstances,
-  parsePlacements,
-  parseProfiles,
-  saysNothingToList,
-} from './parse-mig.js';
+import { parseComputeInstances, parseCreateOutput, parseDestroyOutput, parseGpuInstances, parsePlacements, parseProfiles, saysNothingToList } from './parse-mig.js';
 import { nvlinkPeers, parseTopology } from './parse-topo.js';
 import { type XmlGpu, type XmlLog, parseQueryXml } from './parse-xml.js';
 import type { ComputeInstance, CreatedMigDevice, GpuHealth, GpuInfo, GpuInstance, ListedGpu, MigDeviceInfo, MigModeState, MigProfile, TopologyRow } from './types.js';
@@ -113,14 +105,7 @@ export class NvidiaSmiBackend implements GpuBackend {
       return out;
     };
     const [migProfiles, gpuInstances, computeInstances, listed] =
-      enabled.length > 0
-        ? await Promise.all([
-            each((i) => this.listMigProfiles(i)),
-            each((i) => this.listGpuInstances(i)),
-            each((i) => this.listComputeInstances(i)),
-            this.list(),
-          ])
-        : [[], [], [], []];
+      enabled.length > 0 ? await Promise.all([each((i) => this.listMigProfiles(i)), each((i) => this.listGpuInstances(i)), each((i) => this.listComputeInstances(i)), this.list()]) : [[], [], [], []];
 
     const gpus = await Promise.all(rows.map((row) => this.mergeGpu(row, xml, topology, listed)));
     return {
@@ -312,9 +297,7 @@ export class NvidiaSmiBackend implements GpuBackend {
     const xml = parseQueryXml(result.stdout);
     const device = xml.gpus[0]?.migDevices.find((d) => d.gpuInstanceId === gi && d.computeInstanceId === ci);
     const listed = (await this.list()).find((g) => g.index === gpu);
-    const fromList = listed?.migDevices.find(
-      (m) => (device !== undefined && m.index === device.index) || (m.gpuInstanceId === gi && m.computeInstanceId === ci),
-    );
+    const fromList = listed?.migDevices.find((m) => (device !== undefined && m.index === device.index) || (m.gpuInstanceId === gi && m.computeInstanceId === ci));
     if (!fromList) {
       throw new NvidiaSmiError('nvidia-smi -L', 'other', 0, `no MIG device listed for GPU ${gpu} GPU instance ${gi} compute instance ${ci}`);
     }

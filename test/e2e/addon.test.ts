@@ -15,7 +15,6 @@ import type { ResourceClaim } from '../../pkg/api/resource.js';
 
 const DRIVER = 'gpu.cascade.dev';
 
-
 describeCluster('the add-on installed from manifests/', () => {
   const ns = useNamespace('addon', { 'cascade-e2e': 'addon' });
   const nodeA = 'addon-node-a';
@@ -23,8 +22,7 @@ describeCluster('the add-on installed from manifests/', () => {
   let webhookPort: number;
   const controllers: Component[] = [];
 
-  const controller = (name: string, kubeconfig: string, port: number): Component =>
-    controllerProcess({ name, kubeconfig, webhookPort: port, extraArgs: ['--lease-duration=10'] });
+  const controller = (name: string, kubeconfig: string, port: number): Component => controllerProcess({ name, kubeconfig, webhookPort: port, extraArgs: ['--lease-duration=10'] });
 
   beforeAll(async () => {
     webhookPort = await freePort();
@@ -61,10 +59,17 @@ describeCluster('the add-on installed from manifests/', () => {
 
       const other = gpuSlice(DRIVER, nodeB, [{ product: 'NVIDIA H100 80GB HBM3', memoryGi: 80 }]);
       // The API server loads a new admission policy asynchronously: wait until it is in force.
-      await eventually('the ResourceSlice policy to be in force', async () => {
-        const e = await plugin.resourceSlices.create(other, { dryRun: true }).then(() => undefined, (x: unknown) => x);
-        return e instanceof KubeApiError && e.code === 403;
-      }, 30_000);
+      await eventually(
+        'the ResourceSlice policy to be in force',
+        async () => {
+          const e = await plugin.resourceSlices.create(other, { dryRun: true }).then(
+            () => undefined,
+            (x: unknown) => x,
+          );
+          return e instanceof KubeApiError && e.code === 403;
+        },
+        30_000,
+      );
       const err = (await plugin.resourceSlices.create(other).catch((e: unknown) => e)) as KubeApiError;
       expect(err).toBeInstanceOf(KubeApiError);
       expect(err.code).toBe(403);
@@ -98,7 +103,17 @@ describeCluster('the add-on installed from manifests/', () => {
 
       // The node plugin writes no Events, so its token cannot post any (in any namespace).
       const errEvent = (await plugin.events
-        .create({ metadata: { generateName: 'spoof-', namespace: 'default' }, eventTime: new Date().toISOString(), reportingController: 'x/y', reportingInstance: 'x', action: 'A', reason: 'R', type: 'Normal', regarding: { kind: 'Pod', name: 'p', namespace: 'default' }, note: 'spoofed' } as never)
+        .create({
+          metadata: { generateName: 'spoof-', namespace: 'default' },
+          eventTime: new Date().toISOString(),
+          reportingController: 'x/y',
+          reportingInstance: 'x',
+          action: 'A',
+          reason: 'R',
+          type: 'Normal',
+          regarding: { kind: 'Pod', name: 'p', namespace: 'default' },
+          note: 'spoofed',
+        } as never)
         .catch((e: unknown) => e)) as KubeApiError;
       expect(errEvent).toBeInstanceOf(KubeApiError);
       expect(errEvent.code).toBe(403);
@@ -123,15 +138,23 @@ describeCluster('the add-on installed from manifests/', () => {
     try {
       const gates = [{ name: `${DRIVER}/allocation` }, { name: 'example.com/other' }];
       await ns.kube.pods.create({ metadata: { name: 'victim', namespace: other }, spec: { schedulingGates: gates, containers: [{ name: 'c', image: 'registry.k8s.io/pause:3.10' }] } });
-      const forbidden = async (p: Promise<unknown>): Promise<KubeApiError> => (await p.then(() => undefined, (e: unknown) => e)) as KubeApiError;
+      const forbidden = async (p: Promise<unknown>): Promise<KubeApiError> =>
+        (await p.then(
+          () => undefined,
+          (e: unknown) => e,
+        )) as KubeApiError;
       // The policy is loaded asynchronously: wait until it refuses an image change.
       // (A new image each try: before the policy is in force a try succeeds, and the same image again would be no change.)
       let attempt = 0;
       const imageChange = (): Promise<unknown> => ctl.pods.jsonPatch('victim', [{ op: 'replace', path: '/spec/containers/0/image', value: `evil.example.com/x:${++attempt}` }], other);
-      const err = await eventually('the controller policy to be in force', async () => {
-        const e = await forbidden(imageChange());
-        return e instanceof KubeApiError && e.code === 403 ? e : undefined;
-      }, 30_000);
+      const err = await eventually(
+        'the controller policy to be in force',
+        async () => {
+          const e = await forbidden(imageChange());
+          return e instanceof KubeApiError && e.code === 403 ? e : undefined;
+        },
+        30_000,
+      );
       expect(err.message).toContain('the Cascade controller may only remove its own scheduling gate from a pod');
       // Another controller's gate stays.
       expect((await forbidden(ctl.pods.jsonPatch('victim', [{ op: 'remove', path: '/spec/schedulingGates/1' }], other))).code).toBe(403);
@@ -174,10 +197,17 @@ describeCluster('the add-on installed from manifests/', () => {
       spec: { devices: { requests: [{ name: 'gpu', exactly: { deviceClassName: `gpu.${DRIVER}` } }], config: cfg(parameters) } },
     });
     // The API server loads the policy asynchronously: wait until it refuses.
-    const err = await eventually('the claim-config policy in force', async () => {
-      const e = await ns.kube.resourceClaims.create(claim('bad-kind', { apiVersion: 'gpu.cascade.dev/v1alpha1', kind: 'GPUConfig' }), { dryRun: true }).then(() => undefined, (x: unknown) => x);
-      return e instanceof KubeApiError && e.code !== 409 ? e : undefined;
-    }, 30_000);
+    const err = await eventually(
+      'the claim-config policy in force',
+      async () => {
+        const e = await ns.kube.resourceClaims.create(claim('bad-kind', { apiVersion: 'gpu.cascade.dev/v1alpha1', kind: 'GPUConfig' }), { dryRun: true }).then(
+          () => undefined,
+          (x: unknown) => x,
+        );
+        return e instanceof KubeApiError && e.code !== 409 ? e : undefined;
+      },
+      30_000,
+    );
     expect(err.code).toBe(422);
     expect(err.message).toContain('must have apiVersion gpu.cascade.dev/v1alpha1 and kind GpuConfig');
     const bad = [
@@ -194,7 +224,13 @@ describeCluster('the add-on installed from manifests/', () => {
     expect(t.code).toBe(422);
     // A valid config, and another driver's config, pass.
     await ns.kube.resourceClaims.create(claim('good', { apiVersion: 'gpu.cascade.dev/v1alpha1', kind: 'GpuConfig', sharing: { strategy: 'Exclusive' } }), { dryRun: true });
-    await ns.kube.resourceClaims.create({ ...claim('other', {}), spec: { devices: { requests: [{ name: 'nic', exactly: { deviceClassName: 'nic' } }], config: [{ opaque: { driver: 'nic.example.com', parameters: { anything: true } } }] } } }, { dryRun: true });
+    await ns.kube.resourceClaims.create(
+      {
+        ...claim('other', {}),
+        spec: { devices: { requests: [{ name: 'nic', exactly: { deviceClassName: 'nic' } }], config: [{ opaque: { driver: 'nic.example.com', parameters: { anything: true } } }] } },
+      },
+      { dryRun: true },
+    );
   });
 
   it('runs two controller replicas under their ServiceAccount; one leads, allocates, and a killed leader is replaced', async () => {
@@ -203,20 +239,28 @@ describeCluster('the add-on installed from manifests/', () => {
     controllers.push(controller('controller-1', kc, webhookPort).start(), controller('controller-2', kc, port2).start());
     const lease = async (): Promise<Lease> => await ns.kube.leases.get('cascade-controller', ADDON_NAMESPACE);
     // A Lease left by an earlier test's controller expires first; then one of ours leads.
-    const first = await eventually('one of our replicas to lead', async () => {
-      const h = (await lease().catch(() => undefined))?.spec.holderIdentity;
-      return h === 'controller-1' || h === 'controller-2' ? h : undefined;
-    }, 40_000);
+    const first = await eventually(
+      'one of our replicas to lead',
+      async () => {
+        const h = (await lease().catch(() => undefined))?.spec.holderIdentity;
+        return h === 'controller-1' || h === 'controller-2' ? h : undefined;
+      },
+      40_000,
+    );
 
     // The leader allocates with nothing but the manifests' RBAC.
     await ns.kube.resourceClaims.create({
       metadata: { name: 'one-h100', namespace: ns.name },
       spec: { devices: { requests: [{ name: 'gpu', exactly: { deviceClassName: `gpu.${DRIVER}` } }] } },
     });
-    const claim = await eventually('allocation under RBAC', async () => {
-      const c = await ns.kube.resourceClaims.get('one-h100', ns.name);
-      return c.status?.allocation ? c : undefined;
-    }, 30_000);
+    const claim = await eventually(
+      'allocation under RBAC',
+      async () => {
+        const c = await ns.kube.resourceClaims.get('one-h100', ns.name);
+        return c.status?.allocation ? c : undefined;
+      },
+      30_000,
+    );
     expect(claim.status?.allocation?.devices?.results?.[0]).toMatchObject({ driver: DRIVER, pool: nodeA, device: 'gpu-0' });
     const described = await kubectl(['describe', 'resourceclaim', 'one-h100', '-n', ns.name]);
     expect(described.stdout).toMatch(/Allocated\s+.*gpu-0/);
@@ -224,10 +268,14 @@ describeCluster('the add-on installed from manifests/', () => {
     // Kill -9 the leader: the other replica takes the Lease within its duration.
     const leader = controllers.find((c) => c.name === first)!;
     await leader.stop('SIGKILL');
-    const next = await eventually('a new leader', async () => {
-      const h = (await lease()).spec.holderIdentity;
-      return h && h !== first ? h : undefined;
-    }, 15_000);
+    const next = await eventually(
+      'a new leader',
+      async () => {
+        const h = (await lease()).spec.holderIdentity;
+        return h && h !== first ? h : undefined;
+      },
+      15_000,
+    );
     expect(next).not.toBe(first);
 
     // And the new leader does the work.

@@ -12,7 +12,6 @@ import { doubleBooked } from '../support/claims.js';
 
 const DRIVER = 'gpu.cascade.dev';
 
-
 describeCluster('churn with controller crashes', () => {
   const ns = useNamespace('churn', { 'cascade-e2e': 'churn' });
   const nodes = ['churn-a', 'churn-b', 'churn-c'];
@@ -30,7 +29,11 @@ describeCluster('churn with controller crashes', () => {
     for (const n of nodes) {
       await createFakeNode(ns.kube, n);
       const plugin = Kube.fromFile(await nodeBoundKubeconfig(ns.kube, 'cascade-node-plugin', n, join(clusterDir(), `churn-plugin-${n}.kubeconfig`)));
-      const s = gpuSlice(DRIVER, n, Array.from({ length: 4 }, () => ({ product: 'NVIDIA H100 80GB HBM3', memoryGi: 80, nvlinkDomain: n })));
+      const s = gpuSlice(
+        DRIVER,
+        n,
+        Array.from({ length: 4 }, () => ({ product: 'NVIDIA H100 80GB HBM3', memoryGi: 80, nvlinkDomain: n })),
+      );
       await new SlicePublisher(plugin, { driver: DRIVER, nodeName: n }).publish([{ name: s.metadata.name!, spec: s.spec }]);
       plugin.close();
     }
@@ -40,7 +43,9 @@ describeCluster('churn with controller crashes', () => {
     });
     await ns.kube.resourceClaimTemplates.create({
       metadata: { name: 'two', namespace: ns.name },
-      spec: { spec: { devices: { requests: [{ name: 'gpu', exactly: { deviceClassName: `gpu.${DRIVER}`, count: 2 } }], constraints: [{ requests: ['gpu'], matchAttribute: `${DRIVER}/nvlinkDomain` }] } } },
+      spec: {
+        spec: { devices: { requests: [{ name: 'gpu', exactly: { deviceClassName: `gpu.${DRIVER}`, count: 2 } }], constraints: [{ requests: ['gpu'], matchAttribute: `${DRIVER}/nvlinkDomain` }] } },
+      },
     });
     controller = startController();
   }, 60_000);
@@ -97,18 +102,26 @@ describeCluster('churn with controller crashes', () => {
     // two nodes. Such a pod stays gated and its AllocationFailed event says exactly that.
     // With 12 GPUs and at most 12 needed, at most one 2-GPU pod can be left without room
     // (4 free GPUs on 3 nodes always leave 2 on one node for the first of two).
-    await eventually('every remaining pod bound, or one told why there is no room', async () => {
-      const unbound = (await kube.pods.list(ns.name)).filter((p) => !p.spec.nodeName);
-      if (unbound.length > 1) return false;
-      const events = await kube.events.list(ns.name);
-      return unbound.every((p) => events.some((e) => e.regarding.name === p.metadata.name && e.reason === 'AllocationFailed' && /free on one node|share one .*nvlinkDomain/.test(e.note ?? '')));
-    }, 90_000);
+    await eventually(
+      'every remaining pod bound, or one told why there is no room',
+      async () => {
+        const unbound = (await kube.pods.list(ns.name)).filter((p) => !p.spec.nodeName);
+        if (unbound.length > 1) return false;
+        const events = await kube.events.list(ns.name);
+        return unbound.every((p) => events.some((e) => e.regarding.name === p.metadata.name && e.reason === 'AllocationFailed' && /free on one node|share one .*nvlinkDomain/.test(e.note ?? '')));
+      },
+      90_000,
+    );
     await sample();
     for (const p of await kube.pods.list(ns.name)) await kube.pods.delete(p.metadata.name!, ns.name, { gracePeriodSeconds: 0 });
-    const left = await eventually('every claim released and deleted', async () => {
-      const claims = await kube.resourceClaims.list(ns.name);
-      return claims.length === 0 ? claims : undefined;
-    }, 90_000);
+    const left = await eventually(
+      'every claim released and deleted',
+      async () => {
+        const claims = await kube.resourceClaims.list(ns.name);
+        return claims.length === 0 ? claims : undefined;
+      },
+      90_000,
+    );
     expect(left).toEqual([]);
     expect(samples).toBeGreaterThan(20);
     expect(doubles).toEqual([]);

@@ -26,13 +26,25 @@ describeCluster('the examples in examples/', () => {
       await startGpuNode(ns.kube, { name: 'ex-h100', fleet: FLEETS.h100x8('Disabled') }),
       await startGpuNode(ns.kube, {
         name: 'ex-a100',
-        fleet: { driverVersion: '570.148.08', cudaVersion: '12.8', gpus: Array.from({ length: 4 }, () => ({ model: 'A100-SXM4-40GB' })), nvlinkGroups: [[0, 1], [2, 3]] },
+        fleet: {
+          driverVersion: '570.148.08',
+          cudaVersion: '12.8',
+          gpus: Array.from({ length: 4 }, () => ({ model: 'A100-SXM4-40GB' })),
+          nvlinkGroups: [
+            [0, 1],
+            [2, 3],
+          ],
+        },
       }),
     );
-    await eventually('both nodes to publish', async () => {
-      const pools = new Set((await ns.kube.resourceSlices.list(undefined, { fieldSelector: `spec.driver=${DRIVER}` })).map((s) => s.spec.pool.name));
-      return pools.has('ex-h100') && pools.has('ex-a100');
-    }, 60_000);
+    await eventually(
+      'both nodes to publish',
+      async () => {
+        const pools = new Set((await ns.kube.resourceSlices.list(undefined, { fieldSelector: `spec.driver=${DRIVER}` })).map((s) => s.spec.pool.name));
+        return pools.has('ex-h100') && pools.has('ex-a100');
+      },
+      60_000,
+    );
   }, 120_000);
 
   afterAll(async () => {
@@ -51,14 +63,18 @@ describeCluster('the examples in examples/', () => {
   };
 
   const boundPod = (name: string): Promise<Pod> =>
-    eventually(`${name} bound and prepared`, async () => {
-      const p = await ns.kube.pods.get(name, ns.name);
-      if (!p.spec.nodeName) return undefined;
-      const prepared = nodes.find((n) => n.name === p.spec.nodeName)?.kubelet.results.get(`${ns.name}/${name}`);
-      if (!prepared) return undefined;
-      for (const r of prepared.claims.values()) if (r.error) throw new Error(r.error);
-      return p;
-    }, 60_000);
+    eventually(
+      `${name} bound and prepared`,
+      async () => {
+        const p = await ns.kube.pods.get(name, ns.name);
+        if (!p.spec.nodeName) return undefined;
+        const prepared = nodes.find((n) => n.name === p.spec.nodeName)?.kubelet.results.get(`${ns.name}/${name}`);
+        if (!prepared) return undefined;
+        for (const r of prepared.claims.values()) if (r.error) throw new Error(r.error);
+        return p;
+      },
+      60_000,
+    );
 
   const claimOf = async (pod: Pod, claimName = pod.spec.resourceClaims?.[0]?.name): Promise<ResourceClaim> => {
     const rc = pod.spec.resourceClaims?.find((r) => r.name === claimName);
@@ -101,7 +117,12 @@ describeCluster('the examples in examples/', () => {
     const devs = devicesOf(claim);
     expect(devs).toHaveLength(4);
     const slices: ResourceSlice[] = await ns.kube.resourceSlices.list(undefined, { fieldSelector: `spec.nodeName=${pod.spec.nodeName ?? ''}` });
-    const domains = new Set(slices.flatMap((s) => s.spec.devices ?? []).filter((d) => devs.includes(d.name)).map((d) => d.attributes?.[`${DRIVER}/nvlinkDomain`]?.string));
+    const domains = new Set(
+      slices
+        .flatMap((s) => s.spec.devices ?? [])
+        .filter((d) => devs.includes(d.name))
+        .map((d) => d.attributes?.[`${DRIVER}/nvlinkDomain`]?.string),
+    );
     expect(domains.size).toBe(1);
     expect([...domains][0]).toBeTruthy();
   });

@@ -16,7 +16,6 @@ import type { EventV1, Pod } from '../../pkg/k8s/types.js';
 const DRIVER = 'gpu.cascade.dev';
 const attr = (n: string): string => `device.attributes["${DRIVER}"].${n}`;
 
-
 describeCluster('GPU pods end to end', () => {
   const ns = useNamespace('flow', { 'cascade-e2e': 'flow' });
   const nodes: GpuNode[] = [];
@@ -26,13 +25,20 @@ describeCluster('GPU pods end to end', () => {
     controller = await installAddonWithController('flow-controller', { 'cascade-e2e': 'flow' });
     nodes.push(
       await startGpuNode(ns.kube, { name: 'flow-h100', fleet: { driverVersion: '580.105.08', cudaVersion: '13.0', gpus: [{ model: 'H100-80GB', migMode: 'Disabled' }] } }),
-      await startGpuNode(ns.kube, { name: 'flow-a100', fleet: { driverVersion: '570.148.08', cudaVersion: '12.8', gpus: [{ model: 'A100-SXM4-40GB' }, { model: 'A100-SXM4-40GB' }], nvlinkGroups: [[0, 1]] } }),
+      await startGpuNode(ns.kube, {
+        name: 'flow-a100',
+        fleet: { driverVersion: '570.148.08', cudaVersion: '12.8', gpus: [{ model: 'A100-SXM4-40GB' }, { model: 'A100-SXM4-40GB' }], nvlinkGroups: [[0, 1]] },
+      }),
       await startGpuNode(ns.kube, { name: 'flow-mig', fleet: { driverVersion: '570.148.08', cudaVersion: '12.8', gpus: [{ model: 'A100-SXM4-40GB', migMode: 'Enabled' }] } }),
     );
-    await eventually('all three nodes to publish', async () => {
-      const pools = new Set((await ns.kube.resourceSlices.list(undefined, { fieldSelector: `spec.driver=${DRIVER}` })).map((s) => s.spec.pool.name));
-      return ['flow-h100', 'flow-a100', 'flow-mig'].every((n) => pools.has(n));
-    }, 60_000);
+    await eventually(
+      'all three nodes to publish',
+      async () => {
+        const pools = new Set((await ns.kube.resourceSlices.list(undefined, { fieldSelector: `spec.driver=${DRIVER}` })).map((s) => s.spec.pool.name));
+        return ['flow-h100', 'flow-a100', 'flow-mig'].every((n) => pools.has(n));
+      },
+      60_000,
+    );
     await ns.kube.resourceClaimTemplates.create({
       metadata: { name: 'cascading', namespace: ns.name },
       spec: {
@@ -76,8 +82,7 @@ describeCluster('GPU pods end to end', () => {
     return await ns.kube.resourceClaims.get(name, ns.name);
   };
 
-  const boundNode = async (pod: string): Promise<string> =>
-    await eventually(`${pod} bound`, async () => (await ns.kube.pods.get(pod, ns.name)).spec.nodeName, 60_000);
+  const boundNode = async (pod: string): Promise<string> => await eventually(`${pod} bound`, async () => (await ns.kube.pods.get(pod, ns.name)).spec.nodeName, 60_000);
 
   const prepared = (n: GpuNode, pod: string): Promise<readonly string[]> => preparedOn(n, ns.name, pod);
 
@@ -94,7 +99,15 @@ describeCluster('GPU pods end to end', () => {
     expect(ids1).toEqual([`k8s.${DRIVER}/gpu=${c1.metadata.uid ?? ''}-gpu-0`]);
     const cdiFiles = readdirSync(node('flow-h100').dirs.cdi);
     expect(cdiFiles.some((f) => f.includes(c1.metadata.uid ?? '-'))).toBe(true);
-    const spec = JSON.parse(readFileSync(join(node('flow-h100').dirs.cdi, cdiFiles.find((f) => f.includes(c1.metadata.uid ?? '-'))!), 'utf8')) as { devices: { name: string; containerEdits: { deviceNodes?: { path: string }[] } }[] };
+    const spec = JSON.parse(
+      readFileSync(
+        join(
+          node('flow-h100').dirs.cdi,
+          cdiFiles.find((f) => f.includes(c1.metadata.uid ?? '-'))!,
+        ),
+        'utf8',
+      ),
+    ) as { devices: { name: string; containerEdits: { deviceNodes?: { path: string }[] } }[] };
     expect(spec.devices[0]?.containerEdits.deviceNodes?.map((d) => d.path)).toContain('/dev/nvidia0');
 
     // 2nd pod: no H100 left, so two NVLinked A100s.
@@ -131,7 +144,10 @@ describeCluster('GPU pods end to end', () => {
     await ns.kube.pods.delete('first', ns.name, { gracePeriodSeconds: 0 });
     await eventually('first claim gone', async () => !(await ns.kube.resourceClaims.list(ns.name)).some((c) => c.metadata.uid === c1.metadata.uid), 60_000);
     // The kubelet stand-in unprepares on its own watch of the pod, not before the claim goes: wait for it.
-    const c1Spec = join(node('flow-h100').dirs.cdi, cdiFiles.find((f) => f.includes(c1.metadata.uid ?? '-'))!);
+    const c1Spec = join(
+      node('flow-h100').dirs.cdi,
+      cdiFiles.find((f) => f.includes(c1.metadata.uid ?? '-'))!,
+    );
     await eventually('CDI spec of the first claim removed', async () => !existsSync(c1Spec), 60_000);
     expect(await boundNode('fifth')).toBe('flow-h100');
 

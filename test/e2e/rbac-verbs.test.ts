@@ -73,7 +73,10 @@ describeCluster('least-privilege RBAC, verb by verb', () => {
   const rbac = (kind: 'ClusterRole' | 'Role' | 'ClusterRoleBinding' | 'RoleBinding'): ReturnType<Kube['api']> =>
     ns.kube.api({ group: 'rbac.authorization.k8s.io', version: 'v1', kind, plural: `${kind.toLowerCase()}s`, namespaced: kind === 'Role' || kind === 'RoleBinding' });
 
-  const clusterRules = (): Record<Grant['component'], Rule[]> => ({ controller: rulesOf(docs, 'ClusterRole', 'cascade-controller'), 'node-plugin': rulesOf(docs, 'ClusterRole', 'cascade-node-plugin') });
+  const clusterRules = (): Record<Grant['component'], Rule[]> => ({
+    controller: rulesOf(docs, 'ClusterRole', 'cascade-controller'),
+    'node-plugin': rulesOf(docs, 'ClusterRole', 'cascade-node-plugin'),
+  });
   const roleRules = (): Rule[] => rulesOf(docs, 'Role', 'cascade-controller');
 
   async function setRules(component: Grant['component'], cluster: Rule[], role: Rule[] | undefined): Promise<void> {
@@ -94,8 +97,14 @@ describeCluster('least-privilege RBAC, verb by verb', () => {
 
   // How each component uses each verb it is granted.
   const claimPath = (): string => ns.kube.resourceClaims.path(ns.name);
-  const watch = (path: () => string): Op => (k) => k.client.request('GET', path(), { query: { watch: 'true', timeoutSeconds: 1 } });
-  const allocation = { devices: { results: [{ request: 'gpu', driver: DRIVER, pool: node, device: 'gpu-0' }] }, nodeSelector: { nodeSelectorTerms: [{ matchFields: [{ key: 'metadata.name', operator: 'In', values: [node] }] }] } };
+  const watch =
+    (path: () => string): Op =>
+    (k) =>
+      k.client.request('GET', path(), { query: { watch: 'true', timeoutSeconds: 1 } });
+  const allocation = {
+    devices: { results: [{ request: 'gpu', driver: DRIVER, pool: node, device: 'gpu-0' }] },
+    nodeSelector: { nodeSelectorTerms: [{ matchFields: [{ key: 'metadata.name', operator: 'In', values: [node] }] }] },
+  };
   const OPS: Record<Grant['component'], Record<string, Op>> = {
     controller: {
       'resource.k8s.io/resourceclaims get': (k) => k.resourceClaims.get('target', ns.name),
@@ -126,7 +135,18 @@ describeCluster('least-privilege RBAC, verb by verb', () => {
       'core/namespaces get': (k) => k.namespaces.get(ns.name),
       'core/namespaces list': (k) => k.namespaces.list(),
       'core/namespaces watch': watch(() => ns.kube.namespaces.path()),
-      'events.k8s.io/events create': (k) => k.events.create({ metadata: { name: 'rbacverbs-event', namespace: ns.name }, eventTime: new Date().toISOString(), reportingController: `${DRIVER}/controller`, reportingInstance: 'x', action: 'Allocate', reason: 'Allocated', type: 'Normal', regarding: { kind: 'Pod', name: 'target', namespace: ns.name }, note: 'probe' } as never),
+      'events.k8s.io/events create': (k) =>
+        k.events.create({
+          metadata: { name: 'rbacverbs-event', namespace: ns.name },
+          eventTime: new Date().toISOString(),
+          reportingController: `${DRIVER}/controller`,
+          reportingInstance: 'x',
+          action: 'Allocate',
+          reason: 'Allocated',
+          type: 'Normal',
+          regarding: { kind: 'Pod', name: 'target', namespace: ns.name },
+          note: 'probe',
+        } as never),
       'events.k8s.io/events patch': (k) => k.events.mergePatch('rbacverbs-event', { series: { count: 2, lastObservedTime: new Date().toISOString() } }, ns.name),
       'admissionregistration.k8s.io/mutatingwebhookconfigurations get': (k) => k.api(MUTATING_WEBHOOK_CONFIGURATIONS).get('cascade-scheduling-gate'),
       'admissionregistration.k8s.io/mutatingwebhookconfigurations list': (k) => k.api(MUTATING_WEBHOOK_CONFIGURATIONS).list(undefined, { fieldSelector: 'metadata.name=cascade-scheduling-gate' }),
@@ -142,7 +162,8 @@ describeCluster('least-privilege RBAC, verb by verb', () => {
     },
     'node-plugin': {
       'resource.k8s.io/resourceslices list': (k) => k.resourceSlices.list(undefined, { fieldSelector: `spec.nodeName=${node}` }),
-      'resource.k8s.io/resourceslices create': (k) => k.resourceSlices.create({ metadata: { name: 'rbacverbs-slice' }, spec: { driver: DRIVER, nodeName: node, pool: { name: node, generation: 1, resourceSliceCount: 1 }, devices: [] } }),
+      'resource.k8s.io/resourceslices create': (k) =>
+        k.resourceSlices.create({ metadata: { name: 'rbacverbs-slice' }, spec: { driver: DRIVER, nodeName: node, pool: { name: node, generation: 1, resourceSliceCount: 1 }, devices: [] } }),
       'resource.k8s.io/resourceslices update': async (k) => {
         const s = await ns.kube.resourceSlices.get('rbacverbs-existing');
         await k.resourceSlices.replace(s);
@@ -164,17 +185,36 @@ describeCluster('least-privilege RBAC, verb by verb', () => {
       ['create pods', (k) => k.pods.create({ metadata: { name: 'x', namespace: ns.name }, spec: { containers: [{ name: 'c', image: 'x' }] } })],
       ['delete pods', (k) => k.pods.delete('target', ns.name)],
       ['read other Secrets', (k) => k.secrets.list(ADDON_NAMESPACE)],
-      ['write ResourceSlices', (k) => k.resourceSlices.create({ metadata: { name: 'x' }, spec: { driver: DRIVER, nodeName: node, pool: { name: node, generation: 1, resourceSliceCount: 1 }, devices: [] } })],
+      [
+        'write ResourceSlices',
+        (k) => k.resourceSlices.create({ metadata: { name: 'x' }, spec: { driver: DRIVER, nodeName: node, pool: { name: node, generation: 1, resourceSliceCount: 1 }, devices: [] } }),
+      ],
       ['change DeviceClasses', (k) => k.deviceClasses.mergePatch('gpu.gpu.cascade.dev', {})],
       ['patch other webhook configurations', (k) => k.api(MUTATING_WEBHOOK_CONFIGURATIONS).mergePatch('someone-else', {})],
       ['delete claims', (k) => k.resourceClaims.delete('target', ns.name)],
     ],
     'node-plugin': [
-      ['post Events', (k) => k.events.create({ metadata: { generateName: 'x-', namespace: ns.name }, eventTime: new Date().toISOString(), reportingController: 'x/y', reportingInstance: 'x', action: 'A', reason: 'R', type: 'Normal', regarding: { kind: 'Pod', name: 'p', namespace: ns.name } } as never)],
+      [
+        'post Events',
+        (k) =>
+          k.events.create({
+            metadata: { generateName: 'x-', namespace: ns.name },
+            eventTime: new Date().toISOString(),
+            reportingController: 'x/y',
+            reportingInstance: 'x',
+            action: 'A',
+            reason: 'R',
+            type: 'Normal',
+            regarding: { kind: 'Pod', name: 'p', namespace: ns.name },
+          } as never),
+      ],
       ['list claims', (k) => k.resourceClaims.list(ns.name)],
       ['read pods', (k) => k.pods.get('target', ns.name)],
       ['patch nodes', (k) => k.nodes.mergePatch(node, {})],
-      ["write another driver's claim status", (k) => k.resourceClaims.mergePatch('allocated', { status: { devices: [{ driver: 'other.example.com', pool: node, device: 'gpu-0' }] } }, ns.name, 'status')],
+      [
+        "write another driver's claim status",
+        (k) => k.resourceClaims.mergePatch('allocated', { status: { devices: [{ driver: 'other.example.com', pool: node, device: 'gpu-0' }] } }, ns.name, 'status'),
+      ],
       ['read Secrets', (k) => k.secrets.list(ADDON_NAMESPACE)],
     ],
   };
@@ -188,15 +228,29 @@ describeCluster('least-privilege RBAC, verb by verb', () => {
     await ns.kube.resourceClaims.create({ metadata: { name: 'target', namespace: ns.name }, spec: { devices: { requests: [{ name: 'gpu', exactly: { deviceClassName: `gpu.${DRIVER}` } }] } } });
     await ns.kube.resourceClaims.create({ metadata: { name: 'allocated', namespace: ns.name }, spec: { devices: { requests: [{ name: 'gpu', exactly: { deviceClassName: `gpu.${DRIVER}` } }] } } });
     await ns.kube.resourceClaims.mergePatch('allocated', { status: { allocation } }, ns.name, 'status');
-    await ns.kube.pods.create({ metadata: { name: 'target', namespace: ns.name }, spec: { schedulingGates: [{ name: 'example.com/hold' }], containers: [{ name: 'c', image: 'registry.k8s.io/pause:3.10' }] } });
-    await ns.kube.resourceSlices.create({ metadata: { name: 'rbacverbs-existing' }, spec: { driver: DRIVER, nodeName: node, pool: { name: node, generation: 1, resourceSliceCount: 1 }, devices: [] } });
+    await ns.kube.pods.create({
+      metadata: { name: 'target', namespace: ns.name },
+      spec: { schedulingGates: [{ name: 'example.com/hold' }], containers: [{ name: 'c', image: 'registry.k8s.io/pause:3.10' }] },
+    });
+    await ns.kube.resourceSlices.create({
+      metadata: { name: 'rbacverbs-existing' },
+      spec: { driver: DRIVER, nodeName: node, pool: { name: node, generation: 1, resourceSliceCount: 1 }, devices: [] },
+    });
     const c = clusterRules();
     for (const component of ['controller', 'node-plugin'] as const) {
       await setRules(component, c[component], component === 'controller' ? roleRules() : undefined);
       const name = sa[component];
-      await rbac('ClusterRoleBinding').create({ metadata: { name }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name }, subjects: [{ kind: 'ServiceAccount', name, namespace: ADDON_NAMESPACE }] } as never);
+      await rbac('ClusterRoleBinding').create({
+        metadata: { name },
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name },
+        subjects: [{ kind: 'ServiceAccount', name, namespace: ADDON_NAMESPACE }],
+      } as never);
       if (component === 'controller') {
-        await rbac('RoleBinding').create({ metadata: { name, namespace: ADDON_NAMESPACE }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name }, subjects: [{ kind: 'ServiceAccount', name, namespace: ADDON_NAMESPACE }] } as never);
+        await rbac('RoleBinding').create({
+          metadata: { name, namespace: ADDON_NAMESPACE },
+          roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name },
+          subjects: [{ kind: 'ServiceAccount', name, namespace: ADDON_NAMESPACE }],
+        } as never);
       }
     }
     const ctlKc = await writeServiceAccountKubeconfig(adminKubeconfig(), ADDON_NAMESPACE, sa.controller, join(clusterDir(), 'rbacverbs-controller.kubeconfig'));
@@ -209,11 +263,19 @@ describeCluster('least-privilege RBAC, verb by verb', () => {
     for (const k of Object.values(clients)) k?.close();
     if (!ns.kube) return;
     for (const name of Object.values(sa)) {
-      await rbac('ClusterRoleBinding').delete(name).catch(() => undefined);
-      await rbac('ClusterRole').delete(name).catch(() => undefined);
+      await rbac('ClusterRoleBinding')
+        .delete(name)
+        .catch(() => undefined);
+      await rbac('ClusterRole')
+        .delete(name)
+        .catch(() => undefined);
     }
-    await rbac('RoleBinding').delete(sa.controller, ADDON_NAMESPACE).catch(() => undefined);
-    await rbac('Role').delete(sa.controller, ADDON_NAMESPACE).catch(() => undefined);
+    await rbac('RoleBinding')
+      .delete(sa.controller, ADDON_NAMESPACE)
+      .catch(() => undefined);
+    await rbac('Role')
+      .delete(sa.controller, ADDON_NAMESPACE)
+      .catch(() => undefined);
     for (const s of ['rbacverbs-existing', 'rbacverbs-slice']) await ns.kube.resourceSlices.delete(s).catch(() => undefined);
     await ns.kube.leases.delete('rbacverbs-lease', ADDON_NAMESPACE).catch(() => undefined);
     await ns.kube.secrets.delete('rbacverbs-secret', ADDON_NAMESPACE).catch(() => undefined);
@@ -223,24 +285,31 @@ describeCluster('least-privilege RBAC, verb by verb', () => {
   it('has an operation for every verb the manifests grant, and grants no verb without one', () => {
     const granted = [...grants('controller', clusterRules().controller, false), ...grants('controller', roleRules(), true), ...grants('node-plugin', clusterRules()['node-plugin'], false)];
     for (const component of ['controller', 'node-plugin'] as const) {
-      const keys = granted.filter((g) => g.component === component).map((g) => g.key).sort();
+      const keys = granted
+        .filter((g) => g.component === component)
+        .map((g) => g.key)
+        .sort();
       expect(keys).toEqual(Object.keys(OPS[component]).sort());
     }
   });
 
-  it.each(['controller', 'node-plugin'] as const)('lets the %s do each thing it does, and refuses each once its verb is taken away', async (component) => {
-    const k = clients[component];
-    if (!k) throw new Error('no client');
-    const full = clusterRules()[component];
-    const role = component === 'controller' ? roleRules() : undefined;
-    for (const [key, op] of Object.entries(OPS[component])) {
-      const inRole = role !== undefined && grants(component, role, true).some((g) => g.key === key);
-      await setRules(component, inRole ? full : without(full, key), inRole && role ? without(role, key) : role);
-      await eventually(`${component} refused "${key}" without that verb`, async () => (await refusal(op, k)) === 403, 15_000);
-      await setRules(component, full, role);
-      await eventually(`${component} allowed "${key}" with the manifests' rules`, async () => (await refusal(op, k)) === 0, 15_000);
-    }
-  }, 240_000);
+  it.each(['controller', 'node-plugin'] as const)(
+    'lets the %s do each thing it does, and refuses each once its verb is taken away',
+    async (component) => {
+      const k = clients[component];
+      if (!k) throw new Error('no client');
+      const full = clusterRules()[component];
+      const role = component === 'controller' ? roleRules() : undefined;
+      for (const [key, op] of Object.entries(OPS[component])) {
+        const inRole = role !== undefined && grants(component, role, true).some((g) => g.key === key);
+        await setRules(component, inRole ? full : without(full, key), inRole && role ? without(role, key) : role);
+        await eventually(`${component} refused "${key}" without that verb`, async () => (await refusal(op, k)) === 403, 15_000);
+        await setRules(component, full, role);
+        await eventually(`${component} allowed "${key}" with the manifests' rules`, async () => (await refusal(op, k)) === 0, 15_000);
+      }
+    },
+    240_000,
+  );
 
   it.each(['controller', 'node-plugin'] as const)('refuses the %s everything it must never do', async (component) => {
     const k = clients[component];

@@ -36,7 +36,10 @@ describeCluster('shared GPUs end to end', () => {
         },
       },
     });
-    await ns.kube.resourceClaimTemplates.create({ metadata: { name: 'whole', namespace: ns.name }, spec: { spec: { devices: { requests: [{ name: 'gpu', exactly: { deviceClassName: `gpu.${DRIVER}` } }] } } } });
+    await ns.kube.resourceClaimTemplates.create({
+      metadata: { name: 'whole', namespace: ns.name },
+      spec: { spec: { devices: { requests: [{ name: 'gpu', exactly: { deviceClassName: `gpu.${DRIVER}` } }] } } },
+    });
   }, 120_000);
 
   afterAll(async () => {

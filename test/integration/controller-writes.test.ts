@@ -37,7 +37,7 @@ function what(path: string, body: unknown): string {
   return ` [${fields.join(', ')}]`;
 }
 
-describeCluster('the controller\'s API writes', () => {
+describeCluster("the controller's API writes", () => {
   const tag = randomBytes(3).toString('hex');
   const driver = `wr-${tag}.cascade.dev`;
   const ns = useNamespace('wr');
@@ -48,7 +48,12 @@ describeCluster('the controller\'s API writes', () => {
   beforeAll(async () => {
     await createFakeNode(ns.kube, node, { cpu: '16', memory: '64Gi' });
     for (const dc of deviceClasses(driver)) await ns.kube.deviceClasses.create(dc);
-    await ns.kube.resourceSlices.create(gpuSlice(driver, node, [{ product: 'NVIDIA H100 80GB HBM3', memoryGi: 80 }, { product: 'NVIDIA H100 80GB HBM3', memoryGi: 80 }]));
+    await ns.kube.resourceSlices.create(
+      gpuSlice(driver, node, [
+        { product: 'NVIDIA H100 80GB HBM3', memoryGi: 80 },
+        { product: 'NVIDIA H100 80GB HBM3', memoryGi: 80 },
+      ]),
+    );
     const kc = new KubeConfig();
     kc.loadFromFile(adminKubeconfig());
     client = new RecordingClient(kc);
@@ -79,9 +84,12 @@ describeCluster('the controller\'s API writes', () => {
     expect(await settled(3)).toEqual([`PATCH ${claimPath('solo')} [finalizers]`, `PATCH ${claimPath('solo')}/status [status.allocation]`, `POST ${eventsPath} [Allocated on ResourceClaim]`].sort());
   });
 
-  it('allocates a gated pod\'s claims with the pod, says so on both, and removes the gate: nothing else', async () => {
+  it("allocates a gated pod's claims with the pod, says so on both, and removes the gate: nothing else", async () => {
     client.writes.length = 0;
-    await ns.kube.resourceClaimTemplates.create({ metadata: { name: 'one-gpu', namespace: ns.name }, spec: { spec: { devices: { requests: [{ name: 'gpu', exactly: { deviceClassName: `gpu.${driver}` } }] } } } });
+    await ns.kube.resourceClaimTemplates.create({
+      metadata: { name: 'one-gpu', namespace: ns.name },
+      spec: { spec: { devices: { requests: [{ name: 'gpu', exactly: { deviceClassName: `gpu.${driver}` } }] } } },
+    });
     await ns.kube.pods.create({
       metadata: { name: 'user', namespace: ns.name },
       spec: {

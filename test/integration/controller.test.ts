@@ -10,7 +10,6 @@ import { MUTATING_WEBHOOK_CONFIGURATIONS } from '../../pkg/controller/webhook.js
 import type { ResourceClaim } from '../../pkg/api/resource.js';
 import type { EventV1, Pod } from '../../pkg/k8s/types.js';
 
-
 describeCluster('the controller', () => {
   const tag = randomBytes(3).toString('hex');
   const driver = `ctl-${tag}.cascade.dev`;
@@ -26,7 +25,12 @@ describeCluster('the controller', () => {
     await createFakeNode(kube, nodeB, { cpu: '16', memory: '64Gi' });
     for (const dc of deviceClasses(driver)) await kube.deviceClasses.create(dc);
     await kube.resourceSlices.create(gpuSlice(driver, nodeA, [{ product: 'NVIDIA H100 80GB HBM3', memoryGi: 80 }]));
-    await kube.resourceSlices.create(gpuSlice(driver, nodeB, [{ product: 'NVIDIA A100-SXM4-40GB', memoryGi: 40, nvlinkDomain: 'b' }, { product: 'NVIDIA A100-SXM4-40GB', memoryGi: 40, nvlinkDomain: 'b' }]));
+    await kube.resourceSlices.create(
+      gpuSlice(driver, nodeB, [
+        { product: 'NVIDIA A100-SXM4-40GB', memoryGi: 40, nvlinkDomain: 'b' },
+        { product: 'NVIDIA A100-SXM4-40GB', memoryGi: 40, nvlinkDomain: 'b' },
+      ]),
+    );
     const port = await freePort();
     await kube.api(MUTATING_WEBHOOK_CONFIGURATIONS).create({
       metadata: { name: `cascade-gate-${tag}` },
@@ -43,20 +47,21 @@ describeCluster('the controller', () => {
         },
       ],
     } as never);
-    start = (): Promise<RunningController> => runController({
-      kubeconfig: adminKubeconfig(),
-      driver,
-      namespace: ns.name,
-      identity: 'test-controller',
-      policy: 'cascade',
-      workers: 4,
-      httpPort: 0,
-      httpHost: '127.0.0.1',
-      leaderElection: false,
-      leaseName: 'unused',
-      leaseDurationSeconds: 15,
-      webhook: { port, host: '127.0.0.1', serviceName: 'cascade-webhook', secretName: 'cascade-webhook-tls', configName: `cascade-gate-${tag}`, extraIpAddresses: ['127.0.0.1'] },
-    });
+    start = (): Promise<RunningController> =>
+      runController({
+        kubeconfig: adminKubeconfig(),
+        driver,
+        namespace: ns.name,
+        identity: 'test-controller',
+        policy: 'cascade',
+        workers: 4,
+        httpPort: 0,
+        httpHost: '127.0.0.1',
+        leaderElection: false,
+        leaseName: 'unused',
+        leaseDurationSeconds: 15,
+        webhook: { port, host: '127.0.0.1', serviceName: 'cascade-webhook', secretName: 'cascade-webhook-tls', configName: `cascade-gate-${tag}`, extraIpAddresses: ['127.0.0.1'] },
+      });
     running = await start();
   }, 60_000);
 
@@ -64,7 +69,10 @@ describeCluster('the controller', () => {
     await running?.stop();
     const kube = ns.kube;
     if (!kube) return;
-    await kube.api(MUTATING_WEBHOOK_CONFIGURATIONS).delete(`cascade-gate-${tag}`).catch(() => undefined);
+    await kube
+      .api(MUTATING_WEBHOOK_CONFIGURATIONS)
+      .delete(`cascade-gate-${tag}`)
+      .catch(() => undefined);
     for (const dc of deviceClasses(driver)) await kube.deviceClasses.delete(dc.metadata.name!).catch(() => undefined);
     for (const n of [nodeA, nodeB]) {
       await kube.resourceSlices.delete(`${n}-${driver.replace(/\./g, '-')}-0`).catch(() => undefined);
@@ -77,7 +85,9 @@ describeCluster('the controller', () => {
   it('allocates a standalone claim, adds its finalizer, and says so in an Event', async () => {
     await ns.kube.resourceClaims.create({
       metadata: { name: 'solo', namespace: ns.name },
-      spec: { devices: { requests: [{ name: 'gpu', exactly: { deviceClassName: `gpu.${driver}`, selectors: [{ cel: { expression: `device.attributes["${driver}"].productName.contains("H100")` } }] } }] } },
+      spec: {
+        devices: { requests: [{ name: 'gpu', exactly: { deviceClassName: `gpu.${driver}`, selectors: [{ cel: { expression: `device.attributes["${driver}"].productName.contains("H100")` } }] } }] },
+      },
     });
     const claim = await eventually('allocation', async () => {
       const c = await ns.kube.resourceClaims.get('solo', ns.name);
@@ -98,7 +108,9 @@ describeCluster('the controller', () => {
   it('allocates again when someone clears the allocation, as the scheduler does in PostFilter', async () => {
     await ns.kube.resourceClaims.create({
       metadata: { name: 'cleared', namespace: ns.name },
-      spec: { devices: { requests: [{ name: 'gpu', exactly: { deviceClassName: `gpu.${driver}`, selectors: [{ cel: { expression: `device.attributes["${driver}"].productName.contains("H100")` } }] } }] } },
+      spec: {
+        devices: { requests: [{ name: 'gpu', exactly: { deviceClassName: `gpu.${driver}`, selectors: [{ cel: { expression: `device.attributes["${driver}"].productName.contains("H100")` } }] } }] },
+      },
     });
     const first = await eventually('first allocation', async () => {
       const c = await ns.kube.resourceClaims.get('cleared', ns.name);
@@ -145,10 +157,14 @@ describeCluster('the controller', () => {
     // The webhook added the gate at creation.
     expect(pod.spec.schedulingGates).toEqual([{ name: `${driver}/allocation` }]);
 
-    const bound = await eventually('pod bound', async () => {
-      const p: Pod = await ns.kube.pods.get('trainer', ns.name);
-      return p.spec.nodeName ? p : undefined;
-    }, 60_000);
+    const bound = await eventually(
+      'pod bound',
+      async () => {
+        const p: Pod = await ns.kube.pods.get('trainer', ns.name);
+        return p.spec.nodeName ? p : undefined;
+      },
+      60_000,
+    );
     expect(bound.spec.nodeName).toBe(nodeB);
     expect(bound.spec.schedulingGates ?? []).toEqual([]);
     const claimName = bound.status?.resourceClaimStatuses?.[0]?.resourceClaimName ?? '';
@@ -167,7 +183,7 @@ describeCluster('the controller', () => {
     await eventually('generated claim gone', async () => !(await ns.kube.resourceClaims.list(ns.name)).some((c) => c.metadata.name === claimName), 60_000);
   }, 90_000);
 
-  it("leaves claims in namespaces the gate does not cover to the kube-scheduler, so one claim never has two allocators", async () => {
+  it('leaves claims in namespaces the gate does not cover to the kube-scheduler, so one claim never has two allocators', async () => {
     // A namespace outside the webhook's namespaceSelector: its pods are never
     // gated, so the kube-scheduler's built-in allocator owns its claims. Cascade
     // used to allocate them too, and the two double-booked devices across claims.
@@ -175,7 +191,9 @@ describeCluster('the controller', () => {
     await ns.kube.namespaces.create({ metadata: { name: other } });
     const gpuClaim = (name: string, namespace: string): ResourceClaim => ({
       metadata: { name, namespace },
-      spec: { devices: { requests: [{ name: 'gpu', exactly: { deviceClassName: `gpu.${driver}`, selectors: [{ cel: { expression: `device.attributes["${driver}"].productName.contains("H100")` } }] } }] } },
+      spec: {
+        devices: { requests: [{ name: 'gpu', exactly: { deviceClassName: `gpu.${driver}`, selectors: [{ cel: { expression: `device.attributes["${driver}"].productName.contains("H100")` } }] } }] },
+      },
     });
     try {
       // Two standalone claims for the same H100: the one outside the gate first.
@@ -197,10 +215,14 @@ describeCluster('the controller', () => {
         },
       });
       expect(pod.spec.schedulingGates ?? []).toEqual([]);
-      const bound = await eventually('ungated pod bound', async () => {
-        const p: Pod = await ns.kube.pods.get('ungated', other);
-        return p.spec.nodeName ? p : undefined;
-      }, 60_000);
+      const bound = await eventually(
+        'ungated pod bound',
+        async () => {
+          const p: Pod = await ns.kube.pods.get('ungated', other);
+          return p.spec.nodeName ? p : undefined;
+        },
+        60_000,
+      );
       const claim: ResourceClaim = await ns.kube.resourceClaims.get('outside', other);
       expect(claim.status?.allocation?.devices?.results?.[0]).toMatchObject({ driver, pool: nodeA, device: 'gpu-0' });
       expect(bound.spec.nodeName).toBe(nodeA);
@@ -226,12 +248,18 @@ describeCluster('the controller', () => {
     expect(ev.note).toMatch(new RegExp(`^The pod waits because its ResourceClaim ${ns.name}/later does not exist`));
     await ns.kube.resourceClaims.create({
       metadata: { name: 'later', namespace: ns.name },
-      spec: { devices: { requests: [{ name: 'gpu', exactly: { deviceClassName: `gpu.${driver}`, selectors: [{ cel: { expression: `device.attributes["${driver}"].productName.matches("A100")` } }] } }] } },
+      spec: {
+        devices: { requests: [{ name: 'gpu', exactly: { deviceClassName: `gpu.${driver}`, selectors: [{ cel: { expression: `device.attributes["${driver}"].productName.matches("A100")` } }] } }] },
+      },
     });
-    const bound = await eventually('pod bound', async () => {
-      const p: Pod = await ns.kube.pods.get('waits-for-claim', ns.name);
-      return p.spec.nodeName ? p : undefined;
-    }, 60_000);
+    const bound = await eventually(
+      'pod bound',
+      async () => {
+        const p: Pod = await ns.kube.pods.get('waits-for-claim', ns.name);
+        return p.spec.nodeName ? p : undefined;
+      },
+      60_000,
+    );
     expect(bound.spec.nodeName).toBe(nodeB);
     await ns.kube.pods.delete('waits-for-claim', ns.name, { gracePeriodSeconds: 0 });
     await eventually('pod gone', async () => !(await ns.kube.pods.list(ns.name)).some((p) => p.metadata.name === 'waits-for-claim'), 60_000);
@@ -246,13 +274,20 @@ describeCluster('the controller', () => {
       spec: {
         devices: {
           requests: [{ name: 'gpu', exactly: { deviceClassName: `gpu.${driver}` } }],
-          config: [{ requests: ['gpu'], opaque: { driver, parameters: { apiVersion: 'gpu.cascade.dev/v1alpha1', kind: 'GpuConfig', sharing: { strategy: 'TimeSlicing', timeSlicing: { interval: 'Forever' } } } } }],
+          config: [
+            {
+              requests: ['gpu'],
+              opaque: { driver, parameters: { apiVersion: 'gpu.cascade.dev/v1alpha1', kind: 'GpuConfig', sharing: { strategy: 'TimeSlicing', timeSlicing: { interval: 'Forever' } } } },
+            },
+          ],
         },
       },
     });
     const ev = await eventually('InvalidClaim event', async () => (await events('bad-config')).find((e) => e.reason === 'InvalidClaim'));
     expect(ev.type).toBe('Warning');
-    expect(ev.note).toMatch(/^Cascade does not allocate this claim because its device configuration is invalid: invalid gpu.cascade.dev\/v1alpha1 GpuConfig in the claim's config\[0\] \(requests gpu\): sharing.timeSlicing.interval: must be one of "Default", "Short", "Medium", "Long", got "Forever"/);
+    expect(ev.note).toMatch(
+      /^Cascade does not allocate this claim because its device configuration is invalid: invalid gpu.cascade.dev\/v1alpha1 GpuConfig in the claim's config\[0\] \(requests gpu\): sharing.timeSlicing.interval: must be one of "Default", "Short", "Medium", "Long", got "Forever"/,
+    );
     const c = await ns.kube.resourceClaims.get('bad-config', ns.name);
     expect(c.status?.allocation).toBeUndefined();
     await ns.kube.resourceClaims.delete('bad-config', ns.name);
@@ -289,7 +324,11 @@ describeCluster('the controller', () => {
   it('tells a person why an impossible claim cannot be allocated', async () => {
     await ns.kube.resourceClaims.create({
       metadata: { name: 'impossible', namespace: ns.name },
-      spec: { devices: { requests: [{ name: 'gpu', exactly: { deviceClassName: `gpu.${driver}`, count: 3, selectors: [{ cel: { expression: `device.attributes["${driver}"].productName.contains("A100")` } }] } }] } },
+      spec: {
+        devices: {
+          requests: [{ name: 'gpu', exactly: { deviceClassName: `gpu.${driver}`, count: 3, selectors: [{ cel: { expression: `device.attributes["${driver}"].productName.contains("A100")` } }] } }],
+        },
+      },
     });
     const ev = await eventually('AllocationFailed event', async () => (await events('impossible')).find((e) => e.reason === 'AllocationFailed'));
     expect(ev.type).toBe('Warning');
@@ -303,7 +342,9 @@ describeCluster('the controller', () => {
   it('releases a standalone claim whose pod went away while the controller was down, once it is back', async () => {
     await ns.kube.resourceClaims.create({
       metadata: { name: 'outlives', namespace: ns.name },
-      spec: { devices: { requests: [{ name: 'gpu', exactly: { deviceClassName: `gpu.${driver}`, selectors: [{ cel: { expression: `device.attributes["${driver}"].productName.contains("A100")` } }] } }] } },
+      spec: {
+        devices: { requests: [{ name: 'gpu', exactly: { deviceClassName: `gpu.${driver}`, selectors: [{ cel: { expression: `device.attributes["${driver}"].productName.contains("A100")` } }] } }] },
+      },
     });
     await eventually('allocated', async () => (await ns.kube.resourceClaims.get('outlives', ns.name)).status?.allocation !== undefined);
     await ns.kube.pods.create({
@@ -311,18 +352,26 @@ describeCluster('the controller', () => {
       spec: { containers: [{ name: 'main', image: 'registry.k8s.io/pause:3.10', resources: { claims: [{ name: 'gpu' }] } }], resourceClaims: [{ name: 'gpu', resourceClaimName: 'outlives' }] },
     });
     // Reserved by the pod, and the claim itself remembers it.
-    await eventually('reserved and marked', async () => {
-      const c = await ns.kube.resourceClaims.get('outlives', ns.name);
-      return (c.status?.reservedFor ?? []).length > 0 && c.metadata.annotations?.[`${driver}/was-reserved`] === 'true';
-    }, 60_000);
+    await eventually(
+      'reserved and marked',
+      async () => {
+        const c = await ns.kube.resourceClaims.get('outlives', ns.name);
+        return (c.status?.reservedFor ?? []).length > 0 && c.metadata.annotations?.[`${driver}/was-reserved`] === 'true';
+      },
+      60_000,
+    );
     await running.stop();
     await ns.kube.pods.delete('user', ns.name, { gracePeriodSeconds: 0 });
     await eventually('reservation dropped while the controller is down', async () => ((await ns.kube.resourceClaims.get('outlives', ns.name)).status?.reservedFor ?? []).length === 0, 60_000);
     running = await start();
-    const released = await eventually('released by the new controller', async () => {
-      const c = await ns.kube.resourceClaims.get('outlives', ns.name);
-      return c.status?.allocation === undefined ? c : undefined;
-    }, 60_000);
+    const released = await eventually(
+      'released by the new controller',
+      async () => {
+        const c = await ns.kube.resourceClaims.get('outlives', ns.name);
+        return c.status?.allocation === undefined ? c : undefined;
+      },
+      60_000,
+    );
     expect(released.metadata.finalizers ?? []).not.toContain(`${driver}/allocation`);
     const ev = await eventually('Deallocated event', async () => (await events('outlives')).find((e) => e.reason === 'Deallocated'));
     expect(ev.note).toMatch(/no pod uses it any more/);

@@ -34,7 +34,15 @@ describeCluster('Informer', () => {
     const informer = new Informer<ResourceSlice>(kube.client, RESOURCES.resourceSlices, { maxBackoffMs: 500 });
     informer.addIndex('size', (s) => [`${s.spec.devices?.length ?? 0}`]);
     const seen: string[] = [];
-    informer.on({ add: (o) => seen.push(informer.byIndex('size', `${o.spec.devices?.length ?? 0}`).map((x) => x.metadata.name ?? '').join(',')) });
+    informer.on({
+      add: (o) =>
+        seen.push(
+          informer
+            .byIndex('size', `${o.spec.devices?.length ?? 0}`)
+            .map((x) => x.metadata.name ?? '')
+            .join(','),
+        ),
+    });
     informer.start();
     try {
       await informer.waitForSync();

@@ -31,13 +31,17 @@ function runMain(args: readonly string[], env: Record<string, string>): Promise<
 
 /** Registers with a (re)started plugin; retried because a killed plugin leaves its socket file behind. */
 async function registerWith(dirs: PluginDirs, driver: string): Promise<KubeletStandin> {
-  return await eventually('the plugin to serve its registration socket', async () => {
-    try {
-      return await KubeletStandin.discover({ registryDir: dirs.registryDir, driverName: driver, timeoutMs: 2000 });
-    } catch {
-      return undefined;
-    }
-  }, 60_000);
+  return await eventually(
+    'the plugin to serve its registration socket',
+    async () => {
+      try {
+        return await KubeletStandin.discover({ registryDir: dirs.registryDir, driverName: driver, timeoutMs: 2000 });
+      } catch {
+        return undefined;
+      }
+    },
+    60_000,
+  );
 }
 
 describeCluster('the node plugin process', () => {
@@ -89,36 +93,40 @@ describeCluster('the node plugin process', () => {
   it.each<[CrashPoint, string]>([
     ['after-mig-create', 'the instance exists but the checkpoint does not know it'],
     ['before-prepare-complete', 'the instance and its CDI spec are recorded but the claim is not completed'],
-  ])('restarts after a SIGKILL at %s (%s) with no leaked instance, and the retried prepare succeeds', async (point) => {
-    const ref = refOf(await allocatedClaim(ns.kube, ns.name, `crash-${point}`, driver, node, ['gpu-4-mig-2g-20gb-2']));
-    const crashing = start(`crash-${point}`, { [CRASH_POINT_ENV]: point });
-    const first = await registerWith(dirs, driver);
-    await expect(first.prepare([ref])).rejects.toThrow();
-    first.close();
-    await eventually('the plugin to die', async () => !crashing.running);
-    // The crash happened inside the window: the instance was created.
-    expect(instanceCount(smi)).toBe(1);
+  ])(
+    'restarts after a SIGKILL at %s (%s) with no leaked instance, and the retried prepare succeeds',
+    async (point) => {
+      const ref = refOf(await allocatedClaim(ns.kube, ns.name, `crash-${point}`, driver, node, ['gpu-4-mig-2g-20gb-2']));
+      const crashing = start(`crash-${point}`, { [CRASH_POINT_ENV]: point });
+      const first = await registerWith(dirs, driver);
+      await expect(first.prepare([ref])).rejects.toThrow();
+      first.close();
+      await eventually('the plugin to die', async () => !crashing.running);
+      // The crash happened inside the window: the instance was created.
+      expect(instanceCount(smi)).toBe(1);
 
-    const restarted = start(`restart-${point}`);
-    const kubelet = await registerWith(dirs, driver);
-    try {
-      // Recovery ran before the sockets were served.
-      expect(instanceCount(smi)).toBe(0);
-      expect(existsSync(join(dirs.cdiRoot, cdiSpecFileName(driver, ref.uid)))).toBe(false);
-      const retried = (await kubelet.prepare([ref])).get(ref.uid);
-      expect(retried?.error).toBe('');
-      expect(retried?.devices.map((d) => d.cdiDeviceIds)).toEqual([[`k8s.${driver}/gpu=${ref.uid}-gpu-4-mig-2g-20gb-2`]]);
-      expect(smi.readState().gpus[4]?.gpuInstances.map((g) => g.start)).toEqual([2]);
-      expect(await cdiSchemaProblems(dirs.cdiRoot)).toEqual({ files: 1, problems: [] });
-      expect((await kubelet.unprepare([ref])).get(ref.uid)?.error).toBe('');
-      expect(instanceCount(smi)).toBe(0);
-    } finally {
-      kubelet.close();
-      await restarted.stop('SIGKILL');
-    }
-  }, 120_000);
+      const restarted = start(`restart-${point}`);
+      const kubelet = await registerWith(dirs, driver);
+      try {
+        // Recovery ran before the sockets were served.
+        expect(instanceCount(smi)).toBe(0);
+        expect(existsSync(join(dirs.cdiRoot, cdiSpecFileName(driver, ref.uid)))).toBe(false);
+        const retried = (await kubelet.prepare([ref])).get(ref.uid);
+        expect(retried?.error).toBe('');
+        expect(retried?.devices.map((d) => d.cdiDeviceIds)).toEqual([[`k8s.${driver}/gpu=${ref.uid}-gpu-4-mig-2g-20gb-2`]]);
+        expect(smi.readState().gpus[4]?.gpuInstances.map((g) => g.start)).toEqual([2]);
+        expect(await cdiSchemaProblems(dirs.cdiRoot)).toEqual({ files: 1, problems: [] });
+        expect((await kubelet.unprepare([ref])).get(ref.uid)?.error).toBe('');
+        expect(instanceCount(smi)).toBe(0);
+      } finally {
+        kubelet.close();
+        await restarted.stop('SIGKILL');
+      }
+    },
+    120_000,
+  );
 
-  it('restarts after a SIGKILL with a shared GPU\'s MPS daemon started but the claim not prepared: the daemon is stopped, the retry starts it again', async () => {
+  it("restarts after a SIGKILL with a shared GPU's MPS daemon started but the claim not prepared: the daemon is stopped, the retry starts it again", async () => {
     const ref = refOf(await allocatedShare(ns.kube, { namespace: ns.name, name: 'crash-mps', driver, node, device: 'gpu-1-shared', memory: '20Gi', compute: '30' }));
     const mpsRoot = join(dirs.stateDir, 'mps');
     const crashing = start('crash-mps', { [CRASH_POINT_ENV]: 'after-mps-start' });

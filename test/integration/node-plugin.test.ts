@@ -23,8 +23,7 @@ describeCluster('the node plugin', () => {
   let h100: { smi: FakeNvidiaSmi; dirs: PluginDirs; plugin: RunningNodePlugin; kubelet: KubeletStandin };
   let a100: { smi: FakeNvidiaSmi; dirs: PluginDirs; plugin: RunningNodePlugin };
 
-  const slicesOf = async (node: string): Promise<ResourceSlice[]> =>
-    await ns.kube.resourceSlices.list(undefined, { fieldSelector: `spec.nodeName=${node},spec.driver=${driver}` });
+  const slicesOf = async (node: string): Promise<ResourceSlice[]> => await ns.kube.resourceSlices.list(undefined, { fieldSelector: `spec.nodeName=${node},spec.driver=${driver}` });
 
   beforeAll(async () => {
     for (const n of [h100Node, a100Node]) await createFakeNode(ns.kube, n);
@@ -90,9 +89,7 @@ describeCluster('the node plugin', () => {
     const ref = refOf(claim);
     const res = (await h100.kubelet.prepare([ref])).get(ref.uid);
     expect(res?.error).toBe('');
-    expect(res?.devices).toEqual([
-      { requestNames: ['r0'], poolName: h100Node, deviceName: 'gpu-2-mig-3g-40gb-4', cdiDeviceIds: [`k8s.${driver}/gpu=${ref.uid}-gpu-2-mig-3g-40gb-4`] },
-    ]);
+    expect(res?.devices).toEqual([{ requestNames: ['r0'], poolName: h100Node, deviceName: 'gpu-2-mig-3g-40gb-4', cdiDeviceIds: [`k8s.${driver}/gpu=${ref.uid}-gpu-2-mig-3g-40gb-4`] }]);
     const gis = h100.smi.readState().gpus[2]?.gpuInstances ?? [];
     expect(gis.map((g) => [g.profileId, g.start])).toEqual([[9, 4]]);
     const specPath = join(h100.dirs.cdiRoot, cdiSpecFileName(driver, ref.uid));
@@ -181,7 +178,12 @@ describeCluster('the node plugin', () => {
       return c.status?.devices?.length ? c.status.devices : undefined;
     });
     expect(status).toEqual([
-      expect.objectContaining({ driver, pool: h100Node, device: 'gpu-9', conditions: [expect.objectContaining({ type: 'Ready', status: 'False', reason: 'InvalidAllocation', message: expect.stringMatching(/gpu-9/) as unknown })] }),
+      expect.objectContaining({
+        driver,
+        pool: h100Node,
+        device: 'gpu-9',
+        conditions: [expect.objectContaining({ type: 'Ready', status: 'False', reason: 'InvalidAllocation', message: expect.stringMatching(/gpu-9/) as unknown })],
+      }),
     ]);
     const described = await kubectl(['describe', 'resourceclaim', 'no-such-gpu', '-n', ns.name]);
     expect(described.stdout).toContain('InvalidAllocation');

@@ -4,7 +4,6 @@ import { describeCluster, useNamespace, kubectl } from '../support/cluster.js';
 import { KubeApiError } from '../../pkg/k8s/client.js';
 import type { DeviceClass, ResourceClaim, ResourceSlice } from '../../pkg/api/resource.js';
 
-
 function sliceWithDevices(driver: string, name: string, node: string, count: number): ResourceSlice {
   return {
     metadata: { name },
@@ -152,7 +151,12 @@ describeCluster('resource.k8s.io/v1 on the real API server', () => {
 
     // Write an allocation the way the controller will: a merge patch of status only.
     const allocation = {
-      devices: { results: [{ request: 'gpus/two-a100', driver: DRIVER, pool: 'node-a', device: 'gpu-0' }, { request: 'gpus/two-a100', driver: DRIVER, pool: 'node-a', device: 'gpu-1' }] },
+      devices: {
+        results: [
+          { request: 'gpus/two-a100', driver: DRIVER, pool: 'node-a', device: 'gpu-0' },
+          { request: 'gpus/two-a100', driver: DRIVER, pool: 'node-a', device: 'gpu-1' },
+        ],
+      },
       nodeSelector: { nodeSelectorTerms: [{ matchFields: [{ key: 'metadata.name', operator: 'In' as const, values: ['node-a'] }] }] },
     };
     const patched = await ns.kube.resourceClaims.mergePatch('cascade-prefs', { metadata: { resourceVersion: created.metadata.resourceVersion }, status: { allocation } }, ns.name, 'status');

@@ -87,9 +87,7 @@ describeCluster('shared GPUs on the node', () => {
     const pipe = join(mpsRoot(), uuid, 'pipe');
     for (const c of [a, b]) {
       const dev = cdiOf(c.metadata.uid ?? '').devices[0];
-      expect(dev?.containerEdits.env).toEqual(
-        expect.arrayContaining([`CUDA_MPS_PIPE_DIRECTORY=${pipe}`, 'CUDA_MPS_PINNED_DEVICE_MEM_LIMIT=0=20480M', 'CUDA_MPS_ACTIVE_THREAD_PERCENTAGE=30']),
-      );
+      expect(dev?.containerEdits.env).toEqual(expect.arrayContaining([`CUDA_MPS_PIPE_DIRECTORY=${pipe}`, 'CUDA_MPS_PINNED_DEVICE_MEM_LIMIT=0=20480M', 'CUDA_MPS_ACTIVE_THREAD_PERCENTAGE=30']));
       const log = join(mpsRoot(), uuid, 'log');
       expect(dev?.containerEdits.env).toContain(`CUDA_MPS_LOG_DIRECTORY=${log}`);
       expect(dev?.containerEdits.mounts).toEqual([
@@ -166,7 +164,7 @@ describeCluster('shared GPUs on the node', () => {
     expect(smi.readState().gpus[5]?.timeslice).toBe(0);
   });
 
-  it('shares a MIG partition among its claim\'s containers through MPS: a daemon for the instance, stopped before the instance is destroyed', async () => {
+  it("shares a MIG partition among its claim's containers through MPS: a daemon for the instance, stopped before the instance is destroyed", async () => {
     const c = await allocatedClaim(ns.kube, ns.name, 'mig-mps', driver, node, ['gpu-4-mig-3g-40gb-4'], { strategy: 'MPS' });
     const r = (await kubelet.prepare([refOf(c)])).get(c.metadata.uid ?? '');
     expect(r?.error).toBe('');
@@ -192,7 +190,7 @@ describeCluster('shared GPUs on the node', () => {
     expect(rt?.error).toMatch(/^claim .*mig-slice.*"TimeSlicing" is not supported on MIG device gpu-4-mig-1g-10gb-0: nvidia-smi sets a time slice for a whole GPU/);
   });
 
-  it('fails a share whose MPS daemon cannot start with a message naming the claim, the GPU and the daemon\'s words, and leaves nothing behind', async () => {
+  it("fails a share whose MPS daemon cannot start with a message naming the claim, the GPU and the daemon's words, and leaves nothing behind", async () => {
     kubelet.close();
     await plugin.stop();
     // The plugin runs the control program with its own environment: the stand-in's fault switch goes there.
@@ -202,7 +200,9 @@ describeCluster('shared GPUs on the node', () => {
       kubelet = await KubeletStandin.discover({ registryDir: dirs.registryDir, driverName: driver });
       const c = await shareClaim(ns.kube, 'no-daemon', 'gpu-2-shared', '8Gi', '25');
       const r = (await kubelet.prepare([refOf(c)])).get(c.metadata.uid ?? '');
-      expect(r?.error).toMatch(/^claim .*no-daemon .*: cannot start MPS on gpu-2 for device gpu-2-shared: cannot start the MPS control daemon for GPU-[0-9a-f-]+: Cannot start MPS control daemon: simulated failure/);
+      expect(r?.error).toMatch(
+        /^claim .*no-daemon .*: cannot start MPS on gpu-2 for device gpu-2-shared: cannot start the MPS control daemon for GPU-[0-9a-f-]+: Cannot start MPS control daemon: simulated failure/,
+      );
       expect(liveDaemons(mpsRoot()).size).toBe(0);
       expect(existsSync(join(dirs.cdiRoot, cdiSpecFileName(driver, c.metadata.uid ?? '')))).toBe(false);
       expect(plugin.preparer.checkpointState.claims[c.metadata.uid ?? '']).toBeUndefined();

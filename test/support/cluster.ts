@@ -11,9 +11,9 @@ export const skipReason = process.env.CASCADE_SKIP_CLUSTER;
 
 /** `describe` that skips (loudly, once per file) when no control plane could be started. */
 export const describeCluster: jest.Describe = skipReason
-  ? ((name: string, fn: () => void) => {
+  ? (((name: string, fn: () => void) => {
       describe.skip(`${name} [SKIPPED: ${skipReason}]`, fn);
-    }) as jest.Describe
+    }) as jest.Describe)
   : describe;
 
 export interface TestNamespace {
@@ -41,4 +41,3 @@ export function useNamespace(prefix: string, labels: Record<string, string> = {}
   });
   return ns;
 }
-

@@ -210,11 +210,7 @@ export class KubeletStandin {
     const timeoutMs = options.timeoutMs ?? 10_000;
     const callTimeoutMs = options.callTimeoutMs ?? 45_000;
     const kubeletSupports = options.kubeletSupports ?? [SUPPORTED_SERVICE.draV1, SUPPORTED_SERVICE.draV1beta1];
-    const socket = await pollUntil(
-      () => findRegistrationSocket(options.registryDir, options.driverName),
-      timeoutMs,
-      `a registration socket in ${options.registryDir}`,
-    );
+    const socket = await pollUntil(() => findRegistrationSocket(options.registryDir, options.driverName), timeoutMs, `a registration socket in ${options.registryDir}`);
     const protos = loadProtos();
     const reg: RegistrationClient = new protos.pluginregistration.Registration(`unix://${socket}`, grpc.credentials.createInsecure());
     try {

@@ -54,7 +54,11 @@ describe('the production image', () => {
   afterAll(() => rmSync(join(app, '..'), { recursive: true, force: true }));
 
   it('copies only the programs, their libraries, the protos and the dependencies', () => {
-    expect(stageCopies(dockerfile, 'production').map((c) => c.from).sort()).toEqual(['dist/cmd', 'dist/pkg', 'node_modules', 'package.json', 'proto']);
+    expect(
+      stageCopies(dockerfile, 'production')
+        .map((c) => c.from)
+        .sort(),
+    ).toEqual(['dist/cmd', 'dist/pkg', 'node_modules', 'package.json', 'proto']);
     for (const dev of ['hack', 'bench', 'test', 'dist/hack', 'dist/bench', 'dist/test']) expect([dev, existsSync(join(app, dev))]).toEqual([dev, false]);
   });
 

@@ -78,11 +78,14 @@ describe('kubeconfigYaml', () => {
 describe('retries', () => {
   it('re-runs a step that hit 409 Conflict until it succeeds', async () => {
     let calls = 0;
-    const result = await retryOnConflict(async () => {
-      calls++;
-      if (calls < 3) throw new KubeApiError(409, 'Conflict', 'the object has been modified', 'PATCH', '/x');
-      return 'ok';
-    }, { initialDelayMs: 1 });
+    const result = await retryOnConflict(
+      async () => {
+        calls++;
+        if (calls < 3) throw new KubeApiError(409, 'Conflict', 'the object has been modified', 'PATCH', '/x');
+        return 'ok';
+      },
+      { initialDelayMs: 1 },
+    );
     expect(result).toBe('ok');
     expect(calls).toBe(3);
   });

@@ -23,7 +23,13 @@ const multi = (name: string, capacity: Record<string, string | DeviceCapacity> =
 const pool = (...devices: ReturnType<typeof dev>[]): ResourceSlice[] => [slice('node-1', devices, { pool: 'pool-1' })];
 const cap = (n: string): Record<string, string> => ({ 'capacity-0': n });
 /** An existing share of a device, as a claim's status.allocation records it. */
-const share = (device: string, consumed: Record<string, string>): AllocatedDeviceRef => ({ driver: DRIVER, pool: 'pool-1', device, shareID: '00000000-0000-4000-8000-000000000000', consumedCapacity: consumed });
+const share = (device: string, consumed: Record<string, string>): AllocatedDeviceRef => ({
+  driver: DRIVER,
+  pool: 'pool-1',
+  device,
+  shareID: '00000000-0000-4000-8000-000000000000',
+  consumedCapacity: consumed,
+});
 
 interface Case {
   readonly name: string;
@@ -49,7 +55,8 @@ const c1 = (requests: Parameters<typeof claim>[1]) => claim('claim-1', requests)
 const CASES: readonly Case[] = [
   {
     name: 'consumable-capacity-disabled-feature',
-    differs: 'upstream runs this with the DRAConsumableCapacity gate off and fails with "the feature is disabled"; 1.36 has the gate on, so the request is honoured: the only device has no capacity-0 and nothing is allocated',
+    differs:
+      'upstream runs this with the DRAConsumableCapacity gate off and fails with "the feature is disabled"; 1.36 has the gate on, so the request is honoured: the only device has no capacity-0 and nothing is allocated',
     slices: pool(dev('device-1')),
     claims: [c0([req('req-0', 'class-plain', { capacity: cap('1') })])],
     want: null,
@@ -316,9 +323,39 @@ const CASES: readonly Case[] = [
       slice(
         'node-1',
         [
-          multi('device-1', { 'capacity-0': '2', 'capacity-1': RANGE('4') }, {}, { consumes: [{ set: 'counter-set-1', counters: { 'capacity-0': '2' } }, { set: 'counter-set-2', counters: { 'capacity-1': '4' } }] }),
-          multi('device-2', { 'capacity-0': '4', 'capacity-1': RANGE('4') }, {}, { consumes: [{ set: 'counter-set-1', counters: { 'capacity-0': '4' } }, { set: 'counter-set-2', counters: { 'capacity-1': '4' } }] }),
-          multi('device-3', { 'capacity-0': '2', 'capacity-1': RANGE('4') }, {}, { consumes: [{ set: 'counter-set-1', counters: { 'capacity-0': '2' } }, { set: 'counter-set-2', counters: { 'capacity-1': '4' } }] }),
+          multi(
+            'device-1',
+            { 'capacity-0': '2', 'capacity-1': RANGE('4') },
+            {},
+            {
+              consumes: [
+                { set: 'counter-set-1', counters: { 'capacity-0': '2' } },
+                { set: 'counter-set-2', counters: { 'capacity-1': '4' } },
+              ],
+            },
+          ),
+          multi(
+            'device-2',
+            { 'capacity-0': '4', 'capacity-1': RANGE('4') },
+            {},
+            {
+              consumes: [
+                { set: 'counter-set-1', counters: { 'capacity-0': '4' } },
+                { set: 'counter-set-2', counters: { 'capacity-1': '4' } },
+              ],
+            },
+          ),
+          multi(
+            'device-3',
+            { 'capacity-0': '2', 'capacity-1': RANGE('4') },
+            {},
+            {
+              consumes: [
+                { set: 'counter-set-1', counters: { 'capacity-0': '2' } },
+                { set: 'counter-set-2', counters: { 'capacity-1': '4' } },
+              ],
+            },
+          ),
         ],
         { pool: 'pool-1', count: 2 },
       ),
@@ -344,7 +381,7 @@ const CASES: readonly Case[] = [
     ],
     want: null,
     custom: true,
-    differs: 'which of the identical device-1 and device-3 takes the 1-unit requests is the policy\'s choice',
+    differs: "which of the identical device-1 and device-3 takes the 1-unit requests is the policy's choice",
   },
   {
     name: 'with-distinct-constraints',
@@ -376,7 +413,8 @@ const CASES: readonly Case[] = [
   },
   {
     name: 'with-distinct-constraints-unknown-type-attribute',
-    differs: 'upstream fails with "unsupported attribute value" for an attribute with no value; the API server never accepts such a slice, and Cascade treats the attribute as absent, so the claim is not allocated either',
+    differs:
+      'upstream fails with "unsupported attribute value" for an attribute with no value; the API server never accepts such a slice, and Cascade treats the attribute as absent, so the claim is not allocated either',
     slices: pool({ ...multi('device-1'), attributes: { boolAttribute: {} } }),
     claims: [c0([req('req-0', 'class-plain')], [{ distinctAttribute: `${DRIVER}/boolAttribute`, requests: ['req-0'] }])],
     want: null,
@@ -386,9 +424,7 @@ const CASES: readonly Case[] = [
     slices: pool(multi('device-1', {}, { boolAttribute: true }), multi('device-2', {}, { boolAttribute: false })),
     claims: [
       c0(
-        ['req-0', 'req-1', 'req-2'].map((r) =>
-          firstAvailable(r, sub('subReq-0', 'class-plain', { selectors: [`device.attributes["${DRIVER}"].boolAttribute`] }), sub('subReq-1', 'class-plain')),
-        ),
+        ['req-0', 'req-1', 'req-2'].map((r) => firstAvailable(r, sub('subReq-0', 'class-plain', { selectors: [`device.attributes["${DRIVER}"].boolAttribute`] }), sub('subReq-1', 'class-plain'))),
         [{ distinctAttribute: `${DRIVER}/boolAttribute`, requests: ['req-0', 'req-1'] }],
       ),
     ],

@@ -5,19 +5,30 @@ import { ANY, DRIVER, claim, cls, dev, firstAvailable, req, slice, sub } from '.
 describe('explanations when nothing fits', () => {
   const slices = [
     slice('n1', [], { count: 2, counters: [{ name: 's', counters: { x: '2' } }] }),
-    slice('n1', [
-      dev('a0', { model: 'a' }),
-      dev('a1', { model: 'a' }, { taints: [{ key: 'bad', effect: 'NoSchedule' }] }),
-      dev('a2', { model: 'a' }, { consumes: [{ set: 's', counters: { x: '2' } }] }),
-      dev('a3', { model: 'a' }, { consumes: [{ set: 's', counters: { x: '1' } }] }),
-      dev('b0', { model: 'b' }),
-      dev('c0', { kind: 'other' }),
-    ], { count: 2 }),
+    slice(
+      'n1',
+      [
+        dev('a0', { model: 'a' }),
+        dev('a1', { model: 'a' }, { taints: [{ key: 'bad', effect: 'NoSchedule' }] }),
+        dev('a2', { model: 'a' }, { consumes: [{ set: 's', counters: { x: '2' } }] }),
+        dev('a3', { model: 'a' }, { consumes: [{ set: 's', counters: { x: '1' } }] }),
+        dev('b0', { model: 'b' }),
+        dev('c0', { kind: 'other' }),
+      ],
+      { count: 2 },
+    ),
   ];
   const classes = [ANY, cls('models', `has(device.attributes["${DRIVER}"].model)`)];
 
   it('counts devices, class and selector exclusions, in-use, counter and taint blocks', () => {
-    const a = new Allocator({ slices, classes, allocated: [{ driver: DRIVER, pool: 'n1', device: 'a0' }, { driver: DRIVER, pool: 'n1', device: 'a3' }] });
+    const a = new Allocator({
+      slices,
+      classes,
+      allocated: [
+        { driver: DRIVER, pool: 'n1', device: 'a0' },
+        { driver: DRIVER, pool: 'n1', device: 'a3' },
+      ],
+    });
     const o = a.allocate({ claims: [claim('c', [req('r', 'models', { count: 2, selectors: [`device.attributes["${DRIVER}"].model == "a"`] })])] });
     expect(o.kind).toBe('unallocated');
     if (o.kind !== 'unallocated') return;
@@ -43,7 +54,9 @@ describe('explanations when nothing fits', () => {
 
   it('explains every firstAvailable alternative', () => {
     const a = new Allocator({ slices, classes });
-    const o = a.allocate({ claims: [claim('c', [firstAvailable('r', sub('three-b', 'models', { count: 3, selectors: [`device.attributes["${DRIVER}"].model == "b"`] }), sub('nothing', 'any', { selectors: ['false'] }))])] });
+    const o = a.allocate({
+      claims: [claim('c', [firstAvailable('r', sub('three-b', 'models', { count: 3, selectors: [`device.attributes["${DRIVER}"].model == "b"`] }), sub('nothing', 'any', { selectors: ['false'] }))])],
+    });
     expect(o.kind).toBe('unallocated');
     if (o.kind !== 'unallocated') return;
     expect(o.diagnosis.requests[0]?.alternatives.map((x) => [x.subrequest, x.available])).toEqual([
@@ -54,7 +67,14 @@ describe('explanations when nothing fits', () => {
   });
 
   it('names the nodes rejected for cpu and memory', () => {
-    const a = new Allocator({ slices: [slice('n1', [dev('a')]), slice('n2', [dev('a')])], classes: [ANY], nodes: [{ name: 'n1', free: { cpu: '1' } }, { name: 'n2', free: { memory: '1Gi' } }] });
+    const a = new Allocator({
+      slices: [slice('n1', [dev('a')]), slice('n2', [dev('a')])],
+      classes: [ANY],
+      nodes: [
+        { name: 'n1', free: { cpu: '1' } },
+        { name: 'n2', free: { memory: '1Gi' } },
+      ],
+    });
     const o = a.allocate({ claims: [claim('c', [req('r', 'any')])], pod: { cpu: '2', memory: '2Gi' } });
     expect(o.kind).toBe('unallocated');
     if (o.kind !== 'unallocated') return;
@@ -88,7 +108,9 @@ describe('explanations when nothing fits', () => {
     const o = a.allocate({ claims: [claim('c', [req('r', 'any', { selectors: [`device.attributes["${DRIVER}"].model == "a"`] })])] });
     expect(o.kind).toBe('unallocated');
     if (o.kind === 'unallocated') {
-      expect(o.diagnosis.errors[0]).toBe(`claim default/c: request r: selector #0 ${JSON.stringify(`device.attributes["${DRIVER}"].model == "a"`)} failed on device ${DRIVER}/n1/a: No such key: model`);
+      expect(o.diagnosis.errors[0]).toBe(
+        `claim default/c: request r: selector #0 ${JSON.stringify(`device.attributes["${DRIVER}"].model == "a"`)} failed on device ${DRIVER}/n1/a: No such key: model`,
+      );
     }
   });
 });

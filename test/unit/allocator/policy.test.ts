@@ -42,11 +42,13 @@ describe('cascade placement', () => {
   });
 
   it('keeps the 4g placeable after three 1g slices, where first-fit does not', async () => {
-    const results = await Promise.all((['cascade', 'first-fit'] as const).map(async (policy) => {
-      const a = await fleetAllocator([fleetNode('n', 'A100-SXM4-80GB', 1, { mig: 'mig' })], policy);
-      for (let i = 0; i < 3; i++) expect(place(a, mig(`s${i}`, '1g.10gb')).kind).toBe('allocated');
-      return place(a, mig('big', '4g.40gb')).kind;
-    }));
+    const results = await Promise.all(
+      (['cascade', 'first-fit'] as const).map(async (policy) => {
+        const a = await fleetAllocator([fleetNode('n', 'A100-SXM4-80GB', 1, { mig: 'mig' })], policy);
+        for (let i = 0; i < 3; i++) expect(place(a, mig(`s${i}`, '1g.10gb')).kind).toBe('allocated');
+        return place(a, mig('big', '4g.40gb')).kind;
+      }),
+    );
     expect(results).toEqual(['allocated', 'unallocated']);
   });
 
@@ -59,10 +61,7 @@ describe('cascade placement', () => {
   });
 
   it('packs single GPUs onto a used node so that a whole node stays free for an 8-GPU job', async () => {
-    const nodes: SimulatedNode[] = [
-      fleetNode('a', 'H100-80GB', 8, { mig: 'whole' }),
-      fleetNode('b', 'H100-80GB', 8, { mig: 'whole' }),
-    ];
+    const nodes: SimulatedNode[] = [fleetNode('a', 'H100-80GB', 8, { mig: 'whole' }), fleetNode('b', 'H100-80GB', 8, { mig: 'whole' })];
     const a = await fleetAllocator(nodes, 'cascade');
     const one = (n: string): ResourceClaim => claim(n, [req('g', GPU)]);
     const first = place(a, one('one'));
@@ -73,13 +72,7 @@ describe('cascade placement', () => {
   });
 
   it('uses a GPU without MIG for a whole-GPU request rather than break a MIG-capable one', async () => {
-    const a = await fleetAllocator(
-      [
-        fleetNode('mig', 'H100-80GB', 1),
-        fleetNode('plain', 'H100-80GB', 1, { mig: 'whole' }),
-      ],
-      'cascade',
-    );
+    const a = await fleetAllocator([fleetNode('mig', 'H100-80GB', 1), fleetNode('plain', 'H100-80GB', 1, { mig: 'whole' })], 'cascade');
     const o = place(a, claim('whole', [req('g', GPU)]));
     expect(o.kind === 'allocated' ? o.node : undefined).toBe('plain');
   });
@@ -100,11 +93,13 @@ describe('cascade placement', () => {
   });
 
   it('after a 1g slice on an H100, a 4g still fits on that GPU under cascade but not under first-fit', async () => {
-    const results = await Promise.all((['cascade', 'first-fit'] as const).map(async (policy) => {
-      const a = await fleetAllocator([fleetNode('n', 'H100-80GB', 1)], policy);
-      expect(place(a, mig('small', '1g.10gb')).kind).toBe('allocated');
-      return place(a, mig('big', '4g.40gb')).kind;
-    }));
+    const results = await Promise.all(
+      (['cascade', 'first-fit'] as const).map(async (policy) => {
+        const a = await fleetAllocator([fleetNode('n', 'H100-80GB', 1)], policy);
+        expect(place(a, mig('small', '1g.10gb')).kind).toBe('allocated');
+        return place(a, mig('big', '4g.40gb')).kind;
+      }),
+    );
     expect(results).toEqual(['allocated', 'unallocated']);
   });
 
@@ -122,17 +117,19 @@ describe('cascade placement', () => {
 
   it('keeps a whole NVLink domain free for a 4-GPU job after single-GPU claims come and go, where first-fit does not', async () => {
     const nvlink = { constraints: [{ matchAttribute: `${D}/nvlinkDomain` }] };
-    const results = await Promise.all((['cascade', 'first-fit'] as const).map(async (policy) => {
-      // One node, two NVLink domains of four GPUs (gpu-0..3 and gpu-4..7).
-      const a = await fleetAllocator([fleetNode('n', 'H100-80GB', 8, { mig: 'whole', gpusPerNvlinkDomain: 4 })], policy);
-      const singles = Array.from({ length: 6 }, (_, i) => place(a, claim(`one-${i}`, [req('g', GPU)])));
-      // Both policies fill gpu-0..3 and then gpu-4..5; the first four end, freeing one whole domain.
-      expect(singles.flatMap(devicesOf)).toEqual([0, 1, 2, 3, 4, 5].map((m) => `n/gpu-${m}`));
-      for (const o of singles.slice(0, 4)) a.release(o.kind === 'allocated' ? o.devices : []);
-      // A new single GPU: cascade takes it from the broken domain, first-fit breaks the free one.
-      expect(place(a, claim('late-one', [req('g', GPU)])).kind).toBe('allocated');
-      return place(a, claim('four', [req('g', GPU, { count: 4 })], nvlink)).kind;
-    }));
+    const results = await Promise.all(
+      (['cascade', 'first-fit'] as const).map(async (policy) => {
+        // One node, two NVLink domains of four GPUs (gpu-0..3 and gpu-4..7).
+        const a = await fleetAllocator([fleetNode('n', 'H100-80GB', 8, { mig: 'whole', gpusPerNvlinkDomain: 4 })], policy);
+        const singles = Array.from({ length: 6 }, (_, i) => place(a, claim(`one-${i}`, [req('g', GPU)])));
+        // Both policies fill gpu-0..3 and then gpu-4..5; the first four end, freeing one whole domain.
+        expect(singles.flatMap(devicesOf)).toEqual([0, 1, 2, 3, 4, 5].map((m) => `n/gpu-${m}`));
+        for (const o of singles.slice(0, 4)) a.release(o.kind === 'allocated' ? o.devices : []);
+        // A new single GPU: cascade takes it from the broken domain, first-fit breaks the free one.
+        expect(place(a, claim('late-one', [req('g', GPU)])).kind).toBe('allocated');
+        return place(a, claim('four', [req('g', GPU, { count: 4 })], nvlink)).kind;
+      }),
+    );
     expect(results).toEqual(['allocated', 'unallocated']);
   });
 
@@ -150,13 +147,7 @@ describe('cascade placement', () => {
   });
 
   it('explains why this node and why these devices, within 1 KiB for the event', async () => {
-    const a = await fleetAllocator(
-      [
-        fleetNode('a', 'H100-80GB', 8, { mig: 'whole' }),
-        fleetNode('b', 'H100-80GB', 8, { mig: 'whole' }),
-      ],
-      'cascade',
-    );
+    const a = await fleetAllocator([fleetNode('a', 'H100-80GB', 8, { mig: 'whole' }), fleetNode('b', 'H100-80GB', 8, { mig: 'whole' })], 'cascade');
     place(a, claim('first', [req('g', GPU)]));
     const o = a.allocate({ claims: [claim('second', [req('g', GPU, { count: 2 })])] });
     expect(o.kind).toBe('allocated');
@@ -198,18 +189,25 @@ describe('placement of shares of shared GPUs', () => {
   // Two GPUs, each published whole and shared, the two forms kept apart by one counter.
   const gpu = (i: number) => [
     dev(`gpu-${i}`, {}, { consumes: [{ set: `c${i}`, counters: { gpu: '1' } }] }),
-    dev(`gpu-${i}-shared`, {}, {
-      allowMultiple: true,
-      consumes: [{ set: `c${i}`, counters: { gpu: '1' } }],
-      capacity: { compute: { value: '100', requestPolicy: { default: '10', validRange: { min: '1', max: '100', step: '1' } } } },
-    }),
+    dev(
+      `gpu-${i}-shared`,
+      {},
+      {
+        allowMultiple: true,
+        consumes: [{ set: `c${i}`, counters: { gpu: '1' } }],
+        capacity: { compute: { value: '100', requestPolicy: { default: '10', validRange: { min: '1', max: '100', step: '1' } } } },
+      },
+    ),
   ];
-  const fleet = () => [
-    slice('n1', [], { count: 2, counters: [0, 1].map((i) => ({ name: `c${i}`, counters: { gpu: '1' } })) }),
-    slice('n1', [...gpu(0), ...gpu(1)], { count: 2 }),
-  ];
+  const fleet = () => [slice('n1', [], { count: 2, counters: [0, 1].map((i) => ({ name: `c${i}`, counters: { gpu: '1' } })) }), slice('n1', [...gpu(0), ...gpu(1)], { count: 2 })];
   const share = (name: string, compute: number) => claim(name, [req('r', 'shared', { capacity: { compute: String(compute) } })]);
-  const existing = (device: string, compute: number) => ({ driver: DRIVER, pool: 'n1', device, shareID: `00000000-0000-4000-8000-0000000000${compute}`, consumedCapacity: { compute: String(compute) } });
+  const existing = (device: string, compute: number) => ({
+    driver: DRIVER,
+    pool: 'n1',
+    device,
+    shareID: `00000000-0000-4000-8000-0000000000${compute}`,
+    consumedCapacity: { compute: String(compute) },
+  });
 
   it('fills a GPU other shares already use before starting a fresh one, and says so first', () => {
     const a = new Allocator({ slices: fleet(), classes: [SHARED, WHOLE], allocated: [existing('gpu-1-shared', 50)] }, { policy: 'cascade' });
@@ -243,7 +241,11 @@ describe('placement of shares of shared GPUs', () => {
     expect(a.allocate({ claims: [share('third', 50)] }).kind).toBe('unallocated');
     const c = new Allocator(setup, { policy: 'cascade' });
     for (let i = 0; i < 20; i++) c.allocate({ claims: [share(`seen-${i}`, 50)] });
-    for (const [n, v] of [['now', 40], ['next', 50], ['third', 50]] as const) {
+    for (const [n, v] of [
+      ['now', 40],
+      ['next', 50],
+      ['third', 50],
+    ] as const) {
       const o = c.allocate({ claims: [share(n, v)] });
       expect(o.kind).toBe('allocated');
       if (o.kind === 'allocated') c.commit(o);
@@ -253,7 +255,11 @@ describe('placement of shares of shared GPUs', () => {
 
 describe('GPUs and the CPU to use them', () => {
   const m = (v: string) => `device.attributes["${DRIVER}"].model == "${v}"`;
-  const gpus = (node: string, n: number, model: string) => slice(node, Array.from({ length: n }, (_, i) => dev(`gpu-${i}`, { model })));
+  const gpus = (node: string, n: number, model: string) =>
+    slice(
+      node,
+      Array.from({ length: n }, (_, i) => dev(`gpu-${i}`, { model })),
+    );
   const pod = (name: string, model: string, cpu: string) => ({ claims: [claim(name, [req('r', 'any', { selectors: [m(model)] })])], pod: { cpu } });
 
   it('keeps a node with little CPU for pods its CPU can still feed, so fewer GPUs end up stranded', () => {

@@ -7,7 +7,6 @@ import { Quantity } from '../../../pkg/cel/quantity.js';
 import { DRIVER, claim, cls, dev, firstAvailable, req, slice, sub } from './helpers.js';
 import { seededRandom } from '../../../hack/seeded-random.js';
 
-
 interface World {
   slices: ResourceSlice[];
   classes: DeviceClass[];
@@ -38,7 +37,11 @@ function randomWorld(seed: number): World {
       const set = `g${g}-set`;
       sets.push({ name: set, counters: { s0: '1', s1: '1', s2: '1', s3: '1', mem: '40Gi' } });
       const part = (name: string, slots: number[], mem: number): Device =>
-        dev(name, { ...base, mem, slots: slots.length }, { capacity: { memory: `${mem}Gi` }, consumes: [{ set, counters: { ...Object.fromEntries(slots.map((s) => [`s${s}`, '1'])), mem: `${mem * 1024}Mi` } }], ...(taints ? { taints } : {}) });
+        dev(
+          name,
+          { ...base, mem, slots: slots.length },
+          { capacity: { memory: `${mem}Gi` }, consumes: [{ set, counters: { ...Object.fromEntries(slots.map((s) => [`s${s}`, '1'])), mem: `${mem * 1024}Mi` } }], ...(taints ? { taints } : {}) },
+        );
       devices.push(part(`g${g}`, [0, 1, 2, 3], 40), part(`g${g}-h0`, [0, 1], 20), part(`g${g}-h2`, [2, 3], 20));
       for (let q = 0; q < 4; q++) devices.push(part(`g${g}-q${q}`, [q], 10));
     }

@@ -114,7 +114,10 @@ spec:
   });
 
   it('exits 0 when every claim fits', () => {
-    const claims = readFileSync(CLAIMS, 'utf8').split('\n---\n').filter((d) => !d.includes('name: impossible')).join('\n---\n');
+    const claims = readFileSync(CLAIMS, 'utf8')
+      .split('\n---\n')
+      .filter((d) => !d.includes('name: impossible'))
+      .join('\n---\n');
     expect(run({ [FLEET]: readFileSync(FLEET, 'utf8'), 'c.yaml': claims }).code).toBe(EXIT_OK);
   });
 
@@ -131,7 +134,16 @@ spec:
   });
 
   it('reports a missing file', () => {
-    const code = runAllocate({ files: ['nope.yaml'], policy: 'cascade', driver: 'gpu.cascade.dev', explain: false }, { readFile: () => { throw new Error('ENOENT: nope.yaml'); }, out: () => undefined, err: () => undefined });
+    const code = runAllocate(
+      { files: ['nope.yaml'], policy: 'cascade', driver: 'gpu.cascade.dev', explain: false },
+      {
+        readFile: () => {
+          throw new Error('ENOENT: nope.yaml');
+        },
+        out: () => undefined,
+        err: () => undefined,
+      },
+    );
     expect(code).toBe(EXIT_BAD_INPUT);
   });
 

@@ -91,7 +91,12 @@ describe('kubectl cascade explain', () => {
           ],
         },
       },
-      status: { allocation: { devices: { results: [{ request: 'acc/h100', driver: D, pool: 'n1', device: 'gpu-0' }] }, nodeSelector: { nodeSelectorTerms: [{ matchFields: [{ key: 'metadata.name', operator: 'In', values: ['n1'] }] }] } } },
+      status: {
+        allocation: {
+          devices: { results: [{ request: 'acc/h100', driver: D, pool: 'n1', device: 'gpu-0' }] },
+          nodeSelector: { nodeSelectorTerms: [{ matchFields: [{ key: 'metadata.name', operator: 'In', values: ['n1'] }] }] },
+        },
+      },
     };
     const text = renderExplain({ claim, claims: [claim], slices: [slice('n1')], classes: [cls], nodes: [{ name: 'n1' }], events: [], driver: D });
     expect(text).toContain('Allocated on node n1:');

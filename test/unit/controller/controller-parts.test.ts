@@ -36,12 +36,31 @@ describe('claim ownership', () => {
   });
 
   it('takes a claim whose every request and alternative uses our classes', () => {
-    const spec: ResourceClaimSpec = { devices: { requests: [{ name: 'a', firstAvailable: [{ name: 'x', deviceClassName: 'gpu' }, { name: 'y', deviceClassName: 'mig' }] }] } };
+    const spec: ResourceClaimSpec = {
+      devices: {
+        requests: [
+          {
+            name: 'a',
+            firstAvailable: [
+              { name: 'x', deviceClassName: 'gpu' },
+              { name: 'y', deviceClassName: 'mig' },
+            ],
+          },
+        ],
+      },
+    };
     expect(claimOwnership(spec, classes, D)).toEqual({ ours: true });
   });
 
   it('leaves a claim that mixes drivers to the scheduler, and says why', () => {
-    const spec: ResourceClaimSpec = { devices: { requests: [{ name: 'a', exactly: { deviceClassName: 'gpu' } }, { name: 'b', exactly: { deviceClassName: 'nic' } }] } };
+    const spec: ResourceClaimSpec = {
+      devices: {
+        requests: [
+          { name: 'a', exactly: { deviceClassName: 'gpu' } },
+          { name: 'b', exactly: { deviceClassName: 'nic' } },
+        ],
+      },
+    };
     expect(claimOwnership(spec, classes, D)).toEqual({ ours: false, why: `device class nic does not select driver ${D}` });
   });
 
@@ -62,7 +81,13 @@ const pod = (containers: Record<string, string>[], init: Record<string, string>[
 
 describe('pod and node facts', () => {
   it('adds up container requests and takes the larger of that and the biggest init container', () => {
-    const p = pod([{ cpu: '500m', memory: '1Gi' }, { cpu: '1', memory: '512Mi' }], [{ cpu: '2', memory: '100Mi' }]);
+    const p = pod(
+      [
+        { cpu: '500m', memory: '1Gi' },
+        { cpu: '1', memory: '512Mi' },
+      ],
+      [{ cpu: '2', memory: '100Mi' }],
+    );
     expect(podRequest(p, 'cpu')).toBe(2000);
     expect(podRequest(p, 'memory')).toBe(1536 * 1024 * 1024);
     expect(podFacts(p)).toMatchObject({ cpu: '2000m', memory: String(1536 * 1024 * 1024) });
@@ -77,7 +102,13 @@ describe('pod and node facts', () => {
   it('finds generated claim names in the pod status and waits while one is unknown', () => {
     const p: Pod = {
       metadata: { name: 'p' },
-      spec: { containers: [], resourceClaims: [{ name: 'a', resourceClaimName: 'team-claim' }, { name: 'b', resourceClaimTemplateName: 't' }] },
+      spec: {
+        containers: [],
+        resourceClaims: [
+          { name: 'a', resourceClaimName: 'team-claim' },
+          { name: 'b', resourceClaimTemplateName: 't' },
+        ],
+      },
       status: { resourceClaimStatuses: [] },
     };
     expect(podClaimNames(p)).toEqual(['team-claim', undefined]);

@@ -17,9 +17,7 @@ function claim(name: string, uid: string, devices: string[] = []): ResourceClaim
   return {
     metadata: { name, namespace: 'ns', uid },
     spec: { devices: { requests: [{ name: 'gpu', exactly: { deviceClassName: GPU_CLASS } }] } },
-    ...(devices.length
-      ? { status: { allocation: { devices: { results: devices.map((d) => ({ request: 'gpu', driver: DRIVER, pool: 'n1', device: d })) } } } }
-      : {}),
+    ...(devices.length ? { status: { allocation: { devices: { results: devices.map((d) => ({ request: 'gpu', driver: DRIVER, pool: 'n1', device: d })) } } } } : {}),
   };
 }
 
@@ -30,7 +28,12 @@ function pod(name: string, uid: string, cpu: string, nodeName?: string): Pod {
 function world(): { fleet: FleetView; claims: ResourceClaim[]; pods: Pod[] } {
   const w = { claims: [] as ResourceClaim[], pods: [] as Pod[], fleet: undefined as unknown as FleetView };
   w.fleet = {
-    slices: () => [gpuSlice(DRIVER, 'n1', [{ product: 'H100', memoryGi: 80 }, { product: 'H100', memoryGi: 80 }])],
+    slices: () => [
+      gpuSlice(DRIVER, 'n1', [
+        { product: 'H100', memoryGi: 80 },
+        { product: 'H100', memoryGi: 80 },
+      ]),
+    ],
     classes: () => deviceClasses(DRIVER),
     nodes: () => [node('n1', '8')],
     namespaces: () => [],
@@ -61,7 +64,7 @@ describe('the controller ledger', () => {
     expect(second.kind === 'allocated' ? second.devices.map((d) => d.device) : []).toEqual(['gpu-1']);
   });
 
-  it('frees a deleted claim\'s devices by its key, and a released one at once', () => {
+  it("frees a deleted claim's devices by its key, and a released one at once", () => {
     const w = world();
     w.claims = [claim('a', 'uid-a', ['gpu-0']), claim('b', 'uid-b', ['gpu-1'])];
     const ledger = new Ledger(w.fleet, DRIVER, 'first-fit');
@@ -74,7 +77,7 @@ describe('the controller ledger', () => {
     expect(ledger.allocator().allocate({ claims: [claim('d', 'uid-d'), claim('e', 'uid-e')] }).kind).toBe('allocated');
   });
 
-  it('takes a bound pod\'s cpu off its node once, and gives it back when the pod goes', () => {
+  it("takes a bound pod's cpu off its node once, and gives it back when the pod goes", () => {
     const w = world();
     const ledger = new Ledger(w.fleet, DRIVER, 'first-fit');
     ledger.reset();

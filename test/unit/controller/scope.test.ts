@@ -21,7 +21,9 @@ describe('label selectors as the API server reads them', () => {
 describe('the gate scope', () => {
   const manifest = {
     metadata: { name: 'cascade-scheduling-gate' },
-    webhooks: [{ name: 'scheduling-gate.gpu.cascade.dev', namespaceSelector: { matchExpressions: [{ key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: ['kube-system', 'cascade-system'] }] } }],
+    webhooks: [
+      { name: 'scheduling-gate.gpu.cascade.dev', namespaceSelector: { matchExpressions: [{ key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: ['kube-system', 'cascade-system'] }] } },
+    ],
   };
 
   it('leaves namespaces a selector excludes to the kube-scheduler', () => {
@@ -33,7 +35,16 @@ describe('the gate scope', () => {
   });
 
   it('covers a namespace when any webhook of the configuration selects it', () => {
-    const scope = GateScope.fromWebhookConfig({ metadata: {}, webhooks: [{ name: 'a', namespaceSelector: { matchLabels: { gpu: 'yes' } } }, { name: 'b', namespaceSelector: { matchLabels: { tier: 'ml' } } }] }, 'g');
+    const scope = GateScope.fromWebhookConfig(
+      {
+        metadata: {},
+        webhooks: [
+          { name: 'a', namespaceSelector: { matchLabels: { gpu: 'yes' } } },
+          { name: 'b', namespaceSelector: { matchLabels: { tier: 'ml' } } },
+        ],
+      },
+      'g',
+    );
     expect(scope.covers('x', { tier: 'ml' })).toBe(true);
     expect(scope.covers('y', { gpu: 'no' })).toBe(false);
   });

@@ -17,12 +17,25 @@ interface Reply {
 
 function post(port: number, body: string | Buffer, ca: string, client?: { certPem: string; keyPem: string }, path = '/mutate-pods'): Promise<Reply> {
   return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path, method: 'POST', agent: false, ca, servername: 'localhost', ...(client ? { cert: client.certPem, key: client.keyPem } : {}), headers: { 'content-type': 'application/json' } }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
-      res.on('error', reject);
-    });
+    const req = request(
+      {
+        host: '127.0.0.1',
+        port,
+        path,
+        method: 'POST',
+        agent: false,
+        ca,
+        servername: 'localhost',
+        ...(client ? { cert: client.certPem, key: client.keyPem } : {}),
+        headers: { 'content-type': 'application/json' },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
+        res.on('error', reject);
+      },
+    );
     req.on('error', reject);
     req.end(body);
   });
@@ -131,7 +144,15 @@ describe('the gate webhook under hostile input', () => {
 describe('parseAdmissionReview', () => {
   it('reads only strings where the API has strings', () => {
     const r = parseAdmissionReview(review({ uid: 'u', operation: 'CREATE', namespace: 'n', object: { metadata: { name: 'p' }, spec: { resourceClaims: [{ name: 'a', resourceClaimName: 'c' }] } } }));
-    expect(r).toEqual({ ok: true, request: { uid: 'u', operation: 'CREATE', namespace: 'n', pod: { metadata: { name: 'p' }, spec: { containers: [], resourceClaims: [{ name: 'a', resourceClaimName: 'c' }], schedulingGates: [] } } } });
+    expect(r).toEqual({
+      ok: true,
+      request: {
+        uid: 'u',
+        operation: 'CREATE',
+        namespace: 'n',
+        pod: { metadata: { name: 'p' }, spec: { containers: [], resourceClaims: [{ name: 'a', resourceClaimName: 'c' }], schedulingGates: [] } },
+      },
+    });
   });
   it('says what is wrong with a body that is no review', () => {
     expect(parseAdmissionReview('null')).toEqual({ ok: false, error: 'the body is not an AdmissionReview with a request' });

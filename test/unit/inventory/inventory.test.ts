@@ -64,18 +64,20 @@ describe('8x H100 with MIG enabled on every GPU', () => {
 
   it('publishes per GPU the whole GPU, its shared form and 25 partitions: 7x1g, 7x1g+me, 4x1g.20gb, 3x2g, 2x3g, 4g, 7g', () => {
     expect(devices).toHaveLength(8 * 27);
-    expect(deviceNames(slices, 3)).toEqual([
-      'gpu-3',
-      'gpu-3-shared',
-      ...[0, 1, 2, 3, 4, 5, 6].map((s) => `gpu-3-mig-7g-80gb-0`.replace('7g-80gb-0', `1g-10gb-${s}`)),
-      ...[0, 1, 2, 3, 4, 5, 6].map((s) => `gpu-3-mig-1g-10gb-me-${s}`),
-      ...[0, 2, 4, 6].map((s) => `gpu-3-mig-1g-20gb-${s}`),
-      ...[0, 2, 4].map((s) => `gpu-3-mig-2g-20gb-${s}`),
-      'gpu-3-mig-3g-40gb-0',
-      'gpu-3-mig-3g-40gb-4',
-      'gpu-3-mig-4g-40gb-0',
-      'gpu-3-mig-7g-80gb-0',
-    ].sort((a, b) => order(a) - order(b)));
+    expect(deviceNames(slices, 3)).toEqual(
+      [
+        'gpu-3',
+        'gpu-3-shared',
+        ...[0, 1, 2, 3, 4, 5, 6].map((s) => `gpu-3-mig-7g-80gb-0`.replace('7g-80gb-0', `1g-10gb-${s}`)),
+        ...[0, 1, 2, 3, 4, 5, 6].map((s) => `gpu-3-mig-1g-10gb-me-${s}`),
+        ...[0, 2, 4, 6].map((s) => `gpu-3-mig-1g-20gb-${s}`),
+        ...[0, 2, 4].map((s) => `gpu-3-mig-2g-20gb-${s}`),
+        'gpu-3-mig-3g-40gb-0',
+        'gpu-3-mig-3g-40gb-4',
+        'gpu-3-mig-4g-40gb-0',
+        'gpu-3-mig-7g-80gb-0',
+      ].sort((a, b) => order(a) - order(b)),
+    );
   });
 
   it('makes every consumed counter exist in its counter set', () => {
@@ -89,7 +91,9 @@ describe('8x H100 with MIG enabled on every GPU', () => {
   it('makes the whole GPU consume every counter of its set in full', () => {
     for (let minor = 0; minor < 8; minor++) {
       const whole = devices.find((d) => d.name === `gpu-${minor}`)!;
-      expect(whole.consumesCounters).toEqual([{ counterSet: `gpu-${minor}-counters`, counters: slices.flatMap((s) => s.spec.sharedCounters ?? []).find((c) => c.name === `gpu-${minor}-counters`)!.counters }]);
+      expect(whole.consumesCounters).toEqual([
+        { counterSet: `gpu-${minor}-counters`, counters: slices.flatMap((s) => s.spec.sharedCounters ?? []).find((c) => c.name === `gpu-${minor}-counters`)!.counters },
+      ]);
     }
   });
 
@@ -102,8 +106,7 @@ describe('8x H100 with MIG enabled on every GPU', () => {
   const partitions = devices.filter((d) => d.name.startsWith('gpu-0-mig-'));
   const attr = (d: Device, n: string): number => d.attributes![q(n)]!.int!;
   const overlap = (a: Device, b: Device): boolean =>
-    attr(a, ATTR.placementStart) < attr(b, ATTR.placementStart) + attr(b, ATTR.placementSize) &&
-    attr(b, ATTR.placementStart) < attr(a, ATTR.placementStart) + attr(a, ATTR.placementSize);
+    attr(a, ATTR.placementStart) < attr(b, ATTR.placementStart) + attr(b, ATTR.placementSize) && attr(b, ATTR.placementStart) < attr(a, ATTR.placementStart) + attr(a, ATTR.placementSize);
 
   it('makes any two partitions whose placements overlap share a memory-slice counter they cannot both take', () => {
     const set = counterSet(slices, 'gpu-0-counters');
@@ -287,7 +290,9 @@ describe('MIG mode and architecture decide what a GPU publishes', () => {
       // 81559Mi: a claim that asks for nothing gets all of it in whole steps, 79Gi.
       [q('memory')]: { value: '81559Mi', requestPolicy: { default: '79Gi', validRange: { min: '1Gi', step: '1Gi' } } },
     });
-    const tuned = devicesOf(build(discovery([gpu(0, { model: 'H100-80GB', mig: 'Disabled' })]), { options: { sharing: { memoryStep: '4Gi', computeStep: 5, computeDefault: 25 } } })).find((x) => x.name === 'gpu-0-shared')!;
+    const tuned = devicesOf(build(discovery([gpu(0, { model: 'H100-80GB', mig: 'Disabled' })]), { options: { sharing: { memoryStep: '4Gi', computeStep: 5, computeDefault: 25 } } })).find(
+      (x) => x.name === 'gpu-0-shared',
+    )!;
     expect(tuned.capacity![q('memory')]!.requestPolicy).toEqual({ default: '76Gi', validRange: { min: '4Gi', step: '4Gi' } });
     expect(tuned.capacity![q('compute')]!.requestPolicy).toEqual({ default: '25', validRange: { min: '5', max: '100', step: '5' } });
     expect(() => build(discovery([gpu(0, { model: 'H100-80GB' })]), { options: { sharing: { computeStep: 7 } } })).toThrow('must be a whole percent that divides 100');
@@ -383,7 +388,12 @@ describe('slice names and counts', () => {
 
   it('makes full ResourceSlice objects for a generation', () => {
     const [first] = toResourceSlices(build(discovery([gpu(0, { model: 'A100-SXM4-40GB' })])), 3);
-    expect(first).toMatchObject({ apiVersion: 'resource.k8s.io/v1', kind: 'ResourceSlice', metadata: { name: 'node-a-gpu-cascade-dev-0' }, spec: { pool: { name: 'node-a', generation: 3, resourceSliceCount: 2 } } });
+    expect(first).toMatchObject({
+      apiVersion: 'resource.k8s.io/v1',
+      kind: 'ResourceSlice',
+      metadata: { name: 'node-a-gpu-cascade-dev-0' },
+      spec: { pool: { name: 'node-a', generation: 3, resourceSliceCount: 2 } },
+    });
   });
 
   it('finds a slice that breaks a limit and says which', () => {

@@ -64,10 +64,7 @@ export function instance(g: GpuInfo, profileId: number, profile: string, gi: num
     ci: { gpuIndex: g.index, gpuInstanceId: gi, profile, profileId: 2, instanceId: 0, placement: { start: 0, size: 3 } },
     gpu: {
       ...g,
-      migDevices: [
-        ...g.migDevices,
-        { index: g.migDevices.length, gpuInstanceId: gi, computeInstanceId: 0, uuid, profile, multiprocessors: undefined, engines: undefined, memoryMiB: undefined },
-      ],
+      migDevices: [...g.migDevices, { index: g.migDevices.length, gpuInstanceId: gi, computeInstanceId: 0, uuid, profile, multiprocessors: undefined, engines: undefined, memoryMiB: undefined }],
     },
   };
 }

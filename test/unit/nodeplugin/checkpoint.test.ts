@@ -136,16 +136,16 @@ describe('checkpoint versions', () => {
   it('writes a converted checkpoint back in the current version when the store loads it', async () => {
     const { dir, cleanup } = await tempDir('cascade-ckpt-v1-');
     try {
-    const path = join(dir, 'plugin', 'checkpoint.json');
-    await mkdir(join(dir, 'plugin'), { recursive: true });
-    await writeFile(path, v1);
-    const store = new CheckpointStore({ path, readBootId: async () => '8c1f4d9e-3a55-4e1b-9d0e-6c2f1b7a0d11' });
-    const outcome = await store.load();
-    expect(outcome).toMatchObject({ kind: 'loaded', convertedFrom: 1 });
-    const rewritten = JSON.parse(await readFile(path, 'utf8')) as { version: number; payload: { writtenBy: string } };
-    expect(rewritten.version).toBe(2);
-    expect(rewritten.payload.writtenBy).toBe(CHECKPOINT_WRITER);
-    expect(decodeCheckpointFile(await readFile(path, 'utf8')).convertedFrom).toBeUndefined();
+      const path = join(dir, 'plugin', 'checkpoint.json');
+      await mkdir(join(dir, 'plugin'), { recursive: true });
+      await writeFile(path, v1);
+      const store = new CheckpointStore({ path, readBootId: async () => '8c1f4d9e-3a55-4e1b-9d0e-6c2f1b7a0d11' });
+      const outcome = await store.load();
+      expect(outcome).toMatchObject({ kind: 'loaded', convertedFrom: 1 });
+      const rewritten = JSON.parse(await readFile(path, 'utf8')) as { version: number; payload: { writtenBy: string } };
+      expect(rewritten.version).toBe(2);
+      expect(rewritten.payload.writtenBy).toBe(CHECKPOINT_WRITER);
+      expect(decodeCheckpointFile(await readFile(path, 'utf8')).convertedFrom).toBeUndefined();
     } finally {
       await cleanup();
     }

@@ -18,7 +18,9 @@ const gpu0: CdiGpuDevice = { type: 'gpu', deviceName: 'gpu-0', uuid: 'GPU-111111
 const gpu3: CdiGpuDevice = { type: 'gpu', deviceName: 'gpu-3', uuid: 'GPU-33333333-2222-3333-4444-555555555555', minor: 3 };
 
 // mig-minors as a driver with two GPUs publishes it (first lines of each block).
-const MIG_MINORS = ['config 1', 'monitor 2', 'gpu0/gi0/access 3', 'gpu0/gi0/ci0/access 4', 'gpu0/gi1/access 12', 'gpu0/gi1/ci0/access 13', 'gpu1/gi2/access 156', 'gpu1/gi2/ci0/access 157', ''].join('\n');
+const MIG_MINORS = ['config 1', 'monitor 2', 'gpu0/gi0/access 3', 'gpu0/gi0/ci0/access 4', 'gpu0/gi1/access 12', 'gpu0/gi1/ci0/access 13', 'gpu1/gi2/access 156', 'gpu1/gi2/ci0/access 157', ''].join(
+  '\n',
+);
 const table = parseMigMinors(MIG_MINORS);
 const mig: CdiGpuDevice = {
   type: 'mig',
@@ -173,7 +175,10 @@ describe('the CDI spec writer', () => {
     try {
       const writer = new CdiSpecWriter(DRIVER, dir);
       await writer.write('0b0b0b0b-0000-4000-8000-00000000000b', buildClaimCdiSpec({ driver: DRIVER, claimUid: '0b0b0b0b-0000-4000-8000-00000000000b', devices: [gpu0] }));
-      await new CdiSpecWriter('other.example.com', dir).write('0c0c0c0c-0000-4000-8000-00000000000c', buildClaimCdiSpec({ driver: 'other.example.com', claimUid: '0c0c0c0c-0000-4000-8000-00000000000c', devices: [gpu0] }));
+      await new CdiSpecWriter('other.example.com', dir).write(
+        '0c0c0c0c-0000-4000-8000-00000000000c',
+        buildClaimCdiSpec({ driver: 'other.example.com', claimUid: '0c0c0c0c-0000-4000-8000-00000000000c', devices: [gpu0] }),
+      );
       expect(await writer.listClaimUids()).toEqual(['0b0b0b0b-0000-4000-8000-00000000000b']);
     } finally {
       await cleanup();

@@ -12,7 +12,11 @@ describe('GpuConfig validation', () => {
     ['exclusive sharing', { ...base, sharing: { strategy: 'Exclusive' } }, { sharing: { strategy: 'Exclusive' } }],
     ['time slicing defaults its interval', { ...base, sharing: { strategy: 'TimeSlicing' } }, { sharing: { strategy: 'TimeSlicing', timeSlicing: { interval: 'Default' } } }],
     ['time slicing with an empty timeSlicing', { ...base, sharing: { strategy: 'TimeSlicing', timeSlicing: {} } }, { sharing: { strategy: 'TimeSlicing', timeSlicing: { interval: 'Default' } } }],
-    ['time slicing with a long interval', { ...base, sharing: { strategy: 'TimeSlicing', timeSlicing: { interval: 'Long' } } }, { sharing: { strategy: 'TimeSlicing', timeSlicing: { interval: 'Long' } } }],
+    [
+      'time slicing with a long interval',
+      { ...base, sharing: { strategy: 'TimeSlicing', timeSlicing: { interval: 'Long' } } },
+      { sharing: { strategy: 'TimeSlicing', timeSlicing: { interval: 'Long' } } },
+    ],
   ])('accepts %s', (_name, input, config) => {
     expect(parseGpuConfig(input)).toEqual({ ok: true, config });
   });
@@ -33,7 +37,11 @@ describe('GpuConfig validation', () => {
     ['timeSlicing with MPS', { ...base, sharing: { strategy: 'MPS', timeSlicing: {} } }, 'sharing.timeSlicing: only allowed with strategy "TimeSlicing"'],
     ['an unknown sharing field', { ...base, sharing: { strategy: 'Exclusive', mps: {} } }, 'sharing.mps: unknown field (allowed: strategy, timeSlicing)'],
     ['timeSlicing with exclusive sharing', { ...base, sharing: { strategy: 'Exclusive', timeSlicing: {} } }, 'sharing.timeSlicing: only allowed with strategy "TimeSlicing"'],
-    ['an unknown interval', { ...base, sharing: { strategy: 'TimeSlicing', timeSlicing: { interval: 'Forever' } } }, 'sharing.timeSlicing.interval: must be one of "Default", "Short", "Medium", "Long", got "Forever"'],
+    [
+      'an unknown interval',
+      { ...base, sharing: { strategy: 'TimeSlicing', timeSlicing: { interval: 'Forever' } } },
+      'sharing.timeSlicing.interval: must be one of "Default", "Short", "Medium", "Long", got "Forever"',
+    ],
     ['an unknown timeSlicing field', { ...base, sharing: { strategy: 'TimeSlicing', timeSlicing: { interval: 'Short', ms: 5 } } }, 'sharing.timeSlicing.ms: unknown field (allowed: interval)'],
     ['timeSlicing that is not an object', { ...base, sharing: { strategy: 'TimeSlicing', timeSlicing: true } }, 'sharing.timeSlicing: must be an object, got boolean true'],
   ])('rejects %s, naming the field', (_name, input, error) => {

@@ -29,7 +29,12 @@ describe('planning a prepare', () => {
     ['a device this node does not publish', ['gpu-9'], {}, /device gpu-9 is not in the inventory this node publishes/],
     ['a device name that is not a DNS label', ['GPU_0; rm -rf /'], {}, /is not a DNS label/],
     ['a result of another pool only', ['gpu-0'], { pool: 'node-b' }, /no device of driver gpu\.cascade\.dev in pool node-a/],
-    ['two partitions of one claim that overlap', ['gpu-0-mig-3g-40gb-0', 'gpu-0-mig-2g-20gb-2'], {}, /gpu-0-mig-2g-20gb-2 needs placement 2:2 on gpu-0, which overlaps gpu-0-mig-3g-40gb-0 \(placement 0:4\)/],
+    [
+      'two partitions of one claim that overlap',
+      ['gpu-0-mig-3g-40gb-0', 'gpu-0-mig-2g-20gb-2'],
+      {},
+      /gpu-0-mig-2g-20gb-2 needs placement 2:2 on gpu-0, which overlaps gpu-0-mig-3g-40gb-0 \(placement 0:4\)/,
+    ],
     ['a whole GPU and one of its partitions', ['gpu-1', 'gpu-1-mig-1g-10gb-6'], {}, /overlaps gpu-1 \(the whole GPU\)/],
     [
       'time-slicing on a MIG partition',

@@ -96,7 +96,10 @@ describe('the node preparer', () => {
     const c = r.claims.put(claim(1, ['gpu-0-mig-1g-10gb-0', 'gpu-1-mig-3g-40gb-4']));
     r.backend.createFailures = [undefined, new NvidiaSmiError('nvidia-smi mig -i 1 -cgi 9:4 -C', 'insufficient-resources', 255, 'Insufficient Resources')];
     const res = (await r.preparer.prepare([refOf(c)])).get(c.metadata.uid ?? '');
-    expect(res).toEqual({ reason: 'MigCreateFailed', error: expect.stringMatching(/cannot create MIG 3g\.40gb at placement 4:4 on gpu-1 \(GPU 1\) for device gpu-1-mig-3g-40gb-4: .*Insufficient Resources/) });
+    expect(res).toEqual({
+      reason: 'MigCreateFailed',
+      error: expect.stringMatching(/cannot create MIG 3g\.40gb at placement 4:4 on gpu-1 \(GPU 1\) for device gpu-1-mig-3g-40gb-4: .*Insufficient Resources/),
+    });
     expect(r.backend.gpuInstances).toEqual([]);
     expect(r.backend.calls).toContain('destroy 0 1');
     expect(existsSync(r.cdi.pathFor(c.metadata.uid ?? ''))).toBe(false);

@@ -3,14 +3,7 @@
 import { NvidiaSmiParseError } from '../../../pkg/nvidia/errors.js';
 import { parseQueryCsv, parseQueryGpu } from '../../../pkg/nvidia/parse-csv.js';
 import { findLostGpus, parseList } from '../../../pkg/nvidia/parse-list.js';
-import {
-  parseComputeInstances,
-  parseCreateOutput,
-  parseDestroyOutput,
-  parseGpuInstances,
-  parsePlacements,
-  parseProfiles,
-} from '../../../pkg/nvidia/parse-mig.js';
+import { parseComputeInstances, parseCreateOutput, parseDestroyOutput, parseGpuInstances, parsePlacements, parseProfiles } from '../../../pkg/nvidia/parse-mig.js';
 import { nvlinkPeers, parseTopology } from '../../../pkg/nvidia/parse-topo.js';
 import { parseQueryXml } from '../../../pkg/nvidia/parse-xml.js';
 import { CAPTURES, captureOutput, ownFixture, realCapture, splitCapture } from './fixtures.js';
@@ -45,16 +38,7 @@ describe('parseQueryXml on the real captures', () => {
     expect(log.gpus).toHaveLength(8);
     expect(log.gpus.map((g) => g.memoryMiB)).toEqual(Array(8).fill(81559));
     expect(log.gpus.map((g) => g.minor)).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
-    expect(log.gpus.map((g) => g.pciBusId)).toEqual([
-      '0000:53:00.0',
-      '0000:64:00.0',
-      '0000:75:00.0',
-      '0000:86:00.0',
-      '0000:97:00.0',
-      '0000:a8:00.0',
-      '0000:b9:00.0',
-      '0000:ca:00.0',
-    ]);
+    expect(log.gpus.map((g) => g.pciBusId)).toEqual(['0000:53:00.0', '0000:64:00.0', '0000:75:00.0', '0000:86:00.0', '0000:97:00.0', '0000:a8:00.0', '0000:b9:00.0', '0000:ca:00.0']);
     expect(new Set(log.gpus.map((g) => g.uuid)).size).toBe(8);
     expect(log.gpus.every((g) => g.architecture === 'Hopper' && g.migMode.current === 'Disabled')).toBe(true);
   });
@@ -191,7 +175,11 @@ describe('parseQueryXml traps', () => {
 
   it('sums DRAM and SRAM uncorrectable counters of the newer DTDs', () => {
     const g = parseQueryXml(
-      wrap(gpu('\t\t<ecc_errors><volatile><sram_uncorrectable_parity>1</sram_uncorrectable_parity><sram_uncorrectable_secded>0</sram_uncorrectable_secded><dram_uncorrectable>3</dram_uncorrectable></volatile></ecc_errors>\n')),
+      wrap(
+        gpu(
+          '\t\t<ecc_errors><volatile><sram_uncorrectable_parity>1</sram_uncorrectable_parity><sram_uncorrectable_secded>0</sram_uncorrectable_secded><dram_uncorrectable>3</dram_uncorrectable></volatile></ecc_errors>\n',
+        ),
+      ),
     ).gpus[0]!;
     expect(g.uncorrectableEccErrors).toBe(4);
   });
@@ -301,7 +289,14 @@ describe('parseProfiles (mig -lgip)', () => {
   });
 
   it.each([
-    ['a profile row without its engine line', ownFixture('mig-lgip__h100-80gb.txt').split('\n').filter((_l, i) => i !== 6).join('\n'), 'expected the CE/JPEG/OFA line'],
+    [
+      'a profile row without its engine line',
+      ownFixture('mig-lgip__h100-80gb.txt')
+        .split('\n')
+        .filter((_l, i) => i !== 6)
+        .join('\n'),
+      'expected the CE/JPEG/OFA line',
+    ],
     ['a row with a broken memory column', ownFixture('mig-lgip__h100-80gb.txt').replace('9.75       No     16', 'lots       No     16'), 'not a GPU instance profile row'],
     ['a table without its rule', '+----+\n| GPU instance profiles: |\n', 'no "|===|" rule'],
   ])('rejects %s', (_name, text, reason) => {
@@ -387,9 +382,7 @@ describe('create and destroy output', () => {
   });
 
   it('reads destroy lines for compute and GPU instances', () => {
-    expect(
-      parseDestroyOutput('Successfully destroyed compute instance ID  0 from GPU  0 GPU instance ID  2\nSuccessfully destroyed GPU instance ID  2 from GPU  0\n'),
-    ).toEqual([
+    expect(parseDestroyOutput('Successfully destroyed compute instance ID  0 from GPU  0 GPU instance ID  2\nSuccessfully destroyed GPU instance ID  2 from GPU  0\n')).toEqual([
       { kind: 'compute', gpuIndex: 0, gpuInstanceId: 2, computeInstanceId: 0 },
       { kind: 'gpu', gpuIndex: 0, gpuInstanceId: 2, computeInstanceId: undefined },
     ]);

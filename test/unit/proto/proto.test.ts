@@ -76,37 +76,91 @@ describe('the proto files', () => {
       .filter(([, d]) => !('format' in d))
       .map(([n]) => n)
       .sort();
-    expect(services).toEqual([
-      'grpc.health.v1.Health',
-      `${DRA}.v1.DRAPlugin`,
-      `${DRA}.v1beta1.DRAPlugin`,
-      'pluginregistration.Registration',
-      'v1alpha1.DRAResourceHealth',
-    ]);
+    expect(services).toEqual(['grpc.health.v1.Health', `${DRA}.v1.DRAPlugin`, `${DRA}.v1beta1.DRAPlugin`, 'pluginregistration.Registration', 'v1alpha1.DRAResourceHealth']);
   });
 
   it.each<[string, Field[]]>([
-    ['pluginregistration.PluginInfo', [['type', 1, 'O', 'string'], ['name', 2, 'O', 'string'], ['endpoint', 3, 'O', 'string'], ['supported_versions', 4, 'R', 'string']]],
-    ['pluginregistration.RegistrationStatus', [['plugin_registered', 1, 'O', 'bool'], ['error', 2, 'O', 'string']]],
+    [
+      'pluginregistration.PluginInfo',
+      [
+        ['type', 1, 'O', 'string'],
+        ['name', 2, 'O', 'string'],
+        ['endpoint', 3, 'O', 'string'],
+        ['supported_versions', 4, 'R', 'string'],
+      ],
+    ],
+    [
+      'pluginregistration.RegistrationStatus',
+      [
+        ['plugin_registered', 1, 'O', 'bool'],
+        ['error', 2, 'O', 'string'],
+      ],
+    ],
     ['pluginregistration.RegistrationStatusResponse', []],
     ['pluginregistration.InfoRequest', []],
-    [`${DRA}.v1.Claim`, [['namespace', 1, 'O', 'string'], ['uid', 2, 'O', 'string'], ['name', 3, 'O', 'string']]],
+    [
+      `${DRA}.v1.Claim`,
+      [
+        ['namespace', 1, 'O', 'string'],
+        ['uid', 2, 'O', 'string'],
+        ['name', 3, 'O', 'string'],
+      ],
+    ],
     [`${DRA}.v1.NodePrepareResourcesRequest`, [['claims', 1, 'R', 'message', 'Claim']]],
-    [`${DRA}.v1.NodePrepareResourceResponse`, [['devices', 1, 'R', 'message', 'Device'], ['error', 2, 'O', 'string']]],
+    [
+      `${DRA}.v1.NodePrepareResourceResponse`,
+      [
+        ['devices', 1, 'R', 'message', 'Device'],
+        ['error', 2, 'O', 'string'],
+      ],
+    ],
     [
       `${DRA}.v1.Device`,
-      [['request_names', 1, 'R', 'string'], ['pool_name', 2, 'O', 'string'], ['device_name', 3, 'O', 'string'], ['cdi_device_ids', 4, 'R', 'string'], ['share_id', 5, 'O', 'string']],
+      [
+        ['request_names', 1, 'R', 'string'],
+        ['pool_name', 2, 'O', 'string'],
+        ['device_name', 3, 'O', 'string'],
+        ['cdi_device_ids', 4, 'R', 'string'],
+        ['share_id', 5, 'O', 'string'],
+      ],
     ],
     [`${DRA}.v1.NodeUnprepareResourcesRequest`, [['claims', 1, 'R', 'message', 'Claim']]],
     [`${DRA}.v1.NodeUnprepareResourceResponse`, [['error', 1, 'O', 'string']]],
-    [`${DRA}.v1beta1.Claim`, [['namespace', 1, 'O', 'string'], ['uid', 2, 'O', 'string'], ['name', 3, 'O', 'string']]],
+    [
+      `${DRA}.v1beta1.Claim`,
+      [
+        ['namespace', 1, 'O', 'string'],
+        ['uid', 2, 'O', 'string'],
+        ['name', 3, 'O', 'string'],
+      ],
+    ],
     [`${DRA}.v1beta1.NodePrepareResourcesRequest`, [['claims', 1, 'R', 'message', 'Claim']]],
-    [`${DRA}.v1beta1.NodePrepareResourceResponse`, [['devices', 1, 'R', 'message', 'Device'], ['error', 2, 'O', 'string']]],
-    [`${DRA}.v1beta1.Device`, [['request_names', 1, 'R', 'string'], ['pool_name', 2, 'O', 'string'], ['device_name', 3, 'O', 'string'], ['cdi_device_ids', 4, 'R', 'string']]],
+    [
+      `${DRA}.v1beta1.NodePrepareResourceResponse`,
+      [
+        ['devices', 1, 'R', 'message', 'Device'],
+        ['error', 2, 'O', 'string'],
+      ],
+    ],
+    [
+      `${DRA}.v1beta1.Device`,
+      [
+        ['request_names', 1, 'R', 'string'],
+        ['pool_name', 2, 'O', 'string'],
+        ['device_name', 3, 'O', 'string'],
+        ['cdi_device_ids', 4, 'R', 'string'],
+      ],
+    ],
     [`${DRA}.v1beta1.NodeUnprepareResourcesRequest`, [['claims', 1, 'R', 'message', 'Claim']]],
     [`${DRA}.v1beta1.NodeUnprepareResourceResponse`, [['error', 1, 'O', 'string']]],
     ['v1alpha1.NodeWatchResourcesRequest', []],
-    ['v1alpha1.DeviceIdentifier', [['pool_name', 1, 'O', 'string'], ['device_name', 2, 'O', 'string']]],
+    [
+      'v1alpha1.DeviceIdentifier',
+      [
+        ['pool_name', 1, 'O', 'string'],
+        ['device_name', 2, 'O', 'string'],
+      ],
+    ],
     [
       'v1alpha1.DeviceHealth',
       [
@@ -150,12 +204,21 @@ describe('the proto files', () => {
     const def = definition['v1alpha1.HealthStatus'] as protoLoader.EnumTypeDefinition | undefined;
     expect(def?.format).toBe('Protocol Buffer 3 EnumDescriptorProto');
     const values = (def!.type as EnumDescriptor).value.map((v) => [v.name, v.number]);
-    expect(values).toEqual([['UNKNOWN', 0], ['HEALTHY', 1], ['UNHEALTHY', 2]]);
+    expect(values).toEqual([
+      ['UNKNOWN', 0],
+      ['HEALTHY', 1],
+      ['UNHEALTHY', 2],
+    ]);
   });
 
   it('number the grpc health serving status enum as the standard protocol does', () => {
     const desc = message('grpc.health.v1.HealthCheckResponse') as MessageDescriptor & { enumType: (EnumDescriptor & { name: string })[] };
     const serving = desc.enumType.find((e) => e.name === 'ServingStatus');
-    expect(serving?.value.map((v) => [v.name, v.number])).toEqual([['UNKNOWN', 0], ['SERVING', 1], ['NOT_SERVING', 2], ['SERVICE_UNKNOWN', 3]]);
+    expect(serving?.value.map((v) => [v.name, v.number])).toEqual([
+      ['UNKNOWN', 0],
+      ['SERVING', 1],
+      ['NOT_SERVING', 2],
+      ['SERVICE_UNKNOWN', 3],
+    ]);
   });
 });

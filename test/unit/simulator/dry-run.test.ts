@@ -41,7 +41,11 @@ describe('node plugin --dry-run', () => {
     expect(r.code).toBe(0);
     const slices = (JSON.parse(r.stdout) as { items: ResourceSlice[] }).items;
     const counters = slices.flatMap((s) => s.spec.sharedCounters ?? [])[0]?.counters ?? {};
-    expect(Object.keys(counters).filter((k) => k.startsWith('memory-slice-')).sort()).toEqual(['memory-slice-0', 'memory-slice-1', 'memory-slice-2', 'memory-slice-3']);
+    expect(
+      Object.keys(counters)
+        .filter((k) => k.startsWith('memory-slice-'))
+        .sort(),
+    ).toEqual(['memory-slice-0', 'memory-slice-1', 'memory-slice-2', 'memory-slice-3']);
     expect(counters['compute-slices']).toEqual({ value: '4' });
     const names = slices.flatMap((s) => s.spec.devices ?? []).map((d) => d.name);
     expect(names).toEqual(expect.arrayContaining(['gpu-0-mig-1g-6gb-3', 'gpu-0-mig-2g-12gb-2', 'gpu-0-mig-4g-24gb-0']));

@@ -146,7 +146,10 @@ describe('simulated destruction', () => {
 
   it('says Not Found with exit code 6 for an instance that does not exist', () => {
     const s = sim(oneGpu('H100-80GB'));
-    expect(s.call('mig', '-i', '0', '-dgi', '-gi', '7')).toMatchObject({ exitCode: 6, stderr: 'Unable to destroy GPU instance ID  7 from GPU  0: Not Found\nFailed to destroy GPU instances: Not Found\n' });
+    expect(s.call('mig', '-i', '0', '-dgi', '-gi', '7')).toMatchObject({
+      exitCode: 6,
+      stderr: 'Unable to destroy GPU instance ID  7 from GPU  0: Not Found\nFailed to destroy GPU instances: Not Found\n',
+    });
     expect(s.call('mig', '-i', '0', '-dci', '-ci', '0', '-gi', '7').stderr).toContain('Unable to destroy compute instance ID  0 from GPU  0 GPU instance ID  7: Not Found');
   });
 

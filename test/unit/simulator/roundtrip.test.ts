@@ -51,7 +51,14 @@ describe('NvidiaSmiBackend driving the simulator', () => {
   });
 
   it('discovers boards without MIG (L40S, T4) with MIG mode N/A, publishes them whole and shared, and refuses to switch MIG on', async () => {
-    fake = createFakeNvidiaSmi({ driverVersion: '580.105.08', cudaVersion: '13.0', gpus: [{ model: 'L40S', numaNode: 0 }, { model: 'T4', numaNode: 1 }] });
+    fake = createFakeNvidiaSmi({
+      driverVersion: '580.105.08',
+      cudaVersion: '13.0',
+      gpus: [
+        { model: 'L40S', numaNode: 0 },
+        { model: 'T4', numaNode: 1 },
+      ],
+    });
     const backend = backendFor(fake);
     const d = await backend.discover();
     expect(d.gpus.map((g) => [g.productName, g.architecture, g.computeCapability, g.memoryMiB, g.migMode.current])).toEqual([
@@ -73,10 +80,15 @@ describe('NvidiaSmiBackend driving the simulator', () => {
     const d = await backend.discover();
     expect(d.gpuInstances.map((g) => [g.instanceId, g.profile, g.placement.start])).toEqual([[2, '3g.20gb', 4]]);
     expect(d.computeInstances.map((c) => [c.gpuInstanceId, c.instanceId])).toEqual([[2, 0]]);
-    expect(d.gpus[0]!.migDevices).toEqual([
-      expect.objectContaining({ gpuInstanceId: 2, computeInstanceId: 0, uuid: created.uuid, profile: '3g.20gb', memoryMiB: 19968 }),
-    ]);
-    expect(d.migProfiles.find((p) => p.id === 9)).toMatchObject({ name: '3g.20gb', instancesFree: 1, placements: [{ start: 0, size: 4 }, { start: 4, size: 4 }] });
+    expect(d.gpus[0]!.migDevices).toEqual([expect.objectContaining({ gpuInstanceId: 2, computeInstanceId: 0, uuid: created.uuid, profile: '3g.20gb', memoryMiB: 19968 })]);
+    expect(d.migProfiles.find((p) => p.id === 9)).toMatchObject({
+      name: '3g.20gb',
+      instancesFree: 1,
+      placements: [
+        { start: 0, size: 4 },
+        { start: 4, size: 4 },
+      ],
+    });
 
     await backend.destroyMigDevice({ gpuIndex: 0, gpuInstanceId: 2, computeInstanceId: 0 });
     expect(await backend.listGpuInstances()).toEqual([]);
@@ -89,14 +101,23 @@ describe('NvidiaSmiBackend driving the simulator', () => {
     const backends = [backendFor(fake), backendFor(fake), backendFor(fake)];
     const results = await Promise.allSettled(backends.map((b, i) => b.createMigDevice({ gpuIndex: 0, profileId: 14, placementStart: i * 2 })));
     expect(results.map((r) => r.status)).toEqual(['fulfilled', 'fulfilled', 'fulfilled']);
-    expect(fake.readState().gpus[0]!.gpuInstances.map((g) => g.start).sort()).toEqual([0, 2, 4]);
+    expect(
+      fake
+        .readState()
+        .gpus[0]!.gpuInstances.map((g) => g.start)
+        .sort(),
+    ).toEqual([0, 2, 4]);
   });
 
   it.each([
-    ['an overlapping placement', 'insufficient-resources', async (b: NvidiaSmiBackend) => {
-      await b.createMigDevice({ gpuIndex: 0, profileId: 9, placementStart: 0 });
-      await b.createMigDevice({ gpuIndex: 0, profileId: 5, placementStart: 0 });
-    }],
+    [
+      'an overlapping placement',
+      'insufficient-resources',
+      async (b: NvidiaSmiBackend) => {
+        await b.createMigDevice({ gpuIndex: 0, profileId: 9, placementStart: 0 });
+        await b.createMigDevice({ gpuIndex: 0, profileId: 5, placementStart: 0 });
+      },
+    ],
     ['a placement the profile does not have', 'bad-argument', (b: NvidiaSmiBackend) => b.createMigDevice({ gpuIndex: 0, profileId: 9, placementStart: 2 })],
   ])('reports %s as %s', async (_name, kind, act) => {
     fake = createFakeNvidiaSmi(FLEETS.a100('Enabled'));
@@ -152,10 +173,7 @@ describe('NvidiaSmiBackend driving the simulator', () => {
     fake.setFaults({ lostGpus: [7], eccErrors: { '3': 2 } });
     const health = await backendFor(fake).health();
     const unhealthy = health.filter((h) => !h.healthy).map((h) => h.reason);
-    expect(unhealthy).toEqual([
-      'nvidia-smi cannot reach the GPU: GPU is lost.  Reboot the system to recover this GPU',
-      '2 uncorrectable ECC error(s) since the driver loaded',
-    ]);
+    expect(unhealthy).toEqual(['nvidia-smi cannot reach the GPU: GPU is lost.  Reboot the system to recover this GPU', '2 uncorrectable ECC error(s) since the driver loaded']);
     expect(health.filter((h) => h.healthy)).toHaveLength(6);
   });
 

@@ -155,7 +155,9 @@ describe('simulated -q -x', () => {
 describe('simulated topo -m', () => {
   it('has the ANSI-underlined header and the row cells of the capture', () => {
     const captured = captureOutput(mig, 'nvidia-smi topo -m').split('\n');
-    const simulated = sim({ gpus: [{ model: 'H100-80GB', numaNode: 0 }] }).call('topo', '-m').stdout.split('\n');
+    const simulated = sim({ gpus: [{ model: 'H100-80GB', numaNode: 0 }] })
+      .call('topo', '-m')
+      .stdout.split('\n');
     expect(simulated[0]).toBe(captured[0]);
     const cells = (l: string): string[] => l.split('\t').map((c, i) => (i === 2 ? 'cpus' : c));
     expect(cells(simulated[1]!)).toEqual(cells(captured[1]!));
