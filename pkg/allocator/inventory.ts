@@ -1,6 +1,6 @@
 // The inventory: ResourceSlices turned into indexed device and counter-set records
 // (complete pools of the highest generation only), built once per snapshot.
-import type { Device, DeviceAttribute, DeviceTaint, NodeSelector, ResourceSlice } from '../api/resource.js';
+import type { CounterSet, Device, DeviceAttribute, DeviceTaint, NodeSelector, ResourceSlice } from '../api/resource.js';
 import { makeCelDevice, type CelDevice } from '../cel/environment.js';
 import { Quantity } from '../cel/quantity.js';
 import { capacityLayout, policyProblems, type CapacityLayout } from './capacity.js';
@@ -244,9 +244,8 @@ class CounterScaler {
   }
 }
 
-export function buildInventory(slices: readonly ResourceSlice[], nodeFacts: readonly NodeFacts[] | undefined, topologyAttributes: readonly string[] = []): Inventory {
-  const problems: string[] = [];
-  // Group slices into pools; only the highest generation counts.
+/** Slices grouped into pools, in driver and pool order; only a pool's highest generation counts. */
+function groupPools(slices: readonly ResourceSlice[]): PoolGroup[] {
   const pools = new Map<string, PoolGroup>();
   for (const slice of slices) {
     const key = `${slice.spec.driver}/${slice.spec.pool.name}`;
@@ -257,9 +256,11 @@ export function buildInventory(slices: readonly ResourceSlice[], nodeFacts: read
     }
     if (slice.spec.pool.generation === g.generation) g.slices.push(slice);
   }
-  const poolList = [...pools.values()].sort((a, b) => (a.driver === b.driver ? cmpStr(a.pool, b.pool) : cmpStr(a.driver, b.driver)));
+  return [...pools.values()].sort((a, b) => (a.driver === b.driver ? cmpStr(a.pool, b.pool) : cmpStr(a.driver, b.driver)));
+}
 
-  // Nodes: the given ones, or those that node-local slices name.
+/** Nodes: the given ones, or those that node-local slices name. */
+function collectNodes(poolList: readonly PoolGroup[], nodeFacts: readonly NodeFacts[] | undefined): { nodes: NodeRec[]; nodeIndex: Map<string, number> } {
   const nodes: NodeRec[] = [];
   const nodeIndex = new Map<string, number>();
   const addNode = (facts: NodeFacts): void => {
@@ -269,190 +270,212 @@ export function buildInventory(slices: readonly ResourceSlice[], nodeFacts: read
   };
   if (nodeFacts !== undefined) {
     for (const n of nodeFacts) addNode(n);
-  } else {
-    const names = new Set<string>();
-    for (const p of poolList)
-      for (const s of p.slices) {
-        if (s.spec.nodeName !== undefined) names.add(s.spec.nodeName);
-        for (const d of s.spec.devices ?? []) if (d.nodeName !== undefined) names.add(d.nodeName);
-      }
-    for (const name of [...names].sort(cmpStr)) addNode({ name });
+    return { nodes, nodeIndex };
   }
-
-  const scaler = new CounterScaler();
-  // Counter values repeat ("1", "2", "16") across a fleet: parse each text once.
-  const parsed = new Map<string, bigint>();
-  const nanosOf = (value: string): bigint => {
-    let n = parsed.get(value);
-    if (n === undefined) parsed.set(value, (n = Quantity.tryParse(value)?.nanos ?? 0n));
-    return n;
-  };
-  interface PendingSet {
-    driver: string;
-    pool: string;
-    name: string;
-    node: number;
-    counters: [string, bigint][];
-  }
-  interface PendingDevice {
-    driver: string;
-    pool: string;
-    slice: ResourceSlice;
-    device: Device;
-    incomplete: boolean;
-    duplicate: boolean;
-  }
-  const pendingSets: PendingSet[] = [];
-  const setKeys = new Map<string, number>();
-  const pendingDevices: PendingDevice[] = [];
-
-  const nodeOf = (slice: ResourceSlice, device: Device | undefined): string | undefined => (slice.spec.perDeviceNodeSelection === true ? device?.nodeName : slice.spec.nodeName);
-
+  const names = new Set<string>();
   for (const p of poolList) {
+    for (const s of p.slices) {
+      if (s.spec.nodeName !== undefined) names.add(s.spec.nodeName);
+      for (const d of s.spec.devices ?? []) if (d.nodeName !== undefined) names.add(d.nodeName);
+    }
+  }
+  for (const name of [...names].sort(cmpStr)) addNode({ name });
+  return { nodes, nodeIndex };
+}
+
+interface PendingSet {
+  driver: string;
+  pool: string;
+  name: string;
+  node: number;
+  counters: [string, bigint][];
+}
+
+interface PendingDevice {
+  driver: string;
+  pool: string;
+  slice: ResourceSlice;
+  device: Device;
+  incomplete: boolean;
+  duplicate: boolean;
+}
+
+/** The first pass: every counter set and device of every pool, with the counter values the scaler needs. */
+class PendingInventory {
+  readonly sets: PendingSet[] = [];
+  readonly setKeys = new Map<string, number>();
+  readonly devices: PendingDevice[] = [];
+  readonly scaler = new CounterScaler();
+  // Counter values repeat ("1", "2", "16") across a fleet: parse each text once.
+  private readonly parsed = new Map<string, bigint>();
+
+  constructor(
+    private readonly nodeIndex: ReadonlyMap<string, number>,
+    private readonly problems: string[],
+  ) {}
+
+  nanosOf(value: string): bigint {
+    let n = this.parsed.get(value);
+    if (n === undefined) this.parsed.set(value, (n = Quantity.tryParse(value)?.nanos ?? 0n));
+    return n;
+  }
+
+  addPool(p: PoolGroup): void {
     const complete = p.slices.length === p.expected;
-    if (p.slices.length < p.expected) problems.push(`pool ${p.driver}/${p.pool} is incomplete: ${p.slices.length} of ${p.expected} slices of generation ${p.generation}`);
-    else if (!complete) problems.push(`pool ${p.driver}/${p.pool} is inconsistent: ${p.slices.length} slices of generation ${p.generation}, where their resourceSliceCount says ${p.expected}`);
+    if (p.slices.length < p.expected) this.problems.push(`pool ${p.driver}/${p.pool} is incomplete: ${p.slices.length} of ${p.expected} slices of generation ${p.generation}`);
+    else if (!complete) this.problems.push(`pool ${p.driver}/${p.pool} is inconsistent: ${p.slices.length} slices of generation ${p.generation}, where their resourceSliceCount says ${p.expected}`);
     const seen = new Set<string>();
     const sortedSlices = [...p.slices].sort((a, b) => cmpStr(a.metadata.name ?? '', b.metadata.name ?? ''));
     for (const slice of sortedSlices) {
-      for (const cs of slice.spec.sharedCounters ?? []) {
-        const key = `${p.driver}/${p.pool}/${cs.name}`;
-        if (setKeys.has(key)) {
-          problems.push(`pool ${p.driver}/${p.pool}: counter set ${cs.name} is defined twice`);
-          continue;
-        }
-        const nodeName = nodeOf(slice, undefined);
-        const counters: [string, bigint][] = [];
-        const group = scaler.group(key);
-        for (const [name, c] of Object.entries(cs.counters)) {
-          const nanos = nanosOf(c.value);
-          counters.push([name, nanos]);
-          scaler.add(group, name, nanos);
-        }
-        setKeys.set(key, pendingSets.length);
-        pendingSets.push({ driver: p.driver, pool: p.pool, name: cs.name, node: nodeName === undefined ? SHARED : (nodeIndex.get(nodeName) ?? UNREACHABLE), counters });
-      }
+      for (const cs of slice.spec.sharedCounters ?? []) this.addSet(p, slice, cs);
       for (const device of slice.spec.devices ?? []) {
         const duplicate = seen.has(device.name);
         seen.add(device.name);
-        pendingDevices.push({ driver: p.driver, pool: p.pool, slice, device, incomplete: !complete, duplicate });
+        this.devices.push({ driver: p.driver, pool: p.pool, slice, device, incomplete: !complete, duplicate });
         for (const cc of device.consumesCounters ?? []) {
-          const group = scaler.group(`${p.driver}/${p.pool}/${cc.counterSet}`);
-          for (const [name, c] of Object.entries(cc.counters)) scaler.add(group, name, nanosOf(c.value));
+          const group = this.scaler.group(`${p.driver}/${p.pool}/${cc.counterSet}`);
+          for (const [name, c] of Object.entries(cc.counters)) this.scaler.add(group, name, this.nanosOf(c.value));
         }
       }
     }
   }
-  scaler.finish();
 
-  const counterSets: CounterSetRec[] = pendingSets.map((s, idx) => {
-    const capacity = new Float64Array(s.counters.length);
-    const group = scaler.group(`${s.driver}/${s.pool}/${s.name}`);
-    s.counters.forEach(([name, nanos], i) => (capacity[i] = scaler.capacity(group, name, nanos)));
-    return { idx, driver: s.driver, pool: s.pool, name: s.name, node: s.node, counterNames: s.counters.map(([n]) => n), capacity, devices: [] };
-  });
-
-  // A pool that lists a device twice, or whose device uses a counter set the pool does not
-  // define, is invalid as a whole, as upstream treats it: none of its devices is allocated.
-  const invalidPools = new Map<string, string>();
-  for (const pd of pendingDevices) {
-    const key = `${pd.driver}/${pd.pool}`;
-    // An incomplete pool's counter sets may be in a slice that has not arrived yet.
-    if (invalidPools.has(key) || pd.incomplete) continue;
-    if (pd.duplicate) invalidPools.set(key, `device ${pd.device.name} is listed twice`);
-    const missing = (pd.device.consumesCounters ?? []).find((cc) => !setKeys.has(`${key}/${cc.counterSet}`));
-    if (missing) invalidPools.set(key, `device ${pd.device.name} uses counter set ${missing.counterSet}, which the pool does not define`);
+  private addSet(p: PoolGroup, slice: ResourceSlice, cs: CounterSet): void {
+    const key = `${p.driver}/${p.pool}/${cs.name}`;
+    if (this.setKeys.has(key)) {
+      this.problems.push(`pool ${p.driver}/${p.pool}: counter set ${cs.name} is defined twice`);
+      return;
+    }
+    // A counter set belongs to the slice's node (per-device node selection gives it none).
+    const nodeName = slice.spec.perDeviceNodeSelection === true ? undefined : slice.spec.nodeName;
+    const counters: [string, bigint][] = [];
+    const group = this.scaler.group(key);
+    for (const [name, c] of Object.entries(cs.counters)) {
+      const nanos = this.nanosOf(c.value);
+      counters.push([name, nanos]);
+      this.scaler.add(group, name, nanos);
+    }
+    this.setKeys.set(key, this.sets.length);
+    this.sets.push({ driver: p.driver, pool: p.pool, name: cs.name, node: nodeName === undefined ? SHARED : (this.nodeIndex.get(nodeName) ?? UNREACHABLE), counters });
   }
-  for (const [key, why] of invalidPools) problems.push(`pool ${key} is invalid (${why}); none of its devices is allocated`);
 
-  const devices: DeviceRec[] = [];
-  const deviceIndex = new Map<string, number>();
-  const devicesByNode: number[][] = nodes.map(() => []);
-  const sharedDevices: number[] = [];
-  const nodeUnits = new Float64Array(nodes.length);
-  for (const pd of pendingDevices) {
-    const { device, slice } = pd;
-    const idx = devices.length;
-    const invalid = invalidPools.get(`${pd.driver}/${pd.pool}`);
-    let unusable: string | undefined = pd.incomplete ? `pool ${pd.driver}/${pd.pool} is incomplete` : invalid !== undefined ? `pool ${pd.driver}/${pd.pool} is invalid: ${invalid}` : undefined;
+  /**
+   * A pool that lists a device twice, or whose device uses a counter set the pool does not
+   * define, is invalid as a whole, as upstream treats it: none of its devices is allocated.
+   */
+  invalidPools(): Map<string, string> {
+    const invalid = new Map<string, string>();
+    for (const pd of this.devices) {
+      const key = `${pd.driver}/${pd.pool}`;
+      // An incomplete pool's counter sets may be in a slice that has not arrived yet.
+      if (invalid.has(key) || pd.incomplete) continue;
+      if (pd.duplicate) invalid.set(key, `device ${pd.device.name} is listed twice`);
+      const missing = (pd.device.consumesCounters ?? []).find((cc) => !this.setKeys.has(`${key}/${cc.counterSet}`));
+      if (missing) invalid.set(key, `device ${pd.device.name} uses counter set ${missing.counterSet}, which the pool does not define`);
+    }
+    for (const [key, why] of invalid) this.problems.push(`pool ${key} is invalid (${why}); none of its devices is allocated`);
+    return invalid;
+  }
+
+  counterSets(): CounterSetRec[] {
+    return this.sets.map((s, idx) => {
+      const capacity = new Float64Array(s.counters.length);
+      const group = this.scaler.group(`${s.driver}/${s.pool}/${s.name}`);
+      s.counters.forEach(([name, nanos], i) => (capacity[i] = this.scaler.capacity(group, name, nanos)));
+      return { idx, driver: s.driver, pool: s.pool, name: s.name, node: s.node, counterNames: s.counters.map(([n]) => n), capacity, devices: [] };
+    });
+  }
+
+  /** What a device consumes, in its counter sets' units; `problem` says why it cannot be used. */
+  consumption(pd: PendingDevice, counterSets: readonly CounterSetRec[]): { consumes: Consumption[]; problem: string | undefined } {
+    let problem: string | undefined;
     const consumes: Consumption[] = [];
-    for (const cc of device.consumesCounters ?? []) {
-      const setIdx = setKeys.get(`${pd.driver}/${pd.pool}/${cc.counterSet}`);
+    for (const cc of pd.device.consumesCounters ?? []) {
+      const setIdx = this.setKeys.get(`${pd.driver}/${pd.pool}/${cc.counterSet}`);
       const set = setIdx === undefined ? undefined : counterSets[setIdx];
       if (set === undefined) {
-        unusable ??= `counter set ${cc.counterSet} is not in pool ${pd.driver}/${pd.pool}`;
+        problem ??= `counter set ${cc.counterSet} is not in pool ${pd.driver}/${pd.pool}`;
         continue;
       }
       const amounts = new Float64Array(set.counterNames.length);
-      const group = scaler.group(`${pd.driver}/${pd.pool}/${cc.counterSet}`);
+      const group = this.scaler.group(`${pd.driver}/${pd.pool}/${cc.counterSet}`);
       for (const [name, c] of Object.entries(cc.counters)) {
         const i = set.counterNames.indexOf(name);
-        const nanos = nanosOf(c.value);
         if (i < 0) {
-          unusable ??= `counter ${name} is not in counter set ${cc.counterSet}`;
+          problem ??= `counter ${name} is not in counter set ${cc.counterSet}`;
           continue;
         }
-        amounts[i] = (amounts[i] ?? 0) + scaler.consumption(group, name, nanos);
+        amounts[i] = (amounts[i] ?? 0) + this.scaler.consumption(group, name, this.nanosOf(c.value));
       }
       consumes.push({ set: set.idx, amounts: internAmounts(amounts) });
     }
-    const perDevice = slice.spec.perDeviceNodeSelection === true;
-    const nodeName = perDevice ? device.nodeName : slice.spec.nodeName;
-    const nodeSelector = perDevice ? device.nodeSelector : slice.spec.nodeSelector;
-    const allNodes = (perDevice ? device.allNodes : slice.spec.allNodes) ?? false;
-    const node = nodeName !== undefined ? (nodeIndex.get(nodeName) ?? UNREACHABLE) : SHARED;
-    const names: string[] = [];
-    const values: string[] = [];
-    for (const [name, attr] of Object.entries(device.attributes ?? {})) {
-      const key = attributeKey(attr);
-      if (key === undefined) continue;
-      names.push(intern(qualify(pd.driver, name)));
-      values.push(intern(key));
-    }
-    const attributes = new Attributes(internNames(names), values);
-    const units = consumes.length === 0 ? 1 : 0;
-    const capacity = capacityLayout(device.capacity);
-    if (unusable === undefined && device.capacity !== undefined) {
-      const bad = Object.entries(device.capacity).flatMap(([n, c]) => policyProblems(n, c))[0];
-      if (bad !== undefined) unusable = `device ${device.name}: ${bad}`;
-    }
-    const rec: DeviceRec = {
-      idx,
-      driver: pd.driver,
-      pool: pd.pool,
-      name: device.name,
-      id: `${pd.driver}/${pd.pool}/${device.name}`,
-      node,
-      nodeName,
-      nodeSelector,
-      allNodes,
-      attributes,
-      api: device,
-      blockingTaints: device.taints === undefined ? NO_TAINTS : device.taints.filter((t) => t.effect === 'NoSchedule' || t.effect === 'NoExecute'),
-      consumes,
-      allowMultiple: device.allowMultipleAllocations === true,
-      capacity,
-      unusable,
-      incompletePool: pd.incomplete,
-      units,
-    };
-    devices.push(rec);
-    if (!pd.duplicate) deviceIndex.set(rec.id, idx);
-    if (unusable === undefined) for (const c of consumes) counterSets[c.set]?.devices.push(idx);
-    if (node >= 0) {
-      devicesByNode[node]?.push(idx);
-      if (unusable === undefined) nodeUnits[node] = (nodeUnits[node] ?? 0) + units;
-    } else if (node === SHARED) {
-      sharedDevices.push(idx);
-    }
+    return { consumes, problem };
   }
-  for (const set of counterSets) if (set.node >= 0 && set.devices.length > 0) nodeUnits[set.node] = (nodeUnits[set.node] ?? 0) + 1;
+}
 
-  // Units and their interconnect domains; a unit without a topology attribute
-  // falls in a per-node default domain.
+/** A device's interned attributes: qualified names and typed value keys. */
+function deviceAttributes(driver: string, device: Device): Attributes {
+  const names: string[] = [];
+  const values: string[] = [];
+  for (const [name, attr] of Object.entries(device.attributes ?? {})) {
+    const key = attributeKey(attr);
+    if (key === undefined) continue;
+    names.push(intern(qualify(driver, name)));
+    values.push(intern(key));
+  }
+  return new Attributes(internNames(names), values);
+}
+
+/** The inventory record of one device. */
+function deviceRecord(
+  idx: number,
+  pd: PendingDevice,
+  pending: PendingInventory,
+  counterSets: readonly CounterSetRec[],
+  nodeIndex: ReadonlyMap<string, number>,
+  invalid: string | undefined,
+): DeviceRec {
+  const { device, slice } = pd;
+  const { consumes, problem } = pending.consumption(pd, counterSets);
+  let unusable: string | undefined = pd.incomplete ? `pool ${pd.driver}/${pd.pool} is incomplete` : invalid !== undefined ? `pool ${pd.driver}/${pd.pool} is invalid: ${invalid}` : problem;
+  if (unusable === undefined && device.capacity !== undefined) {
+    const bad = Object.entries(device.capacity).flatMap(([n, c]) => policyProblems(n, c))[0];
+    if (bad !== undefined) unusable = `device ${device.name}: ${bad}`;
+  }
+  const perDevice = slice.spec.perDeviceNodeSelection === true;
+  const nodeName = perDevice ? device.nodeName : slice.spec.nodeName;
+  return {
+    idx,
+    driver: pd.driver,
+    pool: pd.pool,
+    name: device.name,
+    id: `${pd.driver}/${pd.pool}/${device.name}`,
+    node: nodeName !== undefined ? (nodeIndex.get(nodeName) ?? UNREACHABLE) : SHARED,
+    nodeName,
+    nodeSelector: perDevice ? device.nodeSelector : slice.spec.nodeSelector,
+    allNodes: (perDevice ? device.allNodes : slice.spec.allNodes) ?? false,
+    attributes: deviceAttributes(pd.driver, device),
+    api: device,
+    blockingTaints: device.taints === undefined ? NO_TAINTS : device.taints.filter((t) => t.effect === 'NoSchedule' || t.effect === 'NoExecute'),
+    consumes,
+    allowMultiple: device.allowMultipleAllocations === true,
+    capacity: capacityLayout(device.capacity),
+    unusable,
+    incompletePool: pd.incomplete,
+    units: consumes.length === 0 ? 1 : 0,
+  };
+}
+
+type Units = Pick<Inventory, 'units' | 'domains' | 'nodeDomains' | 'deviceUnit' | 'setUnit' | 'unitDevices'>;
+
+/**
+ * Units (a counter set, or a device without counters) and their interconnect
+ * domains; a unit without a topology attribute falls in a per-node default domain.
+ */
+function buildUnits(nodeCount: number, devices: readonly DeviceRec[], counterSets: readonly CounterSetRec[], topologyAttributes: readonly string[]): Units {
   const units: UnitRec[] = [];
   const domains: DomainRec[] = [];
-  const nodeDomains: number[][] = nodes.map(() => []);
+  const nodeDomains: number[][] = Array.from({ length: nodeCount }, () => []);
   const domainIndex = new Map<string, number>();
   const deviceUnit = new Int32Array(devices.length).fill(-1);
   const setUnit = new Int32Array(counterSets.length).fill(-1);
@@ -493,6 +516,38 @@ export function buildInventory(slices: readonly ResourceSlice[], nodeFacts: read
   deviceUnit.forEach((u, d) => {
     if (u >= 0) unitDevices[u]?.push(d);
   });
+  return { units, domains, nodeDomains, deviceUnit, setUnit, unitDevices };
+}
+
+export function buildInventory(slices: readonly ResourceSlice[], nodeFacts: readonly NodeFacts[] | undefined, topologyAttributes: readonly string[] = []): Inventory {
+  const problems: string[] = [];
+  const poolList = groupPools(slices);
+  const { nodes, nodeIndex } = collectNodes(poolList, nodeFacts);
+  const pending = new PendingInventory(nodeIndex, problems);
+  for (const p of poolList) pending.addPool(p);
+  pending.scaler.finish();
+  const counterSets = pending.counterSets();
+  const invalidPools = pending.invalidPools();
+
+  const devices: DeviceRec[] = [];
+  const deviceIndex = new Map<string, number>();
+  const devicesByNode: number[][] = nodes.map(() => []);
+  const sharedDevices: number[] = [];
+  const nodeUnits = new Float64Array(nodes.length);
+  for (const pd of pending.devices) {
+    const idx = devices.length;
+    const rec = deviceRecord(idx, pd, pending, counterSets, nodeIndex, invalidPools.get(`${pd.driver}/${pd.pool}`));
+    devices.push(rec);
+    if (!pd.duplicate) deviceIndex.set(rec.id, idx);
+    if (rec.unusable === undefined) for (const c of rec.consumes) counterSets[c.set]?.devices.push(idx);
+    if (rec.node >= 0) {
+      devicesByNode[rec.node]?.push(idx);
+      if (rec.unusable === undefined) nodeUnits[rec.node] = (nodeUnits[rec.node] ?? 0) + rec.units;
+    } else if (rec.node === SHARED) {
+      sharedDevices.push(idx);
+    }
+  }
+  for (const set of counterSets) if (set.node >= 0 && set.devices.length > 0) nodeUnits[set.node] = (nodeUnits[set.node] ?? 0) + 1;
 
   return {
     devices,
@@ -504,12 +559,7 @@ export function buildInventory(slices: readonly ResourceSlice[], nodeFacts: read
     sharedDevices,
     poolProblems: problems,
     nodeUnits,
-    units,
-    domains,
-    nodeDomains,
-    deviceUnit,
-    setUnit,
-    unitDevices,
+    ...buildUnits(nodes.length, devices, counterSets, topologyAttributes),
     celDevice: celAccessor(devices),
   };
 }
