@@ -21,6 +21,9 @@ export default tseslint.config(
     files: ['cmd/**/*.ts', 'pkg/**/*.ts', 'hack/**/*.ts', 'bench/**/*.ts'],
     rules: {
       '@typescript-eslint/explicit-function-return-type': ['error', { allowExpressions: true, allowTypedFunctionExpressions: true }],
+      // Ceilings that bite today (the five functions above 40 were split to meet them); lower them as more are split.
+      complexity: ['error', 40],
+      'max-depth': ['error', 6],
     },
   },
   {

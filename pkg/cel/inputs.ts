@@ -21,11 +21,66 @@ function isDevice(n: unknown): boolean {
   return isNode(n) && n.op === 'id' && n.args === 'device';
 }
 
+/** What one node of a selector's AST reads: an input, the whole device ("open"), or nothing to say. */
+type Read = SelectorInput | 'open' | undefined;
+
+/** device.driver, device.allowMultipleAllocations; any other field of the device reads more. */
+function fieldRead(n: ASTNode): Read {
+  if (n.op !== '.' || !Array.isArray(n.args) || !isDevice(n.args[0])) return undefined;
+  const field = n.args[1];
+  if (field === 'driver') return { kind: 'driver' };
+  if (field === 'allowMultipleAllocations') return { kind: 'allowMultipleAllocations' };
+  return 'open';
+}
+
+/** device.attributes["domain"].name or device.attributes["domain"]["name"] (and capacity). */
+function mapRead(n: ASTNode): Read {
+  if ((n.op !== '.' && n.op !== '[]') || !Array.isArray(n.args)) return undefined;
+  const inner = n.args[0];
+  if (!isNode(inner) || inner.op !== '[]' || !Array.isArray(inner.args)) return undefined;
+  const map = inner.args[0];
+  if (!isNode(map) || map.op !== '.' || !Array.isArray(map.args) || !isDevice(map.args[0])) return undefined;
+  const which = map.args[1];
+  const domain = literalString(inner.args[1]);
+  const name = n.op === '.' ? (typeof n.args[1] === 'string' ? n.args[1] : undefined) : literalString(n.args[1]);
+  if ((which !== 'attributes' && which !== 'capacity') || domain === undefined || name === undefined) return 'open';
+  return { kind: which === 'attributes' ? 'attribute' : 'capacity', domain, name };
+}
+
+/** "name" in device.attributes["domain"] (what has() on an attribute becomes). */
+function presenceRead(n: ASTNode): Read {
+  if (n.op !== 'in' || !Array.isArray(n.args)) return undefined;
+  const name = literalString(n.args[0]);
+  const map = n.args[1];
+  if (name === undefined || !isNode(map) || map.op !== '[]' || !Array.isArray(map.args)) return undefined;
+  const field = map.args[0];
+  const domain = literalString(map.args[1]);
+  if (!isNode(field) || field.op !== '.' || !Array.isArray(field.args) || !isDevice(field.args[0]) || domain === undefined) return undefined;
+  const which = field.args[1];
+  if (which !== 'attributes' && which !== 'capacity') return undefined;
+  return { kind: which === 'attributes' ? 'attribute' : 'capacity', domain, name };
+}
+
+/** The device itself, or a comprehension variable named `device` that would hide it: reads everything. */
+function wholeRead(n: ASTNode): Read {
+  if (isDevice(n)) return 'open';
+  if (n.op === 'rcall' && Array.isArray(n.args) && COMPREHENSIONS.has(n.args[0])) {
+    const rest = n.args[2];
+    if (Array.isArray(rest) && isDevice(rest[0])) return 'open';
+  }
+  return undefined;
+}
+
+function inputId(i: SelectorInput): string {
+  if (i.kind === 'driver') return 'd';
+  if (i.kind === 'allowMultipleAllocations') return 'm';
+  return `${i.kind}\u0000${i.domain}\u0000${i.name}`;
+}
+
 /** The fields a selector reads, or undefined when it may read more of the device. */
 export function selectorInputs(root: ASTNode): readonly SelectorInput[] | undefined {
   const inputs = new Map<string, SelectorInput>();
   let open = false;
-  const add = (key: string, input: SelectorInput): void => void inputs.set(key, input);
   const visit = (n: unknown): void => {
     if (open) return;
     if (Array.isArray(n)) {
@@ -33,58 +88,10 @@ export function selectorInputs(root: ASTNode): readonly SelectorInput[] | undefi
       return;
     }
     if (!isNode(n)) return;
-    // device.driver, device.allowMultipleAllocations
-    if (n.op === '.' && Array.isArray(n.args) && isDevice(n.args[0])) {
-      const field = n.args[1];
-      if (field === 'driver') return add('d', { kind: 'driver' });
-      if (field === 'allowMultipleAllocations') return add('m', { kind: 'allowMultipleAllocations' });
-      open = true;
-      return;
-    }
-    // device.attributes["domain"].name or device.attributes["domain"]["name"] (and capacity)
-    if ((n.op === '.' || n.op === '[]') && Array.isArray(n.args)) {
-      const inner = n.args[0];
-      if (isNode(inner) && inner.op === '[]' && Array.isArray(inner.args)) {
-        const map = inner.args[0];
-        if (isNode(map) && map.op === '.' && Array.isArray(map.args) && isDevice(map.args[0])) {
-          const which = map.args[1];
-          const domain = literalString(inner.args[1]);
-          const name = n.op === '.' ? (typeof n.args[1] === 'string' ? n.args[1] : undefined) : literalString(n.args[1]);
-          if ((which === 'attributes' || which === 'capacity') && domain !== undefined && name !== undefined) {
-            const kind = which === 'attributes' ? 'attribute' : 'capacity';
-            return add(`${kind}\u0000${domain}\u0000${name}`, { kind, domain, name });
-          }
-          open = true;
-          return;
-        }
-      }
-    }
-    // "name" in device.attributes["domain"] (what has() on an attribute becomes)
-    if (n.op === 'in' && Array.isArray(n.args)) {
-      const name = literalString(n.args[0]);
-      const map = n.args[1];
-      if (name !== undefined && isNode(map) && map.op === '[]' && Array.isArray(map.args)) {
-        const field = map.args[0];
-        const domain = literalString(map.args[1]);
-        if (isNode(field) && field.op === '.' && Array.isArray(field.args) && isDevice(field.args[0]) && domain !== undefined && (field.args[1] === 'attributes' || field.args[1] === 'capacity')) {
-          const kind = field.args[1] === 'attributes' ? 'attribute' : 'capacity';
-          return add(`${kind}\u0000${domain}\u0000${name}`, { kind, domain, name });
-        }
-      }
-    }
-    if (isDevice(n)) {
-      open = true;
-      return;
-    }
-    // A comprehension variable named `device` would hide the device: read everything.
-    if (n.op === 'rcall' && Array.isArray(n.args) && COMPREHENSIONS.has(n.args[0])) {
-      const rest = n.args[2];
-      if (Array.isArray(rest) && isDevice(rest[0])) {
-        open = true;
-        return;
-      }
-    }
-    visit(n.args);
+    const read = fieldRead(n) ?? mapRead(n) ?? presenceRead(n) ?? wholeRead(n);
+    if (read === 'open') open = true;
+    else if (read !== undefined) inputs.set(inputId(read), read);
+    else visit(n.args);
   };
   visit(root);
   return open ? undefined : [...inputs.values()];

@@ -33,9 +33,17 @@ export function currentSlices(slices: readonly ResourceSlice[], driver: string):
   return slices.filter((s) => s.spec.driver === driver && s.spec.pool.generation === maxGen.get(s.spec.pool.name));
 }
 
-export function fleetRows(slices: readonly ResourceSlice[], claims: readonly ResourceClaim[], driver: string): GpuRow[] {
+interface Gpu {
+  node: string;
+  pool: string;
+  whole?: Device;
+  shared?: Device;
+  parts: Device[];
+}
+
+/** Who holds each of our devices ("pool/device"): one holder, or one per share of a shared GPU. */
+function holdersOf(claims: readonly ResourceClaim[], driver: string): { holders: Map<string, Holder>; sharers: Map<string, Holder[]> } {
   const holders = new Map<string, Holder>();
-  // A shared GPU has one holder per share.
   const sharers = new Map<string, Holder[]>();
   for (const c of claims) {
     for (const r of c.status?.allocation?.devices?.results ?? []) {
@@ -46,13 +54,11 @@ export function fleetRows(slices: readonly ResourceSlice[], claims: readonly Res
       else holders.set(key, holder);
     }
   }
-  interface Gpu {
-    node: string;
-    pool: string;
-    whole?: Device;
-    shared?: Device;
-    parts: Device[];
-  }
+  return { holders, sharers };
+}
+
+/** The published devices grouped per physical GPU: whole, shared and MIG partitions. */
+function gpusOf(slices: readonly ResourceSlice[], driver: string): Gpu[] {
   const gpus = new Map<string, Gpu>();
   for (const s of currentSlices(slices, driver)) {
     const node = s.spec.nodeName ?? s.spec.pool.name;
@@ -67,33 +73,49 @@ export function fleetRows(slices: readonly ResourceSlice[], claims: readonly Res
       else g.whole = d;
     }
   }
-  const rows: GpuRow[] = [];
-  for (const g of [...gpus.values()].sort((a, b) => (a.node + (a.whole?.name ?? '')).localeCompare(b.node + (b.whole?.name ?? ''), undefined, { numeric: true }))) {
-    const name = g.whole?.name ?? g.parts[0]?.name.replace(/-mig-.*$/, '') ?? '?';
-    const product = String((g.whole && attr(g.whole, driver, ATTR.productName)) ?? (g.parts[0] && attr(g.parts[0], driver, ATTR.productName)) ?? '');
-    const wholeHolder = g.whole ? holders.get(`${g.pool}/${g.whole.name}`) : undefined;
-    const used = Array.from({ length: 8 }, () => false);
-    const migs: string[] = [];
-    for (const p of g.parts) {
-      const h = holders.get(`${g.pool}/${p.name}`);
-      if (!h) continue;
-      const start = Number(attr(p, driver, ATTR.placementStart) ?? 0);
-      const size = Number(attr(p, driver, ATTR.placementSize) ?? 0);
-      for (let i = start; i < start + size && i < 8; i++) used[i] = true;
-      migs.push(`${String(attr(p, driver, ATTR.profile) ?? p.name)}@${start} ${h.claim}`);
-    }
-    const taints = [...(g.whole?.taints ?? []), ...g.parts.flatMap((p) => p.taints ?? [])];
-    const shares = g.shared ? (sharers.get(`${g.pool}/${g.shared.name}`) ?? []) : [];
-    rows.push({
-      node: g.node,
-      gpu: name,
-      product,
-      usage: wholeHolder ? `whole: ${wholeHolder.claim}` : migs.length ? `mig: ${migs.join(', ')}` : shares.length && g.shared ? sharedUsage(g.shared, shares, driver) : 'free',
-      slices: g.parts.length ? (wholeHolder ? '########' : used.map((u) => (u ? '#' : '.')).join('')) : '',
-      tainted: taints.length ? [...new Set(taints.map((t) => `${t.key}:${t.effect}`))].join(',') : '',
-    });
+  return [...gpus.values()].sort((a, b) => (a.node + (a.whole?.name ?? '')).localeCompare(b.node + (b.whole?.name ?? ''), undefined, { numeric: true }));
+}
+
+/** The MIG partitions in use on a GPU ("3g.40gb@0 ns/claim") and the memory slices they take. */
+function migUsage(g: Gpu, holders: ReadonlyMap<string, Holder>, driver: string): { migs: string[]; used: boolean[] } {
+  const used = Array.from({ length: 8 }, () => false);
+  const migs: string[] = [];
+  for (const p of g.parts) {
+    const h = holders.get(`${g.pool}/${p.name}`);
+    if (!h) continue;
+    const start = Number(attr(p, driver, ATTR.placementStart) ?? 0);
+    const size = Number(attr(p, driver, ATTR.placementSize) ?? 0);
+    for (let i = start; i < start + size && i < 8; i++) used[i] = true;
+    migs.push(`${String(attr(p, driver, ATTR.profile) ?? p.name)}@${start} ${h.claim}`);
   }
-  return rows;
+  return { migs, used };
+}
+
+function gpuRow(g: Gpu, holders: ReadonlyMap<string, Holder>, sharers: ReadonlyMap<string, Holder[]>, driver: string): GpuRow {
+  const name = g.whole?.name ?? g.parts[0]?.name.replace(/-mig-.*$/, '') ?? '?';
+  const part = g.parts[0];
+  const product = String((g.whole && attr(g.whole, driver, ATTR.productName)) ?? (part && attr(part, driver, ATTR.productName)) ?? '');
+  const wholeHolder = g.whole ? holders.get(`${g.pool}/${g.whole.name}`) : undefined;
+  const { migs, used } = migUsage(g, holders, driver);
+  const taints = [...(g.whole?.taints ?? []), ...g.parts.flatMap((p) => p.taints ?? [])];
+  const shares = g.shared ? (sharers.get(`${g.pool}/${g.shared.name}`) ?? []) : [];
+  let usage = 'free';
+  if (wholeHolder) usage = `whole: ${wholeHolder.claim}`;
+  else if (migs.length) usage = `mig: ${migs.join(', ')}`;
+  else if (shares.length && g.shared) usage = sharedUsage(g.shared, shares, driver);
+  return {
+    node: g.node,
+    gpu: name,
+    product,
+    usage,
+    slices: g.parts.length ? (wholeHolder ? '########' : used.map((u) => (u ? '#' : '.')).join('')) : '',
+    tainted: taints.length ? [...new Set(taints.map((t) => `${t.key}:${t.effect}`))].join(',') : '',
+  };
+}
+
+export function fleetRows(slices: readonly ResourceSlice[], claims: readonly ResourceClaim[], driver: string): GpuRow[] {
+  const { holders, sharers } = holdersOf(claims, driver);
+  return gpusOf(slices, driver).map((g) => gpuRow(g, holders, sharers, driver));
 }
 
 /** "shared 40Gi/79Gi 60%: ns/a (20Gi 30%), ns/b (20Gi 30%)": what the shares take of memory and compute. */

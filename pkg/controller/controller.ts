@@ -6,7 +6,7 @@
 import type { Logger } from 'winston';
 import type { AllocationResult, DeviceClass, DeviceRequestAllocationResult, ResourceClaim, ResourceClaimTemplate, ResourceSlice } from '../api/resource.js';
 import { specProblems } from '../allocator/plan.js';
-import type { AllocatedDeviceRef, AllocationOutcome, PolicyName } from '../allocator/types.js';
+import type { AllocatedDeviceRef, AllocatedOutcome, AllocationOutcome, PolicyName } from '../allocator/types.js';
 import { KubeApiError, isConflict, isNotFound } from '../k8s/client.js';
 import { EventRecorder, referenceTo } from '../k8s/events.js';
 import { Informer, objectKey, type InformerOptions } from '../k8s/informer.js';
@@ -499,21 +499,7 @@ export class Controller {
     this.metrics.decisionSeconds.observe({ outcome: outcome.kind }, seconds);
     const who = pod ? `pod ${pod.metadata.namespace ?? ''}/${pod.metadata.name ?? ''}` : `claim ${claims[0]?.metadata.namespace ?? ''}/${claims[0]?.metadata.name ?? ''}`;
     if (outcome.kind === 'unallocated') {
-      this.metrics.allocations.inc({ outcome: 'failed', rank: 'none' });
-      this.log.info('allocation failed', { for: who, explanation: outcome.explanation.full });
-      const pending = claims.filter((c) => !c.status?.allocation);
-      for (const c of pending) {
-        this.emit({
-          regarding: referenceTo(c, 'resource.k8s.io/v1', 'ResourceClaim'),
-          related: pod ? referenceTo(pod, 'v1', 'Pod') : undefined,
-          type: 'Warning',
-          reason: REASON.AllocationFailed,
-          action: ACTION.Allocate,
-          note: outcome.explanation.short,
-        });
-      }
-      if (pod) this.emit({ regarding: referenceTo(pod, 'v1', 'Pod'), type: 'Warning', reason: REASON.AllocationFailed, action: ACTION.Allocate, note: outcome.explanation.short });
-      this.updateGauges();
+      this.reportFailure(outcome, claims, pod, who);
       return { requeueAfterMs: this.opts.retryUnfitMs ?? 30_000 };
     }
     // Count the devices as in use now, before the writes: concurrent decisions never double-book.
@@ -553,21 +539,7 @@ export class Controller {
         }
         throw err;
       }
-      const alt = ca.alternatives.map((a) => (a.subrequest ? `${a.request}: alternative ${a.index + 1} (${a.subrequest})` : `${a.request}`)).join('; ');
-      const rank = ca.alternatives.length ? String(Math.max(...ca.alternatives.map((a) => a.index)) + 1) : 'exact';
-      this.metrics.allocations.inc({ outcome: 'allocated', rank: ca.alternatives.some((a) => a.subrequest) ? rank : 'exact' });
-      const devices = (ca.allocation.devices?.results ?? []).map((r) => describeResult(r, this.opts.driver)).join(', ');
-      const note = `Allocated ${devices} on node ${outcome.node ?? 'any'}${alt.includes('alternative') ? `; chose ${alt}` : ''}. ${outcome.explanation.short}`;
-      this.emit({
-        regarding: referenceTo(claim, 'resource.k8s.io/v1', 'ResourceClaim'),
-        related: pod ? referenceTo(pod, 'v1', 'Pod') : undefined,
-        type: 'Normal',
-        reason: REASON.Allocated,
-        action: ACTION.Allocate,
-        note,
-      });
-      if (pod) this.emit({ regarding: referenceTo(pod, 'v1', 'Pod'), type: 'Normal', reason: REASON.Allocated, action: ACTION.Allocate, note: `Claim ${claim.metadata.name ?? ''}: ${note}` });
-      this.log.info('allocated', { claim: `${ca.namespace}/${ca.name}`, uid: claim.metadata.uid, node: outcome.node, devices, explanation: outcome.explanation.full });
+      this.reportAllocated(claim, ca, outcome, pod);
     }
     this.updateGauges();
     if (!allWritten) return { requeueAfterMs: 0 };
@@ -576,6 +548,43 @@ export class Controller {
       if ((fresh.spec.schedulingGates ?? []).some((g) => g.name === this.gate)) await this.removeGate(fresh, `all claims are allocated on node ${outcome.node ?? '?'}`);
     }
     return undefined;
+  }
+
+  /** Nothing fits: the explanation on each pending claim and on the pod. */
+  private reportFailure(outcome: Extract<AllocationOutcome, { kind: 'unallocated' }>, claims: readonly ResourceClaim[], pod: Pod | undefined, who: string): void {
+    this.metrics.allocations.inc({ outcome: 'failed', rank: 'none' });
+    this.log.info('allocation failed', { for: who, explanation: outcome.explanation.full });
+    for (const c of claims.filter((x) => !x.status?.allocation)) {
+      this.emit({
+        regarding: referenceTo(c, 'resource.k8s.io/v1', 'ResourceClaim'),
+        related: pod ? referenceTo(pod, 'v1', 'Pod') : undefined,
+        type: 'Warning',
+        reason: REASON.AllocationFailed,
+        action: ACTION.Allocate,
+        note: outcome.explanation.short,
+      });
+    }
+    if (pod) this.emit({ regarding: referenceTo(pod, 'v1', 'Pod'), type: 'Warning', reason: REASON.AllocationFailed, action: ACTION.Allocate, note: outcome.explanation.short });
+    this.updateGauges();
+  }
+
+  /** A claim's allocation is written: the metrics, the Allocated events and the log line. */
+  private reportAllocated(claim: ResourceClaim, ca: AllocatedOutcome['claims'][number], outcome: AllocatedOutcome, pod: Pod | undefined): void {
+    const alt = ca.alternatives.map((a) => (a.subrequest ? `${a.request}: alternative ${a.index + 1} (${a.subrequest})` : `${a.request}`)).join('; ');
+    const rank = ca.alternatives.length ? String(Math.max(...ca.alternatives.map((a) => a.index)) + 1) : 'exact';
+    this.metrics.allocations.inc({ outcome: 'allocated', rank: ca.alternatives.some((a) => a.subrequest) ? rank : 'exact' });
+    const devices = (ca.allocation.devices?.results ?? []).map((r) => describeResult(r, this.opts.driver)).join(', ');
+    const note = `Allocated ${devices} on node ${outcome.node ?? 'any'}${alt.includes('alternative') ? `; chose ${alt}` : ''}. ${outcome.explanation.short}`;
+    this.emit({
+      regarding: referenceTo(claim, 'resource.k8s.io/v1', 'ResourceClaim'),
+      related: pod ? referenceTo(pod, 'v1', 'Pod') : undefined,
+      type: 'Normal',
+      reason: REASON.Allocated,
+      action: ACTION.Allocate,
+      note,
+    });
+    if (pod) this.emit({ regarding: referenceTo(pod, 'v1', 'Pod'), type: 'Normal', reason: REASON.Allocated, action: ACTION.Allocate, note: `Claim ${claim.metadata.name ?? ''}: ${note}` });
+    this.log.info('allocated', { claim: `${ca.namespace}/${ca.name}`, uid: claim.metadata.uid, node: outcome.node, devices, explanation: outcome.explanation.full });
   }
 
   /** Forgets an allocation we did not manage to write, keeping the ledger equal to the API's view. */

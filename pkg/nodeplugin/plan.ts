@@ -4,7 +4,7 @@
 import { unhealthyTaintKey } from '../inventory/health.js';
 import { ATTR, CAPACITY, MIG_MEMORY_SLICES, gpuDeviceName, migDeviceName, qualify, sharedDeviceName } from '../api/devicemodel.js';
 import { Quantity } from '../cel/quantity.js';
-import type { Device, ResourceClaim } from '../api/resource.js';
+import type { Device, DeviceAllocationConfiguration, DeviceRequestAllocationResult, ResourceClaim } from '../api/resource.js';
 import type { DesiredSlice } from '../inventory/types.js';
 import type { CheckpointState, IntendedDevice, IntendedSharing } from './checkpoint.js';
 import { checkConfigForDevice, resolveDeviceConfig, sharingFor, type GpuConfig } from './gpu-config.js';
@@ -210,6 +210,101 @@ function strAttr(device: Device, driver: string, name: string): string | undefin
   return typeof v === 'string' ? v : undefined;
 }
 
+/** What planning one device needs: the driver, the inventory, and what is held so far. */
+interface DeviceContext {
+  readonly driver: string;
+  readonly inventory: InventorySnapshot;
+  readonly held: Occupancy[];
+}
+
+type Result = DeviceRequestAllocationResult;
+/** The common part of every planned device. */
+type Base = Pick<PlannedDevice, 'request' | 'poolName' | 'deviceName' | 'config'>;
+
+/** A whole GPU; an error sentence when it cannot be. */
+function planWhole(ctx: DeviceContext, r: Result, device: Device, base: Base): PlannedDevice | string {
+  const gpu = ctx.inventory.discovery.gpus.find((g) => g.uuid === strAttr(device, ctx.driver, ATTR.uuid));
+  if (!gpu || gpuDeviceName(gpu.minor) !== r.device) return `device ${r.device} does not match any GPU nvidia-smi reports`;
+  const problem = conflict(r.device, gpu, 'whole', ctx.held);
+  if (problem) return problem;
+  const sharing = sharingPlan(base.config, 'gpu');
+  ctx.held.push({ owner: 'another request of this claim', gpuUuid: gpu.uuid, deviceName: r.device, placement: 'whole' });
+  return { kind: 'gpu', ...base, gpu, ...(sharing ? { sharing } : {}) };
+}
+
+/** A share of a GPU, with the limits its consumed capacity gives. */
+function planShared(ctx: DeviceContext, r: Result, device: Device, base: Base): PlannedDevice | string {
+  const gpu = ctx.inventory.discovery.gpus.find((g) => g.uuid === strAttr(device, ctx.driver, ATTR.uuid));
+  if (!gpu || sharedDeviceName(gpu.minor) !== r.device) return `device ${r.device} does not match any GPU nvidia-smi reports`;
+  if (r.shareID === undefined || !SHARE_ID.test(r.shareID)) return `shared GPU ${r.device} was allocated without a valid share ID`;
+  const configProblem = checkConfigForDevice(base.config, 'shared', r.device);
+  if (configProblem) return configProblem;
+  const limits = shareLimits(ctx.driver, r.consumedCapacity, r.device);
+  if (typeof limits === 'string') return limits;
+  const how = sharingPlan(base.config, 'shared') ?? { strategy: 'MPS' };
+  // Time-slicing records the share too (for status and debugging); only MPS enforces it.
+  const sharing: SharingPlan = { ...how, ...limits };
+  const problem = conflict(r.device, gpu, 'shared', ctx.held, sharing);
+  if (problem) return problem;
+  ctx.held.push({ owner: 'another request of this claim', gpuUuid: gpu.uuid, deviceName: r.device, placement: 'shared', sharing });
+  return { kind: 'shared', ...base, gpu, shareId: r.shareID, sharing };
+}
+
+/** A MIG partition: one to create at its placement, or a pre-existing instance to hand over. */
+function planMig(ctx: DeviceContext, r: Result, device: Device, base: Base): PlannedDevice | string {
+  const { driver, inventory } = ctx;
+  const parentUuid = strAttr(device, driver, ATTR.parentUUID);
+  const profile = strAttr(device, driver, ATTR.profile);
+  const profileId = intAttr(device, driver, ATTR.profileID);
+  const start = intAttr(device, driver, ATTR.placementStart);
+  const size = intAttr(device, driver, ATTR.placementSize);
+  const gpu = inventory.discovery.gpus.find((g) => g.uuid === parentUuid);
+  if (!gpu) return `the parent GPU ${parentUuid ?? '(none)'} of device ${r.device} is not reported by nvidia-smi`;
+  if (profile === undefined || !PROFILE_NAME.test(profile)) return `device ${r.device} has MIG profile ${JSON.stringify(profile)}, which is not a profile name`;
+  if (profileId === undefined || profileId < 0 || profileId > 63) return `device ${r.device} has MIG profile ID ${String(profileId)} outside 0-63`;
+  if (start === undefined || size === undefined || start < 0 || size < 1 || start + size > MIG_MEMORY_SLICES) {
+    return `device ${r.device} has placement ${String(start)}:${String(size)} outside the ${MIG_MEMORY_SLICES} memory slices`;
+  }
+  if (migDeviceName(gpu.minor, profile, start) !== r.device) return `device ${r.device} does not match its own profile and placement attributes`;
+  const configProblem = checkConfigForDevice(base.config, 'mig', r.device);
+  if (configProblem) return configProblem;
+  const placement = { start, size };
+  const migSharing = sharingPlan(base.config, 'mig');
+  const shareMig = migSharing ? { sharing: migSharing } : {};
+  const preexisting = device.attributes?.[qualify(driver, ATTR.preexisting)]?.bool === true;
+  const problem = conflict(r.device, gpu, preexisting ? 'named' : placement, ctx.held);
+  if (problem) return problem;
+  ctx.held.push({ owner: 'another request of this claim', gpuUuid: gpu.uuid, deviceName: r.device, placement: preexisting ? 'named' : placement });
+  if (!preexisting) return { kind: 'mig', ...base, gpu, profile, profileId, placement, ...shareMig };
+  const uuid = strAttr(device, driver, ATTR.uuid);
+  const gi = inventory.discovery.gpuInstances.find((i) => i.gpuIndex === gpu.index && i.profileId === profileId && i.placement.start === start);
+  const ci = gi && inventory.discovery.computeInstances.find((c) => c.gpuIndex === gpu.index && c.gpuInstanceId === gi.instanceId);
+  if (uuid === undefined || !gi || !ci) return `the pre-existing MIG device ${r.device} is no longer there`;
+  if (migSharing && !MIG_UUID.test(uuid)) return `the pre-existing MIG device ${r.device} has UUID ${JSON.stringify(uuid.slice(0, 80))}, which cannot name an MPS daemon`;
+  return { kind: 'preexisting-mig', ...base, gpu, profile, profileId, placement, uuid, gpuInstanceId: gi.instanceId, computeInstanceId: ci.instanceId, ...shareMig };
+}
+
+/** One allocated device: checked against the inventory and its config, then planned by its type. */
+function planDevice(ctx: DeviceContext, r: Result, config: readonly DeviceAllocationConfiguration[] | undefined): PlannedDevice | string {
+  const { driver, inventory } = ctx;
+  if (!DNS_LABEL.test(r.device)) return `allocated device name ${JSON.stringify(r.device)} is not a DNS label`;
+  if (!REQUEST_NAME.test(r.request)) return `allocated request name ${JSON.stringify(r.request)} is not valid`;
+  if (r.adminAccess) return `device ${r.device}: adminAccess is not supported by ${driver}`;
+  const device = inventory.devices.get(r.device);
+  if (!device) return `device ${r.device} is not in the inventory this node publishes; the allocation is stale or names another node's device`;
+  // A tainted device was allocated before it failed; setting it up now would hand the pod a broken GPU.
+  const broken = device.taints?.find((t) => t.key === unhealthyTaintKey(driver));
+  if (broken) return `device ${r.device} is unhealthy (${broken.value ?? 'unhealthy'}); it is published with taint ${broken.key} and is not prepared for new pods`;
+  const configured = resolveDeviceConfig(driver, config, r);
+  if (!configured.ok) return configured.error;
+  const type = strAttr(device, driver, ATTR.type);
+  const base: Base = { request: r.request, poolName: r.pool, deviceName: r.device, config: configured.config };
+  if (type === 'gpu') return planWhole(ctx, r, device, base);
+  if (type === 'shared') return planShared(ctx, r, device, base);
+  if (type === 'mig') return planMig(ctx, r, device, base);
+  return `device ${r.device} has type ${JSON.stringify(type)}; expected "gpu", "shared" or "mig"`;
+}
+
 /**
  * Decides what prepare will do for one claim, or why it cannot. Pure: the
  * claim as read from the API, the inventory the node last published and what
@@ -234,84 +329,12 @@ export function planClaim(input: {
   if (!allocation) return fail('the claim is not allocated');
   const results = (allocation.devices?.results ?? []).filter((r) => r.driver === driver && r.pool === nodeName);
   if (results.length === 0) return fail(`the allocation has no device of driver ${driver} in pool ${nodeName}`);
-
-  const held: Occupancy[] = [...input.held];
+  const ctx: DeviceContext = { driver, inventory, held: [...input.held] };
   const devices: PlannedDevice[] = [];
   for (const r of results) {
-    if (!DNS_LABEL.test(r.device)) return fail(`allocated device name ${JSON.stringify(r.device)} is not a DNS label`);
-    if (!REQUEST_NAME.test(r.request)) return fail(`allocated request name ${JSON.stringify(r.request)} is not valid`);
-    if (r.adminAccess) return fail(`device ${r.device}: adminAccess is not supported by ${driver}`);
-    const device = inventory.devices.get(r.device);
-    if (!device) return fail(`device ${r.device} is not in the inventory this node publishes; the allocation is stale or names another node's device`);
-    // A tainted device was allocated before it failed; setting it up now would hand the pod a broken GPU.
-    const broken = device.taints?.find((t) => t.key === unhealthyTaintKey(driver));
-    if (broken) return fail(`device ${r.device} is unhealthy (${broken.value ?? 'unhealthy'}); it is published with taint ${broken.key} and is not prepared for new pods`);
-    const configured = resolveDeviceConfig(driver, allocation.devices?.config, r);
-    if (!configured.ok) return fail(configured.error);
-    const type = strAttr(device, driver, ATTR.type);
-    const base = { request: r.request, poolName: r.pool, deviceName: r.device, config: configured.config };
-    if (type === 'gpu') {
-      const uuid = strAttr(device, driver, ATTR.uuid);
-      const gpu = inventory.discovery.gpus.find((g) => g.uuid === uuid);
-      if (!gpu || gpuDeviceName(gpu.minor) !== r.device) return fail(`device ${r.device} does not match any GPU nvidia-smi reports`);
-      const problem = conflict(r.device, gpu, 'whole', held);
-      if (problem) return fail(problem);
-      const sharing = sharingPlan(configured.config, 'gpu');
-      devices.push({ kind: 'gpu', ...base, gpu, ...(sharing ? { sharing } : {}) });
-      held.push({ owner: 'another request of this claim', gpuUuid: gpu.uuid, deviceName: r.device, placement: 'whole' });
-      continue;
-    }
-    if (type === 'shared') {
-      const uuid = strAttr(device, driver, ATTR.uuid);
-      const gpu = inventory.discovery.gpus.find((g) => g.uuid === uuid);
-      if (!gpu || sharedDeviceName(gpu.minor) !== r.device) return fail(`device ${r.device} does not match any GPU nvidia-smi reports`);
-      if (r.shareID === undefined || !SHARE_ID.test(r.shareID)) return fail(`shared GPU ${r.device} was allocated without a valid share ID`);
-      const configProblem = checkConfigForDevice(configured.config, 'shared', r.device);
-      if (configProblem) return fail(configProblem);
-      const limits = shareLimits(driver, r.consumedCapacity, r.device);
-      if (typeof limits === 'string') return fail(limits);
-      const how = sharingPlan(configured.config, 'shared') ?? { strategy: 'MPS' };
-      // Time-slicing records the share too (for status and debugging); only MPS enforces it.
-      const sharing: SharingPlan = { ...how, ...limits };
-      const problem = conflict(r.device, gpu, 'shared', held, sharing);
-      if (problem) return fail(problem);
-      devices.push({ kind: 'shared', ...base, gpu, shareId: r.shareID, sharing });
-      held.push({ owner: 'another request of this claim', gpuUuid: gpu.uuid, deviceName: r.device, placement: 'shared', sharing });
-      continue;
-    }
-    if (type !== 'mig') return fail(`device ${r.device} has type ${JSON.stringify(type)}; expected "gpu", "shared" or "mig"`);
-    const parentUuid = strAttr(device, driver, ATTR.parentUUID);
-    const profile = strAttr(device, driver, ATTR.profile);
-    const profileId = intAttr(device, driver, ATTR.profileID);
-    const start = intAttr(device, driver, ATTR.placementStart);
-    const size = intAttr(device, driver, ATTR.placementSize);
-    const gpu = inventory.discovery.gpus.find((g) => g.uuid === parentUuid);
-    if (!gpu) return fail(`the parent GPU ${parentUuid ?? '(none)'} of device ${r.device} is not reported by nvidia-smi`);
-    if (profile === undefined || !PROFILE_NAME.test(profile)) return fail(`device ${r.device} has MIG profile ${JSON.stringify(profile)}, which is not a profile name`);
-    if (profileId === undefined || profileId < 0 || profileId > 63) return fail(`device ${r.device} has MIG profile ID ${String(profileId)} outside 0-63`);
-    if (start === undefined || size === undefined || start < 0 || size < 1 || start + size > MIG_MEMORY_SLICES) {
-      return fail(`device ${r.device} has placement ${String(start)}:${String(size)} outside the ${MIG_MEMORY_SLICES} memory slices`);
-    }
-    if (migDeviceName(gpu.minor, profile, start) !== r.device) return fail(`device ${r.device} does not match its own profile and placement attributes`);
-    const configProblem = checkConfigForDevice(configured.config, 'mig', r.device);
-    if (configProblem) return fail(configProblem);
-    const placement = { start, size };
-    const migSharing = sharingPlan(configured.config, 'mig');
-    const shareMig = migSharing ? { sharing: migSharing } : {};
-    const preexisting = device.attributes?.[qualify(driver, ATTR.preexisting)]?.bool === true;
-    const problem = conflict(r.device, gpu, preexisting ? 'named' : placement, held);
-    if (problem) return fail(problem);
-    held.push({ owner: 'another request of this claim', gpuUuid: gpu.uuid, deviceName: r.device, placement: preexisting ? 'named' : placement });
-    if (preexisting) {
-      const uuid = strAttr(device, driver, ATTR.uuid);
-      const gi = inventory.discovery.gpuInstances.find((i) => i.gpuIndex === gpu.index && i.profileId === profileId && i.placement.start === start);
-      const ci = gi && inventory.discovery.computeInstances.find((c) => c.gpuIndex === gpu.index && c.gpuInstanceId === gi.instanceId);
-      if (uuid === undefined || !gi || !ci) return fail(`the pre-existing MIG device ${r.device} is no longer there`);
-      if (migSharing && !MIG_UUID.test(uuid)) return fail(`the pre-existing MIG device ${r.device} has UUID ${JSON.stringify(uuid.slice(0, 80))}, which cannot name an MPS daemon`);
-      devices.push({ kind: 'preexisting-mig', ...base, gpu, profile, profileId, placement, uuid, gpuInstanceId: gi.instanceId, computeInstanceId: ci.instanceId, ...shareMig });
-      continue;
-    }
-    devices.push({ kind: 'mig', ...base, gpu, profile, profileId, placement, ...shareMig });
+    const planned = planDevice(ctx, r, allocation.devices?.config);
+    if (typeof planned === 'string') return fail(planned);
+    devices.push(planned);
   }
   return { ok: true, devices };
 }
