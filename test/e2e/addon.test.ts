@@ -4,7 +4,7 @@
 import { join } from 'node:path';
 import { describeCluster, adminKubeconfig, clusterDir, eventually, kubectl, useNamespace } from '../support/cluster.js';
 import { ADDON_NAMESPACE, Component, applyServerSide, controllerProcess, nodeBoundKubeconfig, renderManifests, webhookToUrl } from '../support/addon.js';
-import { gpuSlice } from '../support/fleet.js';
+import { wholeGpuSlice } from '../support/fleet.js';
 import { createFakeNode, freePort, writeServiceAccountKubeconfig } from '../../pkg/cluster/controlplane.js';
 import { Kube } from '../../pkg/k8s/resources.js';
 import { KubeApiError } from '../../pkg/k8s/client.js';
@@ -53,11 +53,11 @@ describeCluster('the add-on installed from manifests/', () => {
     const plugin = Kube.fromFile(kcA);
     try {
       const own = new SlicePublisher(plugin, { driver: DRIVER, nodeName: nodeA });
-      const slice = gpuSlice(DRIVER, nodeA, [{ product: 'NVIDIA H100 80GB HBM3', memoryGi: 80 }]);
+      const slice = await wholeGpuSlice(DRIVER, nodeA, 'H100-80GB', 1);
       const res = await own.publish([{ name: slice.metadata.name!, spec: slice.spec }]);
       expect(res).toMatchObject({ changed: true, created: 1 });
 
-      const other = gpuSlice(DRIVER, nodeB, [{ product: 'NVIDIA H100 80GB HBM3', memoryGi: 80 }]);
+      const other = await wholeGpuSlice(DRIVER, nodeB, 'H100-80GB', 1);
       // The API server loads a new admission policy asynchronously: wait until it is in force.
       await eventually(
         'the ResourceSlice policy to be in force',
@@ -77,7 +77,7 @@ describeCluster('the add-on installed from manifests/', () => {
 
       // Its own node name, but another node's pool: with a huge generation this used
       // to make node B's devices vanish and send claims to the attacker's node.
-      const hijack = gpuSlice(DRIVER, nodeA, [{ product: 'NVIDIA H100 80GB HBM3', memoryGi: 80 }]);
+      const hijack = await wholeGpuSlice(DRIVER, nodeA, 'H100-80GB', 1);
       hijack.metadata.name = `${nodeA}-hijack`;
       hijack.spec.pool = { name: nodeB, generation: 1_000_000, resourceSliceCount: 1 };
       const errPool = (await plugin.resourceSlices.create(hijack).catch((e: unknown) => e)) as KubeApiError;
@@ -90,7 +90,7 @@ describeCluster('the add-on installed from manifests/', () => {
       expect(errMove).toBeInstanceOf(KubeApiError);
       expect([403, 422]).toContain(errMove.code);
 
-      const foreign = gpuSlice('other.example.com', nodeA, [{ product: 'x', memoryGi: 1 }]);
+      const foreign = await wholeGpuSlice('other.example.com', nodeA, 'H100-80GB', 1);
       const err2 = (await plugin.resourceSlices.create(foreign).catch((e: unknown) => e)) as KubeApiError;
       expect(err2.code).toBe(403);
       expect(err2.message).toContain('may only write ResourceSlices of driver gpu.cascade.dev');
@@ -120,7 +120,7 @@ describeCluster('the add-on installed from manifests/', () => {
 
       // A token that is not bound to a pod on a node is refused outright.
       const unbound = Kube.fromFile(await writeServiceAccountKubeconfig(adminKubeconfig(), ADDON_NAMESPACE, 'cascade-node-plugin', join(clusterDir(), 'plugin-unbound.kubeconfig')));
-      const err4 = (await unbound.resourceSlices.create(gpuSlice(DRIVER, nodeA, [])).catch((e: unknown) => e)) as KubeApiError;
+      const err4 = (await unbound.resourceSlices.create(await wholeGpuSlice(DRIVER, nodeA, 'H100-80GB', 1)).catch((e: unknown) => e)) as KubeApiError;
       unbound.close();
       expect(err4.code).toBe(403);
       expect(err4.message).toContain('not bound to a pod on a node');

@@ -4,7 +4,7 @@
 import { join } from 'node:path';
 import { describeCluster, adminKubeconfig, clusterDir, eventually, useNamespace } from '../support/cluster.js';
 import { ADDON_NAMESPACE, applyServerSide, controllerProcess, nodeBoundKubeconfig, renderManifests, webhookToUrl, type Component } from '../support/addon.js';
-import { gpuSlice } from '../support/fleet.js';
+import { wholeGpuSlice } from '../support/fleet.js';
 import { createFakeNode, freePort, writeServiceAccountKubeconfig } from '../../pkg/cluster/controlplane.js';
 import { Kube } from '../../pkg/k8s/resources.js';
 import { SlicePublisher } from '../../pkg/publish/publisher.js';
@@ -29,11 +29,7 @@ describeCluster('churn with controller crashes', () => {
     for (const n of nodes) {
       await createFakeNode(ns.kube, n);
       const plugin = Kube.fromFile(await nodeBoundKubeconfig(ns.kube, 'cascade-node-plugin', n, join(clusterDir(), `churn-plugin-${n}.kubeconfig`)));
-      const s = gpuSlice(
-        DRIVER,
-        n,
-        Array.from({ length: 4 }, () => ({ product: 'NVIDIA H100 80GB HBM3', memoryGi: 80, nvlinkDomain: n })),
-      );
+      const s = await wholeGpuSlice(DRIVER, n, 'H100-80GB', 4);
       await new SlicePublisher(plugin, { driver: DRIVER, nodeName: n }).publish([{ name: s.metadata.name!, spec: s.spec }]);
       plugin.close();
     }

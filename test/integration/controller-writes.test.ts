@@ -4,7 +4,7 @@
 // the pod, the gate's removal and its Event. Nothing else is written.
 import { randomBytes } from 'node:crypto';
 import { describeCluster, useNamespace, eventually, adminKubeconfig } from '../support/cluster.js';
-import { deviceClasses, gpuSlice } from '../support/fleet.js';
+import { deviceClasses, wholeGpuSlice } from '../support/fleet.js';
 import { createFakeNode } from '../../pkg/cluster/controlplane.js';
 import { Controller } from '../../pkg/controller/controller.js';
 import { KubeClient, type RequestOptions } from '../../pkg/k8s/client.js';
@@ -48,12 +48,7 @@ describeCluster("the controller's API writes", () => {
   beforeAll(async () => {
     await createFakeNode(ns.kube, node, { cpu: '16', memory: '64Gi' });
     for (const dc of deviceClasses(driver)) await ns.kube.deviceClasses.create(dc);
-    await ns.kube.resourceSlices.create(
-      gpuSlice(driver, node, [
-        { product: 'NVIDIA H100 80GB HBM3', memoryGi: 80 },
-        { product: 'NVIDIA H100 80GB HBM3', memoryGi: 80 },
-      ]),
-    );
+    await ns.kube.resourceSlices.create(await wholeGpuSlice(driver, node, 'H100-80GB', 2));
     const kc = new KubeConfig();
     kc.loadFromFile(adminKubeconfig());
     client = new RecordingClient(kc);

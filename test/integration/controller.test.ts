@@ -3,7 +3,7 @@
 // the pod to the allocated node, explains failures, and frees devices again.
 import { randomBytes } from 'node:crypto';
 import { describeCluster, useNamespace, kubectl, eventually, adminKubeconfig } from '../support/cluster.js';
-import { deviceClasses, gpuSlice } from '../support/fleet.js';
+import { deviceClasses, wholeGpuSlice } from '../support/fleet.js';
 import { createFakeNode, freePort } from '../../pkg/cluster/controlplane.js';
 import { runController, type RunningController } from '../../pkg/controller/run.js';
 import { MUTATING_WEBHOOK_CONFIGURATIONS } from '../../pkg/controller/webhook.js';
@@ -24,13 +24,8 @@ describeCluster('the controller', () => {
     await createFakeNode(kube, nodeA, { cpu: '16', memory: '64Gi' });
     await createFakeNode(kube, nodeB, { cpu: '16', memory: '64Gi' });
     for (const dc of deviceClasses(driver)) await kube.deviceClasses.create(dc);
-    await kube.resourceSlices.create(gpuSlice(driver, nodeA, [{ product: 'NVIDIA H100 80GB HBM3', memoryGi: 80 }]));
-    await kube.resourceSlices.create(
-      gpuSlice(driver, nodeB, [
-        { product: 'NVIDIA A100-SXM4-40GB', memoryGi: 40, nvlinkDomain: 'b' },
-        { product: 'NVIDIA A100-SXM4-40GB', memoryGi: 40, nvlinkDomain: 'b' },
-      ]),
-    );
+    await kube.resourceSlices.create(await wholeGpuSlice(driver, nodeA, 'H100-80GB', 1));
+    await kube.resourceSlices.create(await wholeGpuSlice(driver, nodeB, 'A100-SXM4-40GB', 2));
     const port = await freePort();
     await kube.api(MUTATING_WEBHOOK_CONFIGURATIONS).create({
       metadata: { name: `cascade-gate-${tag}` },

@@ -187,7 +187,7 @@ describeCluster('shared GPUs on the node', () => {
     // Time-slicing is set per GPU, so a partition refuses it, saying why.
     const t = await allocatedClaim(ns.kube, ns.name, 'mig-slice', driver, node, ['gpu-4-mig-1g-10gb-0'], { strategy: 'TimeSlicing' });
     const rt = (await kubelet.prepare([refOf(t)])).get(t.metadata.uid ?? '');
-    expect(rt?.error).toMatch(/^claim .*mig-slice.*"TimeSlicing" is not supported on MIG device gpu-4-mig-1g-10gb-0: nvidia-smi sets a time slice for a whole GPU/);
+    expect(rt?.error).toMatch(/^InvalidAllocation: claim .*mig-slice.*"TimeSlicing" is not supported on MIG device gpu-4-mig-1g-10gb-0: nvidia-smi sets a time slice for a whole GPU/);
   });
 
   it("fails a share whose MPS daemon cannot start with a message naming the claim, the GPU and the daemon's words, and leaves nothing behind", async () => {
@@ -201,7 +201,7 @@ describeCluster('shared GPUs on the node', () => {
       const c = await shareClaim(ns.kube, 'no-daemon', 'gpu-2-shared', '8Gi', '25');
       const r = (await kubelet.prepare([refOf(c)])).get(c.metadata.uid ?? '');
       expect(r?.error).toMatch(
-        /^claim .*no-daemon .*: cannot start MPS on gpu-2 for device gpu-2-shared: cannot start the MPS control daemon for GPU-[0-9a-f-]+: Cannot start MPS control daemon: simulated failure/,
+        /^SharingFailed: claim .*no-daemon .*: cannot start MPS on gpu-2 for device gpu-2-shared: cannot start the MPS control daemon for GPU-[0-9a-f-]+: Cannot start MPS control daemon: simulated failure/,
       );
       expect(liveDaemons(mpsRoot()).size).toBe(0);
       expect(existsSync(join(dirs.cdiRoot, cdiSpecFileName(driver, c.metadata.uid ?? '')))).toBe(false);

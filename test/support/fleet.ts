@@ -1,35 +1,19 @@
-// Small hand-built fleets for controller tests: whole GPUs on fake nodes,
-// published as ResourceSlices in Cascade's device model.
+// Fleets for controller tests, built the way the node plugin publishes them:
+// the simulator's nvidia-smi, the real parser and pkg/inventory.
 import type { DeviceClass, ResourceSlice } from '../../pkg/api/resource.js';
-import { ATTR, qualify } from '../../pkg/api/devicemodel.js';
 import { cascadeDeviceClasses } from '../../pkg/api/deviceclasses.js';
+import { fleetNode, simulatedFleetSlices } from '../../hack/fake-nvidia-smi/fleet.js';
 
-export interface FakeGpu {
-  readonly product: string;
-  readonly memoryGi: number;
-  readonly nvlinkDomain?: string;
-}
-
-export function gpuSlice(driver: string, node: string, gpus: readonly FakeGpu[]): ResourceSlice {
-  return {
-    metadata: { name: `${node}-${driver.replace(/\./g, '-')}-0` },
-    spec: {
-      driver,
-      nodeName: node,
-      pool: { name: node, generation: 1, resourceSliceCount: 1 },
-      devices: gpus.map((g, i) => ({
-        name: `gpu-${i}`,
-        attributes: {
-          [qualify(driver, ATTR.type)]: { string: 'gpu' },
-          [qualify(driver, ATTR.productName)]: { string: g.product },
-          [qualify(driver, ATTR.index)]: { int: i },
-          [qualify(driver, ATTR.uuid)]: { string: `GPU-${node}-${i}` },
-          ...(g.nvlinkDomain ? { [qualify(driver, ATTR.nvlinkDomain)]: { string: g.nvlinkDomain } } : {}),
-        },
-        capacity: { [qualify(driver, 'memory')]: { value: `${g.memoryGi}Gi` } },
-      })),
-    },
-  };
+/**
+ * The one slice a node with `count` GPUs of a catalog model publishes when it
+ * offers them whole only (`--dynamic-mig=false`, no sharing), all on one NVLink
+ * domain (named after the node), as the node plugin would.
+ */
+export async function wholeGpuSlice(driver: string, node: string, model: string, count: number): Promise<ResourceSlice> {
+  const slices = await simulatedFleetSlices([fleetNode(node, model, count, { mig: 'whole', sharing: false })], { driver });
+  const only = slices[0];
+  if (slices.length !== 1 || !only) throw new Error(`expected one slice for ${node}, got ${slices.length}`);
+  return only;
 }
 
 /** gpu.<driver>, mig.<driver> and shared.<driver> classes, as the add-on installs them. */

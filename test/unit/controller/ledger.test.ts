@@ -1,10 +1,10 @@
 // The controller's ledger: devices stay held while our allocation is being
 // written, come free when the claim goes or we release it, and a pod's cpu
 // leaves its node's figures exactly once.
-import type { ResourceClaim } from '../../../pkg/api/resource.js';
+import type { ResourceClaim, ResourceSlice } from '../../../pkg/api/resource.js';
 import { Ledger, type FleetView } from '../../../pkg/controller/ledger.js';
 import type { Node, Pod } from '../../../pkg/k8s/types.js';
-import { deviceClasses, gpuSlice } from '../../support/fleet.js';
+import { deviceClasses, wholeGpuSlice } from '../../support/fleet.js';
 
 const DRIVER = 'gpu.cascade.dev';
 const GPU_CLASS = `gpu.${DRIVER}`;
@@ -25,15 +25,15 @@ function pod(name: string, uid: string, cpu: string, nodeName?: string): Pod {
   return { metadata: { name, namespace: 'ns', uid }, spec: { ...(nodeName ? { nodeName } : {}), containers: [{ name: 'c', image: 'x', resources: { requests: { cpu } } }] } };
 }
 
+let fleetSlice: ResourceSlice;
+beforeAll(async () => {
+  fleetSlice = await wholeGpuSlice(DRIVER, 'n1', 'H100-80GB', 2);
+});
+
 function world(): { fleet: FleetView; claims: ResourceClaim[]; pods: Pod[] } {
   const w = { claims: [] as ResourceClaim[], pods: [] as Pod[], fleet: undefined as unknown as FleetView };
   w.fleet = {
-    slices: () => [
-      gpuSlice(DRIVER, 'n1', [
-        { product: 'H100', memoryGi: 80 },
-        { product: 'H100', memoryGi: 80 },
-      ]),
-    ],
+    slices: () => [fleetSlice],
     classes: () => deviceClasses(DRIVER),
     nodes: () => [node('n1', '8')],
     namespaces: () => [],
