@@ -68,7 +68,7 @@ interface TraceNode extends SimulatedNode {
   readonly cpu: number;
 }
 
-function traceFleet(): TraceNode[] {
+export function traceFleet(): TraceNode[] {
   const gpus = (model: string, n: number, mig?: 'Disabled'): FakeConfig => ({
     driverVersion: '580.105.08',
     cudaVersion: '13.0',
@@ -93,6 +93,8 @@ interface Pod {
   /** GPUs it asks for (a share: gpu_milli / 1000). */
   readonly gpus: number;
   readonly cpuMilli: number;
+  /** A share's gpu_milli; undefined for whole GPUs. */
+  readonly milli?: number;
 }
 
 function request(kind: 'share' | 'whole', arg: number): DeviceRequest {
@@ -103,7 +105,7 @@ function request(kind: 'share' | 'whole', arg: number): DeviceRequest {
 }
 
 /** Pods drawn from the trace's shape distribution until their demand reaches `upTo` GPUs. */
-function podStream(upTo: number, seed: number): Pod[] {
+export function podStream(upTo: number, seed: number): Pod[] {
   const rand = seededRandom(seed);
   const shapes: { w: number; make: (i: number) => Pod }[] = [];
   const claim = (i: number, r: DeviceRequest): ResourceClaim => ({ metadata: { name: `pod-${i}`, namespace: 'trace', uid: `uid-${i}` }, spec: { devices: { requests: [r] } } });
@@ -111,7 +113,7 @@ function podStream(upTo: number, seed: number): Pod[] {
     const share = k === 1 && milli < 1000;
     shapes.push({
       w: n,
-      make: (i) => ({ claim: claim(i, share ? request('share', milli) : request('whole', k)), kind: share ? 'share' : k === 1 ? '1 GPU' : `${k} GPUs`, gpus: share ? milli / 1000 : k, cpuMilli }),
+      make: (i) => ({ claim: claim(i, share ? request('share', milli) : request('whole', k)), kind: share ? 'share' : k === 1 ? '1 GPU' : `${k} GPUs`, gpus: share ? milli / 1000 : k, cpuMilli, ...(share ? { milli } : {}) }),
     });
   }
   const total = shapes.reduce((s, x) => s + x.w, 0);
@@ -126,6 +128,45 @@ function podStream(upTo: number, seed: number): Pod[] {
     demand += pod.gpus;
   }
   return out;
+}
+
+/**
+ * What packing the shares alone must waste, in GPUs: with every share of the
+ * stream known in advance and CPU ignored, (a) what best-fit decreasing leaves
+ * unused on the GPUs it fills, an offline packing no online policy is expected
+ * to beat, and (b) Martello and Toth's L2 lower bound, which no packing can beat:
+ * every share above half a GPU needs a GPU of its own, and the rest cannot take
+ * less than their total beyond the room those leave them. At 100% arrival the
+ * demand equals the fleet, so a policy's unallocated capacity is at least (b).
+ */
+export function shareWasteBounds(millis: readonly number[]): { readonly offline: number; readonly lower: number } {
+  const items = [...millis].sort((a, b) => b - a);
+  const total = items.reduce((x, m) => x + m, 0);
+  // Best-fit decreasing: each share on the fullest GPU it fits on.
+  const bins: number[] = [];
+  for (const m of items) {
+    let best = -1;
+    for (let i = 0; i < bins.length; i++) if ((bins[i] ?? 0) + m <= 1000 && (best < 0 || (bins[i] ?? 0) > (bins[best] ?? 0))) best = i;
+    if (best < 0) bins.push(m);
+    else bins[best] = (bins[best] ?? 0) + m;
+  }
+  let lower = 0;
+  for (const k of new Set([0, ...items])) {
+    if (k > 500) continue;
+    let own = 0;
+    let mid = 0;
+    let midSum = 0;
+    let small = 0;
+    for (const m of items) {
+      if (m > 1000 - k) own++;
+      else if (m > 500) {
+        mid++;
+        midSum += m;
+      } else if (m >= k) small += m;
+    }
+    lower = Math.max(lower, own + mid + Math.max(0, Math.ceil((small - (mid * 1000 - midSum)) / 1000)));
+  }
+  return { offline: bins.length - total / 1000, lower: lower - total / 1000 };
 }
 
 interface Point {
@@ -153,11 +194,12 @@ function percentile(sorted: readonly number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? 0;
 }
 
-function runPolicy(policy: PolicyName, slices: readonly ResourceSlice[], nodes: readonly NodeFacts[] | undefined, capacity: number, pods: readonly Pod[], seed: number): PolicyResult {
+function runPolicy(policy: PolicyName, slices: readonly ResourceSlice[], nodes: readonly NodeFacts[] | undefined, capacity: number, pods: readonly Pod[], seed: number, opts: { readonly compare?: number; readonly departures: boolean }): PolicyResult {
+  const { compare } = opts;
   const snapshot = { slices, classes: cascadeDeviceClasses(D), ...(nodes ? { nodes } : {}) };
   const podOf = (p: Pod): { pod?: PodFacts } => (nodes ? { pod: { cpu: `${p.cpuMilli}m` } } : {});
   const built = performance.now();
-  const allocator = new Allocator(snapshot, { policy });
+  const allocator = new Allocator(snapshot, { policy, ...(compare ? { nodesToCompare: compare } : {}) });
   const buildMs = performance.now() - built;
   const points: Point[] = [];
   const failures: Record<string, number> = {};
@@ -190,12 +232,12 @@ function runPolicy(policy: PolicyName, slices: readonly ResourceSlice[], nodes: 
   // picked at random leave until the pod would bring the load to at most LOAD of the
   // fleet's GPUs, so every policy runs at the same offered load and a failure means
   // the free capacity was there but in pieces the pod could not use.
-  const fresh = new Allocator(snapshot, { policy });
+  const fresh = new Allocator(snapshot, { policy, ...(compare ? { nodesToCompare: compare } : {}) });
   const rand = seededRandom(seed + 7);
   const running: { gpus: number; cpuMilli: number; devices: ReturnType<Allocator['allocate']> }[] = [];
   let load = 0;
   let depFailures = 0;
-  const rounds = pods.length * 2;
+  const rounds = opts.departures ? pods.length * 2 : 0;
   for (let i = 0; i < rounds; i++) {
     const pod = pods[i % pods.length];
     if (pod === undefined) break;
@@ -234,6 +276,7 @@ export async function runSharingBench(argv: readonly string[]): Promise<void> {
   const policyAt = argv.indexOf('--policy');
   const only = policyAt >= 0 ? argv[policyAt + 1] : undefined;
   const policies: PolicyName[] = only === 'cascade' || only === 'first-fit' || only === 'best-fit' ? [only] : ['first-fit', 'best-fit', 'cascade'];
+  const departures = !argv.includes('--no-departures');
   const nodes = traceFleet();
   const withCpu = !argv.includes('--no-cpu');
   const facts: NodeFacts[] | undefined = withCpu ? nodes.map((n) => ({ name: n.name, free: { cpu: String(n.cpu), memory: '1Ti' } })) : undefined;
@@ -247,7 +290,9 @@ export async function runSharingBench(argv: readonly string[]): Promise<void> {
     `sharing stream: ${nodes.length} nodes, ${capacity} GPUs, ${devices} devices in ${slices.length} slices built by pkg/inventory from simulated nvidia-smi in ${built.toFixed(1)} s; ` +
       `${pods.length} pods drawn from the openb trace's shapes (seed ${seed}), ${withCpu ? "with the trace's CPU per pod and node" : 'without CPU'}; node ${process.version}\n`,
   );
-  const results = policies.map((p) => runPolicy(p, slices, facts, capacity, pods, seed));
+  const compareAt = argv.indexOf('--compare');
+  const compare = compareAt >= 0 ? Number(argv[compareAt + 1]) : undefined;
+  const results = policies.map((p) => runPolicy(p, slices, facts, capacity, pods, seed, { ...(compare ? { compare } : {}), departures }));
   const w = 14;
   const row = (label: string, cells: readonly string[]): void => void process.stdout.write(`${label.padEnd(44)}${cells.map((c) => c.padStart(w)).join('')}\n`);
   row(
@@ -306,6 +351,20 @@ export async function runSharingBench(argv: readonly string[]): Promise<void> {
   const at100 = (p: PolicyName): number | undefined => results.find((r) => r.policy === p)?.points[CHECKPOINTS.indexOf(1.0)]?.unallocated;
   const c = at100('cascade');
   const b = at100('best-fit');
-  if (c !== undefined && b !== undefined && b > 0)
-    process.stdout.write(`\nat 100% arrival Cascade leaves ${(c / b).toFixed(2)}x the unallocated GPU capacity best-fit leaves (target: at most 0.67x)\n`);
+  const arrivedShares: number[] = [];
+  let arrivedGpus = 0;
+  for (const p of pods) {
+    if (arrivedGpus >= capacity) break;
+    arrivedGpus += p.gpus;
+    if (p.milli !== undefined) arrivedShares.push(p.milli);
+  }
+  const bounds = shareWasteBounds(arrivedShares);
+  process.stdout.write(
+    `\npacking the ${arrivedShares.length} shares that arrived by 100%, all known in advance and CPU ignored: best-fit decreasing leaves ${bounds.offline.toFixed(1)} GPUs unused on the GPUs it fills; ` +
+      `no packing can leave less than ${bounds.lower.toFixed(1)} (Martello-Toth L2)\n`,
+  );
+  if (c !== undefined && b !== undefined && b > 0) {
+    process.stdout.write(`at 100% arrival Cascade leaves ${(c / b).toFixed(2)}x the unallocated GPU capacity best-fit leaves (target: at most 0.67x; the offline packing alone is ${(bounds.offline / b).toFixed(2)}x, the lower bound ${(bounds.lower / b).toFixed(2)}x)\n`);
+    if (b > bounds.offline) process.stdout.write(`beyond the offline packing's waste, Cascade leaves ${((c - bounds.offline) / (b - bounds.offline)).toFixed(2)}x what best-fit leaves\n`);
+  }
 }

@@ -182,17 +182,14 @@ export function contentionCost(ctx: PolicyContext, d: number, own: number): numb
   return W_CONTENTION * cost;
 }
 
-/** Mean free share of a shareable device's capacities for a left-over vector (milli-units). */
+/** Free share of a shareable device for a left-over vector: the room left in its fullest capacity (0..1). */
 function freeShare(values: Float64Array, left: Float64Array): number {
-  let s = 0;
-  let n = 0;
+  let s = Infinity;
   for (let k = 0; k < values.length; k++) {
     const v = values[k] ?? 0;
-    if (v <= 0) continue;
-    s += Math.max(0, left[k] ?? 0) / v;
-    n++;
+    if (v > 0) s = Math.min(s, Math.max(0, left[k] ?? 0) / v);
   }
-  return n === 0 ? 0 : s / n;
+  return s === Infinity ? 0 : s;
 }
 
 function fitsIn(left: Float64Array, amounts: Float64Array): boolean {
@@ -260,7 +257,7 @@ function shareDemand(ctx: PolicyContext, plan: SearchPlan, d: number): CapacityD
 
 /**
  * Free share of a shareable device left after one more allocation of this
- * request (best fit's measure); Infinity when it does not fit. No allocation:
+ * request, in its fullest capacity (best fit's measure); Infinity when it does not fit. No allocation:
  * this runs for every shared GPU of every candidate node.
  */
 function leftAfter(ctx: PolicyContext, plan: SearchPlan, d: number, memo?: DemandMemo): number {
@@ -279,17 +276,14 @@ function leftAfter(ctx: PolicyContext, plan: SearchPlan, d: number, memo?: Deman
   if (layout === undefined || mine === undefined) return ctx.state.unitFree(d) ? 1 : 0;
   const used = ctx.state.capUsed[d];
   const values = layout.values;
-  let s = 0;
-  let n = 0;
+  let s = Infinity;
   for (let k = 0; k < values.length; k++) {
     const v = values[k] ?? 0;
     const rest = v - (used?.[k] ?? 0) - (mine.amounts[k] ?? 0);
     if (rest < 0) return Infinity;
-    if (v <= 0) continue;
-    s += rest / v;
-    n++;
+    if (v > 0) s = Math.min(s, rest / v);
   }
-  return n === 0 ? 0 : s / n;
+  return s === Infinity ? 0 : s;
 }
 
 /** The least free share any of a node's shared GPUs would keep after this request; Infinity when none has room. */
