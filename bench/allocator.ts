@@ -223,6 +223,8 @@ interface Figures {
   /** Claims offered and allocated per kind; for firstAvailable kinds also per chosen entry. */
   offered: Record<string, number>;
   byKind: Record<string, number>;
+  /** The three slowest decisions: claim number, kind, milliseconds. */
+  slowest: { at: number; kind: string; ms: number }[];
 }
 
 function percentile(sorted: Float64Array, p: number): number {
@@ -357,8 +359,13 @@ function run(policy: PolicyName, stream: StreamName, nodes: readonly SimulatedNo
   });
   // maxRSS is the true peak of this process (in KiB), sampling only a lower bound.
   rss = Math.max(rss, process.memoryUsage().rss, process.resourceUsage().maxRSS * 1024);
+  const slowest = [...lat.keys()]
+    .sort((a, b) => (lat[b] ?? 0) - (lat[a] ?? 0))
+    .slice(0, 3)
+    .map((at) => ({ at, kind: claims[at]?.kind ?? '?', ms: lat[at] ?? 0 }));
   lat.sort();
   return {
+    slowest,
     policy,
     stream,
     departures,
@@ -413,6 +420,13 @@ function table(flags: Flags, stream: StreamName, results: readonly Figures[]): v
     ['p50 decision (ms)', (f) => f.p50.toFixed(3)],
     ['p99 decision (ms)', (f) => f.p99.toFixed(3)],
     ['max decision (ms)', (f) => f.max.toFixed(1)],
+    ...[0, 1, 2].map((k): [string, (f: Figures) => string] => [
+      k === 0 ? 'slowest decisions: claim # kind (ms)' : '',
+      (f) => {
+        const x = f.slowest[k];
+        return x === undefined ? '' : `#${x.at} ${x.kind} (${x.ms.toFixed(0)})`;
+      },
+    ]),
     ['peak RSS (MiB)', (f) => f.rssMiB.toFixed(0)],
     ['claims allocated', (f) => `${f.allocated}/${flags.claims}`],
     ['GPU units allocated (sum of claim sizes)', (f) => f.unitsAllocated.toFixed(0)],

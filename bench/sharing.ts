@@ -113,7 +113,13 @@ export function podStream(upTo: number, seed: number): Pod[] {
     const share = k === 1 && milli < 1000;
     shapes.push({
       w: n,
-      make: (i) => ({ claim: claim(i, share ? request('share', milli) : request('whole', k)), kind: share ? 'share' : k === 1 ? '1 GPU' : `${k} GPUs`, gpus: share ? milli / 1000 : k, cpuMilli, ...(share ? { milli } : {}) }),
+      make: (i) => ({
+        claim: claim(i, share ? request('share', milli) : request('whole', k)),
+        kind: share ? 'share' : k === 1 ? '1 GPU' : `${k} GPUs`,
+        gpus: share ? milli / 1000 : k,
+        cpuMilli,
+        ...(share ? { milli } : {}),
+      }),
     });
   }
   const total = shapes.reduce((s, x) => s + x.w, 0);
@@ -194,7 +200,15 @@ function percentile(sorted: readonly number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? 0;
 }
 
-function runPolicy(policy: PolicyName, slices: readonly ResourceSlice[], nodes: readonly NodeFacts[] | undefined, capacity: number, pods: readonly Pod[], seed: number, opts: { readonly compare?: number; readonly departures: boolean }): PolicyResult {
+function runPolicy(
+  policy: PolicyName,
+  slices: readonly ResourceSlice[],
+  nodes: readonly NodeFacts[] | undefined,
+  capacity: number,
+  pods: readonly Pod[],
+  seed: number,
+  opts: { readonly compare?: number; readonly departures: boolean },
+): PolicyResult {
   const { compare } = opts;
   const snapshot = { slices, classes: cascadeDeviceClasses(D), ...(nodes ? { nodes } : {}) };
   const podOf = (p: Pod): { pod?: PodFacts } => (nodes ? { pod: { cpu: `${p.cpuMilli}m` } } : {});
@@ -364,7 +378,9 @@ export async function runSharingBench(argv: readonly string[]): Promise<void> {
       `no packing can leave less than ${bounds.lower.toFixed(1)} (Martello-Toth L2)\n`,
   );
   if (c !== undefined && b !== undefined && b > 0) {
-    process.stdout.write(`at 100% arrival Cascade leaves ${(c / b).toFixed(2)}x the unallocated GPU capacity best-fit leaves (target: at most 0.67x; the offline packing alone is ${(bounds.offline / b).toFixed(2)}x, the lower bound ${(bounds.lower / b).toFixed(2)}x)\n`);
+    process.stdout.write(
+      `at 100% arrival Cascade leaves ${(c / b).toFixed(2)}x the unallocated GPU capacity best-fit leaves (target: at most 0.67x; the offline packing alone is ${(bounds.offline / b).toFixed(2)}x, the lower bound ${(bounds.lower / b).toFixed(2)}x)\n`,
+    );
     if (b > bounds.offline) process.stdout.write(`beyond the offline packing's waste, Cascade leaves ${((c - bounds.offline) / (b - bounds.offline)).toFixed(2)}x what best-fit leaves\n`);
   }
 }

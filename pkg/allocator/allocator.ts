@@ -10,9 +10,9 @@ import { DemandModel } from './demand.js';
 import { diagnose, explainSuccess, protectedSentence, type AttemptNotes, type PriorUse } from './explain.js';
 import { SHARED, buildInventory, type Inventory } from './inventory.js';
 import { Matcher } from './match.js';
-import { nodeSelectorMatches, nodeTaintBlocks, quantityToNumber } from './nodes.js';
+import { nodeSelectorMatches, nodeTaintBlocks, quantityToNumber, type NodeRec } from './nodes.js';
 import { claimLabel, constraintApplies, planClaims, type AltPlan, type ClaimPlan, type RequestPlan } from './plan.js';
-import { makePolicy, type Pick, type PlacementPolicy, type PolicyContext, type Score, type SearchPlan } from './policy.js';
+import { makePolicy, preparePolicyIndexes, type Pick, type PlacementPolicy, type PolicyContext, type Score, type SearchPlan } from './policy.js';
 import { buildAllocation } from './result.js';
 import { refOfResult } from './snapshot.js';
 import { NodeSearch, sharedDeviceServes, type FailureNotes } from './search.js';
@@ -85,6 +85,7 @@ export class Allocator {
     // Each class's selectors run over the whole fleet once, here, rather than in the first
     // decision that names the class (on a large fleet that is most of a second).
     for (const c of snapshot.classes) if (c.metadata.name !== undefined) this.matcher.matchSet(c.metadata.name, undefined);
+    preparePolicyIndexes(this.inventory);
   }
 
   /** Marks devices of existing allocations as in use; returns those not found. */
@@ -174,15 +175,27 @@ export class Allocator {
     return { units, used, fragmentation: inUse === 0 ? 0 : partial / inUse };
   }
 
+  /** Nodes a pod without selectors, affinity or tolerations may use, as far as the fixed node facts say (built once). */
+  private baseline: NodeEligibility | undefined;
+
   private eligibleNodes(claims: readonly ClaimPlan[], pod: PodFacts | undefined): NodeEligibility {
-    const rejected = new Map<string, number>();
-    const reject = (why: string): void => void rejected.set(why, (rejected.get(why) ?? 0) + 1);
     const cpu = pod?.cpu !== undefined ? Quantity.parse(pod.cpu) : undefined;
     const mem = pod?.memory !== undefined ? Quantity.parse(pod.memory) : undefined;
     const cpuMilli = cpu === undefined ? 0 : Number(cpu.nanos / 1_000_000n);
     const memBytes = mem === undefined ? 0 : Number(mem.nanos / 1_000_000_000n);
+    const plain = pod?.nodeSelector === undefined && pod?.requiredNodeAffinity === undefined && (pod?.tolerations ?? []).length === 0 && !claims.some((c) => c.fixed?.nodeSelector !== undefined);
+    if (!plain) return this.nodesFor(this.inventory.nodes, new Map(), claims, pod, cpuMilli, memBytes);
+    // Most pods name no node constraints: only the free CPU and memory vary between decisions.
+    this.baseline ??= this.nodesFor(this.inventory.nodes, new Map(), [], undefined, 0, 0);
+    if (cpuMilli === 0 && memBytes === 0) return this.baseline;
+    const on = this.baseline.eligible.map((i) => this.inventory.nodes[i]).filter((n): n is NodeRec => n !== undefined);
+    return this.nodesFor(on, new Map(this.baseline.rejected), claims, pod, cpuMilli, memBytes);
+  }
+
+  private nodesFor(candidates: readonly NodeRec[], rejected: Map<string, number>, claims: readonly ClaimPlan[], pod: PodFacts | undefined, cpuMilli: number, memBytes: number): NodeEligibility {
+    const reject = (why: string): void => void rejected.set(why, (rejected.get(why) ?? 0) + 1);
     const eligible: number[] = [];
-    for (const n of this.inventory.nodes) {
+    for (const n of candidates) {
       if (n.unschedulable) {
         reject('unschedulable');
         continue;
@@ -288,14 +301,14 @@ export class Allocator {
    * request it fails the claim; for a firstAvailable entry it is that entry's
    * error, which counts only when no earlier entry fits.
    */
-  private withRuntimeErrors(r: RequestPlan, eligible: ReadonlySet<number>, fail: (error: string) => void): RequestPlan {
+  private withRuntimeErrors(r: RequestPlan, eligible: () => ReadonlySet<number>, fail: (error: string) => void): RequestPlan {
     let changed = false;
     const alternatives = r.alternatives.map((a) => {
       if (a.error !== undefined || a.set.runtimeErrors.size === 0) return a;
       let message: string | undefined;
       for (const [d, m] of a.set.runtimeErrors) {
         const node = this.inventory.devices[d]?.node;
-        if (node === SHARED || (node !== undefined && node >= 0 && eligible.has(node))) {
+        if (node === SHARED || (node !== undefined && node >= 0 && eligible().has(node))) {
           message = m;
           break;
         }
@@ -329,8 +342,11 @@ export class Allocator {
       const c = claims[r.claim];
       return c ? claimLabel(c.claim) : '?';
     };
-    const eligible = new Set(nodes.eligible);
-    const requests: RequestPlan[] = claims.flatMap((c) => (c.fixed === undefined ? c.requests : [])).map((r) => this.withRuntimeErrors(r, eligible, (e) => errors.push(`claim ${labelOf(r)}: ${e}`)));
+    let eligible: ReadonlySet<number> | undefined;
+    const eligibleSet = (): ReadonlySet<number> => (eligible ??= new Set(nodes.eligible));
+    const requests: RequestPlan[] = claims
+      .flatMap((c) => (c.fixed === undefined ? c.requests : []))
+      .map((r) => this.withRuntimeErrors(r, eligibleSet, (e) => errors.push(`claim ${labelOf(r)}: ${e}`)));
     const attempts: AttemptNotes = new Map();
     // A firstAvailable entry whose selector fails counts only when nothing before it was allocated:
     // it is left out of the search, and its error is reported if the claim fails.
@@ -348,6 +364,7 @@ export class Allocator {
         const w = 1 / (i + 1);
         pressure.demand[a.set.id] = (pressure.demand[a.set.id] ?? 0) + w;
         pressure.totalDemand += w;
+        pressure.version++;
       });
     }
     const sharedFree = this.sharedFreeCounts(requests.flatMap((r) => r.alternatives));

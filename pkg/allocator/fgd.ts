@@ -19,7 +19,7 @@ interface UnitIndex {
 
 const indexes = new WeakMap<Inventory, UnitIndex>();
 
-function unitIndex(inv: Inventory): UnitIndex {
+export function unitIndex(inv: Inventory): UnitIndex {
   let ix = indexes.get(inv);
   if (ix !== undefined) return ix;
   const shared = new Int32Array(inv.units.length).fill(-1);

@@ -120,6 +120,24 @@ class Attributes implements AttributeBag {
     const i = this.names.indexOf(name);
     return i < 0 ? undefined : this.values[i];
   }
+
+  /** The value at a slot found for this bag's name list (see attributeReader). */
+  static read(bag: Attributes, name: string, memo: { names: readonly string[] | undefined; slot: number }): string | undefined {
+    if (bag.names !== memo.names) {
+      memo.names = bag.names;
+      memo.slot = bag.names.indexOf(name);
+    }
+    return memo.slot < 0 ? undefined : bag.values[memo.slot];
+  }
+}
+
+/**
+ * Reads one attribute from many devices: devices of one model share their name
+ * list, so the name is looked up once per list rather than once per device.
+ */
+export function attributeReader(name: string): (bag: AttributeBag) => string | undefined {
+  const memo: { names: readonly string[] | undefined; slot: number } = { names: undefined, slot: -1 };
+  return (bag) => (bag instanceof Attributes ? Attributes.read(bag, name, memo) : bag.get(name));
 }
 
 const NO_TAINTS: readonly DeviceTaint[] = [];

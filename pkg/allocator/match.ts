@@ -3,7 +3,7 @@
 import type { DeviceClass, DeviceSelector } from '../api/resource.js';
 import { compileSelector, type CompiledSelector } from '../cel/environment.js';
 import type { SelectorInput } from '../cel/inputs.js';
-import { SHARED, type DeviceRec, type Inventory } from './inventory.js';
+import { attributeReader, SHARED, type DeviceRec, type Inventory } from './inventory.js';
 
 export interface MatchSet {
   readonly id: number;
@@ -27,6 +27,8 @@ export interface MatchSet {
   readonly shared: readonly number[];
   /** Per node: how many of byNode are available right now (State keeps it current). */
   readonly freeCount: Int32Array;
+  /** Per node: the first available device of byNode, -1 for none, -2 not known (State clears it on changes). */
+  readonly firstFree: Int32Array;
   /** Whether a matched device allows multiple allocations (then one device may serve several requests). */
   readonly shareable: boolean;
 }
@@ -38,6 +40,8 @@ export interface Pressure {
   totalDemand: number;
   /** Available node-local devices per match set, fleet-wide. */
   readonly totalFree: number[];
+  /** Bumped whenever demand or free counts change (memos of derived costs key on it). */
+  version: number;
 }
 
 interface Compiled {
@@ -73,17 +77,23 @@ export class Matcher {
   /** Device groups by selector inputs, per device list (see grouping()). */
   private readonly groupCache = new Map<string, readonly (readonly number[])[]>();
   readonly sets: MatchSet[] = [];
-  /** For each device, the match sets it belongs to (for free-count upkeep). */
-  readonly deviceSets: number[][];
+  /** Per device, the match sets it belongs to, up to setsSeen[d] (see setsOf). */
+  private readonly deviceSets: number[][];
+  private readonly setsSeen: Int32Array;
   private readonly isAvailable: (device: number) => boolean;
-  readonly pressure: Pressure = { demand: [], totalDemand: 0, totalFree: [] };
-  private unitSetCache: (readonly number[] | undefined)[] = [];
-  private unitSetVersion = -1;
+  readonly pressure: Pressure = { demand: [], totalDemand: 0, totalFree: [], version: 0 };
+  /** Per GPU unit, the match sets any of its devices belongs to, up to unitSetsSeen[u] (see unitSets). */
+  private readonly unitSetLists: (readonly number[])[];
+  private readonly canonicalLists = new Map<string, readonly number[]>();
+  private readonly unitSetsSeen: Int32Array;
 
   constructor(inv: Inventory, classes: readonly DeviceClass[], isAvailable: (device: number) => boolean) {
     this.inv = inv;
     this.classes = new Map(classes.map((c) => [c.metadata.name ?? '', c]));
     this.deviceSets = inv.devices.map(() => []);
+    this.setsSeen = new Int32Array(inv.devices.length);
+    this.unitSetLists = inv.units.map(() => []);
+    this.unitSetsSeen = new Int32Array(inv.units.length);
     this.isAvailable = isAvailable;
   }
 
@@ -101,8 +111,11 @@ export class Matcher {
     const hit = this.groupCache.get(key);
     if (hit !== undefined) return hit;
     const byValue = new Map<string, number[]>();
+    // One attribute (the common selector): its interned value is the key as it stands.
+    const only = inputs.length === 1 && inputs[0]?.kind === 'attribute' ? attributeReader(`${inputs[0].domain}/${inputs[0].name}`) : undefined;
     for (const d of list) {
-      const k = recordInputKey(inputs, this.inv.devices[d]);
+      const dev = this.inv.devices[d];
+      const k = only !== undefined ? (dev === undefined ? '' : (only(dev.attributes) ?? '\u0000')) : recordInputKey(inputs, dev);
       let g = byValue.get(k);
       if (g === undefined) byValue.set(k, (g = []));
       g.push(d);
@@ -120,6 +133,11 @@ export class Matcher {
    * usable one.
    */
   private evaluate(devices: readonly number[], selectors: readonly CompiledSelector[], what: string, listKey?: string): ClassResult {
+    const one = selectors.length === 1 ? selectors[0] : undefined;
+    if (one?.inputs !== undefined && listKey !== undefined) {
+      const r = this.evaluateGrouped(devices, one, listKey);
+      if (r !== undefined) return r;
+    }
     const alive = new Uint8Array(this.inv.devices.length);
     for (const d of devices) alive[d] = 1;
     const runtimeErrors = new Map<number, string>();
@@ -157,6 +175,36 @@ export class Matcher {
     const list: number[] = [];
     for (const d of devices) if (alive[d] === 1) list.push(d);
     return { member: alive, list, error: undefined, runtimeErrors };
+  }
+
+  /**
+   * One selector over groups of devices that agree on its inputs: the result is
+   * the groups that pass, without a pass over every device of the list (a
+   * profile selector over a fleet's MIG partitions keeps one group in seven).
+   * Undefined when a group has devices that can never be allocated mixed with
+   * usable ones or the selector fails at runtime: the general path handles those.
+   */
+  private evaluateGrouped(devices: readonly number[], sel: CompiledSelector, listKey: string): ClassResult | undefined {
+    const kept: (readonly number[])[] = [];
+    for (const group of this.grouping(listKey, devices, sel.inputs ?? [])) {
+      const rep = group.find((d) => this.inv.devices[d]?.unusable === undefined) ?? group[0];
+      if (rep === undefined) continue;
+      const r = sel.evaluate(this.inv.celDevice(rep));
+      if (!r.ok) return undefined;
+      if (r.matches) kept.push(group);
+    }
+    let list: number[];
+    if (kept.length === 1) list = [...(kept[0] ?? [])];
+    else {
+      const all = new Int32Array(kept.reduce((n, g) => n + g.length, 0));
+      let i = 0;
+      for (const g of kept) for (const d of g) all[i++] = d;
+      all.sort();
+      list = Array.from(all);
+    }
+    const member = new Uint8Array(this.inv.devices.length);
+    for (const d of list) member[d] = 1;
+    return { member, list, error: undefined, runtimeErrors: NO_ERRORS };
   }
 
   private classResult(className: string): ClassResult {
@@ -203,7 +251,6 @@ export class Matcher {
     for (const d of matched.list) {
       const dev = this.inv.devices[d];
       if (dev === undefined || dev.unusable !== undefined) continue;
-      this.deviceSets[d]?.push(id);
       if (dev.node >= 0) {
         byNode[dev.node]?.push(d);
         if (this.isAvailable(d)) freeCount[dev.node] = (freeCount[dev.node] ?? 0) + 1;
@@ -213,30 +260,58 @@ export class Matcher {
     }
     const shareable = matched.list.some((d) => this.inv.devices[d]?.allowMultiple === true);
     const runtimeErrors = matched === cls || cls.runtimeErrors.size === 0 ? matched.runtimeErrors : new Map([...cls.runtimeErrors, ...matched.runtimeErrors]);
-    const set: MatchSet = { id, className, error, runtimeErrors, classMatched: cls.list.length, matched: matched.list, member: matched.member, byNode, shared, freeCount, shareable };
+    const firstFree = new Int32Array(this.inv.nodes.length).fill(-2);
+    const set: MatchSet = { id, className, error, runtimeErrors, classMatched: cls.list.length, matched: matched.list, member: matched.member, byNode, shared, freeCount, firstFree, shareable };
     this.sets.push(set);
     let total = 0;
     for (const c of freeCount) total += c;
     this.pressure.demand.push(0);
     this.pressure.totalFree.push(total);
+    this.pressure.version++;
     this.setCache.set(key, set);
     return set;
   }
 
-  /** Match sets any device of a unit belongs to (cached until a new set appears). */
+  /**
+   * The match sets a device belongs to (for free-count upkeep). Brought up to
+   * date when asked: a new set over 100k devices does not touch each of them.
+   */
+  setsOf(d: number): readonly number[] {
+    const list = this.deviceSets[d];
+    if (list === undefined) return [];
+    for (let id = this.setsSeen[d] ?? 0; id < this.sets.length; id++) {
+      const set = this.sets[id];
+      if (set !== undefined && set.member[d] === 1 && this.inv.devices[d]?.unusable === undefined) list.push(id);
+    }
+    this.setsSeen[d] = this.sets.length;
+    return list;
+  }
+
+  /**
+   * Match sets any device of a unit belongs to, brought up to date with new sets
+   * when asked. Units with the same sets share one list, so costs derived from
+   * it can be memoised per list (see contentionCost).
+   */
   unitSets(unit: number): readonly number[] {
-    if (this.unitSetVersion !== this.sets.length) {
-      this.unitSetCache = [];
-      this.unitSetVersion = this.sets.length;
+    let list = this.unitSetLists[unit];
+    if (list === undefined) return [];
+    const seen = this.unitSetsSeen[unit] ?? 0;
+    if (seen < this.sets.length) {
+      const devices = this.inv.unitDevices[unit] ?? [];
+      let grown: number[] | undefined;
+      for (let id = seen; id < this.sets.length; id++) {
+        const member = this.sets[id]?.member;
+        if (member !== undefined && devices.some((d) => member[d] === 1 && this.inv.devices[d]?.unusable === undefined)) (grown ??= [...list]).push(id);
+      }
+      if (grown !== undefined) {
+        const key = grown.join(',');
+        list = this.canonicalLists.get(key) ?? grown;
+        this.canonicalLists.set(key, list);
+        this.unitSetLists[unit] = list;
+      }
+      this.unitSetsSeen[unit] = this.sets.length;
     }
-    let hit = this.unitSetCache[unit];
-    if (hit === undefined) {
-      const ids = new Set<number>();
-      for (const d of this.inv.unitDevices[unit] ?? []) for (const id of this.deviceSets[d] ?? []) ids.add(id);
-      hit = [...ids];
-      this.unitSetCache[unit] = hit;
-    }
-    return hit;
+    return list;
   }
 }
 

@@ -3,9 +3,9 @@
 // upstream-like baseline (inventory order, first solution wins).
 import { demandFor, type CapacityDemand, type CapacityLayout, type DemandResult } from './capacity.js';
 import type { DemandModel } from './demand.js';
-import { fragmentationGrowth } from './fgd.js';
+import { fragmentationGrowth, unitIndex } from './fgd.js';
 import type { Inventory } from './inventory.js';
-import type { Matcher } from './match.js';
+import type { Matcher, MatchSet } from './match.js';
 import type { AltPlan } from './plan.js';
 import type { State } from './state.js';
 import type { PolicyName, ScoreTerm } from './types.js';
@@ -54,8 +54,8 @@ export interface PlacementPolicy {
   readonly name: string;
   /** How many nodes with a complete placement to compare before choosing. */
   readonly nodesToCompare: number;
-  /** Orders nodes that passed the free-device prefilter for these requests, best first. */
-  orderNodes(nodes: readonly number[], plans: readonly SearchPlan[], ctx: PolicyContext): readonly number[];
+  /** Orders nodes that passed the free-device prefilter for these requests, best first (the search takes as many as it needs). */
+  orderNodes(nodes: readonly number[], plans: readonly SearchPlan[], ctx: PolicyContext): Iterable<number>;
   /** Orders a request's usable devices on one node, best first. */
   orderDevices(candidates: readonly number[], plan: SearchPlan, needed: number, ctx: PolicyContext): readonly RankedDevice[];
   /** Scores a complete placement on a node; lower is better. */
@@ -100,6 +100,12 @@ export function damage(ctx: PolicyContext, d: number): number {
 }
 
 const singleSet = new WeakMap<Inventory, Uint8Array>();
+
+/** Builds the policies' per-inventory lookups now, as part of the index, rather than in the first decision that needs them. */
+export function preparePolicyIndexes(inv: Inventory): void {
+  singleSetSets(inv);
+  unitIndex(inv);
+}
 
 /** Per counter set: 1 when every device consuming from it consumes from it alone. */
 function singleSetSets(inv: Inventory): Uint8Array {
@@ -172,15 +178,23 @@ export function contentionCost(ctx: PolicyContext, d: number, own: number): numb
   if (u < 0 || (state.unitHolds[u] ?? 0) > 0) return 0;
   const p = matcher.pressure;
   if (p.totalDemand <= 0) return 0;
+  // Units with the same match sets share a list: one sum per list while the pressure stands.
+  const sets = matcher.unitSets(u);
+  const memo = contentionMemo.get(sets);
+  if (memo !== undefined && memo.version === p.version && memo.own === own) return memo.cost;
   let cost = 0;
-  for (const id of matcher.unitSets(u)) {
+  for (const id of sets) {
     if (id === own) continue;
     const demand = p.demand[id] ?? 0;
     if (demand === 0) continue;
     cost += (demand / p.totalDemand) * (inv.units.length / Math.max(1, p.totalFree[id] ?? 0));
   }
-  return W_CONTENTION * cost;
+  const out = W_CONTENTION * cost;
+  contentionMemo.set(sets, { version: p.version, own, cost: out });
+  return out;
 }
+
+const contentionMemo = new WeakMap<readonly number[], { version: number; own: number; cost: number }>();
 
 /** Free share of a shareable device for a left-over vector: the room left in its fullest capacity (0..1). */
 function freeShare(values: Float64Array, left: Float64Array): number {
@@ -324,24 +338,61 @@ export function strandedCost(ctx: PolicyContext, node: number, units: number): n
   return W_STRANDED * (strandedAfter - strandedBefore);
 }
 
-/** The first available device of a list, or -1. */
-function firstAvailable(ctx: PolicyContext, devices: readonly number[] | undefined): number {
-  if (devices === undefined) return -1;
-  for (const d of devices) if (ctx.state.available[d] === 1) return d;
-  return -1;
+/** The first available device of a match set on a node, or -1 (remembered until the node's devices change). */
+function firstAvailable(ctx: PolicyContext, set: MatchSet, node: number): number {
+  const known = set.firstFree[node] ?? -2;
+  if (known !== -2) return known;
+  let found = -1;
+  for (const d of set.byNode[node] ?? []) {
+    if (ctx.state.available[d] === 1) {
+      found = d;
+      break;
+    }
+  }
+  set.firstFree[node] = found;
+  return found;
 }
 
-/** Nodes by ascending key, ties by index; keys in a typed array (this runs over every candidate node). */
-function sortByKey(nodes: readonly number[], key: (n: number) => number): number[] {
-  const keys = new Float64Array(nodes.length);
-  const order = new Array<number>(nodes.length);
-  for (let i = 0; i < nodes.length; i++) {
-    keys[i] = key(nodes[i] ?? 0);
-    order[i] = i;
-  }
-  order.sort((a, b) => (keys[a] ?? 0) - (keys[b] ?? 0) || (nodes[a] ?? 0) - (nodes[b] ?? 0));
-  for (let i = 0; i < order.length; i++) order[i] = nodes[order[i] ?? 0] ?? 0;
-  return order;
+/**
+ * Nodes by ascending key, ties by index, handed out lazily: the keys are
+ * computed for every candidate (in a typed array), then a heap yields the best
+ * ones as the search asks for them, since it rarely looks past the first few.
+ */
+function sortByKey(nodes: readonly number[], key: (n: number) => number): Iterable<number> {
+  const n = nodes.length;
+  const keys = new Float64Array(n);
+  for (let i = 0; i < n; i++) keys[i] = key(nodes[i] ?? 0);
+  return {
+    *[Symbol.iterator]() {
+      const heap = new Int32Array(n);
+      for (let i = 0; i < n; i++) heap[i] = i;
+      const less = (a: number, b: number): boolean => {
+        const ka = keys[a] ?? 0;
+        const kb = keys[b] ?? 0;
+        return ka < kb || (ka === kb && (nodes[a] ?? 0) < (nodes[b] ?? 0));
+      };
+      const down = (start: number, size: number): void => {
+        let i = start;
+        for (;;) {
+          const l = 2 * i + 1;
+          if (l >= size) return;
+          const r = l + 1;
+          const c = r < size && less(heap[r] ?? 0, heap[l] ?? 0) ? r : l;
+          if (!less(heap[c] ?? 0, heap[i] ?? 0)) return;
+          const t = heap[i] ?? 0;
+          heap[i] = heap[c] ?? 0;
+          heap[c] = t;
+          i = c;
+        }
+      };
+      for (let i = (n >> 1) - 1; i >= 0; i--) down(i, n);
+      for (let size = n; size > 0; size--) {
+        yield nodes[heap[0] ?? 0] ?? 0;
+        heap[0] = heap[size - 1] ?? 0;
+        down(0, size - 1);
+      }
+    },
+  };
 }
 
 function nodeFreeShare(ctx: PolicyContext, node: number): number {
@@ -358,7 +409,7 @@ class CascadePolicy implements PlacementPolicy {
     this.nodesToCompare = nodesToCompare;
   }
 
-  orderNodes(nodes: readonly number[], plans: readonly SearchPlan[], ctx: PolicyContext): readonly number[] {
+  orderNodes(nodes: readonly number[], plans: readonly SearchPlan[], ctx: PolicyContext): Iterable<number> {
     // An estimate of the final score from one free device per request: used nodes
     // before untouched ones (keep whole nodes free), fuller nodes first (best fit),
     // and hardware fewer requests compete for.
@@ -375,7 +426,7 @@ class CascadePolicy implements PlacementPolicy {
           k += best === Infinity ? W_NODE_BREAK * 10 : W_NODE_FREE * best;
           continue;
         }
-        const d = firstAvailable(ctx, p.alt.set.byNode[n]);
+        const d = firstAvailable(ctx, p.alt.set, n);
         if (d >= 0) k += domainCost(ctx, d) + contentionCost(ctx, d, p.alt.set.id);
       }
       return k;
@@ -490,7 +541,7 @@ class BestFitPolicy implements PlacementPolicy {
     this.nodesToCompare = nodesToCompare;
   }
 
-  orderNodes(nodes: readonly number[], plans: readonly SearchPlan[], ctx: PolicyContext): readonly number[] {
+  orderNodes(nodes: readonly number[], plans: readonly SearchPlan[], ctx: PolicyContext): Iterable<number> {
     const key = (n: number): number => {
       let k = nodeFreeShare(ctx, n);
       for (const p of plans) {

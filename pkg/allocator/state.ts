@@ -171,7 +171,7 @@ export class State {
       const used = this.used[c.set];
       if (used === undefined) continue;
       for (let k = 0; k < c.amounts.length; k++) used[k] = (used[k] ?? 0) + sign * (c.amounts[k] ?? 0);
-      this.setVersion[c.set] = (this.setVersion[c.set] ?? 0) + 1;
+      this.setVersion[c.set] = ++this.clock;
       this.holdUnit(this.inv.setUnit[c.set] ?? -1, sign);
     }
     this.consumed[d] = sign === 1 ? 1 : 0;
@@ -185,11 +185,44 @@ export class State {
 
   /** Marks the sets a device consumes from as changed (its holds count for its siblings' caches). */
   private touch(d: number): void {
-    for (const c of this.inv.devices[d]?.consumes ?? []) this.setVersion[c.set] = (this.setVersion[c.set] ?? 0) + 1;
+    for (const c of this.inv.devices[d]?.consumes ?? []) this.setVersion[c.set] = ++this.clock;
+  }
+
+  /**
+   * Set versions name states, not events: every change gets a version never
+   * used before, and undoing a tentative hold (the search undoes in reverse
+   * order) gives its sets back the versions they had, so what was cached for
+   * them before the search still holds after it.
+   */
+  private clock = 0;
+  private readonly versionStack: number[] = [];
+
+  private saveVersions(d: number): void {
+    const consumes = this.inv.devices[d]?.consumes ?? [];
+    for (const c of consumes) this.versionStack.push(this.setVersion[c.set] ?? 0);
+    this.versionStack.push(consumes.length, d);
+  }
+
+  private restoreVersions(d: number): void {
+    const st = this.versionStack;
+    if (st.length < 2 || st[st.length - 1] !== d) {
+      // Not the last hold taken: keep the fresh versions (always safe) and start over.
+      st.length = 0;
+      return;
+    }
+    st.pop();
+    const n = st.pop() ?? 0;
+    const consumes = this.inv.devices[d]?.consumes ?? [];
+    for (let i = n - 1; i >= 0; i--) {
+      const v = st.pop() ?? 0;
+      const set = consumes[i]?.set;
+      if (set !== undefined) this.setVersion[set] = v;
+    }
   }
 
   /** Tentatively hold a device; returns whether its counters were consumed (for untake). */
   take(d: number, admin: boolean, amounts?: Float64Array): boolean {
+    this.saveVersions(d);
     this.touch(d);
     this.tentative[d] = (this.tentative[d] ?? 0) + 1;
     if (admin) return false;
@@ -203,10 +236,12 @@ export class State {
   untake(d: number, admin: boolean, consumedCounters: boolean, amounts?: Float64Array): void {
     this.touch(d);
     this.tentative[d] = (this.tentative[d] ?? 0) - 1;
-    if (admin) return;
-    this.changeCapacity(d, amounts, -1);
-    this.holdCounterless(d, -1);
-    if (consumedCounters) this.changeCounters(d, -1);
+    if (!admin) {
+      this.changeCapacity(d, amounts, -1);
+      this.holdCounterless(d, -1);
+      if (consumedCounters) this.changeCounters(d, -1);
+    }
+    this.restoreVersions(d);
   }
 
   /** Re-derives committed availability of a device and keeps match-set free counts in step. */
@@ -218,9 +253,13 @@ export class State {
     if (this.matcher === undefined || dev === undefined || dev.node < 0) return;
     const delta = now === 1 ? 1 : -1;
     const totals = this.matcher.pressure.totalFree;
-    for (const id of this.matcher.deviceSets[d] ?? []) {
+    this.matcher.pressure.version++;
+    for (const id of this.matcher.setsOf(d)) {
       const set = this.matcher.sets[id];
-      if (set !== undefined) set.freeCount[dev.node] = (set.freeCount[dev.node] ?? 0) + delta;
+      if (set !== undefined) {
+        set.freeCount[dev.node] = (set.freeCount[dev.node] ?? 0) + delta;
+        set.firstFree[dev.node] = -2;
+      }
       totals[id] = (totals[id] ?? 0) + delta;
     }
   }
