@@ -29,6 +29,8 @@ export interface MatchSet {
   readonly freeCount: Int32Array;
   /** Per node: the first available device of byNode, -1 for none, -2 not known (State clears it on changes). */
   readonly firstFree: Int32Array;
+  /** Per GPU unit: 1 when a usable matched device belongs to it. */
+  readonly unitMember: Uint8Array;
   /** Whether a matched device allows multiple allocations (then one device may serve several requests). */
   readonly shareable: boolean;
 }
@@ -248,9 +250,12 @@ export class Matcher {
     const byNode: number[][] = this.inv.nodes.map(() => []);
     const shared: number[] = [];
     const freeCount = new Int32Array(this.inv.nodes.length);
+    const unitMember = new Uint8Array(this.inv.units.length);
     for (const d of matched.list) {
       const dev = this.inv.devices[d];
       if (dev === undefined || dev.unusable !== undefined) continue;
+      const u = this.inv.deviceUnit[d] ?? -1;
+      if (u >= 0) unitMember[u] = 1;
       if (dev.node >= 0) {
         byNode[dev.node]?.push(d);
         if (this.isAvailable(d)) freeCount[dev.node] = (freeCount[dev.node] ?? 0) + 1;
@@ -261,7 +266,7 @@ export class Matcher {
     const shareable = matched.list.some((d) => this.inv.devices[d]?.allowMultiple === true);
     const runtimeErrors = matched === cls || cls.runtimeErrors.size === 0 ? matched.runtimeErrors : new Map([...cls.runtimeErrors, ...matched.runtimeErrors]);
     const firstFree = new Int32Array(this.inv.nodes.length).fill(-2);
-    const set: MatchSet = { id, className, error, runtimeErrors, classMatched: cls.list.length, matched: matched.list, member: matched.member, byNode, shared, freeCount, firstFree, shareable };
+    const set: MatchSet = { id, className, error, runtimeErrors, classMatched: cls.list.length, matched: matched.list, member: matched.member, byNode, shared, freeCount, firstFree, unitMember, shareable };
     this.sets.push(set);
     let total = 0;
     for (const c of freeCount) total += c;
@@ -297,12 +302,8 @@ export class Matcher {
     if (list === undefined) return [];
     const seen = this.unitSetsSeen[unit] ?? 0;
     if (seen < this.sets.length) {
-      const devices = this.inv.unitDevices[unit] ?? [];
       let grown: number[] | undefined;
-      for (let id = seen; id < this.sets.length; id++) {
-        const member = this.sets[id]?.member;
-        if (member !== undefined && devices.some((d) => member[d] === 1 && this.inv.devices[d]?.unusable === undefined)) (grown ??= [...list]).push(id);
-      }
+      for (let id = seen; id < this.sets.length; id++) if (this.sets[id]?.unitMember[unit] === 1) (grown ??= [...list]).push(id);
       if (grown !== undefined) {
         const key = grown.join(',');
         list = this.canonicalLists.get(key) ?? grown;
