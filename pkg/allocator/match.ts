@@ -266,7 +266,21 @@ export class Matcher {
     const shareable = matched.list.some((d) => this.inv.devices[d]?.allowMultiple === true);
     const runtimeErrors = matched === cls || cls.runtimeErrors.size === 0 ? matched.runtimeErrors : new Map([...cls.runtimeErrors, ...matched.runtimeErrors]);
     const firstFree = new Int32Array(this.inv.nodes.length).fill(-2);
-    const set: MatchSet = { id, className, error, runtimeErrors, classMatched: cls.list.length, matched: matched.list, member: matched.member, byNode, shared, freeCount, firstFree, unitMember, shareable };
+    const set: MatchSet = {
+      id,
+      className,
+      error,
+      runtimeErrors,
+      classMatched: cls.list.length,
+      matched: matched.list,
+      member: matched.member,
+      byNode,
+      shared,
+      freeCount,
+      firstFree,
+      unitMember,
+      shareable,
+    };
     this.sets.push(set);
     let total = 0;
     for (const c of freeCount) total += c;
