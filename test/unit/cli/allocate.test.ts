@@ -1,6 +1,7 @@
 // `cascade allocate` on the repo's examples and on bad input.
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { loadAll } from 'js-yaml';
 import { EXIT_BAD_INPUT, EXIT_OK, EXIT_UNALLOCATED, runAllocate, type AllocateCommand } from '../../../pkg/allocator/cli.js';
 
 const FLEET = 'examples/allocate/fleet.yaml';
@@ -9,6 +10,7 @@ const CLAIMS = 'examples/allocate/claims.yaml';
 interface Line {
   namespace: string;
   name: string;
+  pod?: string;
   allocated: boolean;
   allocation: { devices?: { results?: { request: string; pool: string; device: string }[] }; nodeSelector?: unknown } | null;
   explanation: string | null;
@@ -40,7 +42,81 @@ function devices(l: Line | undefined): string[] {
   return (l?.allocation?.devices?.results ?? []).map((r) => `${r.request}=${r.pool}/${r.device}`);
 }
 
+const claim = (name: string, selector?: string): Record<string, unknown> => ({
+  apiVersion: 'resource.k8s.io/v1',
+  kind: 'ResourceClaim',
+  metadata: { name, namespace: 'default' },
+  spec: { devices: { requests: [{ name: 'gpu', exactly: { deviceClassName: 'gpu.gpu.cascade.dev', ...(selector ? { selectors: [{ cel: { expression: selector } }] } : {}) } }] } },
+});
+const pod = (name: string, cpu: string, claims: Record<string, string>[], nodeName?: string): Record<string, unknown> => ({
+  apiVersion: 'v1',
+  kind: 'Pod',
+  metadata: { name, namespace: 'default' },
+  spec: { ...(nodeName ? { nodeName } : {}), containers: [{ name: 'main', image: 'x', resources: { requests: { cpu } } }], resourceClaims: claims },
+});
+const A100 = 'device.attributes["gpu.cascade.dev"].productName.contains("A100")';
+const nodeOf = (l: Line | undefined): unknown =>
+  (l?.allocation?.nodeSelector as { nodeSelectorTerms?: { matchFields?: { values?: string[] }[] }[] } | undefined)?.nodeSelectorTerms?.[0]?.matchFields?.[0]?.values?.[0];
+
 describe('cascade allocate', () => {
+  it('reads a kubectl get -o json List as it reads the YAML documents', () => {
+    const items = [...loadAll(readFileSync(FLEET, 'utf8')), ...loadAll(readFileSync(CLAIMS, 'utf8'))].filter((d) => d !== null && d !== undefined);
+    const json = run({ 'all.json': JSON.stringify({ apiVersion: 'v1', kind: 'List', items }, null, 2) });
+    const yaml = run(examples());
+    expect(json.err).toEqual(yaml.err);
+    expect(json.lines).toEqual(yaml.lines);
+    expect(json.totals).toEqual(yaml.totals);
+  });
+
+  it("allocates a pod's claims together, on one node its cpu fits", () => {
+    // The pod's second claim needs an A100; its cpu fits only on gpu-node-3, because
+    // a bound pod takes 60 of gpu-node-2's 64 cores.
+    const docs = [
+      claim('any-gpu'),
+      claim('an-a100', A100),
+      pod('busy', '60', [], 'gpu-node-2'),
+      pod('trainer', '8', [
+        { name: 'first', resourceClaimName: 'any-gpu' },
+        { name: 'second', resourceClaimName: 'an-a100' },
+      ]),
+    ];
+    const r = run({ [FLEET]: readFileSync(FLEET, 'utf8'), 'pods.json': JSON.stringify(docs) });
+    expect(r.err).toEqual([]);
+    expect(r.lines.map((l) => [l.name, l.pod, l.allocated])).toEqual([
+      ['any-gpu', 'default/trainer', true],
+      ['an-a100', 'default/trainer', true],
+    ]);
+    expect(r.lines.map(nodeOf)).toEqual(['gpu-node-3', 'gpu-node-3']);
+    expect(r.totals).toMatchObject({ claims: 2, pods: 1, allocated: 2, unallocated: 0 });
+  });
+
+  it("says so when a pod's cpu fits on no node with the devices", () => {
+    const r = run({ [FLEET]: readFileSync(FLEET, 'utf8'), 'pods.json': JSON.stringify([claim('an-a100', A100), pod('greedy', '100', [{ name: 'gpu', resourceClaimName: 'an-a100' }])]) });
+    expect(r.lines).toHaveLength(1);
+    expect(r.lines[0]).toMatchObject({ name: 'an-a100', pod: 'default/greedy', allocated: false });
+    expect(r.lines[0]?.explanation).toMatch(/cpu/);
+    expect(r.code).toBe(EXIT_UNALLOCATED);
+  });
+
+  it('makes the claims of a pod from its ResourceClaimTemplates, named as the claim controller would', () => {
+    const template = { apiVersion: 'resource.k8s.io/v1', kind: 'ResourceClaimTemplate', metadata: { name: 'one-a100', namespace: 'default' }, spec: { spec: claim('x', A100).spec } };
+    const r = run({ [FLEET]: readFileSync(FLEET, 'utf8'), 'pods.json': JSON.stringify([template, pod('infer', '1', [{ name: 'gpu', resourceClaimTemplateName: 'one-a100' }])]) });
+    expect(r.lines.map((l) => [l.name, l.pod, l.allocated])).toEqual([['infer-gpu', 'default/infer', true]]);
+    expect(String(nodeOf(r.lines[0]))).toMatch(/^gpu-node-[23]$/);
+  });
+
+  it('names a claim a pod refers to that is not in the input', () => {
+    const r = run({ [FLEET]: readFileSync(FLEET, 'utf8'), 'pods.json': JSON.stringify([pod('lost', '1', [{ name: 'gpu', resourceClaimName: 'nowhere' }])]) });
+    expect(r.code).toBe(EXIT_BAD_INPUT);
+    expect(r.err.join('\n')).toMatch(/pod default\/lost: claim nowhere is not in the input/);
+  });
+
+  it('rejects JSON it cannot parse, naming the file', () => {
+    const r = run({ 'broken.json': '{"kind": "List", "items": [' });
+    expect(r.code).toBe(EXIT_BAD_INPUT);
+    expect(r.err.join('\n')).toMatch(/broken\.json: invalid JSON/);
+  });
+
   it('prints one line per claim in document order and a totals line', () => {
     const r = run(examples());
     expect(r.lines.map((l) => l.name)).toEqual(['two-h100', 'full-gpu', 'mig-slice', 'fallback', 'four-gpus-nvlink', 'impossible']);
