@@ -1,18 +1,20 @@
-// The offline CLI on a real-sized fleet (npm run bench:cli, which builds dist/ first): `cascade allocate`
-// reading a dump of 1,213 nodes with the openb trace's GPU counts (8, 4, 2 or 1
-// per node), every GPU an H100 with dynamic MIG, so each node publishes its whole
-// GPUs, every MIG placement and its shared GPUs, as the node plugin does (slices
-// built by the real inventory code from simulated nvidia-smi). The dump is
-// written as multi-document YAML and as a `kubectl get -o json` List, with the
-// DeviceClasses, the Nodes and a mix of claims and pods; each is run through the
-// command in a child process with --stats. Baseline: the YAML reader the CLI used
-// before (the `yaml` package's parseAllDocuments), timed on a prefix of the
-// same YAML and projected to the whole file.
+// The offline CLI on a real-sized fleet (npm run bench:cli, which builds dist/
+// first): `cascade allocate` reading a dump of 1,213 nodes with the openb trace's
+// GPU counts (8, 4, 2 or 1 per node), every GPU an H100 with dynamic MIG, so each
+// node publishes its whole GPUs, every MIG placement and its shared GPUs, as the
+// node plugin does (slices built by the real inventory code from simulated
+// nvidia-smi). The dump holds the DeviceClasses, the Nodes and a mix of claims
+// and pods, written three ways: multi-document YAML, a `kubectl get -o yaml`
+// List and a `kubectl get -o json` List. Each is run through the installed
+// command in a child process with --stats (large YAML is read on every core the
+// machine has). Baseline: the YAML reader the CLI used before (the `yaml`
+// package's parseAllDocuments), timed on a prefix of the same YAML and projected
+// to the whole file.
 //
 //   npm run build && npx tsx bench/cli.ts [--nodes N] [--claims N] [--keep DIR]
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
@@ -100,15 +102,18 @@ async function main(): Promise<void> {
   }));
   const docs: unknown[] = [...cascadeDeviceClasses(D), ...nodeDocs, ...slices, ...workload(flag(argv, '--claims', 600))];
   const yamlFile = join(dir, 'fleet.yaml');
+  const listFile = join(dir, 'fleet-list.yaml');
   const jsonFile = join(dir, 'fleet.json');
   const yamlText = docs.map((d) => dump(d, { noRefs: true, lineWidth: -1 })).join('---\n');
   writeFileSync(yamlFile, yamlText);
+  // kubectl get -o yaml's layout: one List document, its items starting with "- " in the first column.
+  writeFileSync(listFile, dump({ apiVersion: 'v1', items: docs, kind: 'List', metadata: { resourceVersion: '' } }, { noRefs: true, lineWidth: -1, noArrayIndent: true }));
   writeFileSync(jsonFile, JSON.stringify({ apiVersion: 'v1', kind: 'List', items: docs }, null, 1));
   const mib = (f: string): string => (statSync(f).size / 2 ** 20).toFixed(0);
   process.stdout.write(
     `fleet: ${nodes.length} nodes, ${nodes.reduce((n, x) => n + x.config.gpus.length, 0)} H100s with dynamic MIG, ${devices} devices in ${slices.length} slices; node ${process.version}\n`,
   );
-  process.stdout.write(`input: ${yamlFile} ${mib(yamlFile)} MiB, ${jsonFile} ${mib(jsonFile)} MiB\n\n`);
+  process.stdout.write(`input: ${yamlFile} ${mib(yamlFile)} MiB, ${listFile} ${mib(listFile)} MiB, ${jsonFile} ${mib(jsonFile)} MiB; ${availableParallelism()} cores\n\n`);
 
   // Baseline: the previous reader on the first 1/16 of the YAML (it reads at well under 1 MB/s).
   const cut = yamlText.indexOf('\n---\n', Math.floor(yamlText.length / 16));
@@ -121,7 +126,8 @@ async function main(): Promise<void> {
     `baseline (yaml parseAllDocuments, the previous reader): ${(prefix.length / 2 ** 20).toFixed(1)} MiB in ${baseS.toFixed(1)} s = ${baseRate.toFixed(2)} MiB/s; the whole YAML projected: ${(yamlText.length / 2 ** 20 / baseRate).toFixed(0)} s\n`,
   );
   for (const [label, file] of [
-    ['YAML', yamlFile],
+    ['YAML documents', yamlFile],
+    ['YAML List (kubectl get -o yaml)', listFile],
     ['JSON List', jsonFile],
   ] as const) {
     const r = runCli(file);
