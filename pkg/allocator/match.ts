@@ -183,8 +183,8 @@ export class Matcher {
    * One selector over groups of devices that agree on its inputs: the result is
    * the groups that pass, without a pass over every device of the list (a
    * profile selector over a fleet's MIG partitions keeps one group in seven).
-   * Undefined when a group has devices that can never be allocated mixed with
-   * usable ones or the selector fails at runtime: the general path handles those.
+   * Undefined when the selector fails at runtime on a group: the general path
+   * reports those errors.
    */
   private evaluateGrouped(devices: readonly number[], sel: CompiledSelector, listKey: string): ClassResult | undefined {
     const kept: (readonly number[])[] = [];
