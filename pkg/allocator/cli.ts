@@ -118,6 +118,9 @@ function requireShape(doc: Record<string, unknown>, kind: string, where: string)
   if (!isRecord(doc.spec)) throw new InputError(`${where}: ${kind} ${doc.metadata.name} without spec`);
 }
 
+/** Where each kind with metadata.name and spec goes. */
+const LISTS = { ResourceSlice: 'slices', DeviceClass: 'classes', ResourceClaim: 'claims', ResourceClaimTemplate: 'templates', Pod: 'pods' } as const;
+
 function collect(docs: readonly unknown[], where: string, into: Inputs, warn: (s: string) => void): void {
   for (const [i, raw] of docs.entries()) {
     if (raw === null || raw === undefined) continue;
@@ -129,24 +132,12 @@ function collect(docs: readonly unknown[], where: string, into: Inputs, warn: (s
         collect(Array.isArray(raw.items) ? raw.items : [], at, into, warn);
         break;
       case 'ResourceSlice':
-        requireShape(raw, kind, at);
-        into.slices.push(raw as unknown as ResourceSlice);
-        break;
       case 'DeviceClass':
-        requireShape(raw, kind, at);
-        into.classes.push(raw as unknown as DeviceClass);
-        break;
       case 'ResourceClaim':
-        requireShape(raw, kind, at);
-        into.claims.push(raw as unknown as ResourceClaim);
-        break;
       case 'ResourceClaimTemplate':
-        requireShape(raw, kind, at);
-        into.templates.push(raw as unknown as ResourceClaimTemplate);
-        break;
       case 'Pod':
         requireShape(raw, kind, at);
-        into.pods.push(raw as unknown as Pod);
+        (into[LISTS[kind]] as unknown[]).push(raw);
         break;
       case 'Node':
         into.nodes.push(toNode(raw, at));
@@ -202,7 +193,8 @@ function podGroups(inputs: Inputs): { groups: PodGroup[]; standalone: ResourceCl
   const taken = new Set<ResourceClaim>();
   const groups: PodGroup[] = [];
   for (const pod of inputs.pods) {
-    if (pod.spec.nodeName) continue;
+    // Bound pods only take their node's cpu/memory (withBoundPods); pods without claims need no devices.
+    if (pod.spec.nodeName || (pod.spec.resourceClaims ?? []).length === 0) continue;
     const ns = pod.metadata.namespace ?? 'default';
     const claims: ResourceClaim[] = [];
     for (const rc of pod.spec.resourceClaims ?? []) {

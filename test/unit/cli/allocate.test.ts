@@ -75,6 +75,8 @@ describe('cascade allocate', () => {
       claim('any-gpu'),
       claim('an-a100', A100),
       pod('busy', '60', [], 'gpu-node-2'),
+      // A pod without claims needs no devices: it is not a decision.
+      pod('web', '1', []),
       pod('trainer', '8', [
         { name: 'first', resourceClaimName: 'any-gpu' },
         { name: 'second', resourceClaimName: 'an-a100' },
