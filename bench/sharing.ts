@@ -334,34 +334,16 @@ export async function runSharingBench(argv: readonly string[]): Promise<void> {
         at.map((p) => String(p?.failures[k] ?? 0)),
       );
   }
-  row(
-    'first failure at arrived demand (% of GPUs)',
-    results.map((r) => (r.firstFailurePct === undefined ? 'none' : r.firstFailurePct.toFixed(1))),
-  );
-  row(
-    'claims/s',
-    results.map((r) => r.claimsPerSec.toFixed(0)),
-  );
-  row(
-    'decision p99 (ms)',
-    results.map((r) => r.p99Ms.toFixed(2)),
-  );
-  row(
-    'decision max (ms)',
-    results.map((r) => r.maxMs.toFixed(2)),
-  );
-  row(
-    'allocator built from the slices (ms)',
-    results.map((r) => r.buildMs.toFixed(0)),
-  );
-  row(
-    `departures, ${LOAD * 100}% load: failures/arrivals`,
-    results.map((r) => `${r.departures.failures}/${r.departures.arrivals}`),
-  );
-  row(
-    'departures: GPUs unallocated at the end',
-    results.map((r) => r.departures.unallocated.toFixed(1)),
-  );
+  const summary: [string, (r: PolicyResult) => string][] = [
+    ['first failure at arrived demand (% of GPUs)', (r) => (r.firstFailurePct === undefined ? 'none' : r.firstFailurePct.toFixed(1))],
+    ['claims/s', (r) => r.claimsPerSec.toFixed(0)],
+    ['decision p99 (ms)', (r) => r.p99Ms.toFixed(2)],
+    ['decision max (ms)', (r) => r.maxMs.toFixed(2)],
+    ['allocator built from the slices (ms)', (r) => r.buildMs.toFixed(0)],
+    [`departures, ${LOAD * 100}% load: failures/arrivals`, (r) => `${r.departures.failures}/${r.departures.arrivals}`],
+    ['departures: GPUs unallocated at the end', (r) => r.departures.unallocated.toFixed(1)],
+  ];
+  for (const [label, cell] of summary) row(label, results.map(cell));
   const at100 = (p: PolicyName): number | undefined => results.find((r) => r.policy === p)?.points[CHECKPOINTS.indexOf(1.0)]?.unallocated;
   const c = at100('cascade');
   const b = at100('best-fit');

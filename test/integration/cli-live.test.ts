@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { describeCluster, useNamespace, adminKubeconfig } from '../support/cluster.js';
 import { deviceClasses, wholeGpuSlice } from '../support/fleet.js';
 import { createFakeNode } from '../../pkg/cluster/controlplane.js';
+import { allocatedClaim } from './node-plugin-support.js';
 import type { ResourceClaim } from '../../pkg/api/resource.js';
 
 interface Result {
@@ -45,23 +46,7 @@ describeCluster('cascade allocate against the live cluster', () => {
     const slice = await ns.kube.resourceSlices.create(await wholeGpuSlice(driver, node, 'H100-80GB', 2));
     sliceName = slice.metadata.name ?? '';
     // gpu-0 is taken: a claim allocated to it, as the controller would have written it.
-    await ns.kube.resourceClaims.create({
-      metadata: { name: 'running', namespace: ns.name },
-      spec: { devices: { requests: [{ name: 'gpu', exactly: { deviceClassName: `gpu.${driver}` } }] } },
-    });
-    await ns.kube.resourceClaims.mergePatch(
-      'running',
-      {
-        status: {
-          allocation: {
-            devices: { results: [{ request: 'gpu', driver, pool: node, device: 'gpu-0' }] },
-            nodeSelector: { nodeSelectorTerms: [{ matchFields: [{ key: 'metadata.name', operator: 'In', values: [node] }] }] },
-          },
-        },
-      },
-      ns.name,
-      'status',
-    );
+    await allocatedClaim(ns.kube, ns.name, 'running', driver, node, ['gpu-0']);
   }, 60_000);
 
   afterAll(async () => {
