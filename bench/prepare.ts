@@ -13,6 +13,7 @@ import { KubeApiError } from '../pkg/k8s/client.js';
 import { rootLogger } from '../pkg/log/logger.js';
 import type { ClaimSource } from '../pkg/nodeplugin/claims.js';
 import type { NodePluginConfig } from '../pkg/nodeplugin/config.js';
+import { PASSTHROUGH_OFF } from '../pkg/nodeplugin/passthrough.js';
 import { startNodePlugin } from '../pkg/nodeplugin/run.js';
 import { NvidiaSmiBackend } from '../pkg/nvidia/smi-backend.js';
 import { FLEETS, type FakeConfig, createFakeNvidiaSmi } from '../hack/fake-nvidia-smi/testing.js';
@@ -96,6 +97,9 @@ async function scenario(label: string, fleet: FakeConfig, claimDevices: readonly
     sharing: {},
     mpsControlPath: fakeMpsControlPath(),
     mpsRoot: path.join(dir, 'state', 'mps'),
+    sysfsRoot: '/sys',
+    devRoot: '/dev',
+    passthrough: PASSTHROUGH_OFF,
   };
   const plugin = await startNodePlugin(config, { kube: null, claims, backend: new NvidiaSmiBackend({ path: wrapper, env: { ...smi.env } }) });
   const kubelet = await KubeletStandin.discover({ registryDir: config.registryDir, driverName: DRIVER });

@@ -1,7 +1,9 @@
 // The simulator's command interpreter: one nvidia-smi invocation against the
 // config and the state (which it mutates), with real messages and exit codes.
 // Pure apart from the state object, so tests can drive it in-process.
-import type { ResolvedConfig, ResolvedGpu } from './config.js';
+import { readlinkSync } from 'node:fs';
+import path from 'node:path';
+import { type ResolvedConfig, type ResolvedGpu, sysfsAddress } from './config.js';
 import { computeProfileId, findProfile, firstFreePlacement, gpuInstanceId, placementRefusal } from './mig.js';
 import { type GpuView, QUERY_FIELDS, renderComputeInstances, renderGpuInstances, renderList, renderPlacements, renderProfiles, renderQueryGpu, renderQueryXml, renderTopology } from './render.js';
 import { type FakeState, migUuid } from './state.js';
@@ -116,8 +118,33 @@ function perGpu(ctx: Context, gpus: readonly ResolvedGpu[], render: (views: GpuV
   return result(stdout, EXIT.gpuLost, lost.map(lostLine).join('\n') + '\n');
 }
 
-/** Interprets one invocation. Faults other than lost GPUs are applied by the caller. */
+/** Whether the GPU's PCI function is bound to the nvidia driver in the simulated sysfs (always, without one). */
+function boundToNvidia(config: ResolvedConfig, gpu: ResolvedGpu): boolean {
+  if (config.sysfsRoot === undefined) return true;
+  try {
+    return path.basename(readlinkSync(path.join(config.sysfsRoot, 'bus', 'pci', 'devices', sysfsAddress(gpu.pciBusId), 'driver'))) === 'nvidia';
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Interprets one invocation. Faults other than lost GPUs are applied by the
+ * caller. GPUs not bound to the nvidia driver are not there for nvidia-smi:
+ * the rest are numbered 0.. without them, as the driver enumerates them.
+ */
 export function handleCall(argv: readonly string[], config: ResolvedConfig, state: FakeState): CallResult {
+  const visible = config.gpus.filter((g) => boundToNvidia(config, g));
+  if (visible.length === config.gpus.length) return handleVisible(argv, config, state);
+  if (visible.length === 0) return fail(MESSAGES.noDevices, EXIT.notFound);
+  const view: FakeState = { ...state, gpus: visible.map((g) => state.gpus[g.index] as FakeState['gpus'][number]) };
+  const outcome = handleVisible(argv, { ...config, gpus: visible.map((g, index) => ({ ...g, index })) }, view);
+  state.serial = view.serial;
+  state.faults = view.faults;
+  return outcome;
+}
+
+function handleVisible(argv: readonly string[], config: ResolvedConfig, state: FakeState): CallResult {
   const ctx: Context = { config, state };
   if (state.faults.driverNotLoaded) return result(`${MESSAGES.driverNotLoaded}\n`, EXIT.driverNotLoaded);
   if (argv[0] === 'mig') return handleMig(ctx, new Args(argv.slice(1)));
@@ -142,6 +169,12 @@ export function handleCall(argv: readonly string[], config: ResolvedConfig, stat
     if (unknown !== undefined) return fail(`Field "${unknown}" is not a valid field to query.`, EXIT.badArgument);
     return perGpu(ctx, gpus, (views) => renderQueryGpu(views, config, fields, !format.includes('noheader'), !format.includes('nounits')));
   }
+  const apps = args.option('--query-compute-apps');
+  if (apps !== undefined) {
+    const format = (args.option('--format') ?? '').split(',').map((f) => f.trim());
+    if (!format.includes('csv') || args.leftover.length > 0) return fail(MESSAGES.invalidArguments, EXIT.badArgument);
+    return queryComputeApps(ctx, gpus, apps, !format.includes('noheader'), !format.includes('nounits'));
+  }
   if (args.flag('-q', '--query')) {
     if (!args.flag('-x', '--xml-format') || args.leftover.length > 0) return fail(MESSAGES.invalidArguments, EXIT.badArgument);
     return perGpu(ctx, gpus, (views) => renderQueryXml(views, config));
@@ -150,6 +183,34 @@ export function handleCall(argv: readonly string[], config: ResolvedConfig, stat
   if (mig !== undefined) return setMigMode(ctx, gpus, mig);
   if (args.flag('-r', '--gpu-reset')) return resetGpus(ctx, selector === undefined ? undefined : gpus);
   return fail(MESSAGES.invalidArguments, EXIT.badArgument);
+}
+
+/**
+ * `--query-compute-apps=<fields> --format=csv[,noheader][,nounits]`: one row
+ * per compute process, nothing (or the header) when none runs. Field names and
+ * the header wording follow NVIDIA's `nvidia-smi --help-query-compute-apps`
+ * (catalog knowledge, not a capture).
+ */
+function queryComputeApps(ctx: Context, gpus: readonly ResolvedGpu[], query: string, header: boolean, units: boolean): CallResult {
+  const fields = query.split(',').map((f) => f.trim());
+  const headers: Record<string, string> = {
+    pid: 'pid',
+    process_name: 'process_name',
+    gpu_uuid: 'gpu_uuid',
+    gpu_bus_id: 'gpu_bus_id',
+    used_memory: units ? 'used_gpu_memory [MiB]' : 'used_gpu_memory',
+  };
+  const unknown = fields.find((f) => !(f in headers));
+  if (unknown !== undefined) return fail(`Field "${unknown}" is not a valid field to query.`, EXIT.badArgument);
+  const rows: string[] = header ? [fields.map((f) => headers[f]).join(', ')] : [];
+  for (const gpu of gpus) {
+    if (isLost(ctx, gpu)) continue;
+    for (const p of ctx.state.faults.processes?.[gpu.uuid] ?? []) {
+      const value: Record<string, string> = { pid: String(p.pid), process_name: p.name, gpu_uuid: gpu.uuid, gpu_bus_id: gpu.pciBusId, used_memory: units ? `${p.usedMiB} MiB` : String(p.usedMiB) };
+      rows.push(fields.map((f) => value[f]).join(', '));
+    }
+  }
+  return result(rows.length > 0 ? `${rows.join('\n')}\n` : '');
 }
 
 /**

@@ -45,6 +45,14 @@ export interface Faults {
   readonly driverNotLoaded?: boolean;
   /** GPU instances with a process attached ("<gpu>:<gi>"): destroying them is refused. */
   readonly busyInstances?: readonly string[];
+  /** Compute processes per GPU UUID, listed by --query-compute-apps. */
+  readonly processes?: Readonly<Record<string, readonly FakeProcess[]>>;
+}
+
+export interface FakeProcess {
+  readonly pid: number;
+  readonly name: string;
+  readonly usedMiB: number;
 }
 
 export interface FakeConfig {
@@ -56,6 +64,12 @@ export interface FakeConfig {
   /** The number shown in "NV<n>" cells; default 18 (H100 SXM). */
   readonly nvlinkCount?: number;
   readonly faults?: Faults;
+  /**
+   * A simulated sysfs tree (hack/fake-sysfs): when set, a GPU whose driver link
+   * there does not name "nvidia" is invisible, as it is to the real nvidia-smi
+   * once it is bound to vfio-pci, and the rest are numbered without it.
+   */
+  readonly sysfsRoot?: string;
 }
 
 /** A GPU with its model and every default filled in. */
@@ -78,6 +92,12 @@ export interface ResolvedConfig {
   readonly nvlinkGroups: ReadonlyArray<readonly number[]>;
   readonly nvlinkCount: number;
   readonly faults: Faults;
+  readonly sysfsRoot: string | undefined;
+}
+
+/** nvidia-smi's "00000000:1B:00.0" as sysfs names it: "0000:1b:00.0". */
+export function sysfsAddress(pciBusId: string): string {
+  return pciBusId.slice(4).toLowerCase();
 }
 
 function hex(n: number, width: number): string {
@@ -126,6 +146,7 @@ export function resolveConfig(raw: unknown): ResolvedConfig {
     nvlinkGroups: groups,
     nvlinkCount: c.nvlinkCount ?? 18,
     faults: c.faults ?? {},
+    sysfsRoot: typeof c.sysfsRoot === 'string' ? c.sysfsRoot : undefined,
   };
 }
 

@@ -4,7 +4,7 @@ import { demandFor } from './capacity.js';
 import { UNREACHABLE, attributeKeyText, type Inventory } from './inventory.js';
 import { deviceTaintBlocks } from './nodes.js';
 import { claimLabel, constraintApplies, type AltPlan, type ClaimPlan, type RequestPlan } from './plan.js';
-import { fmt, type Pick, type Score, type SearchPlan } from './policy.js';
+import { fmt, needsRebind, type Pick, type Score, type SearchPlan } from './policy.js';
 import type { FailureNotes } from './search.js';
 import type { State } from './state.js';
 import type { AlternativeDiagnosis, Diagnosis, Explanation, RequestDiagnosis, UnallocatedOutcome } from './types.js';
@@ -242,6 +242,8 @@ export interface PriorUse {
  * 8-GPU jobs this cluster runs"), or undefined when there is nothing to say.
  */
 export function protectedSentence(inv: Inventory, picks: readonly Pick[], node: number, prior: PriorUse, wholeCounts: readonly number[], policy: string): string | undefined {
+  const passthrough = passthroughSentence(inv, picks, node);
+  if (passthrough !== undefined) return passthrough;
   if (policy !== 'cascade' || picks.length === 0) return undefined;
   const jobs =
     wholeCounts.length === 0
@@ -265,6 +267,26 @@ export function protectedSentence(inv: Inventory, picks: readonly Pick[], node: 
   }
   if (prior.nodeInUse) return `Took ${picks.length === 1 ? gpu : `${picks.length} GPUs`} on node ${nodeName}, which is already in use, so free nodes stay whole for the ${jobs}.`;
   return undefined;
+}
+
+/**
+ * For passthrough devices: whether a GPU changes driver ("rebinding gpu-5 to
+ * vfio-pci: no GPU is bound for passthrough on a node that fits"), or the VM
+ * gets one already bound.
+ */
+function passthroughSentence(inv: Inventory, picks: readonly Pick[], node: number): string | undefined {
+  const nodeName = inv.nodes[node]?.name ?? '?';
+  const vfio = picks.map((p) => inv.devices[p.device]).filter((d): d is NonNullable<typeof d> => d !== undefined && d.api.attributes?.[`${d.driver}/type`]?.string === 'vfio');
+  if (vfio.length === 0) return undefined;
+  const label = (d: (typeof vfio)[number]): string => {
+    const set = d.consumes[0] === undefined ? undefined : inv.counterSets[d.consumes[0].set]?.name;
+    const gpu = set?.replace(/-counters$/, '');
+    const address = d.api.attributes?.['resource.kubernetes.io/pciBusID']?.string ?? d.name;
+    return gpu !== undefined ? `${gpu} (${address})` : address;
+  };
+  const rebinding = vfio.filter((d) => needsRebind(inv, d.idx));
+  if (rebinding.length === 0) return `Passed through ${vfio.map(label).join(', ')} on node ${nodeName}, already bound to vfio-pci, so no GPU changes driver.`;
+  return `Rebinding ${rebinding.map(label).join(', ')} on node ${nodeName} to vfio-pci: no GPU bound for passthrough was free on a node that fits.`;
 }
 
 /** Why this node, why these devices. */

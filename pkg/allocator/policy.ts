@@ -75,6 +75,13 @@ const W_CONTENTION = 4;
 const W_SHARED_FRAGMENTATION = 4;
 // What a placement leaves unusable on its node for the recent demand, in GPUs' worth (fgd.ts).
 const W_DEMAND_FIT = 10;
+/**
+ * Cost of a passthrough device whose GPU is not bound to vfio-pci yet: taking
+ * it means unbinding the GPU from the nvidia driver while one already bound
+ * (a pool GPU, or one a VM left) costs nothing, so a bound GPU on any compared
+ * node wins, and a GPU changes driver only when no better choice exists.
+ */
+const W_REBIND = 20;
 
 /**
  * What taking a device costs the devices it shares counters with: every sibling
@@ -102,6 +109,22 @@ export function damage(ctx: PolicyContext, d: number): number {
 const singleSet = new WeakMap<Inventory, Uint8Array>();
 
 /** Builds the policies' per-inventory lookups now, as part of the index, rather than in the first decision that needs them. */
+const rebindTables = new WeakMap<Inventory, Uint8Array>();
+
+/** 1 for a passthrough device ("vfio" type) whose GPU is not bound to vfio-pci now. */
+export function needsRebind(inv: Inventory, d: number): boolean {
+  let table = rebindTables.get(inv);
+  if (table === undefined) {
+    table = new Uint8Array(inv.devices.length);
+    for (const dev of inv.devices) {
+      const a = dev.api.attributes;
+      if (a?.[`${dev.driver}/type`]?.string === 'vfio' && a[`${dev.driver}/vfioBound`]?.bool === false) table[dev.idx] = 1;
+    }
+    rebindTables.set(inv, table);
+  }
+  return table[d] === 1;
+}
+
 export function preparePolicyIndexes(inv: Inventory): void {
   singleSetSets(inv);
   unitIndex(inv);
@@ -439,7 +462,11 @@ class CascadePolicy implements PlacementPolicy {
       device,
       damage: plan.alt.adminAccess
         ? 0
-        : damage(ctx, device) + domainCost(ctx, device) + contentionCost(ctx, device, plan.alt.set.id) + sharedFragmentationCost(ctx, device, shareDemand(ctx, plan, device)),
+        : damage(ctx, device) +
+          domainCost(ctx, device) +
+          contentionCost(ctx, device, plan.alt.set.id) +
+          sharedFragmentationCost(ctx, device, shareDemand(ctx, plan, device)) +
+          (needsRebind(ctx.inv, device) ? W_REBIND : 0),
     }));
     ranked.sort((a, b) => a.damage - b.damage || a.device - b.device);
     if (needed <= 1) return ranked;
@@ -470,8 +497,9 @@ class CascadePolicy implements PlacementPolicy {
     terms.push({
       name: 'fragmentation',
       value: dmg,
-      reason:
-        dmg === 0
+      reason: picks.some((p) => needsRebind(ctx.inv, p.device))
+        ? 'a GPU is taken from the nvidia driver for passthrough, which no GPU already bound to vfio-pci would need'
+        : dmg === 0
           ? 'no other placement on the same GPUs is lost and no whole GPU is broken'
           : dmg < 0
             ? 'fills a shared GPU so that less of it is left unusable for the requests this cluster sees'

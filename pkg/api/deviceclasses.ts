@@ -6,7 +6,7 @@ import { DEFAULT_DRIVER_NAME, RESOURCE_API_VERSION } from './resource.js';
 import { ATTR } from './devicemodel.js';
 
 /** The device types Cascade publishes, each with the class `<type>.<driver>`. */
-export const DEVICE_TYPES = ['gpu', 'mig', 'shared'] as const;
+export const DEVICE_TYPES = ['gpu', 'mig', 'shared', 'vfio'] as const;
 export type DeviceType = (typeof DEVICE_TYPES)[number];
 
 export function deviceClassName(type: DeviceType, driver = DEFAULT_DRIVER_NAME): string {

@@ -5,7 +5,7 @@
 
 /** Attribute names in the driver's domain. */
 export const ATTR = {
-  /** "gpu" for a whole GPU, "mig" for a MIG partition, "shared" for a GPU shared by several claims. */
+  /** "gpu" for a whole GPU, "mig" for a MIG partition, "shared" for a GPU shared by several claims, "vfio" for a GPU passed through to a VM. */
   type: 'type',
   uuid: 'uuid',
   /** GPU index as nvidia-smi numbers it. */
@@ -43,6 +43,12 @@ export const ATTR = {
   nvlinkDomain: 'nvlinkDomain',
   /** True for a MIG instance that existed before Cascade (not created by us). */
   preexisting: 'preexisting',
+  /** Of a passthrough device: the IOMMU group its functions are in. */
+  iommuGroup: 'iommuGroup',
+  /** Of a passthrough device: whether the GPU is bound to vfio-pci right now. */
+  vfioBound: 'vfioBound',
+  /** Of a passthrough device: "pool" (always bound to vfio-pci) or "switchable" (bound for a VM claim, returned after). */
+  passthroughMode: 'passthroughMode',
 } as const;
 
 /** Capacity names in the driver's domain. */
@@ -76,7 +82,7 @@ export const COUNTER = {
 export const MIG_MEMORY_SLICES = 8;
 export const MIG_COMPUTE_SLICES = 7;
 
-export type DeviceType = 'gpu' | 'mig' | 'shared';
+export type DeviceType = 'gpu' | 'mig' | 'shared' | 'vfio';
 
 /** Qualified attribute or capacity name for a driver: "<driver>/<name>". */
 export function qualify(driver: string, name: string): string {
@@ -91,6 +97,16 @@ export function gpuDeviceName(minor: number): string {
 /** Device name of a GPU published for sharing (allowMultipleAllocations). */
 export function sharedDeviceName(minor: number): string {
   return `gpu-${minor}-shared`;
+}
+
+/** Device name of a GPU published for passthrough: "vfio-0000-1b-00-0", after its PCI address. */
+export function vfioDeviceName(pciAddress: string): string {
+  return `vfio-${pciAddress.toLowerCase().replace(/[:.]/g, '-')}`;
+}
+
+/** Taint key of a passthrough device that cannot be passed through on this node now. */
+export function vfioUnavailableTaintKey(driver: string): string {
+  return `${driver}/vfio-unavailable`;
 }
 
 /** Name of the shared counter set of one GPU. */

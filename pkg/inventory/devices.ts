@@ -2,14 +2,15 @@
 // placement) and pre-existing MIG instances, with one shared counter set per
 // GPU so the API server's allocator itself keeps overlapping devices apart.
 import { createHash } from 'node:crypto';
-import { ATTR, CAPACITY, COUNTER, counterSetName, gpuDeviceName, migDeviceName, qualify, sharedDeviceName } from '../api/devicemodel.js';
+import { ATTR, CAPACITY, COUNTER, counterSetName, gpuDeviceName, migDeviceName, qualify, sharedDeviceName, vfioDeviceName, vfioUnavailableTaintKey } from '../api/devicemodel.js';
 import { type Counter, type CounterSet, type Device, type DeviceAttribute, type DeviceCapacity, type DeviceTaint, LIMITS, STANDARD_ATTRIBUTES } from '../api/resource.js';
 import { Quantity } from '../cel/quantity.js';
 import { catalogProfiles, findModel, migToggleNeedsReset } from '../nvidia/catalog.js';
 import { migGeometry } from '../nvidia/geometry.js';
 import type { Discovery } from '../nvidia/backend.js';
 import type { ComputeInstance, GpuInfo, GpuInstance, MigProfile, Placement } from '../nvidia/types.js';
-import { DEFAULT_SHARING, type InventoryOptions, type OwnedInstance, type SharingOptions } from './types.js';
+import { DEFAULT_SHARING, type InventoryOptions, type OwnedInstance, type PassthroughGpu, type SharingOptions } from './types.js';
+import { unhealthyTaint } from './health.js';
 
 /** How a GPU is published, decided from its MIG mode and architecture (docs/devices.md). */
 export interface GpuPlan {
@@ -357,22 +358,35 @@ function partition(c: Common, set: CounterSet, p: MigProfile, placement: Placeme
   return withTaints(device, c.taints);
 }
 
-/** All devices of one GPU, in a fixed order: whole GPU, then partitions by profile ID and start. */
-export function gpuDevices(plan: GpuPlan, driver: string, nvlinkDomain: string | undefined, taints: readonly DeviceTaint[], sharing?: Required<SharingOptions>): GpuDevices {
+/**
+ * All devices of one GPU, in a fixed order: whole GPU, shared GPU, passthrough
+ * device, then partitions by profile ID and start. A switchable passthrough
+ * GPU's passthrough device consumes every counter, as the whole GPU does.
+ */
+export function gpuDevices(
+  plan: GpuPlan,
+  driver: string,
+  nvlinkDomain: string | undefined,
+  taints: readonly DeviceTaint[],
+  sharing?: Required<SharingOptions>,
+  passthrough?: PassthroughGpu,
+): GpuDevices {
   const c: Common = { driver, gpu: plan.gpu, nvlinkDomain, taints };
   const model = findModel(plan.gpu.productName);
   const fullSms = model?.multiprocessors;
+  const vfio = (set: CounterSet | undefined): Device[] => (passthrough && plan.publishWhole ? [passthroughDevice(driver, passthrough, plan.gpu, set, taints)] : []);
   if (plan.profiles.length === 0) {
     if (!plan.publishWhole) return { minor: plan.gpu.minor, devices: [], counterSet: undefined };
-    if (sharing === undefined) return { minor: plan.gpu.minor, devices: [wholeGpu(c, undefined, fullSms)], counterSet: undefined };
-    // One counter keeps the whole GPU and its shared form apart.
+    if (sharing === undefined && !passthrough) return { minor: plan.gpu.minor, devices: [wholeGpu(c, undefined, fullSms)], counterSet: undefined };
+    // One counter keeps the whole GPU, its shared form and its passthrough form apart.
     const set: CounterSet = { name: counterSetName(plan.gpu.minor), counters: { [COUNTER.gpu]: { value: '1' } } };
-    return { minor: plan.gpu.minor, devices: [wholeGpu(c, set, fullSms), ...sharedGpu(c, set, sharing)], counterSet: set };
+    return { minor: plan.gpu.minor, devices: [wholeGpu(c, set, fullSms), ...(sharing ? sharedGpu(c, set, sharing) : []), ...vfio(set)], counterSet: set };
   }
   const set: CounterSet = { name: counterSetName(plan.gpu.minor), counters: counters(counterTotals(plan.profiles), false) };
   const devices: Device[] = [];
   if (plan.publishWhole) devices.push(wholeGpu(c, set, fullSms));
   if (plan.publishWhole && sharing !== undefined) devices.push(...sharedGpu(c, set, sharing));
+  devices.push(...vfio(set));
   const blocked = plan.foreign.map((f) => f.gi.placement);
   const profiles = [...plan.profiles].sort((a, b) => a.id - b.id);
   for (const p of profiles) {
@@ -389,4 +403,36 @@ export function gpuDevices(plan: GpuPlan, driver: string, nvlinkDomain: string |
     }
   }
   return { minor: plan.gpu.minor, devices, counterSet: devices.length > 0 ? set : undefined };
+}
+
+/**
+ * A GPU published for passthrough (docs/devices.md "Passthrough"): consumed
+ * whole by one VM. `gpu` is nvidia-smi's view while the GPU is bound to the
+ * nvidia driver; `consumes` the GPU's counter set when it is switchable and
+ * can also be used whole, partitioned or shared.
+ */
+export function passthroughDevice(driver: string, p: PassthroughGpu, gpu: GpuInfo | undefined, consumes: CounterSet | undefined, taints: readonly DeviceTaint[]): Device {
+  const q = (n: string): string => qualify(driver, n);
+  const memory = gpu?.memoryMiB ?? p.memoryMiB;
+  const all: DeviceTaint[] = taints.map((t) => ({ ...t }));
+  if (p.unavailable) all.push({ key: vfioUnavailableTaintKey(driver), value: p.unavailable.short, effect: 'NoSchedule' });
+  if (p.stranded !== undefined && !all.some((t) => t.key === unhealthyTaint(driver, '').key)) all.push(unhealthyTaint(driver, 'did-not-return-to-nvidia'));
+  const device: Device = {
+    name: vfioDeviceName(p.address),
+    attributes: sorted([
+      [q(ATTR.type), str('vfio')],
+      [q(ATTR.productName), str(gpu?.productName ?? p.productName)],
+      [q(ATTR.memory), memory === undefined ? undefined : { int: memory }],
+      [q(ATTR.uuid), gpu === undefined ? undefined : str(gpu.uuid)],
+      [q(ATTR.iommuGroup), p.iommuGroup === undefined ? undefined : { int: p.iommuGroup }],
+      [q(ATTR.vfioBound), { bool: p.driver === 'vfio-pci' }],
+      [q(ATTR.passthroughMode), str(p.mode)],
+      [STANDARD_ATTRIBUTES.pciBusID, str(p.address)],
+      [STANDARD_ATTRIBUTES.numaNode, (gpu?.numaNode ?? p.numaNode) === undefined ? undefined : { int: (gpu?.numaNode ?? p.numaNode) as number }],
+      [STANDARD_ATTRIBUTES.pcieRoot, (gpu?.pcieRoot ?? p.pcieRoot) === undefined ? undefined : str((gpu?.pcieRoot ?? p.pcieRoot) as string)],
+    ]),
+    capacity: sorted<DeviceCapacity>([[q(CAPACITY.memory), memory === undefined ? undefined : { value: `${memory}Mi` }]]),
+  };
+  const withCounters = consumes ? { ...device, consumesCounters: [{ counterSet: consumes.name, counters: { ...consumes.counters } }] } : device;
+  return all.length === 0 ? withCounters : { ...withCounters, taints: all };
 }

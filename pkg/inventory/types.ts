@@ -45,6 +45,28 @@ export interface InventoryInput {
   /** Taints per GPU UUID, applied to the GPU and every partition of it. */
   readonly taints?: Readonly<Record<string, readonly DeviceTaint[]>>;
   readonly options?: InventoryOptions;
+  /** GPUs this node may pass through to VMs (docs/devices.md "Passthrough"). */
+  readonly passthrough?: readonly PassthroughGpu[];
+}
+
+/** A GPU the node's configuration allows for passthrough, as sysfs shows it now. */
+export interface PassthroughGpu {
+  /** PCI address, "0000:1b:00.0". */
+  readonly address: string;
+  /** "pool": bound to vfio-pci from start-up, never used by containers; "switchable": bound for a VM claim, returned after. */
+  readonly mode: 'pool' | 'switchable';
+  /** The driver bound now; undefined when none is. */
+  readonly driver: string | undefined;
+  readonly iommuGroup: number | undefined;
+  readonly numaNode: number | undefined;
+  readonly pcieRoot: string | undefined;
+  /** From nvidia-smi while the GPU is bound to it, else from the catalog by PCI device ID. */
+  readonly productName: string;
+  readonly memoryMiB: number | undefined;
+  /** Why it cannot be passed through now (published as a taint), e.g. vfio-pci not loaded. */
+  readonly unavailable?: { readonly short: string; readonly reason: string };
+  /** Set when the GPU did not come back to the nvidia driver after a VM: published unhealthy. */
+  readonly stranded?: string;
 }
 
 /** A slice as the publisher takes it: the name and the spec without the pool generation. */

@@ -4,10 +4,13 @@
 // at the end.
 //
 // File format (JSON, mode 0600, directory 0700):
-//   { "version": 2, "checksum": "sha256:<hex>", "payload": { "bootId": ..., "writtenBy": ..., "claims": { <uid>: ClaimCheckpoint } } }
-// Versions: 1 had no writtenBy and no migCreated[].confirmed; a version-1 file
-// is converted on load (decodeCheckpoint) and written back as version 2. A
-// file of a version newer than this code is refused, never guessed at.
+//   { "version": 3, "checksum": "sha256:<hex>", "payload": { "bootId": ..., "writtenBy": ..., "claims": { <uid>: ClaimCheckpoint }, "stranded": { <pci address>: reason } } }
+// Versions: 1 had no writtenBy and no migCreated[].confirmed; 2 had no
+// passthrough (intended type "vfio", claims' vfioTaken, stranded). An older
+// file is converted on load (decodeCheckpoint) and written back as version 3.
+// A file of a version newer than this code is refused, never guessed at: a
+// version-2 node plugin would not know which PCI functions it must return to
+// their drivers.
 // checksum = sha256 of the canonical JSON of payload (object keys sorted, no
 // whitespace), so a torn or hand-edited file is detected rather than trusted.
 import { createHash } from 'node:crypto';
@@ -16,9 +19,9 @@ import { dirname } from 'node:path';
 import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, ensureDir, hasErrorCode, syncDir, writeFileAtomic } from '../kubeletplugin/atomic-file.js';
 import type { ClaimRef, PreparedDevice } from '../kubeletplugin/preparer.js';
 
-export const CHECKPOINT_VERSION = 2;
+export const CHECKPOINT_VERSION = 3;
 /** Who wrote a checkpoint, kept in it for whoever debugs an upgrade. */
-export const CHECKPOINT_WRITER = 'cascade-node-plugin (checkpoint v2)';
+export const CHECKPOINT_WRITER = 'cascade-node-plugin (checkpoint v3)';
 export const BOOT_ID_PATH = '/proc/sys/kernel/random/boot_id';
 
 /** A MIG placement: first memory slice and number of memory slices. */
@@ -33,7 +36,8 @@ export interface IntendedDevice {
   readonly request: string;
   readonly poolName: string;
   readonly deviceName: string;
-  readonly type: 'gpu' | 'mig' | 'shared';
+  readonly type: 'gpu' | 'mig' | 'shared' | 'vfio';
+  /** -1 for a passthrough GPU nvidia-smi did not see. */
   readonly gpuIndex: number;
   readonly gpuUuid: string;
   /** For type "mig": the instance prepare will create. */
@@ -45,6 +49,15 @@ export interface IntendedDevice {
   readonly shareId?: string;
   /** For a whole or shared GPU set up for sharing: how, so the last sharer can undo it. */
   readonly sharing?: IntendedSharing;
+  /** For type "vfio": the GPU's PCI address and how the node holds it. */
+  readonly vfio?: { readonly address: string; readonly mode: 'pool' | 'switchable' };
+}
+
+/** A PCI function prepare moved to vfio-pci, recorded before the move, and where it goes back. */
+export interface VfioTakenRecord {
+  readonly address: string;
+  /** The driver it returns to on unprepare or roll-back (vfio-pci for a pool GPU); null: none. */
+  readonly returnTo: string | null;
 }
 
 /** MPS or a time slice on a GPU, with what one claim was given. */
@@ -84,6 +97,8 @@ interface ClaimCheckpointBase {
   readonly intended: readonly IntendedDevice[];
   /** Instances created so far; recovery destroys these if the claim is rolled back. */
   readonly migCreated: readonly MigInstanceRecord[];
+  /** PCI functions taken for passthrough so far; unprepare and roll-back return them. */
+  readonly vfioTaken?: readonly VfioTakenRecord[];
 }
 
 export interface PrepareStartedClaim extends ClaimCheckpointBase {
@@ -104,6 +119,8 @@ export interface CheckpointState {
   /** The writer of the file this state was read from (CHECKPOINT_WRITER for new state). */
   readonly writtenBy: string;
   readonly claims: Readonly<Record<string, ClaimCheckpoint>>;
+  /** GPUs that did not come back to the nvidia driver after passthrough, by PCI address: published unhealthy until they do. */
+  readonly stranded?: Readonly<Record<string, string>>;
 }
 
 // ---- pure transitions ----
@@ -139,7 +156,30 @@ export function startPrepare(state: CheckpointState, claim: ClaimRef, intended: 
     name: claim.name,
     intended,
     migCreated: existing?.migCreated ?? [],
+    ...(existing?.vfioTaken?.length ? { vfioTaken: existing.vfioTaken } : {}),
   });
+}
+
+/** Records a PCI function about to be moved to vfio-pci; the first record of an address keeps its driver to return to. */
+export function recordVfioTaken(state: CheckpointState, uid: string, record: VfioTakenRecord): CheckpointState {
+  const claim = requireClaim(state, uid);
+  const taken = claim.vfioTaken ?? [];
+  if (taken.some((t) => t.address === record.address)) return state;
+  return withClaim(state, { ...claim, vfioTaken: [...taken, record] });
+}
+
+/** Forgets a PCI function once it is back where it belongs. */
+export function forgetVfioTaken(state: CheckpointState, uid: string, address: string): CheckpointState {
+  const claim = requireClaim(state, uid);
+  return withClaim(state, { ...claim, vfioTaken: (claim.vfioTaken ?? []).filter((t) => t.address !== address) });
+}
+
+/** Marks a GPU as not back with the nvidia driver (reason), or clears it (undefined). */
+export function setStranded(state: CheckpointState, address: string, reason: string | undefined): CheckpointState {
+  const stranded = { ...(state.stranded ?? {}) };
+  if (reason === undefined) delete stranded[address];
+  else stranded[address] = reason;
+  return { ...state, stranded };
 }
 
 /** Records one MIG instance created for a claim that is being prepared. */
@@ -171,6 +211,7 @@ export function completePrepare(state: CheckpointState, uid: string, result: { r
     name: claim.name,
     intended: claim.intended,
     migCreated: result.migCreated ?? claim.migCreated,
+    ...(claim.vfioTaken?.length ? { vfioTaken: claim.vfioTaken } : {}),
     devices: result.devices,
     cdiDeviceIds: result.devices.flatMap((d) => d.cdiDeviceIds),
   });
@@ -248,6 +289,7 @@ function checkShape(payload: unknown): asserts payload is CheckpointState {
   if (typeof payload.bootId !== 'string') throw new CheckpointCorruptError('payload.bootId is not a string');
   if (typeof payload.writtenBy !== 'string') throw new CheckpointCorruptError('payload.writtenBy is not a string');
   if (!isObject(payload.claims)) throw new CheckpointCorruptError('payload.claims is not an object');
+  if (payload.stranded !== undefined && !isObject(payload.stranded)) throw new CheckpointCorruptError('payload.stranded is not an object');
   for (const [uid, claim] of Object.entries(payload.claims)) {
     const where = `payload.claims[${JSON.stringify(uid)}]`;
     if (!isObject(claim)) throw new CheckpointCorruptError(`${where} is not an object`);
@@ -260,6 +302,9 @@ function checkShape(payload: unknown): asserts payload is CheckpointState {
     }
     if (claim.migCreated.some((m: unknown) => !isObject(m) || typeof m.confirmed !== 'boolean')) {
       throw new CheckpointCorruptError(`${where}.migCreated has a record without confirmed`);
+    }
+    if (claim.vfioTaken !== undefined && (!Array.isArray(claim.vfioTaken) || claim.vfioTaken.some((t: unknown) => !isObject(t) || typeof t.address !== 'string'))) {
+      throw new CheckpointCorruptError(`${where}.vfioTaken is not a list of PCI functions`);
     }
     if (claim.state === 'PrepareCompleted' && (!Array.isArray(claim.devices) || !Array.isArray(claim.cdiDeviceIds))) {
       throw new CheckpointCorruptError(`${where} is PrepareCompleted without devices`);
@@ -283,8 +328,14 @@ function fromVersion1(payload: unknown): unknown {
   return { ...payload, writtenBy: 'cascade-node-plugin (checkpoint v1)', claims };
 }
 
+/** Version 2 to 3: nothing was passed through, so nothing is taken or stranded. */
+function fromVersion2(payload: unknown): unknown {
+  if (!isObject(payload)) return payload;
+  return { ...payload, stranded: {} };
+}
+
 /** Converters from each older version to the next. */
-const UPGRADES: Readonly<Record<number, (payload: unknown) => unknown>> = { 1: fromVersion1 };
+const UPGRADES: Readonly<Record<number, (payload: unknown) => unknown>> = { 1: fromVersion1, 2: fromVersion2 };
 
 export interface DecodedCheckpoint {
   readonly state: CheckpointState;

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { DEFAULT_DRIVER_NAME } from '../api/resource.js';
 import { sharingOptions } from '../inventory/devices.js';
 import type { SharingOptions } from '../inventory/types.js';
+import { type PassthroughConfig, checkPassthroughConfig, parseGpuSelection } from './passthrough.js';
 
 export interface NodePluginConfig {
   /** Path of nvidia-smi (or the simulator). */
@@ -45,6 +46,12 @@ export interface NodePluginConfig {
   readonly mpsControlPath: string;
   /** Where the MPS daemons' pipe and log directories live (default <state-dir>/mps). */
   readonly mpsRoot: string;
+  /** Root of sysfs (PCI functions, IOMMU groups, driver binding). */
+  readonly sysfsRoot: string;
+  /** Root of the device nodes (/dev/vfio). */
+  readonly devRoot: string;
+  /** Which GPUs may be passed through to VMs, and how (docs/devices.md "Passthrough"). */
+  readonly passthrough: PassthroughConfig;
 }
 
 const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
@@ -107,6 +114,10 @@ interface RawOptions {
   sharedComputeDefault: number;
   mpsControl?: string;
   mpsRoot?: string;
+  sysfsRoot: string;
+  devRoot: string;
+  passthroughPool: string;
+  passthroughSwitchable: string;
 }
 
 /** The flag set; exported so the help text can be tested and printed. */
@@ -143,6 +154,10 @@ export function nodePluginCommand(env: NodeJS.ProcessEnv = process.env): Command
       .addOption(new Option('--shared-compute-default <percent>', 'compute a shared-GPU claim gets when it does not ask').argParser(positiveInt).default(10))
       .addOption(new Option('--mps-control <path>', 'nvidia-cuda-mps-control (default: $NVIDIA_MPS_CONTROL, else from PATH)'))
       .addOption(new Option('--mps-root <dir>', "MPS daemons' pipe and log directories (default: <state-dir>/mps)"))
+      .addOption(new Option('--sysfs-root <dir>', 'root of sysfs (PCI functions, IOMMU groups, driver binding)').default('/sys'))
+      .addOption(new Option('--dev-root <dir>', 'root of the device nodes (/dev/vfio)').default('/dev'))
+      .addOption(new Option('--passthrough-pool <gpus>', 'GPUs (PCI addresses, or all) bound to vfio-pci from start-up for VMs only (vfio.gpu.cascade.dev)').default('none'))
+      .addOption(new Option('--passthrough-switchable <gpus>', 'GPUs (PCI addresses, or all) bound to vfio-pci only while a VM claim holds them').default('none'))
       .allowExcessArguments(false)
       .exitOverride()
       // Errors come back as exceptions with a message; help goes to stdout as usual.
@@ -179,6 +194,13 @@ export function parseNodePluginConfig(argv: readonly string[], env: NodeJS.Proce
   // Refuse a bad setting now, not at the first publication.
   sharingOptions({ sharing });
   const stateDir = o.stateDir ?? path.join(o.pluginsDir, o.driverName);
+  let passthrough: PassthroughConfig;
+  try {
+    passthrough = { pool: parseGpuSelection(o.passthroughPool), switchable: parseGpuSelection(o.passthroughSwitchable) };
+    checkPassthroughConfig(passthrough);
+  } catch (err) {
+    throw new Error(`passthrough: ${err instanceof Error ? err.message : String(err)}`);
+  }
   return {
     nvidiaSmiPath: o.nvidiaSmi ?? env.NVIDIA_SMI ?? 'nvidia-smi',
     nvidiaSmiTimeoutMs: o.nvidiaSmiTimeout,
@@ -202,5 +224,8 @@ export function parseNodePluginConfig(argv: readonly string[], env: NodeJS.Proce
     sharing,
     mpsControlPath: o.mpsControl ?? env.NVIDIA_MPS_CONTROL ?? 'nvidia-cuda-mps-control',
     mpsRoot: o.mpsRoot ?? path.join(stateDir, 'mps'),
+    sysfsRoot: o.sysfsRoot,
+    devRoot: o.devRoot,
+    passthrough,
   };
 }

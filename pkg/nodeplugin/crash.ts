@@ -4,7 +4,9 @@
 //   after-mig-create         the MIG instance exists, the checkpoint does not know it
 //   before-prepare-complete  instances recorded, CDI written, claim not completed
 //   after-mps-start          a shared GPU's MPS daemon runs, the claim is not completed
-export type CrashPoint = 'after-mig-create' | 'before-prepare-complete' | 'after-mps-start';
+//   after-vfio-bind          a GPU function was moved to vfio-pci, the claim is not completed
+//   after-vfio-return        unprepare returned a GPU function to its driver, the claim is still recorded
+export type CrashPoint = 'after-mig-create' | 'before-prepare-complete' | 'after-mps-start' | 'after-vfio-bind' | 'after-vfio-return';
 
 export const CRASH_POINT_ENV = 'CASCADE_TEST_CRASH_POINT';
 

@@ -62,7 +62,22 @@ export interface MigDevice {
   readonly mps?: CdiMps;
 }
 
-export type CdiGpuDevice = FullGpuDevice | MigDevice;
+/** A GPU bound to vfio-pci for a VM: the VFIO container node and its IOMMU group's node. */
+export interface VfioDevice {
+  readonly type: 'vfio';
+  /** The DRA device name, e.g. "vfio-0000-1b-00-0". */
+  readonly deviceName: string;
+  /** "0000:1b:00.0". */
+  readonly address: string;
+  readonly iommuGroup: number;
+}
+
+export type CdiGpuDevice = FullGpuDevice | MigDevice | VfioDevice;
+
+/** The environment variable carrying a passthrough device's PCI address: CASCADE_<DEVICE>_PCI_ADDRESS. */
+export function pciAddressEnvName(deviceName: string): string {
+  return `CASCADE_${deviceName.toUpperCase().replace(/[^A-Z0-9]+/g, '_')}_PCI_ADDRESS`;
+}
 
 export interface ClaimCdiInput {
   readonly driver: string;
@@ -89,6 +104,10 @@ function hostNode(path: string, hostRoot: string | undefined): CdiDeviceNode {
 }
 
 function deviceEdits(device: CdiGpuDevice, hostRoot: string | undefined): CdiContainerEdits {
+  if (device.type === 'vfio') {
+    // VFIO nodes belong to the host's kernel, never to a containerised NVIDIA driver root.
+    return { env: [`${pciAddressEnvName(device.deviceName)}=${device.address}`], deviceNodes: [{ path: '/dev/vfio/vfio' }, { path: `/dev/vfio/${device.iommuGroup}` }] };
+  }
   const envName = uuidEnvName(device.deviceName);
   if (device.type === 'gpu') {
     const edits: CdiContainerEdits = {
@@ -126,13 +145,17 @@ export const CONTROL_DEVICE_NODES = ['/dev/nvidiactl', '/dev/nvidia-uvm', '/dev/
 
 /** The CDI spec of one claim's GPUs, MIG instances and shares. */
 export function buildClaimCdiSpec(input: ClaimCdiInput): CdiSpec {
-  const common = mergeEdits(
-    {
-      env: ['NVIDIA_VISIBLE_DEVICES=void'],
-      deviceNodes: CONTROL_DEVICE_NODES.map((p) => hostNode(p, input.hostRoot)),
-    },
-    input.commonEdits,
-  );
+  // A claim of passthrough GPUs only gets nothing of the NVIDIA driver: its GPUs are not the driver's.
+  const nvidia = input.devices.some((d) => d.type !== 'vfio');
+  const common = !nvidia
+    ? {}
+    : mergeEdits(
+        {
+          env: ['NVIDIA_VISIBLE_DEVICES=void'],
+          deviceNodes: CONTROL_DEVICE_NODES.map((p) => hostNode(p, input.hostRoot)),
+        },
+        input.commonEdits,
+      );
   return buildCdiSpec(
     input.driver,
     input.claimUid,

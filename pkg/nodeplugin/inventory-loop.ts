@@ -3,7 +3,7 @@
 // unhealthy GPUs, and never unpublishes because nvidia-smi failed once.
 import type { DeviceTaint } from '../api/resource.js';
 import { buildDesiredSlices, carryOverLostGpus, profileNotes, taintsFromHealth, unhealthyTaint, unhealthyTaintKey } from '../inventory/index.js';
-import type { DesiredSlice, OwnedInstance, SharingOptions } from '../inventory/types.js';
+import type { DesiredSlice, OwnedInstance, PassthroughGpu, SharingOptions } from '../inventory/types.js';
 import type { DeviceHealthBoard, DeviceHealthEntry } from '../kubeletplugin/health.js';
 import type { SerialQueue } from '../kubeletplugin/serialize.js';
 import { errorMessage, type Logger } from '../log/logger.js';
@@ -37,6 +37,8 @@ export interface InventoryLoopOptions {
   readonly dynamicMig: boolean;
   /** How GPUs are published for sharing (default: on with the default policies). */
   readonly sharing?: SharingOptions | false;
+  /** The GPUs this node may pass through, as sysfs shows them after a discovery. */
+  readonly passthrough?: (discovery: Discovery) => Promise<PassthroughGpu[]>;
   readonly log: Logger;
 }
 
@@ -85,6 +87,7 @@ export interface PendingRecovery {
 
 export class InventoryLoop {
   private previous: Discovery | undefined;
+  private passthrough: PassthroughGpu[] = [];
   private health: readonly GpuHealth[] = [];
   private healthKey = '[]';
   private published: PublishResult | undefined;
@@ -156,6 +159,7 @@ export class InventoryLoop {
     const { discovery, taints: lost } = carryOverLostGpus(this.o.driver, this.previous, current);
     const taints = mergeTaints(lost, taintsFromHealth(this.o.driver, this.health, discovery));
     this.previous = discovery;
+    this.passthrough = (await this.o.passthrough?.(discovery)) ?? [];
     this.logProfileNotes(discovery);
     return this.publishable(discovery, taints);
   }
@@ -178,8 +182,9 @@ export class InventoryLoop {
       ownedInstances: this.o.ownedInstances(discovery),
       taints,
       options: { dynamicMig: this.o.dynamicMig, ...(this.o.sharing !== undefined ? { sharing: this.o.sharing } : {}) },
+      passthrough: this.passthrough,
     });
-    this.o.published.set(inventorySnapshot(discovery, slices));
+    this.o.published.set(inventorySnapshot(discovery, slices, this.passthrough));
     return slices;
   }
 

@@ -2,10 +2,11 @@
 // inventory to the exact devices to hand out, every value checked before it
 // can reach an nvidia-smi command line.
 import { unhealthyTaintKey } from '../inventory/health.js';
-import { ATTR, CAPACITY, MIG_MEMORY_SLICES, gpuDeviceName, migDeviceName, qualify, sharedDeviceName } from '../api/devicemodel.js';
+import { ATTR, CAPACITY, MIG_MEMORY_SLICES, gpuDeviceName, migDeviceName, qualify, sharedDeviceName, vfioDeviceName } from '../api/devicemodel.js';
 import { Quantity } from '../cel/quantity.js';
-import type { Device, DeviceAllocationConfiguration, DeviceRequestAllocationResult, ResourceClaim } from '../api/resource.js';
-import type { DesiredSlice } from '../inventory/types.js';
+import { type Device, type DeviceAllocationConfiguration, type DeviceRequestAllocationResult, type ResourceClaim, STANDARD_ATTRIBUTES } from '../api/resource.js';
+import type { DesiredSlice, PassthroughGpu } from '../inventory/types.js';
+import { isPciAddress } from './vfio.js';
 import type { CheckpointState, IntendedDevice, IntendedSharing } from './checkpoint.js';
 import { checkConfigForDevice, resolveDeviceConfig, sharingFor, type GpuConfig } from './gpu-config.js';
 import { type ClaimRef, claimLabel } from '../kubeletplugin/preparer.js';
@@ -16,12 +17,14 @@ import type { GpuInfo, Placement } from '../nvidia/types.js';
 export interface InventorySnapshot {
   readonly discovery: Discovery;
   readonly devices: ReadonlyMap<string, Device>;
+  /** Passthrough GPUs by PCI address, as sysfs showed them. */
+  readonly passthrough: ReadonlyMap<string, PassthroughGpu>;
 }
 
-export function inventorySnapshot(discovery: Discovery, slices: readonly DesiredSlice[]): InventorySnapshot {
+export function inventorySnapshot(discovery: Discovery, slices: readonly DesiredSlice[], passthrough: readonly PassthroughGpu[] = []): InventorySnapshot {
   const devices = new Map<string, Device>();
   for (const s of slices) for (const d of s.spec.devices ?? []) devices.set(d.name, d);
-  return { discovery, devices };
+  return { discovery, devices, passthrough: new Map(passthrough.map((p) => [p.address, p])) };
 }
 
 interface PlannedBase {
@@ -74,7 +77,20 @@ export interface PlannedShared extends PlannedBase {
   readonly sharing: SharingPlan;
 }
 
-export type PlannedDevice = (PlannedGpu & { readonly sharing?: SharingPlan }) | PlannedShared | PlannedMig | PlannedPreexistingMig;
+/** A GPU passed through to a VM: bound to vfio-pci with the rest of its IOMMU group. */
+export interface PlannedVfio {
+  readonly kind: 'vfio';
+  readonly request: string;
+  readonly poolName: string;
+  readonly deviceName: string;
+  readonly config: GpuConfig;
+  readonly address: string;
+  readonly mode: 'pool' | 'switchable';
+  /** nvidia-smi's view while the GPU is still bound to the nvidia driver. */
+  readonly gpu: GpuInfo | undefined;
+}
+
+export type PlannedDevice = (PlannedGpu & { readonly sharing?: SharingPlan }) | PlannedShared | PlannedMig | PlannedPreexistingMig | PlannedVfio;
 
 export type ClaimPlan = { readonly ok: true; readonly devices: readonly PlannedDevice[] } | { readonly ok: false; readonly error: string };
 
@@ -113,7 +129,7 @@ export function occupancyFromCheckpoint(state: CheckpointState, exceptUid: strin
     const owner = `claim ${c.namespace}/${c.name}`;
     for (const d of c.intended) {
       // Pre-existing MIG devices are checkpointed without `mig`: nothing to create.
-      const placement = d.type === 'gpu' ? 'whole' : d.type === 'shared' ? 'shared' : (d.mig?.placement ?? 'named');
+      const placement = d.type === 'gpu' || d.type === 'vfio' ? 'whole' : d.type === 'shared' ? 'shared' : (d.mig?.placement ?? 'named');
       out.push({ owner, gpuUuid: d.gpuUuid, deviceName: d.deviceName, placement, ...(d.sharing ? { sharing: sharingOf(d.sharing) } : {}) });
     }
   }
@@ -284,6 +300,30 @@ function planMig(ctx: DeviceContext, r: Result, device: Device, base: Base): Pla
   return { kind: 'preexisting-mig', ...base, gpu, profile, profileId, placement, uuid, gpuInstanceId: gi.instanceId, computeInstanceId: ci.instanceId, ...shareMig };
 }
 
+/** The key a passthrough GPU is held under: its UUID while nvidia-smi sees it, else its PCI address. */
+export function vfioHoldKey(gpu: GpuInfo | undefined, address: string): string {
+  return gpu?.uuid ?? `pci-${address}`;
+}
+
+/** A GPU for a VM: the passthrough device must name a configured GPU this node sees in sysfs. */
+function planVfio(ctx: DeviceContext, r: Result, device: Device, base: Base): PlannedDevice | string {
+  const address = device.attributes?.[STANDARD_ATTRIBUTES.pciBusID]?.string;
+  if (address === undefined || !isPciAddress(address) || vfioDeviceName(address) !== r.device) return `device ${r.device} does not name a PCI address this node publishes`;
+  const p = ctx.inventory.passthrough.get(address);
+  if (!p) return `device ${r.device} (${address}) is not a GPU this node is configured to pass through`;
+  if (p.unavailable) return `device ${r.device} (${address}) cannot be passed through: ${p.unavailable.reason}`;
+  if (base.config.sharing !== undefined && base.config.sharing.strategy !== 'Exclusive')
+    return `device ${r.device} is a passthrough GPU, which a VM uses whole; its config asks for ${base.config.sharing.strategy}`;
+  const gpu = ctx.inventory.discovery.gpus.find((g) => g.pciBusId === address);
+  const key = vfioHoldKey(gpu, address);
+  for (const o of ctx.held) {
+    if (o.deviceName === r.device) return `device ${r.device} is already prepared for ${o.owner}`;
+    if (o.gpuUuid === key) return `device ${r.device} needs the whole GPU ${address}, which ${o.deviceName} held by ${o.owner} uses`;
+  }
+  ctx.held.push({ owner: 'another request of this claim', gpuUuid: key, deviceName: r.device, placement: 'whole' });
+  return { kind: 'vfio', ...base, address, mode: p.mode, gpu };
+}
+
 /** One allocated device: checked against the inventory and its config, then planned by its type. */
 function planDevice(ctx: DeviceContext, r: Result, config: readonly DeviceAllocationConfiguration[] | undefined): PlannedDevice | string {
   const { driver, inventory } = ctx;
@@ -302,7 +342,8 @@ function planDevice(ctx: DeviceContext, r: Result, config: readonly DeviceAlloca
   if (type === 'gpu') return planWhole(ctx, r, device, base);
   if (type === 'shared') return planShared(ctx, r, device, base);
   if (type === 'mig') return planMig(ctx, r, device, base);
-  return `device ${r.device} has type ${JSON.stringify(type)}; expected "gpu", "shared" or "mig"`;
+  if (type === 'vfio') return planVfio(ctx, r, device, base);
+  return `device ${r.device} has type ${JSON.stringify(type)}; expected "gpu", "shared", "mig" or "vfio"`;
 }
 
 /**
@@ -351,6 +392,10 @@ function intendedSharing(s: SharingPlan): IntendedSharing {
 /** The checkpoint's record of a plan, written before anything changes on the GPU. */
 export function intendedDevices(devices: readonly PlannedDevice[]): IntendedDevice[] {
   return devices.map((d): IntendedDevice => {
+    if (d.kind === 'vfio') {
+      const held = { request: d.request, poolName: d.poolName, deviceName: d.deviceName, gpuIndex: d.gpu?.index ?? -1, gpuUuid: vfioHoldKey(d.gpu, d.address) };
+      return { ...held, type: 'vfio', vfio: { address: d.address, mode: d.mode } };
+    }
     const common = { request: d.request, poolName: d.poolName, deviceName: d.deviceName, gpuIndex: d.gpu.index, gpuUuid: d.gpu.uuid };
     if (d.kind === 'gpu') return { ...common, type: 'gpu', ...(d.sharing ? { sharing: intendedSharing(d.sharing) } : {}) };
     if (d.kind === 'shared') return { ...common, type: 'shared', shareId: d.shareId, sharing: intendedSharing(d.sharing) };

@@ -18,6 +18,8 @@ export const PREPARE_REASON = {
   MigCreateFailed: 'MigCreateFailed',
   /** The MPS daemon or the time slice could not be set up. */
   SharingFailed: 'SharingFailed',
+  /** A GPU could not be passed through: vfio-pci missing, its IOMMU group shared, in use, or the bind failed. */
+  PassthroughFailed: 'PassthroughFailed',
   /** A device could not be set up for another reason; the message says which and why. */
   SetupFailed: 'SetupFailed',
   /** The claim's CDI spec could not be written. */

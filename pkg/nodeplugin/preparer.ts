@@ -17,13 +17,18 @@ import {
   completePrepare,
   emptyCheckpoint,
   forgetMigInstance,
+  forgetVfioTaken,
   halfPreparedClaims,
   ownedMigInstances,
   preparedDevices,
   recordMigCreated,
+  recordVfioTaken,
   removeClaim,
+  setStranded,
   startPrepare,
 } from './checkpoint.js';
+import type { Passthrough } from './passthrough.js';
+import { NVIDIA_DRIVER, VFIO_DRIVER, checkIommuGroup } from './vfio.js';
 import { type ClaimPreparer, type ClaimRef, type PrepareFailure, type PrepareResult, type PreparedDevice, type UnprepareResult, baseRequestName, claimLabel } from '../kubeletplugin/preparer.js';
 import { errorMessage, type Logger } from '../log/logger.js';
 import type { Discovery, GpuBackend } from '../nvidia/backend.js';
@@ -56,6 +61,8 @@ export interface NodePreparerOptions {
   readonly mps?: MpsControl;
   /** The MPS root as the host sees it, when this process sees it under another path. */
   readonly hostMpsRoot?: string;
+  /** GPUs this node may pass through to VMs; undefined: passthrough claims are refused. */
+  readonly passthrough?: Passthrough;
   readonly log: Logger;
 }
 
@@ -114,6 +121,11 @@ export class NodePreparer implements ClaimPreparer {
     return this.recovered;
   }
 
+  /** GPUs that did not come back from passthrough, by PCI address. */
+  get stranded(): Readonly<Record<string, string>> {
+    return this.state.stranded ?? {};
+  }
+
   /** The checkpoint as it stands (for tests and the publish loop). */
   get checkpointState(): CheckpointState {
     return this.state;
@@ -168,6 +180,11 @@ export class NodePreparer implements ClaimPreparer {
         targets.push({ gpuIndex: gpu.index, gpuUuid: gpu.uuid, gi: gi.instanceId, ci: ci?.instanceId ?? 0 });
       }
       let failed = false;
+      const returned = await this.returnVfio(claim.uid);
+      if (returned.length > 0) {
+        problems.push(...returned.map((p) => `claim ${label}: ${p}`));
+        failed = true;
+      }
       for (const t of targets) {
         const gpu = discovery.gpus.find((g) => g.uuid === t.gpuUuid);
         if (!gpu) {
@@ -197,6 +214,7 @@ export class NodePreparer implements ClaimPreparer {
       orphanCdiSpecs.push(uid);
     }
     await this.reconcileMps();
+    problems.push(...(await this.reconcilePassthrough()));
     if (problems.length > 0) {
       this.recoveryProblem = `start-up recovery could not roll back: ${problems.join('; ')}`;
       this.o.log.error('start-up recovery incomplete; prepare refuses until it succeeds', { problems });
@@ -277,7 +295,7 @@ export class NodePreparer implements ClaimPreparer {
     if (!plan.ok) return failed(PREPARE_REASON.InvalidAllocation, plan.error);
 
     try {
-      if (plan.devices.some((d) => d.kind !== 'gpu')) await this.loadMigMinors();
+      if (plan.devices.some((d) => d.kind === 'mig' || d.kind === 'preexisting-mig')) await this.loadMigMinors();
       this.state = startPrepare(this.state, ref, intendedDevices(plan.devices));
       await this.o.checkpoint.save(this.state);
     } catch (err) {
@@ -326,6 +344,7 @@ export class NodePreparer implements ClaimPreparer {
 
   /** Sets up one device; returns its CDI device and the data for the claim status. */
   private async setUp(ref: ClaimRef, d: PlannedDevice): Promise<{ cdi: CdiGpuDevice; data: Record<string, unknown> }> {
+    if (d.kind === 'vfio') return this.passThrough(ref, d);
     const parent = { parentUUID: d.gpu.uuid, parentMinor: d.gpu.minor };
     switch (d.kind) {
       case 'gpu': {
@@ -443,6 +462,165 @@ export class NodePreparer implements ClaimPreparer {
         };
       }
     }
+  }
+
+  /**
+   * Hands a GPU to a VM: checks that vfio-pci is there, that the GPU's IOMMU
+   * group holds nothing else but bridges and the GPU's own functions, and that
+   * no process uses it; then records and moves each function to vfio-pci and
+   * checks that the group's /dev/vfio node appeared.
+   */
+  private async passThrough(ref: ClaimRef, d: Extract<PlannedDevice, { kind: 'vfio' }>): Promise<{ cdi: CdiGpuDevice; data: Record<string, unknown> }> {
+    const label = claimLabel(ref);
+    const fail = (message: string): ClaimError => new ClaimError(PREPARE_REASON.PassthroughFailed, `claim ${label}: cannot pass ${d.deviceName} (${d.address}) through: ${message}`);
+    const pt = this.o.passthrough;
+    if (!pt) throw fail(`passthrough is off on node ${this.o.nodeName} (--passthrough-pool, --passthrough-switchable)`);
+    const sysfs = pt.sysfs;
+    if (!(await sysfs.vfioLoaded())) throw fail(`the vfio-pci module is not loaded on node ${this.o.nodeName} (modprobe vfio-pci, and load it at boot)`);
+    const fn = await sysfs.fn(d.address);
+    if (!fn) throw fail(`sysfs has no PCI function ${d.address} any more`);
+    const group = await checkIommuGroup(sysfs, fn);
+    if (!group.ok) throw fail(group.reason);
+    if (fn.driver === NVIDIA_DRIVER) {
+      const uuid = d.gpu?.uuid;
+      let users;
+      try {
+        users = (await this.o.backend.computeProcesses()).filter((p) => p.gpuUuid === uuid);
+      } catch (err) {
+        throw fail(`cannot tell whether processes use it: ${errorMessage(err)}`);
+      }
+      if (users.length > 0) {
+        const list = users.slice(0, 5).map((u) => `pid ${u.pid} ${u.name}`);
+        throw fail(`it is in use by ${users.length} process(es) on the nvidia driver (${list.join(', ')}); a GPU is taken from its driver only when nothing uses it`);
+      }
+    }
+    for (const f of group.functions) {
+      // The way back is on disk before the function moves.
+      const returnTo = d.mode === 'pool' ? VFIO_DRIVER : (f.driver ?? null);
+      this.state = recordVfioTaken(this.state, ref.uid, { address: f.address, returnTo });
+      await this.o.checkpoint.save(this.state);
+      try {
+        await sysfs.moveTo(f.address, VFIO_DRIVER);
+      } catch (err) {
+        throw fail(errorMessage(err));
+      }
+      crashPoint('after-vfio-bind');
+    }
+    if (!(await sysfs.groupNodeExists(group.group))) throw fail(`vfio-pci took the GPU, but /dev/vfio/${group.group} did not appear`);
+    if (fn.driver !== VFIO_DRIVER) {
+      this.o.log.info('bound a GPU to vfio-pci for a VM', { claim: label, device: d.deviceName, pciAddress: d.address, iommuGroup: group.group, functions: group.functions.map((f) => f.address) });
+      this.o.inventory.changed();
+    }
+    return {
+      cdi: { type: 'vfio', deviceName: d.deviceName, address: d.address, iommuGroup: group.group },
+      data: { type: 'vfio', pciBusID: d.address, iommuGroup: group.group, functions: group.functions.map((f) => f.address), productName: d.gpu?.productName, ...(d.gpu ? { uuid: d.gpu.uuid } : {}) },
+    };
+  }
+
+  /**
+   * Returns every PCI function a claim took for passthrough to the driver it
+   * came from (a pool GPU stays with vfio-pci), forgetting each once it is
+   * back. A GPU back on nvidia must show in nvidia-smi again; one that does not
+   * is recorded as stranded and published unhealthy, never silently lost.
+   * Returns problems (the functions not returned stay recorded).
+   */
+  private async returnVfio(uid: string): Promise<string[]> {
+    const claim = this.state.claims[uid];
+    const taken = claim?.vfioTaken ?? [];
+    if (taken.length === 0) return [];
+    const sysfs = this.o.passthrough?.sysfs;
+    if (!sysfs) return [`PCI functions ${taken.map((t) => t.address).join(', ')} were taken for passthrough, but passthrough is now off on this node; return them by hand`];
+    const problems: string[] = [];
+    const backToNvidia: string[] = [];
+    for (const t of [...taken].reverse()) {
+      try {
+        await sysfs.moveTo(t.address, t.returnTo);
+      } catch (err) {
+        problems.push(`cannot return ${t.address} to ${t.returnTo ?? 'no driver'}: ${errorMessage(err)}`);
+        continue;
+      }
+      if (t.returnTo === NVIDIA_DRIVER) backToNvidia.push(t.address);
+      crashPoint('after-vfio-return');
+      this.state = forgetVfioTaken(this.state, uid, t.address);
+      await this.o.checkpoint.save(this.state);
+    }
+    if (backToNvidia.length > 0) {
+      await this.checkReturned(backToNvidia);
+      this.o.inventory.changed();
+    }
+    return problems;
+  }
+
+  /** Marks GPUs nvidia-smi does not list after their return as stranded (or clears the mark). */
+  private async checkReturned(addresses: readonly string[]): Promise<void> {
+    let seen: Set<string>;
+    try {
+      seen = new Set((await this.o.backend.discover()).gpus.map((g) => g.pciBusId));
+    } catch (err) {
+      seen = new Set();
+      this.o.log.warn('cannot run nvidia-smi to check GPUs returned from passthrough', { error: errorMessage(err) });
+    }
+    for (const a of addresses) {
+      const reason = seen.has(a) ? undefined : 'bound to the nvidia driver again, but nvidia-smi does not list it';
+      if (reason !== undefined) this.o.log.error('a GPU did not come back from passthrough; it is published unhealthy until nvidia-smi lists it again', { pciAddress: a, reason });
+      this.state = setStranded(this.state, a, reason);
+    }
+    await this.o.checkpoint.save(this.state);
+  }
+
+  /**
+   * After a restart, every configured GPU goes where it belongs: a pool GPU to
+   * vfio-pci, a switchable GPU no claim holds back to nvidia, a stranded one
+   * tried again. Returns problems for the log; a pool GPU in use waits.
+   */
+  private async reconcilePassthrough(): Promise<string[]> {
+    const pt = this.o.passthrough;
+    if (!pt) return [];
+    const held = new Set(Object.values(this.state.claims).flatMap((c) => c.intended.flatMap((d) => (d.vfio ? [d.vfio.address] : []))));
+    const problems: string[] = [];
+    for (const { fn, mode } of await pt.gpus()) {
+      if (held.has(fn.address)) continue;
+      try {
+        if (mode === 'pool' && fn.driver !== VFIO_DRIVER) await this.bindPool(fn.address);
+        else if (mode === 'switchable' && (fn.driver !== NVIDIA_DRIVER || this.state.stranded?.[fn.address] !== undefined)) {
+          const group = await checkIommuGroup(pt.sysfs, fn);
+          const companions = group.ok ? group.functions.filter((f) => f.address !== fn.address && f.driver === VFIO_DRIVER) : [];
+          await pt.sysfs.moveTo(fn.address, NVIDIA_DRIVER);
+          for (const c of companions) await pt.sysfs.moveTo(c.address, null);
+          this.o.log.info('returned a GPU no claim holds from vfio-pci to nvidia', { pciAddress: fn.address });
+          await this.checkReturned([fn.address]);
+        }
+      } catch (err) {
+        problems.push(`GPU ${fn.address} (${mode} passthrough): ${errorMessage(err)}`);
+      }
+    }
+    return problems;
+  }
+
+  /** Binds a pool GPU and its companions to vfio-pci, when nothing uses it. */
+  private async bindPool(address: string): Promise<void> {
+    const pt = this.o.passthrough;
+    if (!pt) return;
+    const fn = await pt.sysfs.fn(address);
+    if (!fn) return;
+    if (!(await pt.sysfs.vfioLoaded())) throw new Error('the vfio-pci module is not loaded, so the pool GPU stays where it is');
+    const group = await checkIommuGroup(pt.sysfs, fn);
+    if (!group.ok) throw new Error(group.reason);
+    if (fn.driver === NVIDIA_DRIVER) {
+      const uuid = this.o.inventory.current?.discovery.gpus.find((g) => g.pciBusId === address)?.uuid ?? (await this.o.backend.discover()).gpus.find((g) => g.pciBusId === address)?.uuid;
+      const users = (await this.o.backend.computeProcesses()).filter((p) => p.gpuUuid === uuid);
+      if (users.length > 0) throw new Error(`it is in use by ${users.length} process(es) on the nvidia driver; it joins the pool once they exit and the node plugin restarts`);
+    }
+    for (const f of group.functions) await pt.sysfs.moveTo(f.address, VFIO_DRIVER);
+    this.o.log.info('bound a pool GPU to vfio-pci', { pciAddress: address, functions: group.functions.map((f) => f.address) });
+  }
+
+  /** The inventory saw a stranded GPU again: it is healthy, and forgotten as stranded. */
+  async clearStranded(addresses: readonly string[]): Promise<void> {
+    if (addresses.length === 0) return;
+    for (const a of addresses) this.state = setStranded(this.state, a, undefined);
+    await this.o.checkpoint.save(this.state);
+    this.o.log.info('GPUs that had not come back from passthrough are listed by nvidia-smi again', { pciAddresses: addresses });
   }
 
   /**
@@ -588,6 +766,7 @@ export class NodePreparer implements ClaimPreparer {
     if (!claim) return undefined;
     // Sharing first: an MPS daemon of a MIG instance holds the instance open.
     const problems: string[] = await this.releaseSharing(sharingReleases(this.state, uid));
+    problems.push(...(await this.returnVfio(uid)));
     for (const m of claim.migCreated) {
       try {
         await this.o.backend.destroyMigDevice({ gpuIndex: this.currentIndex(m.gpuUuid, m.gpuIndex), gpuInstanceId: m.gpuInstanceId, computeInstanceId: m.computeInstanceId });
@@ -621,6 +800,7 @@ export class NodePreparer implements ClaimPreparer {
       }
       // Sharing first: an MPS daemon of a MIG instance holds the instance open.
       const problems: string[] = await this.releaseSharing(sharingReleases(this.state, ref.uid));
+      problems.push(...(await this.returnVfio(ref.uid)));
       for (const m of claim.migCreated) {
         try {
           await this.o.backend.destroyMigDevice({ gpuIndex: this.currentIndex(m.gpuUuid, m.gpuIndex), gpuInstanceId: m.gpuInstanceId, computeInstanceId: m.computeInstanceId });

@@ -28,6 +28,11 @@ export class PublishedInventory {
     for (const listener of this.changeListeners) listener();
   }
 
+  /** Prepare or unprepare changed the node's GPUs (a GPU bound to or returned from vfio-pci): republish. */
+  changed(): void {
+    for (const listener of this.changeListeners) listener();
+  }
+
   /** Called whenever the node's GPUs changed under the inventory (the loop republishes). */
   onChange(listener: () => void): void {
     this.changeListeners.push(listener);

@@ -22,6 +22,8 @@ import { InventoryLoop } from './inventory-loop.js';
 import { NodePreparer } from './preparer.js';
 import { MpsControl } from './mps.js';
 import { PublishedInventory } from './published-inventory.js';
+import { Passthrough, passthroughEnabled } from './passthrough.js';
+import { PciSysfs } from './vfio.js';
 
 export const CHECKPOINT_FILE = 'checkpoint.json';
 
@@ -49,7 +51,8 @@ export interface RunningNodePlugin {
 
 export async function startNodePlugin(config: NodePluginConfig, deps: NodePluginDeps = {}): Promise<RunningNodePlugin> {
   const log = logger('node-plugin', { node: config.nodeName, driver: config.driverName });
-  const backend = deps.backend ?? new NvidiaSmiBackend({ path: config.nvidiaSmiPath, timeoutMs: config.nvidiaSmiTimeoutMs });
+  const backend = deps.backend ?? new NvidiaSmiBackend({ path: config.nvidiaSmiPath, timeoutMs: config.nvidiaSmiTimeoutMs, sysfsRoot: config.sysfsRoot });
+  const passthrough = passthroughEnabled(config.passthrough) ? new Passthrough(new PciSysfs({ root: config.sysfsRoot, devRoot: config.devRoot }), config.passthrough) : undefined;
   const kube = deps.kube === null ? undefined : (deps.kube ?? new Kube(KubeClient.fromDefault(config.kubeconfig)));
   const ownsKube = kube !== undefined && deps.kube === undefined;
   const claims = deps.claims ?? (kube ? new KubeClaimSource(kube) : undefined);
@@ -74,6 +77,7 @@ export async function startNodePlugin(config: NodePluginConfig, deps: NodePlugin
     dynamicMig: config.dynamicMig,
     driverEdits: driverFileEdits(config.driverRoot, config.hostDriverRoot),
     mps: new MpsControl({ controlPath: config.mpsControlPath, root: config.mpsRoot, log }),
+    ...(passthrough ? { passthrough } : {}),
     log,
   });
   await preparer.load();
@@ -98,6 +102,17 @@ export async function startNodePlugin(config: NodePluginConfig, deps: NodePlugin
     healthIntervalMs: config.healthIntervalMs,
     dynamicMig: config.dynamicMig,
     sharing: config.sharing,
+    ...(passthrough
+      ? {
+          passthrough: async (discovery) => {
+            const gpus = await passthrough.scan(discovery, preparer.stranded);
+            // A stranded GPU nvidia-smi lists again is healthy: forget it.
+            const back = gpus.filter((g) => g.stranded !== undefined && discovery.gpus.some((d) => d.pciBusId === g.address)).map((g) => g.address);
+            await preparer.clearStranded(back);
+            return gpus.map((g) => (back.includes(g.address) ? { ...g, stranded: undefined } : g));
+          },
+        }
+      : {}),
     log,
   });
 

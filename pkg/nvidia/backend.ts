@@ -82,4 +82,13 @@ export interface GpuBackend {
   setTimeSlice(gpuIndex: number, slice: 0 | 1 | 2 | 3): Promise<void>;
   /** Health of every GPU nvidia-smi reports or could not reach. */
   health(): Promise<GpuHealth[]>;
+  /** Compute processes running on the GPUs nvidia-smi reaches (before a GPU is taken from its driver). */
+  computeProcesses(): Promise<ComputeProcess[]>;
+}
+
+/** A process using a GPU, as `--query-compute-apps` lists it. */
+export interface ComputeProcess {
+  readonly pid: number;
+  readonly name: string;
+  readonly gpuUuid: string;
 }

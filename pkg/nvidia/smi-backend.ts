@@ -3,7 +3,7 @@
 import { realpath } from 'node:fs/promises';
 import path from 'node:path';
 import { logger } from '../log/logger.js';
-import type { CreateMigRequest, DestroyMigRequest, Discovery, GpuBackend } from './backend.js';
+import type { ComputeProcess, CreateMigRequest, DestroyMigRequest, Discovery, GpuBackend } from './backend.js';
 import { NvidiaSmiError, checkSmallInt } from './errors.js';
 import { DEFAULT_EXEC_OPTIONS, type SmiExecOptions, type SmiInvoke, type SmiResult, invokeSmi, runSmi } from './exec.js';
 import { parseQueryGpu, queryGpuArgs, type QueryGpuRow } from './parse-csv.js';
@@ -80,8 +80,8 @@ export class NvidiaSmiBackend implements GpuBackend {
   }
 
   /** Runs a command that may report lost GPUs (exit 15) alongside the reachable ones. */
-  private async runTolerant(args: readonly string[]): Promise<{ result: SmiResult; lost: LostGpu[] }> {
-    const result = await this.run(args, [15]);
+  private async runTolerant(args: readonly string[], alsoOk: readonly number[] = []): Promise<{ result: SmiResult; lost: LostGpu[] }> {
+    const result = await this.run(args, [15, ...alsoOk]);
     const lost = result.exitCode === 15 ? findLostGpus(`${result.stdout}\n${result.stderr}`) : [];
     if (result.exitCode === 15 && lost.length === 0) {
       throw new NvidiaSmiError(result.command, 'gpu-lost', 15, 'a GPU fell off the bus, but nvidia-smi did not say which');
@@ -90,7 +90,13 @@ export class NvidiaSmiBackend implements GpuBackend {
   }
 
   async discover(): Promise<Discovery> {
-    const { result: csv, lost } = await this.runTolerant(queryGpuArgs());
+    const { result: csv, lost } = await this.runTolerant(queryGpuArgs(), [6]);
+    // Exit 6 with "No devices were found": the driver is loaded and no GPU is bound to it
+    // (every one handed to vfio-pci, say). An empty node, not a failure.
+    if (csv.exitCode === 6) {
+      if (!/No devices were found/.test(`${csv.stdout}\n${csv.stderr}`)) throw new NvidiaSmiError(csv.command, 'not-found', 6, csv.stderr.trim() || csv.stdout.trim());
+      return { driverVersion: '', cudaVersion: undefined, gpus: [], migProfiles: [], gpuInstances: [], computeInstances: [], lost: [] };
+    }
     const rows = parseQueryGpu(csv.stdout, csv.command);
     const { result: xmlResult } = await this.runTolerant(['-q', '-x']);
     const xml = parseQueryXml(xmlResult.stdout);
@@ -348,6 +354,23 @@ export class NvidiaSmiBackend implements GpuBackend {
     await this.mutations.run(async () => {
       await this.run(['compute-policy', '-i', String(gpu), `--set-timeslice=${value}`]);
     });
+  }
+
+  async computeProcesses(): Promise<ComputeProcess[]> {
+    const r = await this.run(['--query-compute-apps=pid,process_name,gpu_uuid', '--format=csv,noheader'], [6]);
+    if (r.exitCode === 6) return [];
+    const out: ComputeProcess[] = [];
+    for (const [i, line] of r.stdout.split('\n').entries()) {
+      if (line.trim() === '' || /No running processes found/i.test(line)) continue;
+      const parts = line.split(',').map((p) => p.trim());
+      const pid = Number(parts[0]);
+      const uuid = parts[parts.length - 1] ?? '';
+      if (parts.length < 3 || !Number.isSafeInteger(pid) || !/^GPU-[0-9a-fA-F-]+$/.test(uuid)) {
+        throw new NvidiaSmiError(r.command, 'other', 0, `line ${i + 1} is not "pid, process_name, gpu_uuid": ${JSON.stringify(line.slice(0, 120))}`);
+      }
+      out.push({ pid, name: parts.slice(1, -1).join(','), gpuUuid: uuid });
+    }
+    return out;
   }
 
   async health(): Promise<GpuHealth[]> {

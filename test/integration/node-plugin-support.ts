@@ -12,6 +12,7 @@ import type { NodePluginConfig } from '../../pkg/nodeplugin/config.js';
 import type { FakeNvidiaSmi } from '../../hack/fake-nvidia-smi/testing.js';
 import { fakeMpsControlPath } from '../../hack/fake-mps-control/testing.js';
 import { NvidiaSmiBackend } from '../../pkg/nvidia/smi-backend.js';
+import { type GpuSelection, PASSTHROUGH_OFF } from '../../pkg/nodeplugin/passthrough.js';
 
 /** The real nvidia-smi backend pointed at a simulator (its config travels in the environment). */
 export function backendFor(smi: FakeNvidiaSmi): NvidiaSmiBackend {
@@ -65,6 +66,9 @@ export function pluginConfig(driverName: string, nodeName: string, dirs: PluginD
     sharing: {},
     mpsControlPath: fakeMpsControlPath(),
     mpsRoot: join(dirs.stateDir, 'mps'),
+    sysfsRoot: '/sys',
+    devRoot: '/dev',
+    passthrough: PASSTHROUGH_OFF,
     ...over,
   };
 }
@@ -84,7 +88,15 @@ export function pluginArgs(config: NodePluginConfig, kubeconfig: string): string
     `--health-interval=${config.healthIntervalMs}ms`,
     `--mps-control=${config.mpsControlPath}`,
     `--mps-root=${config.mpsRoot}`,
+    `--sysfs-root=${config.sysfsRoot}`,
+    `--dev-root=${config.devRoot}`,
+    `--passthrough-pool=${selection(config.passthrough.pool)}`,
+    `--passthrough-switchable=${selection(config.passthrough.switchable)}`,
   ];
+}
+
+function selection(s: GpuSelection): string {
+  return s === 'all' ? 'all' : s.length === 0 ? 'none' : s.join(',');
 }
 
 /**

@@ -11,7 +11,7 @@ describe('DeviceClasses', () => {
 
   it('follow the driver name', () => {
     const classes = cascadeDeviceClasses('gpu.example.com');
-    expect(classes.map((c) => c.metadata.name)).toEqual(['gpu.gpu.example.com', 'mig.gpu.example.com', 'shared.gpu.example.com']);
+    expect(classes.map((c) => c.metadata.name)).toEqual(['gpu.gpu.example.com', 'mig.gpu.example.com', 'shared.gpu.example.com', 'vfio.gpu.example.com']);
     expect(classes[2]?.spec?.selectors?.[0]?.cel?.expression).toBe('device.driver == "gpu.example.com" && device.attributes["gpu.example.com"].type == "shared"');
   });
 });

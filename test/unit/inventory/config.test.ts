@@ -26,6 +26,9 @@ describe('parseNodePluginConfig', () => {
       sharing: { memoryStep: '1Gi', computeStep: 1, computeDefault: 10 },
       mpsControlPath: 'nvidia-cuda-mps-control',
       mpsRoot: '/var/lib/kubelet/plugins/gpu.cascade.dev/mps',
+      sysfsRoot: '/sys',
+      devRoot: '/dev',
+      passthrough: { pool: [], switchable: [] },
     });
   });
 
@@ -64,6 +67,10 @@ describe('parseNodePluginConfig', () => {
         '--shared-compute-default=20',
         '--mps-control=/opt/bin/nvidia-cuda-mps-control',
         '--mps-root=/run/mps',
+        '--sysfs-root=/host/sys',
+        '--dev-root=/host/dev',
+        '--passthrough-pool=1b:00.0,0000:2c:00.0',
+        '--passthrough-switchable=all',
       ],
       {},
     );
@@ -90,7 +97,17 @@ describe('parseNodePluginConfig', () => {
       sharing: { memoryStep: '2Gi', computeStep: 5, computeDefault: 20 },
       mpsControlPath: '/opt/bin/nvidia-cuda-mps-control',
       mpsRoot: '/run/mps',
+      sysfsRoot: '/host/sys',
+      devRoot: '/host/dev',
+      passthrough: { pool: ['0000:1b:00.0', '0000:2c:00.0'], switchable: 'all' },
     });
+  });
+
+  it('refuses a passthrough GPU that is not a PCI address, and one listed both as pool and switchable', () => {
+    expect(() => parseNodePluginConfig(['--node-name=n', '--passthrough-pool=gpu-0'], {})).toThrow('passthrough: "gpu-0" is not a PCI address such as 0000:1b:00.0');
+    expect(() => parseNodePluginConfig(['--node-name=n', '--passthrough-pool=1b:00.0', '--passthrough-switchable=0000:1b:00.0'], {})).toThrow(
+      'passthrough: GPUs 0000:1b:00.0 are in both --passthrough-pool and --passthrough-switchable',
+    );
   });
 
   it('turns shared GPUs off with --no-shared-gpus and refuses sharing settings the API would refuse', () => {

@@ -133,6 +133,18 @@ describe('checkpoint versions', () => {
     expect(decoded.state.writtenBy).toBe('cascade-node-plugin (checkpoint v1)');
   });
 
+  it('converts a version-2 checkpoint of the release before passthrough, with nothing taken or stranded', () => {
+    const v2 = readFileSync(join(process.cwd(), 'test/fixtures/checkpoint/v2.json'), 'utf8');
+    const decoded = decodeCheckpointFile(v2);
+    expect(decoded.convertedFrom).toBe(2);
+    expect(decoded.state.stranded).toEqual({});
+    expect(Object.values(decoded.state.claims).map((c) => [c.state, c.vfioTaken ?? []])).toEqual([
+      ['PrepareCompleted', []],
+      ['PrepareStarted', []],
+    ]);
+    expect(decoded.state.writtenBy).toBe('cascade-node-plugin (checkpoint v2)');
+  });
+
   it('writes a converted checkpoint back in the current version when the store loads it', async () => {
     const { dir, cleanup } = await tempDir('cascade-ckpt-v1-');
     try {
@@ -143,7 +155,7 @@ describe('checkpoint versions', () => {
       const outcome = await store.load();
       expect(outcome).toMatchObject({ kind: 'loaded', convertedFrom: 1 });
       const rewritten = JSON.parse(await readFile(path, 'utf8')) as { version: number; payload: { writtenBy: string } };
-      expect(rewritten.version).toBe(2);
+      expect(rewritten.version).toBe(3);
       expect(rewritten.payload.writtenBy).toBe(CHECKPOINT_WRITER);
       expect(decodeCheckpointFile(await readFile(path, 'utf8')).convertedFrom).toBeUndefined();
     } finally {
@@ -165,8 +177,8 @@ describe('checkpoint encoding', () => {
   it.each<[string, (text: string) => string, RegExp]>([
     ['a changed value', (t) => t.replace('"MIG-abc"', '"MIG-xyz"'), /checksum mismatch/],
     ['a truncated file', (t) => t.slice(0, t.length / 2), /not valid JSON/],
-    ['a version newer than this code', (t) => t.replace('"version": 2', '"version": 7'), /version 7 was written by a newer Cascade than this one \(which reads up to 2\)/],
-    ['a version that is no number', (t) => t.replace('"version": 2', '"version": "2"'), /version "2" is not a checkpoint version/],
+    ['a version newer than this code', (t) => t.replace('"version": 3', '"version": 7'), /version 7 was written by a newer Cascade than this one \(which reads up to 3\)/],
+    ['a version that is no number', (t) => t.replace('"version": 3', '"version": "3"'), /version "3" is not a checkpoint version/],
     ['a missing checksum', (t) => t.replace(/"checksum": "[^"]*",/, ''), /checksum is missing/],
   ])('detects %s', (_name, damage, message) => {
     const text = damage(encodeCheckpoint(preparedState()));

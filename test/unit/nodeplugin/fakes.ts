@@ -5,7 +5,7 @@ import { buildDesiredSlices } from '../../../pkg/inventory/index.js';
 import { KubeApiError } from '../../../pkg/k8s/client.js';
 import type { ClaimSource } from '../../../pkg/nodeplugin/claims.js';
 import { type InventorySnapshot, inventorySnapshot } from '../../../pkg/nodeplugin/plan.js';
-import type { CreateMigRequest, DestroyMigRequest, Discovery, GpuBackend } from '../../../pkg/nvidia/backend.js';
+import type { ComputeProcess, CreateMigRequest, DestroyMigRequest, Discovery, GpuBackend } from '../../../pkg/nvidia/backend.js';
 import { NvidiaSmiError } from '../../../pkg/nvidia/errors.js';
 import type { ComputeInstance, CreatedMigDevice, GpuHealth, GpuInstance, MigModeState, MigProfile } from '../../../pkg/nvidia/types.js';
 import { PublishedInventory } from '../../../pkg/nodeplugin/published-inventory.js';
@@ -25,7 +25,14 @@ export class FakeBackend implements GpuBackend {
   private nextId = 1;
   private serial = 0;
 
+  /** What computeProcesses reports. */
+  processes: ComputeProcess[] = [];
+
   constructor(private readonly base: Discovery) {}
+
+  async computeProcesses(): Promise<ComputeProcess[]> {
+    return [...this.processes];
+  }
 
   async discover(): Promise<Discovery> {
     this.calls.push('discover');
