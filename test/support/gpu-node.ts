@@ -8,6 +8,8 @@ import { createFakeNode } from '../../pkg/cluster/controlplane.js';
 import { Kube } from '../../pkg/k8s/resources.js';
 import { createFakeNvidiaSmi, type FakeConfig, type FakeNvidiaSmi } from '../../hack/fake-nvidia-smi/testing.js';
 import { fakeMpsControlPath, killDaemons } from '../../hack/fake-mps-control/testing.js';
+import { type FakeHostOptions, pciFunctionsFor } from '../../hack/fake-sysfs/testing.js';
+import { type FakeSysfs, startFakeSysfs } from '../../hack/fake-sysfs/sysfs.js';
 import { Component, nodeBoundKubeconfig } from './addon.js';
 import { FakeKubelet } from './fake-kubelet.js';
 import { clusterDir, eventually } from './tools.js';
@@ -19,6 +21,8 @@ export interface GpuNodeOptions {
   readonly labels?: Record<string, string>;
   readonly cpu?: string;
   readonly memory?: string;
+  /** Passthrough: the node's PCI functions in a simulated sysfs, and the plugin's --passthrough-* flags. */
+  readonly passthrough?: { readonly pool?: string; readonly switchable?: string; readonly host?: FakeHostOptions };
 }
 
 export interface GpuNode {
@@ -29,6 +33,8 @@ export interface GpuNode {
   readonly dirs: { readonly root: string; readonly plugins: string; readonly registry: string; readonly cdi: string; readonly state: string };
   /** Where the node plugin keeps its MPS daemons (see hack/fake-mps-control). */
   readonly mpsRoot: string;
+  /** The simulated sysfs, when the node passes GPUs through. */
+  readonly sysfs: FakeSysfs | undefined;
   /** Restarts the node plugin process (after a crash, for example). */
   restartPlugin(): void;
   stop(): Promise<void>;
@@ -40,7 +46,12 @@ export async function startGpuNode(admin: Kube, o: GpuNodeOptions): Promise<GpuN
   const root = join(clusterDir(), 'nodes', o.name);
   const dirs = { root, plugins: join(root, 'plugins'), registry: join(root, 'plugins_registry'), cdi: join(root, 'cdi'), state: join(root, 'state') };
   for (const d of Object.values(dirs)) mkdirSync(d, { recursive: true, mode: 0o700 });
-  const sim = createFakeNvidiaSmi(o.fleet, { dir: join(root, 'nvidia-smi') });
+  const pt = o.passthrough;
+  const sysfs = pt ? startFakeSysfs(join(root, 'sys'), join(root, 'dev'), { functions: pciFunctionsFor(o.fleet, pt.host), vfioPci: pt.host?.vfioPci ?? true }) : undefined;
+  const sim = createFakeNvidiaSmi(sysfs ? { ...o.fleet, sysfsRoot: sysfs.root } : o.fleet, { dir: join(root, 'nvidia-smi') });
+  const passthroughArgs = sysfs
+    ? [`--sysfs-root=${sysfs.root}`, `--dev-root=${sysfs.devRoot}`, `--passthrough-pool=${pt?.pool ?? 'none'}`, `--passthrough-switchable=${pt?.switchable ?? 'none'}`]
+    : [];
   const mpsRoot = join(dirs.state, 'mps');
   const kubeconfig = await nodeBoundKubeconfig(admin, 'cascade-node-plugin', o.name, join(root, 'plugin.kubeconfig'));
   const makePlugin = (): Component =>
@@ -60,6 +71,7 @@ export async function startGpuNode(admin: Kube, o: GpuNodeOptions): Promise<GpuN
         '--health-interval=2s',
         `--mps-control=${fakeMpsControlPath()}`,
         `--mps-root=${mpsRoot}`,
+        ...passthroughArgs,
       ],
       sim.env,
     ).start();
@@ -78,9 +90,11 @@ export async function startGpuNode(admin: Kube, o: GpuNodeOptions): Promise<GpuN
       plugin = makePlugin();
     },
     mpsRoot,
+    sysfs,
     stop: async () => {
       kubelet.stop();
       await plugin.stop();
+      sysfs?.stop();
       // MPS daemons outlive the plugin by design; a test must not leave them behind.
       killDaemons(mpsRoot);
     },
