@@ -14,9 +14,8 @@ import { CHECKPOINT_FILE } from '../../pkg/nodeplugin/run.js';
 import { FLEETS, type FakeNvidiaSmi, createFakeNvidiaSmi } from '../../hack/fake-nvidia-smi/testing.js';
 import { Component } from '../support/addon.js';
 import { adminKubeconfig, describeCluster, eventually, useNamespace } from '../support/cluster.js';
-import { KubeletStandin } from '../support/kubelet-standin.js';
 import { killDaemons, liveDaemons } from '../../hack/fake-mps-control/testing.js';
-import { type PluginDirs, allocatedClaim, allocatedShare, cdiSchemaProblems, instanceCount, pluginArgs, pluginConfig, pluginDirs, refOf } from './node-plugin-support.js';
+import { type PluginDirs, allocatedClaim, registerWith, allocatedShare, cdiSchemaProblems, instanceCount, pluginArgs, pluginConfig, pluginDirs, refOf } from './node-plugin-support.js';
 
 const MAIN = join(repoRoot(), 'dist', 'cmd', 'node-plugin', 'main.js');
 
@@ -27,21 +26,6 @@ function runMain(args: readonly string[], env: Record<string, string>): Promise<
       resolve({ code, stdout, stderr });
     });
   });
-}
-
-/** Registers with a (re)started plugin; retried because a killed plugin leaves its socket file behind. */
-async function registerWith(dirs: PluginDirs, driver: string): Promise<KubeletStandin> {
-  return await eventually(
-    'the plugin to serve its registration socket',
-    async () => {
-      try {
-        return await KubeletStandin.discover({ registryDir: dirs.registryDir, driverName: driver, timeoutMs: 2000 });
-      } catch {
-        return undefined;
-      }
-    },
-    60_000,
-  );
 }
 
 describeCluster('the node plugin process', () => {

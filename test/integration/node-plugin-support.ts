@@ -12,6 +12,8 @@ import type { NodePluginConfig } from '../../pkg/nodeplugin/config.js';
 import type { FakeNvidiaSmi } from '../../hack/fake-nvidia-smi/testing.js';
 import { fakeMpsControlPath } from '../../hack/fake-mps-control/testing.js';
 import { NvidiaSmiBackend } from '../../pkg/nvidia/smi-backend.js';
+import { eventually } from '../support/cluster.js';
+import { KubeletStandin } from '../support/kubelet-standin.js';
 import { type GpuSelection, PASSTHROUGH_OFF } from '../../pkg/nodeplugin/passthrough.js';
 
 /** The real nvidia-smi backend pointed at a simulator (its config travels in the environment). */
@@ -71,6 +73,21 @@ export function pluginConfig(driverName: string, nodeName: string, dirs: PluginD
     passthrough: PASSTHROUGH_OFF,
     ...over,
   };
+}
+
+/** Registers with a (re)started plugin process; retried because a killed plugin leaves its socket file behind. */
+export async function registerWith(dirs: PluginDirs, driver: string): Promise<KubeletStandin> {
+  return await eventually(
+    'the plugin to serve its registration socket',
+    async () => {
+      try {
+        return await KubeletStandin.discover({ registryDir: dirs.registryDir, driverName: driver, timeoutMs: 2000 });
+      } catch {
+        return undefined;
+      }
+    },
+    60_000,
+  );
 }
 
 /** Command-line flags for the same configuration, for the plugin as a child process. */

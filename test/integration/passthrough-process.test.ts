@@ -12,22 +12,7 @@ import { CHECKPOINT_FILE } from '../../pkg/nodeplugin/run.js';
 import { type FakeHost, createFakeHost } from '../../hack/fake-sysfs/testing.js';
 import { Component } from '../support/addon.js';
 import { adminKubeconfig, describeCluster, eventually, useNamespace } from '../support/cluster.js';
-import { KubeletStandin } from '../support/kubelet-standin.js';
-import { type PluginDirs, allocatedClaim, pluginArgs, pluginConfig, pluginDirs, refOf } from './node-plugin-support.js';
-
-async function registerWith(dirs: PluginDirs, driver: string): Promise<KubeletStandin> {
-  return await eventually(
-    'the plugin to serve its registration socket',
-    async () => {
-      try {
-        return await KubeletStandin.discover({ registryDir: dirs.registryDir, driverName: driver, timeoutMs: 2000 });
-      } catch {
-        return undefined;
-      }
-    },
-    60_000,
-  );
-}
+import { type PluginDirs, allocatedClaim, registerWith, pluginArgs, pluginConfig, pluginDirs, refOf } from './node-plugin-support.js';
 
 describeCluster('passthrough in the node plugin process', () => {
   const tag = randomBytes(3).toString('hex');
