@@ -70,6 +70,8 @@ export interface VfioDevice {
   /** "0000:1b:00.0". */
   readonly address: string;
   readonly iommuGroup: number;
+  /** The DRA device-metadata file (KEP-5304) to mount read-only, where KubeVirt reads the PCI address. */
+  readonly metadata?: { readonly hostPath: string; readonly containerPath: string };
 }
 
 export type CdiGpuDevice = FullGpuDevice | MigDevice | VfioDevice;
@@ -106,7 +108,11 @@ function hostNode(path: string, hostRoot: string | undefined): CdiDeviceNode {
 function deviceEdits(device: CdiGpuDevice, hostRoot: string | undefined): CdiContainerEdits {
   if (device.type === 'vfio') {
     // VFIO nodes belong to the host's kernel, never to a containerised NVIDIA driver root.
-    return { env: [`${pciAddressEnvName(device.deviceName)}=${device.address}`], deviceNodes: [{ path: '/dev/vfio/vfio' }, { path: `/dev/vfio/${device.iommuGroup}` }] };
+    return {
+      env: [`${pciAddressEnvName(device.deviceName)}=${device.address}`],
+      deviceNodes: [{ path: '/dev/vfio/vfio' }, { path: `/dev/vfio/${device.iommuGroup}` }],
+      ...(device.metadata ? { mounts: [{ hostPath: device.metadata.hostPath, containerPath: device.metadata.containerPath, options: ['ro', 'bind'] }] } : {}),
+    };
   }
   const envName = uuidEnvName(device.deviceName);
   if (device.type === 'gpu') {

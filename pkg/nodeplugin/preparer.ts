@@ -1,7 +1,7 @@
 // The node plugin's ClaimPreparer: turns allocated claims into MIG instances
 // and CDI specs, and back, with the checkpoint written before every answer so
 // that a crash at any line is finished or rolled back by recover().
-import { readFile } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import { posix } from 'node:path';
 import { gpuDeviceName } from '../api/devicemodel.js';
 import type { ResourceClaim } from '../api/resource.js';
@@ -29,6 +29,12 @@ import {
 } from './checkpoint.js';
 import type { Passthrough } from './passthrough.js';
 import { NVIDIA_DRIVER, VFIO_DRIVER, checkIommuGroup } from './vfio.js';
+import { PRIVATE_DIR_MODE, ensureDir, writeFileAtomic } from '../kubeletplugin/atomic-file.js';
+
+/** Set by the resource claim controller on a claim made from a pod's template: the pod's claim entry. */
+export const POD_CLAIM_NAME_ANNOTATION = 'resource.kubernetes.io/pod-claim-name';
+/** Where KEP-5304 device metadata appears inside a container. */
+export const DEVICE_METADATA_CONTAINER_DIR = '/var/run/kubernetes.io/dra-device-attributes';
 import { type ClaimPreparer, type ClaimRef, type PrepareFailure, type PrepareResult, type PreparedDevice, type UnprepareResult, baseRequestName, claimLabel } from '../kubeletplugin/preparer.js';
 import { errorMessage, type Logger } from '../log/logger.js';
 import type { Discovery, GpuBackend } from '../nvidia/backend.js';
@@ -63,6 +69,8 @@ export interface NodePreparerOptions {
   readonly hostMpsRoot?: string;
   /** GPUs this node may pass through to VMs; undefined: passthrough claims are refused. */
   readonly passthrough?: Passthrough;
+  /** Where DRA device-metadata files (KEP-5304) are written for passthrough claims; default: none written. */
+  readonly metadataDir?: string;
   readonly log: Logger;
 }
 
@@ -311,7 +319,7 @@ export class NodePreparer implements ClaimPreparer {
     try {
       for (const d of plan.devices) {
         const ids = [cdiDeviceId(this.o.driver, ref.uid, d.deviceName)];
-        const { cdi, data } = await this.setUp(ref, d);
+        const { cdi, data } = await this.setUp(ref, d, claim);
         cdiDevices.push(cdi);
         statusData.push({ device: d.deviceName, ...(d.kind === 'shared' ? { shareID: d.shareId } : {}), data: { ...data, cdiDeviceIds: ids } });
       }
@@ -343,8 +351,12 @@ export class NodePreparer implements ClaimPreparer {
   }
 
   /** Sets up one device; returns its CDI device and the data for the claim status. */
-  private async setUp(ref: ClaimRef, d: PlannedDevice): Promise<{ cdi: CdiGpuDevice; data: Record<string, unknown> }> {
-    if (d.kind === 'vfio') return this.passThrough(ref, d);
+  private async setUp(ref: ClaimRef, d: PlannedDevice, claim: ResourceClaim): Promise<{ cdi: CdiGpuDevice; data: Record<string, unknown> }> {
+    if (d.kind === 'vfio') {
+      const out = await this.passThrough(ref, d);
+      const metadata = await this.writeDeviceMetadata(ref, claim, d);
+      return metadata && out.cdi.type === 'vfio' ? { ...out, cdi: { ...out.cdi, metadata } } : out;
+    }
     const parent = { parentUUID: d.gpu.uuid, parentMinor: d.gpu.minor };
     switch (d.kind) {
       case 'gpu': {
@@ -518,6 +530,47 @@ export class NodePreparer implements ClaimPreparer {
   }
 
   /**
+   * The DRA device-metadata file of a passthrough request (KEP-5304, format
+   * metadata.resource.k8s.io/v1alpha1), which KubeVirt's GPUsWithDRA path
+   * reads in virt-launcher for the GPU's resource.kubernetes.io/pciBusID. The
+   * file is written on the host under metadataDir and mounted read-only where
+   * a consumer looks: .../resourceclaimtemplates/<pod claim name>/<request>/
+   * for a claim made from a template, .../resourceclaims/<claim>/<request>/
+   * otherwise. Undefined when no metadata directory is configured.
+   */
+  private async writeDeviceMetadata(ref: ClaimRef, claim: ResourceClaim, d: Extract<PlannedDevice, { kind: 'vfio' }>): Promise<{ hostPath: string; containerPath: string } | undefined> {
+    const dir = this.o.metadataDir;
+    if (dir === undefined) return undefined;
+    const request = baseRequestName(d.request);
+    const podClaimName = claim.metadata.annotations?.[POD_CLAIM_NAME_ANNOTATION];
+    // Names from the API are DNS labels/subdomains; checked again before they become paths.
+    const safe = (v: string | undefined): v is string => v !== undefined && /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/.test(v);
+    if (!safe(ref.namespace) || !safe(ref.name) || !safe(request) || (podClaimName !== undefined && !safe(podClaimName))) {
+      throw new ClaimError(PREPARE_REASON.InvalidAllocation, `claim ${claimLabel(ref)}: its names cannot form a device-metadata path`);
+    }
+    const attributes = this.o.inventory.current?.devices.get(d.deviceName)?.attributes ?? {};
+    const doc = {
+      apiVersion: 'metadata.resource.k8s.io/v1alpha1',
+      kind: 'DeviceMetadata',
+      metadata: { name: ref.name, namespace: ref.namespace, uid: ref.uid },
+      ...(podClaimName !== undefined ? { podClaimName } : {}),
+      requests: [{ name: request, devices: [{ driver: this.o.driver, pool: d.poolName, name: d.deviceName, attributes }] }],
+    };
+    const hostPath = posix.join(dir, `${ref.namespace}_${ref.name}`, request, 'metadata.json');
+    await ensureDir(posix.dirname(hostPath), PRIVATE_DIR_MODE, true);
+    // Read by the pod's container through a read-only bind mount.
+    await writeFileAtomic(hostPath, `${JSON.stringify(doc)}\n`, 0o644);
+    const where = podClaimName !== undefined ? `resourceclaimtemplates/${podClaimName}` : `resourceclaims/${ref.name}`;
+    return { hostPath, containerPath: posix.join(DEVICE_METADATA_CONTAINER_DIR, where, request, `${this.o.driver}-metadata.json`) };
+  }
+
+  /** Removes a claim's device-metadata files. */
+  private async removeDeviceMetadata(ref: { readonly namespace: string; readonly name: string }): Promise<void> {
+    if (this.o.metadataDir === undefined || !/^[a-z0-9][-a-z0-9.]*$/.test(ref.namespace) || !/^[a-z0-9][-a-z0-9.]*$/.test(ref.name)) return;
+    await rm(posix.join(this.o.metadataDir, `${ref.namespace}_${ref.name}`), { recursive: true, force: true });
+  }
+
+  /**
    * Returns every PCI function a claim took for passthrough to the driver it
    * came from (a pool GPU stays with vfio-pci), forgetting each once it is
    * back. A GPU back on nvidia must show in nvidia-smi again; one that does not
@@ -548,6 +601,7 @@ export class NodePreparer implements ClaimPreparer {
       await this.checkReturned(backToNvidia);
       this.o.inventory.changed();
     }
+    if (problems.length === 0 && claim) await this.removeDeviceMetadata(claim);
     return problems;
   }
 

@@ -77,7 +77,7 @@ export async function startNodePlugin(config: NodePluginConfig, deps: NodePlugin
     dynamicMig: config.dynamicMig,
     driverEdits: driverFileEdits(config.driverRoot, config.hostDriverRoot),
     mps: new MpsControl({ controlPath: config.mpsControlPath, root: config.mpsRoot, log }),
-    ...(passthrough ? { passthrough } : {}),
+    ...(passthrough ? { passthrough, metadataDir: path.join(config.stateDir, 'dra-device-metadata') } : {}),
     log,
   });
   await preparer.load();

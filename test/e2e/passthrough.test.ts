@@ -86,6 +86,12 @@ describeCluster('passthrough to a VM (examples/vm-passthrough.yaml)', () => {
     expect(claim.status?.devices?.[0]?.data).toMatchObject({ type: 'vfio', pciBusID: POOL, iommuGroup: 21 });
     const spec = readFileSync(join(node.dirs.cdi, cdiSpecFileName(DRIVER, claim.metadata.uid ?? '')), 'utf8');
     expect(spec).toContain('/dev/vfio/21');
+    // KubeVirt v1.9's virt-launcher reads the PCI address from the KEP-5304 metadata file of the pod's claim.
+    const mount = (JSON.parse(spec) as { devices: { containerEdits: { mounts?: { hostPath: string; containerPath: string }[] } }[] }).devices[0]?.containerEdits.mounts?.[0];
+    expect(mount?.containerPath).toBe('/var/run/kubernetes.io/dra-device-attributes/resourceclaimtemplates/gpu/gpu/gpu.cascade.dev-metadata.json');
+    const metadata = JSON.parse(readFileSync(mount?.hostPath ?? '', 'utf8')) as { podClaimName?: string; requests: { devices: { attributes: Record<string, { string?: string }> }[] }[] };
+    expect(metadata.podClaimName).toBe('gpu');
+    expect(metadata.requests[0]?.devices[0]?.attributes['resource.kubernetes.io/pciBusID']).toEqual({ string: POOL });
     expect(node.sysfs?.driverOf(POOL)).toBe('vfio-pci');
   });
 

@@ -85,6 +85,7 @@ async function rig(fleet: FakeConfig, options: FakeHostOptions, config: Passthro
       migMinorsPath: h.smi.migMinorsPath,
       dynamicMig: true,
       passthrough,
+      metadataDir: join(dir, 'metadata'),
       log: logger('test'),
     });
     await p.load();
@@ -174,6 +175,16 @@ describe('prepare and unprepare of a passthrough GPU', () => {
     expect(spec.devices[0]?.containerEdits.env).toContain('CASCADE_VFIO_0000_29_00_0_PCI_ADDRESS=0000:29:00.0');
     // Nothing of the NVIDIA driver goes to a VM's pod.
     expect(JSON.stringify(spec)).not.toMatch(/nvidiactl/);
+    // The KEP-5304 device metadata, where KubeVirt's virt-launcher reads the PCI address.
+    const mounts = (spec.devices[0]?.containerEdits as { mounts?: { hostPath: string; containerPath: string; options: string[] }[] }).mounts ?? [];
+    expect(mounts.map((m) => [m.containerPath, m.options])).toEqual([['/var/run/kubernetes.io/dra-device-attributes/resourceclaims/c1/r0/gpu.cascade.dev-metadata.json', ['ro', 'bind']]]);
+    const metadata = JSON.parse(await readFile(mounts[0]?.hostPath ?? '', 'utf8')) as {
+      apiVersion: string;
+      requests: { name: string; devices: { driver: string; name: string; attributes: Record<string, { string?: string }> }[] }[];
+    };
+    expect(metadata.apiVersion).toBe('metadata.resource.k8s.io/v1alpha1');
+    expect(metadata.requests[0]?.name).toBe('r0');
+    expect(metadata.requests[0]?.devices[0]?.attributes['resource.kubernetes.io/pciBusID']).toEqual({ string: '0000:29:00.0' });
     // While bound, the GPU is published for passthrough only, marked bound.
     await r.refresh();
     expect(r.device('gpu-1')).toBeUndefined();
@@ -185,6 +196,7 @@ describe('prepare and unprepare of a passthrough GPU', () => {
     expect((await r.backend.discover()).gpus.map((g) => g.pciBusId)).toEqual(['0000:18:00.0', '0000:29:00.0']);
     expect(r.preparer.stranded).toEqual({});
     expect(r.preparer.checkpointState.claims).toEqual({});
+    await expect(readdir(join(dir, 'metadata'))).resolves.toEqual([]);
     await r.refresh();
     expect(r.device('gpu-1')).toBeDefined();
     // The order the kernel documents: override, unbind, probe; and back.
