@@ -225,6 +225,26 @@ interface Figures {
   byKind: Record<string, number>;
   /** The three slowest decisions: claim number, kind, milliseconds. */
   slowest: { at: number; kind: string; ms: number }[];
+  /**
+   * 2- and 4-GPU claims: allocated on one NUMA node; split over two although a
+   * one-NUMA placement was free at that moment; split with none free.
+   */
+  numa: { one: number; splitAvoidable: number; splitForced: number };
+}
+
+/** Whether some node has `n` free whole GPUs in one NVLink domain and on one NUMA node right now. */
+function oneNumaPlacementFree(allocator: Allocator, n: number): boolean {
+  const inv = allocator.inventory;
+  const type = `${D}/type`;
+  const counts = new Map<string, number>();
+  for (const d of inv.devices) {
+    if (d.attributes.get(type) !== 's:gpu' || allocator.state.available[d.idx] !== 1 || d.blockingTaints.length > 0) continue;
+    const key = `${d.node}/${inv.deviceDomain[d.idx] ?? ''}`;
+    const c = (counts.get(key) ?? 0) + 1;
+    if (c >= n) return true;
+    counts.set(key, c);
+  }
+  return false;
 }
 
 function percentile(sorted: Float64Array, p: number): number {
@@ -322,14 +342,24 @@ function run(policy: PolicyName, stream: StreamName, nodes: readonly SimulatedNo
   const byKind = new Map<string, number>();
   const bump = (m: Map<string, number>, k: string): void => void m.set(k, (m.get(k) ?? 0) + 1);
   let shareSum = 0;
+  const numa = { one: 0, splitAvoidable: 0, splitForced: 0 };
   claims.forEach(({ claim, kind }, i) => {
     // Drawn for every claim, admitted or not, so that claim i lives as long under both policies.
     const life = departures.kind === 'lifetime' ? -departures.mean * Math.log(1 - lifetime()) : 0;
     if (departures.kind === 'lifetime') for (let gone = ending.popDue(i); gone !== undefined; gone = ending.popDue(i)) allocator.release(gone);
     const s = process.hrtime.bigint();
     const outcome = allocator.allocate({ claims: [claim] });
+    let ns = Number(process.hrtime.bigint() - s);
+    if (outcome.kind === 'allocated' && (kind === 'multi 2' || kind === 'multi 4')) {
+      // Measured before the commit, outside the timed part: was one NUMA node possible?
+      const spans = new Set(outcome.devices.map((r) => allocator.inventory.deviceNuma[allocator.inventory.deviceIndex.get(`${r.driver}/${r.pool}/${r.device}`) ?? -1]));
+      if (spans.size <= 1) numa.one++;
+      else if (oneNumaPlacementFree(allocator, kind === 'multi 2' ? 2 : 4)) numa.splitAvoidable++;
+      else numa.splitForced++;
+    }
+    const c0 = process.hrtime.bigint();
     if (outcome.kind === 'allocated') allocator.commit(outcome);
-    const ns = Number(process.hrtime.bigint() - s);
+    ns += Number(process.hrtime.bigint() - c0);
     lat[i] = ns / 1e6;
     total += ns;
     bump(offered, kind);
@@ -382,6 +412,7 @@ function run(policy: PolicyName, stream: StreamName, nodes: readonly SimulatedNo
     shareAtEnd: share(),
     shareAfterFirstFail: firstFailAt === undefined ? undefined : shareSum / (claims.length - firstFailAt),
     unitsAllocated,
+    numa,
     offered: Object.fromEntries(offered),
     byKind: Object.fromEntries(byKind),
   };
@@ -435,6 +466,9 @@ function table(flags: Flags, stream: StreamName, results: readonly Figures[]): v
     ['GPU capacity used at first failure', (f) => pct(f.shareAtFirstFail)],
     ['GPU capacity used at end', (f) => pct(f.shareAtEnd)],
     ['GPU capacity used after first failure (mean)', (f) => pct(f.shareAfterFirstFail)],
+    ['2-/4-GPU claims on one NUMA node, of those that could be', (f) => pct(f.numa.one / Math.max(1, f.numa.one + f.numa.splitAvoidable))],
+    ['  split although one NUMA node had room', (f) => String(f.numa.splitAvoidable)],
+    ['  split, no NUMA node had room', (f) => String(f.numa.splitForced)],
   ];
   const kinds = [...new Set(results.flatMap((r) => [...Object.keys(r.offered), ...Object.keys(r.byKind)]))].sort();
   rows.push(['allocated per kind (of offered)', () => '']);

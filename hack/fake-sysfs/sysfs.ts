@@ -37,6 +37,12 @@ export interface FakePciFunction {
   readonly numaNode: number;
   /** PCIe root complex the function hangs off, "pci0000:15". */
   readonly pcieRoot: string;
+  /**
+   * Bridges between the root complex and the function, root port first (a GPU
+   * behind a switch: root port, switch upstream port, switch downstream port).
+   * Default none: the function sits right on the root bus.
+   */
+  readonly bridges?: readonly string[];
 }
 
 export interface FakeSysfsConfig {
@@ -97,6 +103,11 @@ class Tree {
     return path.join(this.root, ...parts);
   }
 
+  /** The function's real directory, under its root complex and bridges (bus/pci/devices links to it). */
+  dirOf(s: FakePciFunction): string {
+    return this.p('devices', s.pcieRoot, ...(s.bridges ?? []), s.address);
+  }
+
   build(): void {
     mkdirSync(this.p(...PCI, 'devices'), { recursive: true });
     mkdirSync(this.p(...PCI, 'drivers'), { recursive: true });
@@ -105,7 +116,7 @@ class Tree {
     for (const fn of this.fns.values()) {
       const s = fn.spec;
       // The real device directory sits under its root complex; bus/pci/devices links to it.
-      const dir = this.p('devices', s.pcieRoot, s.address);
+      const dir = this.dirOf(s);
       mkdirSync(dir, { recursive: true });
       writeFileSync(path.join(dir, 'vendor'), `${s.vendor}\n`);
       writeFileSync(path.join(dir, 'device'), `${s.device}\n`);
@@ -175,7 +186,7 @@ class Tree {
     const link = path.join(this.p(...PCI, 'devices', fn.spec.address), 'driver');
     rmSync(link, { force: true });
     if (fn.driver === undefined) return;
-    const dir = this.p('devices', fn.spec.pcieRoot, fn.spec.address);
+    const dir = this.dirOf(fn.spec);
     symlinkSync(path.relative(dir, this.p(...PCI, 'drivers', fn.driver)), path.join(dir, 'driver'));
     const back = this.p(...PCI, 'drivers', fn.driver, fn.spec.address);
     rmSync(back, { force: true });
@@ -183,12 +194,12 @@ class Tree {
   }
 
   private unlinkDriver(fn: Fn, driver: string): void {
-    rmSync(path.join(this.p('devices', fn.spec.pcieRoot, fn.spec.address), 'driver'), { force: true });
+    rmSync(path.join(this.dirOf(fn.spec), 'driver'), { force: true });
     rmSync(this.p(...PCI, 'drivers', driver, fn.spec.address), { force: true });
   }
 
   private override(fn: Fn): string | undefined {
-    const text = readFileSync(path.join(this.p('devices', fn.spec.pcieRoot, fn.spec.address), 'driver_override'), 'utf8').trim();
+    const text = readFileSync(path.join(this.dirOf(fn.spec), 'driver_override'), 'utf8').trim();
     return text === '' || text === '(null)' ? undefined : text;
   }
 

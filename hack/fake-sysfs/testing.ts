@@ -20,6 +20,12 @@ export interface FakeHostOptions {
   readonly vfioPci?: boolean;
   /** GPU indexes bound to vfio-pci from boot (vfio-pci.ids on the kernel command line). */
   readonly boundToVfio?: readonly number[];
+  /**
+   * GPU indexes that sit under one PCIe switch together (and so share its root
+   * complex). GPUs in no group get a switch of their own, as on an HGX/DGX
+   * board where each GPU shares its switch with a NIC only.
+   */
+  readonly switches?: readonly (readonly number[])[];
 }
 
 export interface FakeHost {
@@ -30,14 +36,23 @@ export interface FakeHost {
   cleanup(): void;
 }
 
-/** The PCI functions of a fleet: each GPU in its own IOMMU group under its own root port. */
+/**
+ * The PCI functions of a fleet: each GPU in its own IOMMU group, behind a PCIe
+ * switch (its own unless `switches` groups it with others). The bridges'
+ * addresses are made up (device numbers 01-03 on the bus of the switch's first
+ * GPU); only their places in the tree matter.
+ */
 export function pciFunctionsFor(fleet: FakeConfig, o: FakeHostOptions = {}): FakePciFunction[] {
   const config = resolveConfig(fleet);
   const out: FakePciFunction[] = [];
+  const firstOfSwitch = (index: number): number => o.switches?.find((g) => g.includes(index))?.[0] ?? index;
   for (const gpu of config.gpus) {
     const address = sysfsAddress(gpu.pciBusId);
     const group = 20 + gpu.index;
-    const root = `pci0000:${address.slice(5, 7)}`;
+    const head = config.gpus.find((g) => g.index === firstOfSwitch(gpu.index)) ?? gpu;
+    const headBus = sysfsAddress(head.pciBusId).slice(5, 7);
+    const root = `pci0000:${headBus}`;
+    const bridges = [`0000:${headBus}:01.0`, `0000:${headBus}:02.0`, `0000:${headBus}:03.${gpu.index % 8}`];
     const id = gpu.model.pciDeviceId.toLowerCase();
     out.push({
       address,
@@ -49,11 +64,12 @@ export function pciFunctionsFor(fleet: FakeConfig, o: FakeHostOptions = {}): Fak
       iommuGroup: group,
       numaNode: gpu.numaNode ?? 0,
       pcieRoot: root,
+      bridges,
     });
     const sibling = (fn: number): string => `${address.slice(0, -1)}${fn}`;
     const bus = address.slice(5, 7);
     if (o.audio?.includes(gpu.index)) {
-      out.push({ address: sibling(1), vendor: '0x10de', device: '0x22ba', class: '0x040300', nativeDriver: 'snd_hda_intel', iommuGroup: group, numaNode: gpu.numaNode ?? 0, pcieRoot: root });
+      out.push({ address: sibling(1), vendor: '0x10de', device: '0x22ba', class: '0x040300', nativeDriver: 'snd_hda_intel', iommuGroup: group, numaNode: gpu.numaNode ?? 0, pcieRoot: root, bridges });
     }
     if (o.bridge?.includes(gpu.index)) {
       out.push({ address: `0000:${bus}:1f.0`, vendor: '0x1000', device: '0xc030', class: '0x060400', nativeDriver: 'pcieport', iommuGroup: group, numaNode: gpu.numaNode ?? 0, pcieRoot: root });

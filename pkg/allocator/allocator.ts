@@ -24,7 +24,11 @@ export interface AllocatorOptions {
   readonly policy?: PolicyName | PlacementPolicy;
   /** Driver whose attribute domain names Cascade's topology attributes (default gpu.cascade.dev). */
   readonly driver?: string;
-  /** Attributes that group devices into interconnect domains, most specific first. */
+  /**
+   * Attributes whose values together name a device's interconnect domain
+   * (default: the NVLink domain and the NUMA node, so a 4-GPU job on an
+   * NVSwitch board also stays on one socket).
+   */
   readonly topologyAttributes?: readonly string[];
   /** Feasible nodes the cascade and best-fit policies compare before choosing (default 4; twice that for shares). */
   readonly nodesToCompare?: number;
@@ -71,7 +75,7 @@ export class Allocator {
     this.snapshot = snapshot;
     const driver = options.driver ?? DEFAULT_DRIVER_NAME;
     this.driver = driver;
-    const topologyAttributes = options.topologyAttributes ?? [qualify(driver, ATTR.nvlinkDomain), STANDARD_ATTRIBUTES.numaNode, STANDARD_ATTRIBUTES.pcieRoot];
+    const topologyAttributes = options.topologyAttributes ?? [qualify(driver, ATTR.nvlinkDomain), STANDARD_ATTRIBUTES.numaNode];
     this.inventory = buildInventory(snapshot.slices, snapshot.nodes, topologyAttributes);
     this.state = new State(this.inventory);
     this.matcher = new Matcher(this.inventory, snapshot.classes, (d) => this.state.available[d] === 1);

@@ -1,6 +1,6 @@
 // The inventory: ResourceSlices turned into indexed device and counter-set records
 // (complete pools of the highest generation only), built once per snapshot.
-import type { CounterSet, Device, DeviceAttribute, DeviceTaint, NodeSelector, ResourceSlice } from '../api/resource.js';
+import { STANDARD_ATTRIBUTES, type CounterSet, type Device, type DeviceAttribute, type DeviceTaint, type NodeSelector, type ResourceSlice } from '../api/resource.js';
 import { makeCelDevice, type CelDevice } from '../cel/environment.js';
 import { Quantity } from '../cel/quantity.js';
 import { capacityLayout, policyProblems, type CapacityLayout } from './capacity.js';
@@ -75,6 +75,8 @@ export interface DomainRec {
 /** Attribute lookups for constraints and topology (a small interned table per device). */
 export interface AttributeBag {
   get(name: string): string | undefined;
+  /** The attribute names, fully qualified. */
+  keys(): readonly string[];
 }
 
 // Attribute names and values repeat across devices; interning keeps one copy each.
@@ -119,6 +121,9 @@ class Attributes implements AttributeBag {
   get(name: string): string | undefined {
     const i = this.names.indexOf(name);
     return i < 0 ? undefined : this.values[i];
+  }
+  keys(): readonly string[] {
+    return this.names;
   }
 
   /** The value at a slot found for this bag's name list (see attributeReader). */
@@ -169,6 +174,13 @@ export interface Inventory {
   readonly setUnit: Int32Array;
   /** Devices of each unit. */
   readonly unitDevices: readonly (readonly number[])[];
+  /**
+   * Each device's interconnect domain: the values of the topology attributes it
+   * carries, together ("nvlinkDomain=s:x,numaNode=i:0"); undefined when it carries none.
+   */
+  readonly deviceDomain: readonly (string | undefined)[];
+  /** Each device's NUMA node (resource.kubernetes.io/numaNode, else any driver's `numaNode` attribute); -1 when unknown. */
+  readonly deviceNuma: Int32Array;
   /** CEL view of a device, built on first use. */
   celDevice(idx: number): CelDevice;
 }
@@ -486,6 +498,28 @@ function deviceRecord(
 
 type Units = Pick<Inventory, 'units' | 'domains' | 'nodeDomains' | 'deviceUnit' | 'setUnit' | 'unitDevices'>;
 
+/** A device's interconnect domain: every topology attribute it carries, in the given order. */
+function domainOf(d: DeviceRec, topologyAttributes: readonly string[]): string | undefined {
+  let key: string | undefined;
+  for (const a of topologyAttributes) {
+    const v = d.attributes.get(a);
+    if (v !== undefined) key = `${key === undefined ? '' : key + ','}${a}=${attributeKeyText(v)}`;
+  }
+  return key === undefined ? undefined : intern(key);
+}
+
+// dra.cpu v0.2.0 publishes dra.cpu/numaNodeID (and dra.net/numaNode); dranet v1.4 dra.net/numaNode.
+const NUMA_SUFFIXES = ['/numaNode', '/numaNodeID'];
+
+/** The NUMA node a device declares: the standard attribute first, else a driver's own `<domain>/numaNode` integer. */
+function numaOf(d: DeviceRec): number {
+  const std = d.attributes.get(STANDARD_ATTRIBUTES.numaNode);
+  const fromKey = (k: string | undefined): number => (k !== undefined && k.startsWith('i:') ? Number(k.slice(2)) : -1);
+  if (std !== undefined) return fromKey(std);
+  for (const name of d.attributes.keys()) if (NUMA_SUFFIXES.some((x) => name.endsWith(x))) return fromKey(d.attributes.get(name));
+  return -1;
+}
+
 /**
  * Units (a counter set, or a device without counters) and their interconnect
  * domains; a unit without a topology attribute falls in a per-node default domain.
@@ -497,15 +531,8 @@ function buildUnits(nodeCount: number, devices: readonly DeviceRec[], counterSet
   const domainIndex = new Map<string, number>();
   const deviceUnit = new Int32Array(devices.length).fill(-1);
   const setUnit = new Int32Array(counterSets.length).fill(-1);
-  const topologyOf = (d: DeviceRec): string => {
-    for (const a of topologyAttributes) {
-      const v = d.attributes.get(a);
-      if (v !== undefined) return `${a}=${attributeKeyText(v)}`;
-    }
-    return '(node)';
-  };
   const addUnit = (node: number, sample: DeviceRec): number => {
-    const name = topologyOf(sample);
+    const name = domainOf(sample, topologyAttributes) ?? '(node)';
     const key = `${node}\u0000${name}`;
     let dom = domainIndex.get(key);
     if (dom === undefined) {
@@ -578,6 +605,8 @@ export function buildInventory(slices: readonly ResourceSlice[], nodeFacts: read
     poolProblems: problems,
     nodeUnits,
     ...buildUnits(nodes.length, devices, counterSets, topologyAttributes),
+    deviceDomain: devices.map((d) => domainOf(d, topologyAttributes)),
+    deviceNuma: Int32Array.from(devices, numaOf),
     celDevice: celAccessor(devices),
   };
 }

@@ -56,8 +56,8 @@ export interface PlacementPolicy {
   readonly nodesToCompare: number;
   /** Orders nodes that passed the free-device prefilter for these requests, best first (the search takes as many as it needs). */
   orderNodes(nodes: readonly number[], plans: readonly SearchPlan[], ctx: PolicyContext): Iterable<number>;
-  /** Orders a request's usable devices on one node, best first. */
-  orderDevices(candidates: readonly number[], plan: SearchPlan, needed: number, ctx: PolicyContext): readonly RankedDevice[];
+  /** Orders a request's usable devices on one node, best first; `earlier` are the devices the decision holds already. */
+  orderDevices(candidates: readonly number[], plan: SearchPlan, needed: number, ctx: PolicyContext, earlier: readonly Pick[]): readonly RankedDevice[];
   /** Scores a complete placement on a node; lower is better. */
   score(node: number, plans: readonly SearchPlan[], picks: readonly Pick[], ctx: PolicyContext): Score;
 }
@@ -82,6 +82,12 @@ const W_DEMAND_FIT = 10;
  * node wins, and a GPU changes driver only when no better choice exists.
  */
 const W_REBIND = 20;
+/**
+ * A device on another NUMA node than the pod's other devices on the node
+ * (CPUs, NICs, GPUs of an earlier request): less than breaking a whole GPU, so
+ * it decides among otherwise equal devices and never costs a GPU.
+ */
+const W_NUMA = 0.5;
 
 /**
  * What taking a device costs the devices it shares counters with: every sibling
@@ -331,15 +337,38 @@ function tightestShare(ctx: PolicyContext, plan: SearchPlan, node: number): numb
   return best;
 }
 
-/** The topology group of a device: the first topology attribute it carries. */
+/** The interconnect domain of a device: the values of every topology attribute it carries. */
 function topologyOf(ctx: PolicyContext, d: number): string | undefined {
-  const dev = ctx.inv.devices[d];
-  if (dev === undefined) return undefined;
-  for (const a of ctx.topologyAttributes) {
-    const v = dev.attributes.get(a);
-    if (v !== undefined) return `${a}=${v}`;
+  return ctx.inv.deviceDomain[d];
+}
+
+/**
+ * How many more NUMA nodes a device would add to those the pod's devices on
+ * this node already sit on (0 or 1): a MIG slice or a share goes to the NUMA
+ * node of the pod's GPUs, CPUs and NICs when it can.
+ */
+function numaApart(ctx: PolicyContext, d: number, earlier: readonly Pick[]): number {
+  const numa = ctx.inv.deviceNuma[d] ?? -1;
+  if (numa < 0 || earlier.length === 0) return 0;
+  const node = ctx.inv.devices[d]?.node;
+  let known = false;
+  for (const p of earlier) {
+    if (ctx.inv.devices[p.device]?.node !== node) continue;
+    const n = ctx.inv.deviceNuma[p.device] ?? -1;
+    if (n === numa) return 0;
+    if (n >= 0) known = true;
   }
-  return undefined;
+  return known ? 1 : 0;
+}
+
+/** The NUMA nodes a set of picks spans (those with a known NUMA node). */
+function numaSpan(ctx: PolicyContext, picks: readonly Pick[]): number {
+  const seen = new Set<number>();
+  for (const p of picks) {
+    const n = ctx.inv.deviceNuma[p.device] ?? -1;
+    if (n >= 0) seen.add(n);
+  }
+  return seen.size;
 }
 
 const W_STRANDED = 1;
@@ -457,7 +486,7 @@ class CascadePolicy implements PlacementPolicy {
     return sortByKey(nodes, key);
   }
 
-  orderDevices(candidates: readonly number[], plan: SearchPlan, needed: number, ctx: PolicyContext): readonly RankedDevice[] {
+  orderDevices(candidates: readonly number[], plan: SearchPlan, needed: number, ctx: PolicyContext, earlier: readonly Pick[]): readonly RankedDevice[] {
     const ranked = candidates.map((device) => ({
       device,
       damage: plan.alt.adminAccess
@@ -466,7 +495,8 @@ class CascadePolicy implements PlacementPolicy {
           domainCost(ctx, device) +
           contentionCost(ctx, device, plan.alt.set.id) +
           sharedFragmentationCost(ctx, device, shareDemand(ctx, plan, device)) +
-          (needsRebind(ctx.inv, device) ? W_REBIND : 0),
+          (needsRebind(ctx.inv, device) ? W_REBIND : 0) +
+          W_NUMA * numaApart(ctx, device, earlier),
     }));
     ranked.sort((a, b) => a.damage - b.damage || a.device - b.device);
     if (needed <= 1) return ranked;
@@ -550,6 +580,9 @@ class CascadePolicy implements PlacementPolicy {
       }
     });
     terms.push({ name: 'topology', value: topo, reason: spread.length > 0 ? spread.join('; ') : 'multi-device requests stay in one interconnect domain' });
+    const own = picks.filter((p) => !(plans[p.plan]?.alt.adminAccess ?? false) && (node < 0 || ctx.inv.devices[p.device]?.node === node));
+    const numas = numaSpan(ctx, own);
+    if (numas > 1) terms.push({ name: 'numa', value: W_NUMA * (numas - 1), reason: `the pod's devices on the node span ${numas} NUMA nodes` });
     let total = 0;
     for (const t of terms) total += t.value;
     return { total, terms };

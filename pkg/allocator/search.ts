@@ -252,7 +252,7 @@ export class NodeSearch {
       note(this.notes, `only ${usable.length} usable devices for ${plan.alt.resultName}, need ${needed}`);
       return false;
     }
-    const ranked = this.policy.orderDevices(usable, plan, needed, this.ctx);
+    const ranked = this.policy.orderDevices(usable, plan, needed, this.ctx, this.picks);
     return this.pickSlot(planIdx, plan, ranked, 0, 0);
   }
 

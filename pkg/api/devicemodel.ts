@@ -49,6 +49,13 @@ export const ATTR = {
   vfioBound: 'vfioBound',
   /** Of a passthrough device: "pool" (always bound to vfio-pci) or "switchable" (bound for a VM claim, returned after). */
   passthroughMode: 'passthroughMode',
+  /**
+   * The GPU's NUMA node, as resource.kubernetes.io/numaNode also carries it: that
+   * standard name is not final before Kubernetes 1.37, so Cascade publishes both.
+   */
+  numaNode: 'numaNode',
+  /** Upstream port of the PCIe switch the GPU sits under ("0000:16:00.0"): NICs under the same switch are PIX to it. */
+  pcieSwitch: 'pcieSwitch',
 } as const;
 
 /** Capacity names in the driver's domain. */

@@ -249,6 +249,8 @@ function sharedAttributes(c: Common): ReadonlyArray<readonly [string, DeviceAttr
     [q(ATTR.cudaDriverVersion), semver(g.cudaVersion)],
     [STANDARD_ATTRIBUTES.pcieRoot, g.pcieRoot === undefined ? undefined : str(g.pcieRoot)],
     [STANDARD_ATTRIBUTES.numaNode, g.numaNode === undefined ? undefined : { int: g.numaNode }],
+    [q(ATTR.numaNode), g.numaNode === undefined ? undefined : { int: g.numaNode }],
+    [q(ATTR.pcieSwitch), g.pcieSwitch === undefined ? undefined : str(g.pcieSwitch)],
   ];
 }
 
@@ -414,6 +416,9 @@ export function gpuDevices(
 export function passthroughDevice(driver: string, p: PassthroughGpu, gpu: GpuInfo | undefined, consumes: CounterSet | undefined, taints: readonly DeviceTaint[]): Device {
   const q = (n: string): string => qualify(driver, n);
   const memory = gpu?.memoryMiB ?? p.memoryMiB;
+  const numa = gpu?.numaNode ?? p.numaNode;
+  const root = gpu?.pcieRoot ?? p.pcieRoot;
+  const pcieSwitch = gpu?.pcieSwitch ?? p.pcieSwitch;
   const all: DeviceTaint[] = taints.map((t) => ({ ...t }));
   if (p.unavailable) all.push({ key: vfioUnavailableTaintKey(driver), value: p.unavailable.short, effect: 'NoSchedule' });
   if (p.stranded !== undefined && !all.some((t) => t.key === unhealthyTaint(driver, '').key)) all.push(unhealthyTaint(driver, 'did-not-return-to-nvidia'));
@@ -428,8 +433,10 @@ export function passthroughDevice(driver: string, p: PassthroughGpu, gpu: GpuInf
       [q(ATTR.vfioBound), { bool: p.driver === 'vfio-pci' }],
       [q(ATTR.passthroughMode), str(p.mode)],
       [STANDARD_ATTRIBUTES.pciBusID, str(p.address)],
-      [STANDARD_ATTRIBUTES.numaNode, (gpu?.numaNode ?? p.numaNode) === undefined ? undefined : { int: (gpu?.numaNode ?? p.numaNode) as number }],
-      [STANDARD_ATTRIBUTES.pcieRoot, (gpu?.pcieRoot ?? p.pcieRoot) === undefined ? undefined : str((gpu?.pcieRoot ?? p.pcieRoot) as string)],
+      [STANDARD_ATTRIBUTES.numaNode, numa === undefined ? undefined : { int: numa }],
+      [q(ATTR.numaNode), numa === undefined ? undefined : { int: numa }],
+      [STANDARD_ATTRIBUTES.pcieRoot, root === undefined ? undefined : str(root)],
+      [q(ATTR.pcieSwitch), pcieSwitch === undefined ? undefined : str(pcieSwitch)],
     ]),
     capacity: sorted<DeviceCapacity>([[q(CAPACITY.memory), memory === undefined ? undefined : { value: `${memory}Mi` }]]),
   };

@@ -60,6 +60,7 @@ export interface PassthroughGpu {
   readonly iommuGroup: number | undefined;
   readonly numaNode: number | undefined;
   readonly pcieRoot: string | undefined;
+  readonly pcieSwitch: string | undefined;
   /** From nvidia-smi while the GPU is bound to it, else from the catalog by PCI device ID. */
   readonly productName: string;
   readonly memoryMiB: number | undefined;

@@ -102,6 +102,7 @@ export class Passthrough {
         iommuGroup: fn.iommuGroup,
         numaNode: fn.numaNode,
         pcieRoot: fn.pcieRoot,
+        pcieSwitch: fn.pcieSwitch,
         ...identity,
         ...(unavailable ? { unavailable } : {}),
         ...(reason !== undefined ? { stranded: reason } : {}),

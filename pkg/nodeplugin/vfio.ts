@@ -9,6 +9,7 @@ import { constants } from 'node:fs';
 import { access, open, readFile, readdir, readlink, realpath } from 'node:fs/promises';
 import path from 'node:path';
 import { errorMessage } from '../log/logger.js';
+import { pciePlacementOf, type PciePlacement } from '../nvidia/pcie.js';
 
 export const VFIO_DRIVER = 'vfio-pci';
 export const NVIDIA_DRIVER = 'nvidia';
@@ -31,6 +32,8 @@ export interface PciFunction {
   readonly numaNode: number | undefined;
   /** "pci0000:15". */
   readonly pcieRoot: string | undefined;
+  /** Upstream port of the PCIe switch above the function, when there is one. */
+  readonly pcieSwitch: string | undefined;
 }
 
 export function isPciAddress(value: string): boolean {
@@ -111,11 +114,11 @@ export class PciSysfs {
     } catch {
       group = undefined;
     }
-    let root: string | undefined;
+    let at: PciePlacement = { root: undefined, pcieSwitch: undefined };
     try {
-      root = (await realpath(this.devicePath(address))).split(path.sep).find((p) => /^pci[0-9a-f]{4}:[0-9a-f]{2}$/.test(p));
+      at = pciePlacementOf(await realpath(this.devicePath(address)));
     } catch {
-      root = undefined;
+      // Not in the tree: no placement to report.
     }
     return {
       address,
@@ -125,7 +128,8 @@ export class PciSysfs {
       driver: await this.driverOf(address),
       iommuGroup: group !== undefined && Number.isSafeInteger(group) ? group : undefined,
       numaNode: Number.isSafeInteger(numa) && numa >= 0 ? numa : undefined,
-      pcieRoot: root,
+      pcieRoot: at.root,
+      pcieSwitch: at.pcieSwitch,
     };
   }
 

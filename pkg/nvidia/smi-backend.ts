@@ -2,6 +2,7 @@
 // -L and the mig listings into typed values, and creates/destroys MIG devices.
 import { realpath } from 'node:fs/promises';
 import path from 'node:path';
+import { pciePlacementOf } from './pcie.js';
 import { logger } from '../log/logger.js';
 import type { ComputeProcess, CreateMigRequest, DestroyMigRequest, Discovery, GpuBackend } from './backend.js';
 import { NvidiaSmiError, checkSmallInt } from './errors.js';
@@ -166,7 +167,7 @@ export class NvidiaSmiBackend implements GpuBackend {
       driverVersion: row.driverVersion,
       cudaVersion: xml.cudaVersion,
       pciBusId: row.pciBusId,
-      pcieRoot: await this.pcieRoot(row.pciBusId),
+      ...(await this.pcie(row.pciBusId)),
       memoryMiB: row.memoryMiB,
       migMode: { current: row.migCurrent, pending: row.migPending },
       numaNode: topo?.numaNode,
@@ -176,13 +177,13 @@ export class NvidiaSmiBackend implements GpuBackend {
     };
   }
 
-  /** "pci0000:00" from the sysfs path of the device, or undefined off Linux or in tests. */
-  private async pcieRoot(busId: string): Promise<string | undefined> {
+  /** The root complex and PCIe switch from the sysfs path of the device; undefined off Linux or in tests without sysfs. */
+  private async pcie(busId: string): Promise<{ pcieRoot: string | undefined; pcieSwitch: string | undefined }> {
     try {
-      const real = await realpath(path.join(this.sysfsRoot, 'bus', 'pci', 'devices', busId));
-      return real.split(path.sep).find((part) => /^pci[0-9a-f]{4}:[0-9a-f]{2}$/.test(part));
+      const at = pciePlacementOf(await realpath(path.join(this.sysfsRoot, 'bus', 'pci', 'devices', busId)));
+      return { pcieRoot: at.root, pcieSwitch: at.pcieSwitch };
     } catch {
-      return undefined;
+      return { pcieRoot: undefined, pcieSwitch: undefined };
     }
   }
 

@@ -56,6 +56,8 @@ export interface GpuInfo {
   readonly pciBusId: string;
   /** PCIe root complex, "pci0000:00", when sysfs could tell. */
   readonly pcieRoot: string | undefined;
+  /** Upstream port of the PCIe switch the GPU sits under, "0000:16:00.0", when sysfs could tell. */
+  readonly pcieSwitch: string | undefined;
   readonly memoryMiB: number;
   readonly migMode: MigModeState;
   readonly numaNode: number | undefined;

@@ -13,7 +13,7 @@ const D = 'gpu.cascade.dev';
 const TWO_H100 = { gpus: [{ model: 'H100-80GB' }, { model: 'H100-80GB' }] };
 
 function entry(address: string, mode: 'pool' | 'switchable', driver: string): PassthroughGpu {
-  return { address, mode, driver, iommuGroup: 20, numaNode: 0, pcieRoot: undefined, productName: 'NVIDIA H100 80GB HBM3', memoryMiB: 81559 };
+  return { address, mode, driver, iommuGroup: 20, numaNode: 0, pcieRoot: undefined, pcieSwitch: undefined, productName: 'NVIDIA H100 80GB HBM3', memoryMiB: 81559 };
 }
 
 async function fleet(): Promise<ResourceSlice[]> {

@@ -26,6 +26,7 @@ export function gpu(index: number, spec: GpuSpec): GpuInfo {
     cudaVersion: '13.0',
     pciBusId: `0000:${(0x18 + index * 0x11).toString(16).padStart(2, '0')}:00.0`,
     pcieRoot: `pci0000:${index < 4 ? '00' : '80'}`,
+    pcieSwitch: undefined,
     memoryMiB: model?.memoryMiB ?? 16160,
     migMode: { current: mig, pending: mig },
     numaNode: spec.numa,
