@@ -27,7 +27,12 @@ const program = new Command()
   .option('--webhook-secret <name>', 'Secret holding the webhook certificate', 'cascade-webhook-tls')
   .option('--webhook-config <name>', 'MutatingWebhookConfiguration to publish the CA bundle into', 'cascade-scheduling-gate')
   .option('--webhook-ip <ip...>', 'extra IP SANs for the webhook certificate (local clusters)', [])
-  .option('--webhook-client-ca <file>', "PEM CA of the API server's webhook client certificate; when set, the webhook refuses callers without one");
+  .option('--webhook-client-ca <file>', "PEM CA of the API server's webhook client certificate; when set, the webhook refuses callers without one")
+  .option(
+    '--co-allocate-drivers <names>',
+    'comma-separated other DRA drivers whose devices Cascade allocates too, so one claim can hold GPUs with their CPUs or NICs (e.g. dra.cpu,dra.net)',
+    process.env.CASCADE_CO_ALLOCATE_DRIVERS ?? '',
+  );
 
 program.parse();
 const o = program.opts<{
@@ -49,7 +54,24 @@ const o = program.opts<{
   webhookConfig: string;
   webhookIp: string[];
   webhookClientCa?: string;
+  coAllocateDrivers: string;
 }>();
+
+// A driver name is a DNS subdomain (the API validates ResourceSlice.spec.driver the same way).
+const DNS_SUBDOMAIN = /^(?=.{1,63}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+function coAllocated(list: string): string[] {
+  const names = list
+    .split(',')
+    .map((n) => n.trim())
+    .filter((n) => n !== '');
+  for (const n of names) {
+    if (!DNS_SUBDOMAIN.test(n)) {
+      console.error(`cascade-controller: --co-allocate-drivers: ${JSON.stringify(n)} is not a DRA driver name (a DNS subdomain of at most 63 characters)`);
+      process.exit(2);
+    }
+  }
+  return [...new Set(names)];
+}
 
 const int = (name: string, v: string): number => {
   const n = Number(v);
@@ -84,6 +106,7 @@ const config: ControllerConfig = {
   leaderElection: o.leaderElect,
   leaseName: o.leaseName,
   leaseDurationSeconds: int('lease-duration', o.leaseDuration),
+  coAllocatedDrivers: coAllocated(o.coAllocateDrivers),
   webhook:
     webhookPort < 0
       ? undefined
@@ -104,7 +127,7 @@ try {
     log.error('lost leadership; exiting so the replica restarts clean');
     process.exit(1);
   });
-  log.info('cascade controller running', { httpPort: running.httpPort, webhookPort: running.webhookPort, driver: config.driver });
+  log.info('cascade controller running', { httpPort: running.httpPort, webhookPort: running.webhookPort, driver: config.driver, coAllocatedDrivers: config.coAllocatedDrivers });
   const shutdown = (): void => {
     log.info('shutting down');
     void running.stop().finally(() => process.exit(0));

@@ -56,7 +56,10 @@ export interface PlacementPolicy {
   readonly nodesToCompare: number;
   /** Orders nodes that passed the free-device prefilter for these requests, best first (the search takes as many as it needs). */
   orderNodes(nodes: readonly number[], plans: readonly SearchPlan[], ctx: PolicyContext): Iterable<number>;
-  /** Orders a request's usable devices on one node, best first; `earlier` are the devices the decision holds already. */
+  /**
+   * Orders a request's usable devices on one node, best first. `needed`: how many devices this request and the
+   * later ones over the same devices take together; `earlier`: the devices the decision holds already.
+   */
   orderDevices(candidates: readonly number[], plan: SearchPlan, needed: number, ctx: PolicyContext, earlier: readonly Pick[]): readonly RankedDevice[];
   /** Scores a complete placement on a node; lower is better. */
   score(node: number, plans: readonly SearchPlan[], picks: readonly Pick[], ctx: PolicyContext): Score;

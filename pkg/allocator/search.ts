@@ -252,8 +252,23 @@ export class NodeSearch {
       note(this.notes, `only ${usable.length} usable devices for ${plan.alt.resultName}, need ${needed}`);
       return false;
     }
-    const ranked = this.policy.orderDevices(usable, plan, needed, this.ctx, this.picks);
+    const ranked = this.policy.orderDevices(usable, plan, this.togetherNeeded(planIdx, plan), this.ctx, this.picks);
     return this.pickSlot(planIdx, plan, ranked, 0, 0);
+  }
+
+  /**
+   * Devices this request and the later ones over the same devices ask for
+   * together: four one-GPU requests (a GPU per NIC, say) are placed like one
+   * request for four, so the first lands where all four fit in one domain.
+   */
+  private togetherNeeded(planIdx: number, plan: SearchPlan): number {
+    if (plan.alt.adminAccess) return plan.alt.count;
+    let n = plan.alt.count;
+    for (let i = planIdx + 1; i < this.plans.length; i++) {
+      const p = this.plans[i];
+      if (p !== undefined && !p.alt.all && !p.alt.adminAccess && p.alt.set === plan.alt.set) n += p.alt.count;
+    }
+    return n;
   }
 
   /** allocationMode All: every matching device of the node, each one usable, or nothing. */

@@ -4,7 +4,15 @@
 // status.allocation, removes the scheduling gate, deallocates when claims
 // are done, and explains every decision in Events.
 import type { Logger } from 'winston';
-import type { AllocationResult, DeviceClass, DeviceRequestAllocationResult, ResourceClaim, ResourceClaimTemplate, ResourceSlice } from '../api/resource.js';
+import {
+  STANDARD_ATTRIBUTES,
+  type AllocationResult,
+  type DeviceClass,
+  type DeviceRequestAllocationResult,
+  type ResourceClaim,
+  type ResourceClaimTemplate,
+  type ResourceSlice,
+} from '../api/resource.js';
 import { specProblems } from '../allocator/plan.js';
 import type { AllocatedDeviceRef, AllocatedOutcome, AllocationOutcome, PolicyName } from '../allocator/types.js';
 import { KubeApiError, isConflict, isNotFound } from '../k8s/client.js';
@@ -14,7 +22,7 @@ import { RESOURCES, type Kube, type ResourceType } from '../k8s/resources.js';
 import type { Namespace, Node, Pod } from '../k8s/types.js';
 import { errorMessage, logger as makeLogger } from '../log/logger.js';
 import { ControllerMetrics } from './metrics.js';
-import { GateScope, classIsOurs, classNamesOf, claimOwnership, type GateWebhookConfig, type Ownership } from './ownership.js';
+import { GateScope, classNamesOf, claimOwnership, type GateWebhookConfig, type Ownership } from './ownership.js';
 import { MUTATING_WEBHOOK_CONFIGURATIONS } from './webhook.js';
 import { claimConfigProblem } from '../nodeplugin/gpu-config.js';
 import { Ledger, refsOf } from './ledger.js';
@@ -38,6 +46,12 @@ export interface ControllerOptions {
    * which namespaces' claims are Cascade's (GateScope); without it, every namespace is.
    */
   readonly gateConfigName?: string;
+  /**
+   * Other DRA drivers whose devices Cascade allocates too (a CPU driver, a NIC
+   * driver), so that one claim can hold GPUs and their CPUs or NICs: their
+   * slices join the inventory and every claim of their classes is Cascade's.
+   */
+  readonly coAllocatedDrivers?: readonly string[];
 }
 
 const CLAIM = 'claim:';
@@ -61,16 +75,28 @@ export function wasReservedAnnotation(driver: string): string {
   return `${driver}/was-reserved`;
 }
 
-/** "gpu-3", "gpu-0 (gpu/h100)", or "a share of gpu-0-shared (20Gi memory, 30% compute)". */
-function describeResult(r: DeviceRequestAllocationResult, driver: string): string {
+/** Where a device sits, for people: "NUMA 0, pci0000:10"; empty when its slice says neither. */
+export type Whereabouts = (r: DeviceRequestAllocationResult) => string;
+
+/**
+ * "gpu-3", "gpu-0 (gpu/h100)", "a share of gpu-0-shared (20Gi memory, 30% compute)",
+ * each followed by where it sits ("[NUMA 0, pci0000:10]") when the slices say.
+ */
+function describeResult(r: DeviceRequestAllocationResult, driver: string, where: Whereabouts): string {
+  const at = where(r);
+  return `${describeDevice(r, driver)}${at === '' ? '' : ` [${at}]`}`;
+}
+
+function describeDevice(r: DeviceRequestAllocationResult, driver: string): string {
   const sub = r.request.includes('/') ? ` (${r.request})` : '';
-  if (r.consumedCapacity === undefined) return `${r.device}${sub}`;
+  const other = r.driver !== driver ? `${r.driver} ` : '';
+  if (r.consumedCapacity === undefined) return `${other}${r.device}${sub}`;
   const rank = (n: string): number => (n === 'memory' ? 0 : n === 'compute' ? 1 : 2);
   const parts = Object.entries(r.consumedCapacity)
     .map(([name, v]) => ({ short: name.startsWith(`${driver}/`) ? name.slice(driver.length + 1) : name, v }))
     .sort((a, b) => rank(a.short) - rank(b.short) || (a.short < b.short ? -1 : 1))
     .map(({ short, v }) => (short === 'compute' ? `${v}% compute` : `${v} ${short}`));
-  return `a share of ${r.device}${sub} (${parts.join(', ')})`;
+  return `a share of ${other}${r.device}${sub} (${parts.join(', ')})`;
 }
 
 /** Claim names a pod uses, in pod.spec order; undefined where the generated name is not known yet. */
@@ -90,7 +116,8 @@ function nodeOf(alloc: AllocationResult | undefined): string | undefined {
 
 export class Controller {
   readonly claims: Informer<ResourceClaim>;
-  readonly slices: Informer<ResourceSlice>;
+  /** One informer per driver Cascade allocates (its own first). */
+  readonly sliceInformers: readonly Informer<ResourceSlice>[];
   readonly classes: Informer<DeviceClass>;
   readonly pods: Informer<Pod>;
   readonly nodes: Informer<Node>;
@@ -109,9 +136,12 @@ export class Controller {
   private readonly ledger: Ledger;
   private processing = false;
   private started = false;
+  /** The drivers whose devices Cascade allocates: its own, then the co-allocated ones. */
+  readonly drivers: readonly string[];
 
   constructor(private readonly opts: ControllerOptions) {
     const { kube, driver } = opts;
+    this.drivers = [driver, ...(opts.coAllocatedDrivers ?? []).filter((d) => d !== driver)];
     this.log = opts.logger ?? makeLogger('controller', { driver });
     this.metrics = opts.metrics ?? new ControllerMetrics(false);
     this.recorder = new EventRecorder(kube, `${driver}/controller`, opts.identity, this.log);
@@ -119,7 +149,7 @@ export class Controller {
     this.gate = schedulingGate(driver);
     const opt = (t: ResourceType, fieldSelector?: string): InformerOptions => ({ fieldSelector, logger: this.log.child({ resource: t.plural }) });
     this.claims = new Informer<ResourceClaim>(kube.client, RESOURCES.resourceClaims, opt(RESOURCES.resourceClaims));
-    this.slices = new Informer<ResourceSlice>(kube.client, RESOURCES.resourceSlices, opt(RESOURCES.resourceSlices, `spec.driver=${driver}`));
+    this.sliceInformers = this.drivers.map((d) => new Informer<ResourceSlice>(kube.client, RESOURCES.resourceSlices, opt(RESOURCES.resourceSlices, `spec.driver=${d}`)));
     this.classes = new Informer<DeviceClass>(kube.client, RESOURCES.deviceClasses, opt(RESOURCES.deviceClasses));
     this.pods = new Informer<Pod>(kube.client, RESOURCES.pods, opt(RESOURCES.pods));
     this.nodes = new Informer<Node>(kube.client, RESOURCES.nodes, opt(RESOURCES.nodes));
@@ -129,7 +159,7 @@ export class Controller {
     this.pods.addIndex(BY_CLAIM, (p) => podClaimNames(p).flatMap((n) => (n ? [`${p.metadata.namespace ?? ''}/${n}`] : [])));
     this.ledger = new Ledger(
       {
-        slices: () => this.slices.list(),
+        slices: () => this.sliceList(),
         classes: () => this.classes.list(),
         nodes: () => this.nodes.list(),
         namespaces: () => this.namespaces.list(),
@@ -137,15 +167,22 @@ export class Controller {
         claims: () => this.claims.list(),
         pod: (key) => this.pods.get(key),
       },
-      driver,
+      this.drivers,
       opts.policy ?? 'cascade',
       (ms) => {
         this.metrics.inventoryRebuilds.inc();
-        this.log.debug('rebuilt allocator inventory', { ms: Math.round(ms), slices: this.slices.list().length });
+        this.log.debug('rebuilt allocator inventory', { ms: Math.round(ms), slices: this.sliceList().length });
       },
     );
     this.queue = new WorkQueue((key) => this.sync(key), { workers: opts.workers ?? 4, logger: this.log });
     this.wire();
+  }
+
+  /** Every driver's slices, Cascade's own first (one array per informer while only one driver is allocated). */
+  sliceList(): readonly ResourceSlice[] {
+    const [own, ...others] = this.sliceInformers;
+    if (own === undefined) return [];
+    return others.length === 0 ? own.list() : [...own.list(), ...others.flatMap((i) => i.list())];
   }
 
   // ---- wiring -------------------------------------------------------------
@@ -153,7 +190,7 @@ export class Controller {
   /** Handlers only enqueue: the sync of each key brings the ledger up to date with the cache. */
   private wire(): void {
     const fleetChanged = (): void => this.enqueue(FLEET);
-    this.slices.on({ add: fleetChanged, update: fleetChanged, delete: fleetChanged });
+    for (const i of this.sliceInformers) i.on({ add: fleetChanged, update: fleetChanged, delete: fleetChanged });
     this.nodes.on({
       add: fleetChanged,
       update: (a, b) =>
@@ -231,7 +268,7 @@ export class Controller {
    */
   owns(spec: ResourceClaim['spec'], namespace: string, classes: ReadonlyMap<string, DeviceClass>, scope = this.scope): Ownership {
     if (!scope.covers(namespace, this.namespaces.get(namespace)?.metadata.labels)) return { ours: false, why: scope.outside(namespace) };
-    return claimOwnership(spec, classes, this.opts.driver);
+    return claimOwnership(spec, classes, this.drivers);
   }
 
   private classMap(): Map<string, DeviceClass> {
@@ -249,7 +286,7 @@ export class Controller {
   }
 
   private informers(): { start(): void; stop(): void; waitForSync(ms: number): Promise<void>; readonly hasSynced: boolean }[] {
-    return [this.claims, this.slices, this.classes, this.pods, this.nodes, this.namespaces, this.templates, ...(this.gateConfig ? [this.gateConfig] : [])];
+    return [this.claims, ...this.sliceInformers, this.classes, this.pods, this.nodes, this.namespaces, this.templates, ...(this.gateConfig ? [this.gateConfig] : [])];
   }
 
   get synced(): boolean {
@@ -264,7 +301,7 @@ export class Controller {
     this.queue.start();
     for (const c of this.claims.list()) this.queue.add(CLAIM + objectKey(c));
     for (const p of this.pods.list()) this.queue.add(POD + objectKey(p));
-    this.log.info('controller started', { claims: this.claims.list().length, slices: this.slices.list().length, nodes: this.nodes.list().length });
+    this.log.info('controller started', { claims: this.claims.list().length, slices: this.sliceList().length, nodes: this.nodes.list().length });
   }
 
   async stop(): Promise<void> {
@@ -323,8 +360,16 @@ export class Controller {
       claims.push(c);
     }
     const classes = this.classMap();
-    const ours = claims.filter((c) => this.owns(c.spec, ns, classes).ours);
+    const ownership = claims.map((c) => this.owns(c.spec, ns, classes));
+    const ours = claims.filter((_c, i) => ownership[i]?.ours === true);
     const hasGate = (pod.spec.schedulingGates ?? []).some((g) => g.name === this.gate);
+    const mixed = ownership.findIndex((o) => !o.ours && o.mixed !== undefined);
+    if (mixed >= 0) {
+      // Neither allocator may take it alone: the pod stays gated until the claim is split.
+      const o = ownership[mixed];
+      if (hasGate && o !== undefined && !o.ours) this.tellRefused(pod, claims[mixed]?.metadata.name ?? '', o.why);
+      return undefined;
+    }
     if (ours.length === 0) {
       if (hasGate) await this.removeGate(pod, 'none of its claims use a Cascade device class');
       return undefined;
@@ -357,6 +402,39 @@ export class Controller {
       if (isNotFound(err)) return;
       throw err;
     }
+  }
+
+  /** Claims and pods already told that a claim is refused (UID -> resourceVersion of the claim spec's generation). */
+  private readonly toldRefused = new Map<string, string>();
+
+  private onceFor(uid: string, what: string): boolean {
+    if (this.toldRefused.get(uid) === what) return false;
+    if (this.toldRefused.size > 10_000) this.toldRefused.clear();
+    this.toldRefused.set(uid, what);
+    return true;
+  }
+
+  /** A claim mixing classes Cascade allocates with others: a Warning on the claim, once. */
+  private refuseMixed(claim: ResourceClaim, why: string, others: readonly string[]): void {
+    if (!this.onceFor(claim.metadata.uid ?? '', why)) return;
+    this.emit({
+      regarding: referenceTo(claim, 'resource.k8s.io/v1', 'ResourceClaim'),
+      type: 'Warning',
+      reason: REASON.InvalidClaim,
+      action: ACTION.Allocate,
+      note: `Cascade refuses to allocate this claim because ${why}. Put the devices of ${others.join(', ')} in a separate claim, or run the controller with their driver in --co-allocate-drivers; until then pods that use it stay gated.`,
+    });
+  }
+
+  private tellRefused(pod: Pod, claimName: string, why: string): void {
+    if (!this.onceFor(pod.metadata.uid ?? '', `${claimName}\u0000${why}`)) return;
+    this.emit({
+      regarding: referenceTo(pod, 'v1', 'Pod'),
+      type: 'Warning',
+      reason: REASON.InvalidClaim,
+      action: ACTION.Allocate,
+      note: `The pod stays gated because its claim ${claimName} is refused: ${why}. Split the claim so that each holds only devices of one kind of allocator.`,
+    });
   }
 
   /** Pods already told that a claim they name does not exist (pod UID -> claim name). */
@@ -420,16 +498,8 @@ export class Controller {
     const classes = this.classMap();
     const own = this.owns(claim.spec, claim.metadata.namespace ?? '', classes);
     if (!own.ours) {
-      // Half ours: say so once where the user looks, instead of silently ignoring it.
-      if (usesAnyOf(claim, classes, this.opts.driver) && claimOwnership(claim.spec, classes, this.opts.driver).ours === false) {
-        this.emit({
-          regarding: referenceTo(claim, 'resource.k8s.io/v1', 'ResourceClaim'),
-          type: 'Warning',
-          reason: REASON.InvalidClaim,
-          action: ACTION.Allocate,
-          note: `Cascade does not allocate this claim because ${own.why}. Use only Cascade device classes in one claim (put other drivers' devices in a separate claim); until then the kube-scheduler's built-in allocator handles it.`,
-        });
-      }
+      // Half ours: refused, and said once where the user looks, instead of silently ignored.
+      if (own.mixed) this.refuseMixed(claim, own.why, own.mixed.others);
       return undefined;
     }
     if (users.length > 0 || claim.metadata.ownerReferences?.some((o) => o.kind === 'Pod')) {
@@ -507,7 +577,7 @@ export class Controller {
     const byName = new Map(claims.map((c) => [`${c.metadata.namespace ?? ''}/${c.metadata.name ?? ''}`, c]));
     const taken = fresh.flatMap((ca): [string, AllocatedDeviceRef[]][] => {
       const uid = byName.get(`${ca.namespace}/${ca.name}`)?.metadata.uid;
-      return uid ? [[uid, refsOf(ca.allocation, this.opts.driver)]] : [];
+      return uid ? [[uid, refsOf(ca.allocation, this.drivers)]] : [];
     });
     this.ledger.commit(allocator, outcome, pod, taken);
     let allWritten = true;
@@ -573,7 +643,7 @@ export class Controller {
     const alt = ca.alternatives.map((a) => (a.subrequest ? `${a.request}: alternative ${a.index + 1} (${a.subrequest})` : `${a.request}`)).join('; ');
     const rank = ca.alternatives.length ? String(Math.max(...ca.alternatives.map((a) => a.index)) + 1) : 'exact';
     this.metrics.allocations.inc({ outcome: 'allocated', rank: ca.alternatives.some((a) => a.subrequest) ? rank : 'exact' });
-    const devices = (ca.allocation.devices?.results ?? []).map((r) => describeResult(r, this.opts.driver)).join(', ');
+    const devices = (ca.allocation.devices?.results ?? []).map((r) => describeResult(r, this.opts.driver, this.whereabouts)).join(', ');
     const note = `Allocated ${devices} on node ${outcome.node ?? 'any'}${alt.includes('alternative') ? `; chose ${alt}` : ''}. ${outcome.explanation.short}`;
     this.emit({
       regarding: referenceTo(claim, 'resource.k8s.io/v1', 'ResourceClaim'),
@@ -586,6 +656,19 @@ export class Controller {
     if (pod) this.emit({ regarding: referenceTo(pod, 'v1', 'Pod'), type: 'Normal', reason: REASON.Allocated, action: ACTION.Allocate, note: `Claim ${claim.metadata.name ?? ''}: ${note}` });
     this.log.info('allocated', { claim: `${ca.namespace}/${ca.name}`, uid: claim.metadata.uid, node: outcome.node, devices, explanation: outcome.explanation.full });
   }
+
+  /** NUMA node and PCIe root of an allocated device, from the allocator's inventory. */
+  private readonly whereabouts: Whereabouts = (r) => {
+    const inv = this.ledger.current?.inventory;
+    const d = inv?.deviceIndex.get(`${r.driver}/${r.pool}/${r.device}`);
+    if (inv === undefined || d === undefined) return '';
+    const parts: string[] = [];
+    const numa = inv.deviceNuma[d] ?? -1;
+    if (numa >= 0) parts.push(`NUMA ${numa}`);
+    const root = inv.devices[d]?.attributes.get(STANDARD_ATTRIBUTES.pcieRoot);
+    if (root !== undefined && root.startsWith('s:')) parts.push(root.slice(2));
+    return parts.join(', ');
+  };
 
   /** Forgets an allocation we did not manage to write, keeping the ledger equal to the API's view. */
   private rollback(claim: ResourceClaim): void {
@@ -623,7 +706,7 @@ export class Controller {
     const ns = claim.metadata.namespace ?? '';
     const name = claim.metadata.name ?? '';
     let rv = claim.metadata.resourceVersion;
-    const devices = (claim.status?.allocation?.devices?.results ?? []).filter((r) => r.driver === this.opts.driver).map((r) => r.device);
+    const devices = (claim.status?.allocation?.devices?.results ?? []).filter((r) => this.drivers.includes(r.driver)).map((r) => r.device);
     try {
       if (claim.status?.allocation) {
         const updated = await this.kube.resourceClaims.mergePatch(name, { metadata: { resourceVersion: rv }, status: { allocation: null } }, ns, 'status');
@@ -690,11 +773,4 @@ export class Controller {
   get pendingWork(): number {
     return this.queue.backlog;
   }
-}
-
-function usesAnyOf(claim: ResourceClaim, classes: ReadonlyMap<string, DeviceClass>, driver: string): boolean {
-  return classNamesOf(claim.spec).some((n) => {
-    const dc = classes.get(n);
-    return dc !== undefined && classIsOurs(dc, driver);
-  });
 }

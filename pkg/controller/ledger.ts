@@ -12,9 +12,10 @@ import { objectKey } from '../k8s/informer.js';
 import type { Namespace, Node, Pod } from '../k8s/types.js';
 import { isTerminal, nodeFacts, podRequest } from './podfacts.js';
 
-/** Our driver's devices in an allocation, as the allocator counts them. */
-export function refsOf(alloc: AllocationResult | undefined, driver: string): AllocatedDeviceRef[] {
-  return (alloc?.devices?.results ?? []).filter((r) => r.driver === driver).map(refOfResult);
+/** The devices of the drivers Cascade allocates in an allocation, as the allocator counts them. */
+export function refsOf(alloc: AllocationResult | undefined, drivers: string | readonly string[]): AllocatedDeviceRef[] {
+  const mine = (d: string): boolean => (typeof drivers === 'string' ? d === drivers : drivers.includes(d));
+  return (alloc?.devices?.results ?? []).filter((r) => mine(r.driver)).map(refOfResult);
 }
 
 function sameRefs(a: readonly AllocatedDeviceRef[] | undefined, b: readonly AllocatedDeviceRef[]): boolean {
@@ -65,7 +66,8 @@ export class Ledger {
 
   constructor(
     private readonly fleet: FleetView,
-    private readonly driver: string,
+    /** Cascade's own driver first, then the co-allocated ones. */
+    private readonly drivers: readonly string[],
     private readonly policy: PolicyName,
     private readonly onRebuild: (ms: number) => void = () => undefined,
   ) {}
@@ -98,7 +100,7 @@ export class Ledger {
     const allocator = new Allocator(
       // Allocatable only: pods are subtracted below, and from then on incrementally.
       { slices: this.fleet.slices(), classes: this.fleet.classes(), nodes: nodeFacts(this.fleet.nodes(), []), allocated, namespaceLabels },
-      { policy: this.policy, driver: this.driver },
+      { policy: this.policy, ...(this.drivers[0] !== undefined ? { driver: this.drivers[0] } : {}) },
     );
     this.allocatorInstance = allocator;
     const decidedUnbound = [...this.counted].filter(([uid, c]) => {
@@ -141,7 +143,7 @@ export class Ledger {
     if (claim.status?.allocation) this.inFlight.delete(uid);
     // Not (yet) showing the allocation we are writing: keep its devices held.
     if (!claim.status?.allocation && this.inFlight.has(uid)) return;
-    this.setApplied(uid, refsOf(claim.status?.allocation, this.driver));
+    this.setApplied(uid, refsOf(claim.status?.allocation, this.drivers));
   }
 
   isInFlight(uid: string): boolean {
@@ -174,7 +176,7 @@ export class Ledger {
     // Whichever index is current (it may have been rebuilt meanwhile) counts these devices.
     this.allocatorInstance?.release(this.applied.get(uid) ?? []);
     this.applied.delete(uid);
-    if (cached && cached.metadata.uid === uid) this.setApplied(uid, refsOf(cached.status?.allocation, this.driver));
+    if (cached && cached.metadata.uid === uid) this.setApplied(uid, refsOf(cached.status?.allocation, this.drivers));
   }
 
   /** We cleared the claim's allocation: its devices are free. */

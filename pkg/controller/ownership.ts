@@ -1,27 +1,38 @@
 // Which claims are Cascade's. The rule (documented in docs/architecture.md):
 // a DeviceClass is ours when one of its CEL selectors requires device.driver
-// to be our driver name (a top-level && term); a claim is ours when every device class its requests
-// name (in `exactly` or in any `firstAvailable` entry) exists and is ours.
-// Claims that mix drivers, or name a class that does not exist, are left to
-// the kube-scheduler's built-in allocator.
+// to be a driver Cascade allocates (its own, or one of the other drivers it is
+// configured to co-allocate, --co-allocate-drivers) as a top-level && term; a
+// claim is ours when every device class its requests name (in `exactly` or in
+// any `firstAvailable` entry) exists and is ours. A claim that names no class
+// of ours, or a class that does not exist, is left to the kube-scheduler's
+// built-in allocator. A claim that mixes classes of ours with classes of other
+// drivers is nobody's: two allocators over one claim would race for its
+// devices, so Cascade refuses it (the pod stays gated, with an Event that says why).
 import type { ASTNode } from '@marcbachmann/cel-js';
 import type { DeviceClass, ResourceClaim, ResourceClaimSpec } from '../api/resource.js';
 import { celEnvironment } from '../cel/index.js';
 
-function isDriverLiteral(node: ASTNode, driver: string): boolean {
-  return node.op === 'value' && node.args === driver;
+/** The driver names Cascade allocates: its own first, then the co-allocated ones. */
+export type Drivers = string | readonly string[];
+
+function driverList(d: Drivers): readonly string[] {
+  return typeof d === 'string' ? [d] : d;
+}
+
+function isDriverLiteral(node: ASTNode, drivers: readonly string[]): boolean {
+  return node.op === 'value' && typeof node.args === 'string' && drivers.includes(node.args);
 }
 
 function isDeviceDriver(node: ASTNode): boolean {
   return node.op === '.' && node.args[1] === 'driver' && node.args[0].op === 'id' && node.args[0].args === 'device';
 }
 
-/** Whether the expression, read as a chain of &&, requires device.driver == driver. */
-function requiresDriver(node: ASTNode, driver: string): boolean {
-  if (node.op === '&&') return requiresDriver(node.args[0], driver) || requiresDriver(node.args[1], driver);
+/** Whether the expression, read as a chain of &&, requires device.driver == one of the drivers. */
+function requiresDriver(node: ASTNode, drivers: readonly string[]): boolean {
+  if (node.op === '&&') return requiresDriver(node.args[0], drivers) || requiresDriver(node.args[1], drivers);
   if (node.op !== '==') return false;
   const [a, b] = node.args;
-  return (isDeviceDriver(a) && isDriverLiteral(b, driver)) || (isDeviceDriver(b) && isDriverLiteral(a, driver));
+  return (isDeviceDriver(a) && isDriverLiteral(b, drivers)) || (isDeviceDriver(b) && isDriverLiteral(a, drivers));
 }
 
 /**
@@ -30,19 +41,20 @@ function requiresDriver(node: ASTNode, driver: string): boolean {
  * ours. Text that merely mentions the driver (`!(device.driver == "...")`,
  * `... || true`) does not make a class ours.
  */
-export function classIsOurs(dc: DeviceClass, driver: string): boolean {
-  return (dc.spec.selectors ?? []).some((s) => s.cel?.expression !== undefined && selectorRequiresDriver(s.cel.expression, driver));
+export function classIsOurs(dc: DeviceClass, drivers: Drivers): boolean {
+  const list = driverList(drivers);
+  return (dc.spec.selectors ?? []).some((s) => s.cel?.expression !== undefined && selectorRequiresDriver(s.cel.expression, list));
 }
 
 // Every gate decision and sync asks this for the same few classes: parse each expression once.
 const requiresCache = new Map<string, boolean>();
 
-function selectorRequiresDriver(expression: string, driver: string): boolean {
-  const key = `${driver}\u0000${expression}`;
+function selectorRequiresDriver(expression: string, drivers: readonly string[]): boolean {
+  const key = `${drivers.join(',')}\u0000${expression}`;
   let hit = requiresCache.get(key);
   if (hit === undefined) {
     try {
-      hit = requiresDriver(celEnvironment().parse(expression).ast, driver);
+      hit = requiresDriver(celEnvironment().parse(expression).ast, drivers);
     } catch {
       hit = false;
     }
@@ -62,21 +74,40 @@ export function classNamesOf(spec: ResourceClaimSpec): string[] {
   return [...names];
 }
 
-export type Ownership = { readonly ours: true } | { readonly ours: false; readonly why: string };
+/**
+ * Whether Cascade allocates a claim. `mixed` is set when the claim names
+ * classes of ours and classes of drivers Cascade does not allocate: such a
+ * claim is refused rather than left to race.
+ */
+export type Ownership = { readonly ours: true } | { readonly ours: false; readonly why: string; readonly mixed?: { readonly ours: readonly string[]; readonly others: readonly string[] } };
 
-export function claimOwnership(spec: ResourceClaimSpec, classes: ReadonlyMap<string, DeviceClass>, driver: string): Ownership {
+export function claimOwnership(spec: ResourceClaimSpec, classes: ReadonlyMap<string, DeviceClass>, drivers: Drivers): Ownership {
+  const list = driverList(drivers);
   const names = classNamesOf(spec);
   if (names.length === 0) return { ours: false, why: 'the claim requests no devices' };
+  const mine: string[] = [];
+  const others: string[] = [];
+  let missing: string | undefined;
   for (const n of names) {
     const dc = classes.get(n);
-    if (!dc) return { ours: false, why: `device class ${n} does not exist` };
-    if (!classIsOurs(dc, driver)) return { ours: false, why: `device class ${n} does not select driver ${driver}` };
+    if (!dc) missing ??= n;
+    else if (classIsOurs(dc, list)) mine.push(n);
+    else others.push(n);
   }
-  return { ours: true };
+  if (missing !== undefined) return { ours: false, why: `device class ${missing} does not exist` };
+  if (others.length === 0) return { ours: true };
+  const which = list.length === 1 ? `driver ${list[0] ?? ''}` : `any driver Cascade allocates (${list.join(', ')})`;
+  const why = `device class ${others[0] ?? ''} does not select ${which}`;
+  if (mine.length === 0) return { ours: false, why };
+  return {
+    ours: false,
+    why: `it mixes device classes Cascade allocates (${mine.join(', ')}) with classes of drivers the kube-scheduler allocates (${others.join(', ')}), and two allocators over one claim would race for its devices`,
+    mixed: { ours: mine, others },
+  };
 }
 
-export function claimIsOurs(claim: ResourceClaim, classes: ReadonlyMap<string, DeviceClass>, driver: string): boolean {
-  return claimOwnership(claim.spec, classes, driver).ours;
+export function claimIsOurs(claim: ResourceClaim, classes: ReadonlyMap<string, DeviceClass>, drivers: Drivers): boolean {
+  return claimOwnership(claim.spec, classes, drivers).ours;
 }
 
 /** A Kubernetes label selector (metav1.LabelSelector). */

@@ -25,6 +25,8 @@ export interface ControllerConfig {
   readonly leaderElection: boolean;
   readonly leaseName: string;
   readonly leaseDurationSeconds: number;
+  /** Other DRA drivers whose devices Cascade allocates too (their claims are gated and allocated here). */
+  readonly coAllocatedDrivers?: readonly string[];
   readonly webhook?: {
     readonly port: number;
     readonly host: string;
@@ -58,6 +60,7 @@ export async function runController(cfg: ControllerConfig, onLostLeadership?: ()
     logger: log,
     metrics,
     ...(cfg.webhook ? { gateConfigName: cfg.webhook.configName } : {}),
+    ...(cfg.coAllocatedDrivers ? { coAllocatedDrivers: cfg.coAllocatedDrivers } : {}),
   });
   let leader = !cfg.leaderElection;
   let webhookReady = cfg.webhook === undefined;
@@ -110,7 +113,7 @@ export async function runController(cfg: ControllerConfig, onLostLeadership?: ()
       port: wh.port,
       host: wh.host,
       ...(wh.clientCaPem ? { clientCaPem: wh.clientCaPem } : {}),
-      driver: cfg.driver,
+      drivers: controller.drivers,
       logger: log,
       classes: () => new Map(controller.classes.list().map((c) => [c.metadata.name ?? '', c])),
       templateSpec: (ns, name) => lookup('template', ns, name),

@@ -128,7 +128,8 @@ async function publishCaBundle(kube: Kube, name: string | undefined, caPem: stri
 }
 
 export interface GateDeciderDeps {
-  readonly driver: string;
+  /** The drivers Cascade allocates: its own first, then the co-allocated ones. */
+  readonly drivers: readonly string[];
   readonly classes: () => ReadonlyMap<string, DeviceClass>;
   /** Spec of a claim template or claim, from a cache or the API; undefined when it does not exist. */
   readonly templateSpec: (namespace: string, name: string) => Promise<ResourceClaimSpec | undefined>;
@@ -152,7 +153,10 @@ export async function gateReason(pod: Pod, namespace: string, deps: GateDeciderD
       return `${what} could not be read (${errorMessage(err)}); gated until the controller has decided`;
     }
     if (!spec) return `${what} does not exist yet; gated until the controller has decided`;
-    if (claimOwnership(spec, classes, deps.driver).ours) return `claim ${rc.name} uses ${what}`;
+    const own = claimOwnership(spec, classes, deps.drivers);
+    if (own.ours) return `claim ${rc.name} uses ${what}`;
+    // Half ours: gated, so that neither allocator races the other; the controller says why.
+    if (own.mixed) return `claim ${rc.name} (${what}) mixes device classes Cascade allocates with others; refused until split`;
   }
   return undefined;
 }
@@ -256,7 +260,7 @@ export const MAX_REVIEW_BYTES = 3 * 1024 * 1024;
 /** Serves POST /mutate-pods over HTTPS; returns the server (listening). */
 export async function startWebhookServer(opts: WebhookServerOptions): Promise<https.Server & { port: number }> {
   const log = opts.logger ?? makeLogger('webhook');
-  const gate = `${opts.driver}/allocation`;
+  const gate = `${opts.drivers[0] ?? ''}/allocation`;
   const tls: https.ServerOptions = {
     cert: opts.cert.certPem,
     key: opts.cert.keyPem,

@@ -110,12 +110,12 @@ export function controllerProcess(o: ControllerProcessOptions): Component {
  * loopback port and limited to namespaces with `labels`), and the controller
  * running under its own ServiceAccount serving that webhook.
  */
-export async function installAddonWithController(name: string, labels: Record<string, string>): Promise<Component> {
+export async function installAddonWithController(name: string, labels: Record<string, string>, extraArgs: readonly string[] = []): Promise<Component> {
   const port = await freePort();
   const applied = await applyServerSide(webhookToUrl(await renderManifests('dev'), `https://127.0.0.1:${port}/mutate-pods`, labels));
   if (applied.code !== 0) throw new Error(applied.stderr);
   const kc = await writeServiceAccountKubeconfig(adminKubeconfig(), ADDON_NAMESPACE, 'cascade-controller', join(clusterDir(), `${name}.kubeconfig`));
-  return controllerProcess({ name, kubeconfig: kc, webhookPort: port }).start();
+  return controllerProcess({ name, kubeconfig: kc, webhookPort: port, extraArgs }).start();
 }
 
 /** A component (controller or node plugin) running from dist/ as a child process, logging to a file. */

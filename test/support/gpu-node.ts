@@ -23,6 +23,8 @@ export interface GpuNodeOptions {
   readonly memory?: string;
   /** Passthrough: the node's PCI functions in a simulated sysfs, and the plugin's --passthrough-* flags. */
   readonly passthrough?: { readonly pool?: string; readonly switchable?: string; readonly host?: FakeHostOptions };
+  /** The node's PCIe tree in a simulated sysfs without passthrough (PCIe roots and switches to publish). */
+  readonly sysfs?: FakeHostOptions;
 }
 
 export interface GpuNode {
@@ -47,10 +49,11 @@ export async function startGpuNode(admin: Kube, o: GpuNodeOptions): Promise<GpuN
   const dirs = { root, plugins: join(root, 'plugins'), registry: join(root, 'plugins_registry'), cdi: join(root, 'cdi'), state: join(root, 'state') };
   for (const d of Object.values(dirs)) mkdirSync(d, { recursive: true, mode: 0o700 });
   const pt = o.passthrough;
-  const sysfs = pt ? startFakeSysfs(join(root, 'sys'), join(root, 'dev'), { functions: pciFunctionsFor(o.fleet, pt.host), vfioPci: pt.host?.vfioPci ?? true }) : undefined;
+  const host = pt?.host ?? o.sysfs;
+  const sysfs = pt || o.sysfs ? startFakeSysfs(join(root, 'sys'), join(root, 'dev'), { functions: pciFunctionsFor(o.fleet, host), vfioPci: host?.vfioPci ?? true }) : undefined;
   const sim = createFakeNvidiaSmi(sysfs ? { ...o.fleet, sysfsRoot: sysfs.root } : o.fleet, { dir: join(root, 'nvidia-smi') });
   const passthroughArgs = sysfs
-    ? [`--sysfs-root=${sysfs.root}`, `--dev-root=${sysfs.devRoot}`, `--passthrough-pool=${pt?.pool ?? 'none'}`, `--passthrough-switchable=${pt?.switchable ?? 'none'}`]
+    ? [`--sysfs-root=${sysfs.root}`, `--dev-root=${sysfs.devRoot}`, ...(pt ? [`--passthrough-pool=${pt.pool ?? 'none'}`, `--passthrough-switchable=${pt.switchable ?? 'none'}`] : [])]
     : [];
   const mpsRoot = join(dirs.state, 'mps');
   const kubeconfig = await nodeBoundKubeconfig(admin, 'cascade-node-plugin', o.name, join(root, 'plugin.kubeconfig'));

@@ -52,16 +52,32 @@ describe('claim ownership', () => {
     expect(claimOwnership(spec, classes, D)).toEqual({ ours: true });
   });
 
-  it('leaves a claim that mixes drivers to the scheduler, and says why', () => {
-    const spec: ResourceClaimSpec = {
-      devices: {
-        requests: [
-          { name: 'a', exactly: { deviceClassName: 'gpu' } },
-          { name: 'b', exactly: { deviceClassName: 'nic' } },
-        ],
-      },
-    };
-    expect(claimOwnership(spec, classes, D)).toEqual({ ours: false, why: `device class nic does not select driver ${D}` });
+  const gpuAndNic: ResourceClaimSpec = {
+    devices: {
+      requests: [
+        { name: 'a', exactly: { deviceClassName: 'gpu' } },
+        { name: 'b', exactly: { deviceClassName: 'nic' } },
+      ],
+    },
+  };
+
+  it('refuses a claim that mixes our classes with a driver the scheduler allocates, and says why', () => {
+    const own = claimOwnership(gpuAndNic, classes, D);
+    expect(own.ours).toBe(false);
+    if (own.ours) return;
+    expect(own.mixed).toEqual({ ours: ['gpu'], others: ['nic'] });
+    expect(own.why).toBe('it mixes device classes Cascade allocates (gpu) with classes of drivers the kube-scheduler allocates (nic), and two allocators over one claim would race for its devices');
+  });
+
+  it("takes the same claim when the NIC driver is co-allocated, and another driver's claim of its own too", () => {
+    const drivers = [D, 'nic.example.com'];
+    expect(claimOwnership(gpuAndNic, classes, drivers)).toEqual({ ours: true });
+    expect(claimOwnership(exactly('nic'), classes, drivers)).toEqual({ ours: true });
+    // Without co-allocation a NIC-only claim is simply not ours (no refusal: nothing of ours in it).
+    expect(claimOwnership(exactly('nic'), classes, D)).toEqual({ ours: false, why: `device class nic does not select driver ${D}` });
+    // Only a top-level == term counts: a class that selects one driver or the other by || is not recognised.
+    expect(classIsOurs(classes.get('either')!, drivers)).toBe(false);
+    expect(claimOwnership(exactly('lookalike'), classes, drivers)).toEqual({ ours: false, why: `device class lookalike does not select any driver Cascade allocates (${D}, nic.example.com)` });
   });
 
   it('leaves a claim naming a class that does not exist', () => {

@@ -49,7 +49,7 @@ const one = (name: string, uid: string): { claims: ResourceClaim[] } => ({ claim
 describe('the controller ledger', () => {
   it('holds the devices of an allocation being written, even while the claim shows none', () => {
     const w = world();
-    const ledger = new Ledger(w.fleet, DRIVER, 'first-fit');
+    const ledger = new Ledger(w.fleet, [DRIVER], 'first-fit');
     ledger.reset();
     const a = ledger.allocator();
     const first = a.allocate(one('a', 'uid-a'));
@@ -67,7 +67,7 @@ describe('the controller ledger', () => {
   it("frees a deleted claim's devices by its key, and a released one at once", () => {
     const w = world();
     w.claims = [claim('a', 'uid-a', ['gpu-0']), claim('b', 'uid-b', ['gpu-1'])];
-    const ledger = new Ledger(w.fleet, DRIVER, 'first-fit');
+    const ledger = new Ledger(w.fleet, [DRIVER], 'first-fit');
     ledger.reset();
     expect(ledger.allocator().allocate(one('c', 'uid-c')).kind).toBe('unallocated');
     ledger.observeClaim('ns/a', undefined);
@@ -79,7 +79,7 @@ describe('the controller ledger', () => {
 
   it("takes a bound pod's cpu off its node once, and gives it back when the pod goes", () => {
     const w = world();
-    const ledger = new Ledger(w.fleet, DRIVER, 'first-fit');
+    const ledger = new Ledger(w.fleet, [DRIVER], 'first-fit');
     ledger.reset();
     const a = ledger.allocator();
     const fits = (): string => a.allocate({ ...one('x', 'uid-x'), pod: { cpu: '6' } }).kind;

@@ -62,7 +62,7 @@ describe('the gate webhook under hostile input', () => {
       port: 0,
       host: '127.0.0.1',
       clientCaPem: ca.certPem,
-      driver: DRIVER,
+      drivers: [DRIVER],
       logger: logger('webhook-test'),
       classes: () => new Map([['gpu.cascade.dev', gpuClass]]),
       templateSpec: async (_ns, name) => (name === 'gpu-template' ? gpuSpec : undefined),
