@@ -28,6 +28,7 @@ const program = new Command()
   .option('--webhook-config <name>', 'MutatingWebhookConfiguration to publish the CA bundle into', 'cascade-scheduling-gate')
   .option('--webhook-ip <ip...>', 'extra IP SANs for the webhook certificate (local clusters)', [])
   .option('--webhook-client-ca <file>', "PEM CA of the API server's webhook client certificate; when set, the webhook refuses callers without one")
+  .option('--no-preemption', 'never evict lower-priority pods for a higher-priority pod whose claims fit nowhere')
   .option(
     '--co-allocate-drivers <names>',
     'comma-separated other DRA drivers whose devices Cascade allocates too, so one claim can hold GPUs with their CPUs or NICs (e.g. dra.cpu,dra.net)',
@@ -55,6 +56,7 @@ const o = program.opts<{
   webhookIp: string[];
   webhookClientCa?: string;
   coAllocateDrivers: string;
+  preemption: boolean;
 }>();
 
 // A driver name is a DNS subdomain (the API validates ResourceSlice.spec.driver the same way).
@@ -107,6 +109,7 @@ const config: ControllerConfig = {
   leaseName: o.leaseName,
   leaseDurationSeconds: int('lease-duration', o.leaseDuration),
   coAllocatedDrivers: coAllocated(o.coAllocateDrivers),
+  preemption: o.preemption,
   webhook:
     webhookPort < 0
       ? undefined

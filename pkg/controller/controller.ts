@@ -14,19 +14,21 @@ import {
   type ResourceSlice,
 } from '../api/resource.js';
 import { specProblems } from '../allocator/plan.js';
-import type { AllocatedDeviceRef, AllocatedOutcome, AllocationOutcome, PolicyName } from '../allocator/types.js';
+import type { AllocatedDeviceRef, AllocatedOutcome, AllocationOutcome, PolicyName, UnallocatedOutcome } from '../allocator/types.js';
 import { KubeApiError, isConflict, isNotFound } from '../k8s/client.js';
 import { EventRecorder, referenceTo } from '../k8s/events.js';
 import { Informer, objectKey, type InformerOptions } from '../k8s/informer.js';
 import { RESOURCES, type Kube, type ResourceType } from '../k8s/resources.js';
-import type { Namespace, Node, Pod } from '../k8s/types.js';
+import type { Namespace, Node, Pod, PodDisruptionBudget } from '../k8s/types.js';
 import { errorMessage, logger as makeLogger } from '../log/logger.js';
 import { ControllerMetrics } from './metrics.js';
-import { GateScope, classNamesOf, claimOwnership, type GateWebhookConfig, type Ownership } from './ownership.js';
+import { GateScope, classNamesOf, claimOwnership, selectorMatches, type GateWebhookConfig, type Ownership } from './ownership.js';
 import { MUTATING_WEBHOOK_CONFIGURATIONS } from './webhook.js';
 import { claimConfigProblem } from '../nodeplugin/gpu-config.js';
 import { Ledger, refsOf } from './ledger.js';
-import { isTerminal, podFacts } from './podfacts.js';
+import { isTerminal, podFacts, podRequest } from './podfacts.js';
+import { planPreemption, type VictimCandidate } from './preemption.js';
+import type { Allocator } from '../allocator/allocator.js';
 import { WorkQueue, type SyncResult } from './queue.js';
 import { ACTION, REASON } from './reasons.js';
 
@@ -52,6 +54,19 @@ export interface ControllerOptions {
    * slices join the inventory and every claim of their classes is Cascade's.
    */
   readonly coAllocatedDrivers?: readonly string[];
+  /** Evict lower-priority pods for a higher-priority pod whose claims fit nowhere (default true). */
+  readonly preemption?: boolean;
+  /** How long devices freed by preemption stay held for the preemptor (default 5 minutes). */
+  readonly preemptionHoldMs?: number;
+}
+
+/** A preemption under way: the victims being evicted and the devices held for the preemptor. */
+interface Preempting {
+  readonly uid: string;
+  readonly node: string;
+  readonly victims: readonly string[];
+  readonly refs: readonly AllocatedDeviceRef[];
+  readonly since: number;
 }
 
 const CLAIM = 'claim:';
@@ -60,6 +75,17 @@ const POD = 'pod:';
 const FLEET = 'fleet';
 /** The pod index of claims: pods filed under each claim key they use. */
 const BY_CLAIM = 'claims';
+
+/** The ledger entry that holds devices for a preemptor pod. */
+function holdId(podUid: string): string {
+  return `preemption-hold/${podUid}`;
+}
+
+/** Whether a PodDisruptionBudget covering the pod allows no disruption now. */
+function protectedByBudget(pod: Pod, pdbs: readonly PodDisruptionBudget[]): boolean {
+  const labels = pod.metadata.labels ?? {};
+  return pdbs.some((b) => b.metadata.namespace === pod.metadata.namespace && b.spec.selector !== undefined && selectorMatches(b.spec.selector, labels) && (b.status?.disruptionsAllowed ?? 0) <= 0);
+}
 
 /** The finalizer and scheduling gate Cascade uses: `<driver>/allocation`. */
 export function allocationFinalizer(driver: string): string {
@@ -124,6 +150,10 @@ export class Controller {
   readonly namespaces: Informer<Namespace>;
   /** Only for the webhook's gate decisions. */
   readonly templates: Informer<ResourceClaimTemplate>;
+  /** PodDisruptionBudgets, which preemption never breaks; undefined with preemption off. */
+  readonly pdbs: Informer<PodDisruptionBudget> | undefined;
+  /** Preemptions under way, by preemptor pod key. */
+  private readonly preempting = new Map<string, Preempting>();
   /** The gate's webhook configuration (one object), when there is a gate. */
   readonly gateConfig: Informer<GateWebhookConfig & { metadata: { name?: string } }> | undefined;
   readonly queue: WorkQueue;
@@ -155,6 +185,7 @@ export class Controller {
     this.nodes = new Informer<Node>(kube.client, RESOURCES.nodes, opt(RESOURCES.nodes));
     this.namespaces = new Informer<Namespace>(kube.client, RESOURCES.namespaces, opt(RESOURCES.namespaces));
     this.templates = new Informer<ResourceClaimTemplate>(kube.client, RESOURCES.resourceClaimTemplates, opt(RESOURCES.resourceClaimTemplates));
+    this.pdbs = opts.preemption === false ? undefined : new Informer<PodDisruptionBudget>(kube.client, RESOURCES.podDisruptionBudgets, opt(RESOURCES.podDisruptionBudgets));
     this.gateConfig = opts.gateConfigName ? new Informer(kube.client, MUTATING_WEBHOOK_CONFIGURATIONS, opt(MUTATING_WEBHOOK_CONFIGURATIONS, `metadata.name=${opts.gateConfigName}`)) : undefined;
     this.pods.addIndex(BY_CLAIM, (p) => podClaimNames(p).flatMap((n) => (n ? [`${p.metadata.namespace ?? ''}/${n}`] : [])));
     this.ledger = new Ledger(
@@ -286,7 +317,17 @@ export class Controller {
   }
 
   private informers(): { start(): void; stop(): void; waitForSync(ms: number): Promise<void>; readonly hasSynced: boolean }[] {
-    return [this.claims, ...this.sliceInformers, this.classes, this.pods, this.nodes, this.namespaces, this.templates, ...(this.gateConfig ? [this.gateConfig] : [])];
+    return [
+      this.claims,
+      ...this.sliceInformers,
+      this.classes,
+      this.pods,
+      this.nodes,
+      this.namespaces,
+      this.templates,
+      ...(this.gateConfig ? [this.gateConfig] : []),
+      ...(this.pdbs ? [this.pdbs] : []),
+    ];
   }
 
   get synced(): boolean {
@@ -348,7 +389,10 @@ export class Controller {
     const pod = this.pods.get(key);
     this.ledger.observePod(key, pod);
     if (!pod || !(pod.spec.schedulingGates ?? []).some((g) => g.name === this.gate)) this.forgetUngated(key);
-    if (!pod || pod.metadata.deletionTimestamp || isTerminal(pod)) return undefined;
+    if (!pod || pod.metadata.deletionTimestamp || isTerminal(pod)) {
+      this.dropPreemption(key);
+      return undefined;
+    }
     const ns = pod.metadata.namespace ?? '';
     const names = podClaimNames(pod);
     if (names.length === 0) return undefined;
@@ -380,6 +424,142 @@ export class Controller {
       return undefined;
     }
     return await this.decide(ours, pod);
+  }
+
+  // ---- preemption -----------------------------------------------------------
+
+  /** Nothing fits: wait for a preemption under way, or preempt, or say why it waits. */
+  private async notAllocated(outcome: UnallocatedOutcome, claims: ResourceClaim[], pod: Pod | undefined, who: string, held: Preempting | undefined, allocator: Allocator): Promise<SyncResult> {
+    const podKey = pod ? objectKey(pod) : '';
+    if (held) {
+      // Its victims are still going: keep their devices for it and wait.
+      if (this.victimsRemain(held) && Date.now() - held.since < (this.opts.preemptionHoldMs ?? 300_000)) {
+        this.ledger.holdDevices(holdId(held.uid), held.refs);
+        return { requeueAfterMs: 1_000 };
+      }
+      this.preempting.delete(podKey);
+    }
+    if (pod && this.pdbs) {
+      const preempted = await this.preempt(pod, claims, allocator, outcome);
+      if (preempted) return preempted;
+    }
+    this.reportFailure(outcome, claims, pod, who);
+    return { requeueAfterMs: this.opts.retryUnfitMs ?? 30_000 };
+  }
+
+  private dropPreemption(podKey: string): void {
+    const p = this.preempting.get(podKey);
+    if (!p) return;
+    this.preempting.delete(podKey);
+    this.ledger.releaseHold(holdId(p.uid));
+  }
+
+  /** Whether any victim of a preemption is still there (not yet evicted, or terminating). */
+  private victimsRemain(p: Preempting): boolean {
+    return p.victims.some((k) => {
+      const v = this.pods.get(k);
+      return v !== undefined && !isTerminal(v);
+    });
+  }
+
+  /**
+   * Pods a preemptor of `priority` may displace: bound, lower priority, holding
+   * devices through claims no other live pod uses (evicting a sharer frees
+   * nothing), and not protected by a PodDisruptionBudget that allows no
+   * disruption now.
+   */
+  private victimCandidates(preemptor: Pod, priority: number): VictimCandidate[] {
+    const out: VictimCandidate[] = [];
+    const pdbs = this.pdbs?.list() ?? [];
+    for (const p of this.pods.list()) {
+      if (!p.spec.nodeName || isTerminal(p) || p.metadata.deletionTimestamp || p.metadata.uid === preemptor.metadata.uid) continue;
+      if ((p.spec.priority ?? 0) >= priority) continue;
+      const ns = p.metadata.namespace ?? '';
+      const refs: AllocatedDeviceRef[] = [];
+      let shared = false;
+      for (const n of podClaimNames(p)) {
+        const c = n ? this.claims.get(`${ns}/${n}`) : undefined;
+        if (!c?.status?.allocation) continue;
+        const others = (c.status.reservedFor ?? []).filter((r) => r.uid !== p.metadata.uid && this.pods.get(`${ns}/${r.name}`) !== undefined);
+        if (others.length > 0) shared = true;
+        refs.push(...refsOf(c.status.allocation, this.drivers));
+      }
+      if (shared || refs.length === 0 || protectedByBudget(p, pdbs)) continue;
+      out.push({ key: objectKey(p), uid: p.metadata.uid ?? '', node: p.spec.nodeName, priority: p.spec.priority ?? 0, refs, milliCpu: podRequest(p, 'cpu'), memoryBytes: podRequest(p, 'memory') });
+    }
+    return out;
+  }
+
+  /** Preemptors already told they preempt no one (pod UID -> why). */
+  private readonly toldNoPreemption = new Map<string, string>();
+
+  private tellNoPreemption(pod: Pod, why: string): void {
+    const uid = pod.metadata.uid ?? '';
+    if (this.toldNoPreemption.get(uid) === why) return;
+    if (this.toldNoPreemption.size > 10_000) this.toldNoPreemption.clear();
+    this.toldNoPreemption.set(uid, why);
+    this.emit({ regarding: referenceTo(pod, 'v1', 'Pod'), type: 'Normal', reason: REASON.NotPreempting, action: ACTION.Preempt, note: why });
+  }
+
+  /**
+   * A pod that fits nowhere: evicts the cheapest set of lower-priority pods on
+   * one node whose devices would let it in, and holds those devices for it.
+   * Returns how to requeue when it preempted, undefined when it did not.
+   */
+  private async preempt(pod: Pod, claims: ResourceClaim[], allocator: Allocator, failed: AllocationOutcome): Promise<SyncResult | undefined> {
+    const priority = pod.spec.priority ?? 0;
+    const name = `${pod.metadata.namespace ?? ''}/${pod.metadata.name ?? ''}`;
+    const candidates = this.victimCandidates(pod, priority);
+    if (candidates.length === 0) return undefined;
+    if (pod.spec.preemptionPolicy === 'Never') {
+      this.tellNoPreemption(pod, `The pod waits without preempting anyone because its preemptionPolicy is Never, although ${candidates.length} lower-priority pod(s) hold devices.`);
+      return undefined;
+    }
+    const plan = planPreemption(allocator, { claims, pod: podFacts(pod) }, candidates);
+    if (!plan) {
+      this.tellNoPreemption(pod, `The pod waits: evicting lower-priority pods would not make room for it on any one node. ${failed.kind === 'unallocated' ? failed.explanation.short : ''}`.trim());
+      return undefined;
+    }
+    const uid = pod.metadata.uid ?? '';
+    const victims = plan.victims.map((v) => v.key);
+    // Held from now on: once the victims let go, their devices wait for this pod alone.
+    this.ledger.holdDevices(holdId(uid), plan.devices);
+    this.preempting.set(objectKey(pod), { uid, node: plan.node, victims, refs: plan.devices, since: Date.now() });
+    const devices = [...new Set(plan.devices.map((r) => r.device))].join(', ');
+    const list = plan.victims.map((v) => `${v.key} (priority ${v.priority})`).join(', ');
+    this.emit({
+      regarding: referenceTo(pod, 'v1', 'Pod'),
+      type: 'Normal',
+      reason: REASON.Preempting,
+      action: ACTION.Preempt,
+      note: `Evicting ${plan.victims.length} lower-priority pod(s) on node ${plan.node} to free ${devices} for this pod (priority ${priority}): ${list}. It is allocated once they are gone; until then nobody else gets those devices.`,
+    });
+    for (const v of plan.victims) {
+      const [ns = '', vname = ''] = v.key.split('/');
+      const victim = this.pods.get(v.key);
+      if (victim) {
+        this.emit({
+          regarding: referenceTo(victim, 'v1', 'Pod'),
+          related: referenceTo(pod, 'v1', 'Pod'),
+          type: 'Warning',
+          reason: REASON.Preempted,
+          action: ACTION.Preempt,
+          note: `Evicted so that pod ${name} (priority ${priority}, above this pod's ${v.priority}) gets the devices it needs on node ${plan.node}; this was the cheapest set of pods to displace there.`,
+        });
+      }
+      try {
+        await this.kube.evictPod(vname, ns);
+        this.metrics.preemptions.inc();
+        this.log.info('preempted', { preemptor: name, victim: v.key, node: plan.node, devices });
+      } catch (err) {
+        if (isNotFound(err)) continue;
+        // A budget that changed since we looked (429), or another refusal: let go and decide again later.
+        this.log.warn('eviction for preemption refused', { preemptor: name, victim: v.key, error: errorMessage(err) });
+        this.dropPreemption(objectKey(pod));
+        return { requeueAfterMs: 5_000 };
+      }
+    }
+    return { requeueAfterMs: 1_000 };
   }
 
   private forgetUngated(podKey: string): void {
@@ -553,6 +733,10 @@ export class Controller {
     const allocator = this.ledger.allocator();
     // Decided before (its allocation was cleared since): give its cpu/memory back first.
     if (pod) this.ledger.undecide(pod);
+    // Devices held for this pod after it preempted others are its to take (the hold comes back below if it still does not fit).
+    const podKey = pod ? objectKey(pod) : '';
+    const held = this.preempting.get(podKey);
+    if (held) this.ledger.releaseHold(holdId(held.uid));
     const started = performance.now();
     let outcome: AllocationOutcome;
     try {
@@ -568,10 +752,8 @@ export class Controller {
     const seconds = (performance.now() - started) / 1000;
     this.metrics.decisionSeconds.observe({ outcome: outcome.kind }, seconds);
     const who = pod ? `pod ${pod.metadata.namespace ?? ''}/${pod.metadata.name ?? ''}` : `claim ${claims[0]?.metadata.namespace ?? ''}/${claims[0]?.metadata.name ?? ''}`;
-    if (outcome.kind === 'unallocated') {
-      this.reportFailure(outcome, claims, pod, who);
-      return { requeueAfterMs: this.opts.retryUnfitMs ?? 30_000 };
-    }
+    if (outcome.kind === 'unallocated') return await this.notAllocated(outcome, claims, pod, who, held, allocator);
+    if (held) this.preempting.delete(podKey);
     // Count the devices as in use now, before the writes: concurrent decisions never double-book.
     const fresh = outcome.claims.filter((c) => !c.preexisting);
     const byName = new Map(claims.map((c) => [`${c.metadata.namespace ?? ''}/${c.metadata.name ?? ''}`, c]));

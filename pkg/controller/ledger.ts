@@ -179,6 +179,19 @@ export class Ledger {
     if (cached && cached.metadata.uid === uid) this.setApplied(uid, refsOf(cached.status?.allocation, this.drivers));
   }
 
+  /**
+   * Keeps devices in use for a pod that preempted others, under `id`, on top
+   * of whatever holds them now: when the victims' claims let go, nobody else
+   * takes them. Use counts add up, so the devices stay in use until both let go.
+   */
+  holdDevices(id: string, refs: readonly AllocatedDeviceRef[]): void {
+    this.setApplied(id, [...refs]);
+  }
+
+  releaseHold(id: string): void {
+    this.setApplied(id, []);
+  }
+
   /** We cleared the claim's allocation: its devices are free. */
   released(uid: string): void {
     this.setApplied(uid, []);

@@ -11,6 +11,8 @@ export class ControllerMetrics {
   readonly fleetUtilization: Gauge;
   readonly fragmentation: Gauge;
   readonly deallocations: Counter;
+  /** Pods evicted for higher-priority pods. */
+  readonly preemptions: Counter;
   readonly writeConflicts: Counter;
   readonly isLeader: Gauge;
   readonly inventoryRebuilds: Counter;
@@ -41,6 +43,7 @@ export class ControllerMetrics {
       registers,
     });
     this.deallocations = new Counter({ name: 'cascade_deallocations_total', help: 'Claims deallocated by the controller.', registers });
+    this.preemptions = new Counter({ name: 'cascade_preemption_victims_total', help: 'Lower-priority pods evicted so that a higher-priority pod gets their devices.', registers });
     this.writeConflicts = new Counter({ name: 'cascade_write_conflicts_total', help: 'Status writes that hit 409 Conflict and were retried.', registers });
     this.isLeader = new Gauge({ name: 'cascade_leader', help: '1 when this replica is the leader.', registers });
     this.inventoryRebuilds = new Counter({ name: 'cascade_inventory_rebuilds_total', help: 'Times the allocator index was rebuilt from the caches (slices, classes or nodes changed).', registers });

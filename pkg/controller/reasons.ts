@@ -13,6 +13,12 @@ export const REASON = {
   InvalidClaim: 'InvalidClaim',
   /** A gated pod names a ResourceClaim that does not exist; it stays gated until the claim is created. */
   ClaimNotFound: 'ClaimNotFound',
+  /** A higher-priority pod fits nowhere: Cascade evicts the cheapest lower-priority pods on one node for it. */
+  Preempting: 'Preempting',
+  /** This pod was evicted so that a higher-priority pod gets its devices; the note names that pod. */
+  Preempted: 'Preempted',
+  /** A higher-priority pod fits nowhere and preempts no one (preemptionPolicy Never, or no set of victims would do). */
+  NotPreempting: 'NotPreempting',
 } as const;
 
 export type Reason = (typeof REASON)[keyof typeof REASON];
@@ -21,4 +27,5 @@ export const ACTION = {
   Allocate: 'Allocate',
   Deallocate: 'Deallocate',
   Ungate: 'RemoveSchedulingGate',
+  Preempt: 'Preempt',
 } as const;

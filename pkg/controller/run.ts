@@ -27,6 +27,8 @@ export interface ControllerConfig {
   readonly leaseDurationSeconds: number;
   /** Other DRA drivers whose devices Cascade allocates too (their claims are gated and allocated here). */
   readonly coAllocatedDrivers?: readonly string[];
+  /** Evict lower-priority pods for higher-priority ones whose claims fit nowhere (default true). */
+  readonly preemption?: boolean;
   readonly webhook?: {
     readonly port: number;
     readonly host: string;
@@ -61,6 +63,7 @@ export async function runController(cfg: ControllerConfig, onLostLeadership?: ()
     metrics,
     ...(cfg.webhook ? { gateConfigName: cfg.webhook.configName } : {}),
     ...(cfg.coAllocatedDrivers ? { coAllocatedDrivers: cfg.coAllocatedDrivers } : {}),
+    ...(cfg.preemption === false ? { preemption: false } : {}),
   });
   let leader = !cfg.leaderElection;
   let webhookReady = cfg.webhook === undefined;

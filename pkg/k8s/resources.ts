@@ -40,6 +40,7 @@ export const RESOURCES = {
   coreEvents: rt('', 'v1', 'Event', 'events', true),
   events: rt('events.k8s.io', 'v1', 'Event', 'events', true),
   leases: rt('coordination.k8s.io', 'v1', 'Lease', 'leases', true),
+  podDisruptionBudgets: rt('policy', 'v1', 'PodDisruptionBudget', 'poddisruptionbudgets', true),
 } as const;
 
 export function apiVersionOf(t: ResourceType): string {
@@ -190,6 +191,16 @@ export class Kube {
     this.events = new ResourceApi(client, RESOURCES.events);
     this.coreEvents = new ResourceApi(client, RESOURCES.coreEvents);
     this.leases = new ResourceApi(client, RESOURCES.leases);
+  }
+
+  /**
+   * Evicts a pod through the Eviction API (policy/v1), which honours its
+   * PodDisruptionBudgets: a budget that forbids it answers 429.
+   */
+  async evictPod(name: string, namespace: string): Promise<void> {
+    await this.client.request('POST', resourcePath(RESOURCES.pods, namespace, name, 'eviction'), {
+      body: { apiVersion: 'policy/v1', kind: 'Eviction', metadata: { name, namespace } },
+    });
   }
 
   static fromFile(kubeconfigPath: string): Kube {

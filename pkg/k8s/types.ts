@@ -82,6 +82,11 @@ export interface Pod {
     terminationGracePeriodSeconds?: number;
     serviceAccountName?: string;
     automountServiceAccountToken?: boolean;
+    /** Set by the API server's Priority admission from priorityClassName. */
+    priorityClassName?: string;
+    priority?: number;
+    /** "PreemptLowerPriority" (default) or "Never". */
+    preemptionPolicy?: string;
   };
   status?: {
     phase?: string;
@@ -153,4 +158,18 @@ export interface Lease {
     renewTime?: string;
     leaseTransitions?: number;
   };
+}
+
+/** policy/v1 PodDisruptionBudget: what preemption must respect. */
+export interface PodDisruptionBudget {
+  apiVersion?: string;
+  kind?: string;
+  metadata: ObjectMeta;
+  spec: {
+    /** A null selector selects no pods; an empty one selects every pod of the namespace. */
+    selector?: { matchLabels?: Record<string, string>; matchExpressions?: { key: string; operator: string; values?: string[] }[] };
+    minAvailable?: number | string;
+    maxUnavailable?: number | string;
+  };
+  status?: { disruptionsAllowed?: number; currentHealthy?: number; desiredHealthy?: number; expectedPods?: number };
 }

@@ -8,7 +8,7 @@ import { describeCluster, adminKubeconfig, clusterDir, eventually, useNamespace 
 import { ADDON_NAMESPACE, nodeBoundKubeconfig, renderManifests, type Doc } from '../support/addon.js';
 import { createFakeNode, writeServiceAccountKubeconfig } from '../../pkg/cluster/controlplane.js';
 import { KubeApiError } from '../../pkg/k8s/client.js';
-import { Kube } from '../../pkg/k8s/resources.js';
+import { Kube, RESOURCES } from '../../pkg/k8s/resources.js';
 import { MUTATING_WEBHOOK_CONFIGURATIONS } from '../../pkg/controller/webhook.js';
 
 const DRIVER = 'gpu.cascade.dev';
@@ -135,6 +135,9 @@ describeCluster('least-privilege RBAC, verb by verb', () => {
       'core/namespaces get': (k) => k.namespaces.get(ns.name),
       'core/namespaces list': (k) => k.namespaces.list(),
       'core/namespaces watch': watch(() => ns.kube.namespaces.path()),
+      'core/pods/eviction create': (k) => k.evictPod('none', ns.name),
+      'policy/poddisruptionbudgets list': (k) => k.api(RESOURCES.podDisruptionBudgets).list(ns.name),
+      'policy/poddisruptionbudgets watch': watch(() => ns.kube.api(RESOURCES.podDisruptionBudgets).path(ns.name)),
       'events.k8s.io/events create': (k) =>
         k.events.create({
           metadata: { name: 'rbacverbs-event', namespace: ns.name },

@@ -73,10 +73,13 @@ export class FakeKubelet {
     if (!standin) return;
     if (gone) {
       const claims = this.prepared.get(key);
-      if (!claims) return;
-      const res = await standin.unprepare(claims);
-      for (const [uid, r] of res) if (r.error) this.errors.push(`unprepare ${uid}: ${r.error}`);
-      this.prepared.delete(key);
+      if (claims) {
+        const res = await standin.unprepare(claims);
+        for (const [uid, r] of res) if (r.error) this.errors.push(`unprepare ${uid}: ${r.error}`);
+        this.prepared.delete(key);
+      }
+      // Its containers are stopped: like the kubelet, finish a graceful deletion (an eviction, say).
+      if (p.metadata.deletionTimestamp) await this.kube.pods.delete(p.metadata.name ?? '', p.metadata.namespace ?? '', { gracePeriodSeconds: 0 }).catch(() => undefined);
       return;
     }
     if (this.prepared.has(key) || !p.spec.resourceClaims?.length) return;

@@ -92,4 +92,22 @@ describe('the controller ledger', () => {
     ledger.observePod('ns/p', undefined);
     expect(fits()).toBe('allocated');
   });
+
+  it('keeps devices held for a preemptor after their claim lets go, also across a rebuild, until the hold is released', () => {
+    const w = world();
+    w.claims = [claim('victim', 'uid-v', ['gpu-0']), claim('other', 'uid-o', ['gpu-1'])];
+    const ledger = new Ledger(w.fleet, [DRIVER], 'first-fit');
+    ledger.reset();
+    ledger.allocator();
+    ledger.holdDevices('preemption-hold/uid-p', [{ driver: DRIVER, pool: 'n1', device: 'gpu-0' }]);
+    // The victim's claim is gone: its GPU is still not free for anyone else.
+    ledger.observeClaim('ns/victim', undefined);
+    expect(ledger.allocator().allocate(one('c', 'uid-c')).kind).toBe('unallocated');
+    ledger.fleetChanged();
+    expect(ledger.allocator().allocate(one('c', 'uid-c')).kind).toBe('unallocated');
+    // The preemptor's turn: released, and the GPU is there to take.
+    ledger.releaseHold('preemption-hold/uid-p');
+    const got = ledger.allocator().allocate(one('p', 'uid-p'));
+    expect(got.kind === 'allocated' ? got.devices.map((d) => d.device) : []).toEqual(['gpu-0']);
+  });
 });
