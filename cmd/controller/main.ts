@@ -29,6 +29,7 @@ const program = new Command()
   .option('--webhook-ip <ip...>', 'extra IP SANs for the webhook certificate (local clusters)', [])
   .option('--webhook-client-ca <file>', "PEM CA of the API server's webhook client certificate; when set, the webhook refuses callers without one")
   .option('--no-preemption', 'never evict lower-priority pods for a higher-priority pod whose claims fit nowhere')
+  .option('--no-failover-reserves', 'ignore FailoverReserve objects (and need no FailoverReserve CRD)')
   .option(
     '--co-allocate-drivers <names>',
     'comma-separated other DRA drivers whose devices Cascade allocates too, so one claim can hold GPUs with their CPUs or NICs (e.g. dra.cpu,dra.net)',
@@ -57,6 +58,7 @@ const o = program.opts<{
   webhookClientCa?: string;
   coAllocateDrivers: string;
   preemption: boolean;
+  failoverReserves: boolean;
 }>();
 
 // A driver name is a DNS subdomain (the API validates ResourceSlice.spec.driver the same way).
@@ -110,6 +112,7 @@ const config: ControllerConfig = {
   leaseDurationSeconds: int('lease-duration', o.leaseDuration),
   coAllocatedDrivers: coAllocated(o.coAllocateDrivers),
   preemption: o.preemption,
+  failoverReserves: o.failoverReserves,
   webhook:
     webhookPort < 0
       ? undefined

@@ -295,7 +295,7 @@ export class ControlPlane {
           `--kubeconfig=${join(dir, 'kcm.kubeconfig')}`,
           `--authentication-kubeconfig=${join(dir, 'kcm.kubeconfig')}`,
           `--authorization-kubeconfig=${join(dir, 'kcm.kubeconfig')}`,
-          '--controllers=resourceclaim-controller,garbage-collector-controller,namespace-controller',
+          '--controllers=resourceclaim-controller,garbage-collector-controller,namespace-controller,replicaset-controller',
           '--use-service-account-credentials=true',
           `--root-ca-file=${file('ca.crt')}`,
           '--leader-elect=false',

@@ -28,6 +28,7 @@ import { claimConfigProblem } from '../nodeplugin/gpu-config.js';
 import { Ledger, refsOf } from './ledger.js';
 import { isTerminal, podFacts, podRequest } from './podfacts.js';
 import { planPreemption, type VictimCandidate } from './preemption.js';
+import { FAILOVER_RESERVES, heldBackBy, inPool, nodeLostSince, reserveFigures, reserveProblem, unitsTaken, type FailoverReserve, type ReserveStatus } from './reserve.js';
 import type { Allocator } from '../allocator/allocator.js';
 import { WorkQueue, type SyncResult } from './queue.js';
 import { ACTION, REASON } from './reasons.js';
@@ -58,6 +59,8 @@ export interface ControllerOptions {
   readonly preemption?: boolean;
   /** How long devices freed by preemption stay held for the preemptor (default 5 minutes). */
   readonly preemptionHoldMs?: number;
+  /** Watch FailoverReserve objects (the CRD must be installed) and keep their headroom. */
+  readonly failoverReserves?: boolean;
 }
 
 /** A preemption under way: the victims being evicted and the devices held for the preemptor. */
@@ -75,6 +78,10 @@ const POD = 'pod:';
 const FLEET = 'fleet';
 /** The pod index of claims: pods filed under each claim key they use. */
 const BY_CLAIM = 'claims';
+
+function readyOf(n: Node): string | undefined {
+  return n.status?.conditions?.find((c) => c.type === 'Ready')?.status;
+}
 
 /** The ledger entry that holds devices for a preemptor pod. */
 function holdId(podUid: string): string {
@@ -154,6 +161,14 @@ export class Controller {
   readonly pdbs: Informer<PodDisruptionBudget> | undefined;
   /** Preemptions under way, by preemptor pod key. */
   private readonly preempting = new Map<string, Preempting>();
+  /** FailoverReserve objects; undefined when the controller does not keep reserves. */
+  readonly reserves: Informer<FailoverReserve> | undefined;
+  /** Pods and claims held back by a reserve now, by reserve name (keys: "pod:ns/name" or "claim:ns/name"). */
+  private readonly heldBack = new Map<string, Set<string>>();
+  /** Pods already deleted from lost nodes (UIDs). */
+  private readonly replaced = new Set<string>();
+  private reserveTimer: NodeJS.Timeout | undefined;
+  private lastStatus = new Map<string, string>();
   /** The gate's webhook configuration (one object), when there is a gate. */
   readonly gateConfig: Informer<GateWebhookConfig & { metadata: { name?: string } }> | undefined;
   readonly queue: WorkQueue;
@@ -186,6 +201,7 @@ export class Controller {
     this.namespaces = new Informer<Namespace>(kube.client, RESOURCES.namespaces, opt(RESOURCES.namespaces));
     this.templates = new Informer<ResourceClaimTemplate>(kube.client, RESOURCES.resourceClaimTemplates, opt(RESOURCES.resourceClaimTemplates));
     this.pdbs = opts.preemption === false ? undefined : new Informer<PodDisruptionBudget>(kube.client, RESOURCES.podDisruptionBudgets, opt(RESOURCES.podDisruptionBudgets));
+    this.reserves = opts.failoverReserves === true ? new Informer<FailoverReserve>(kube.client, FAILOVER_RESERVES, opt(FAILOVER_RESERVES)) : undefined;
     this.gateConfig = opts.gateConfigName ? new Informer(kube.client, MUTATING_WEBHOOK_CONFIGURATIONS, opt(MUTATING_WEBHOOK_CONFIGURATIONS, `metadata.name=${opts.gateConfigName}`)) : undefined;
     this.pods.addIndex(BY_CLAIM, (p) => podClaimNames(p).flatMap((n) => (n ? [`${p.metadata.namespace ?? ''}/${n}`] : [])));
     this.ledger = new Ledger(
@@ -227,7 +243,8 @@ export class Controller {
       update: (a, b) =>
         JSON.stringify(a.status?.allocatable) !== JSON.stringify(b.status?.allocatable) ||
         JSON.stringify(a.spec) !== JSON.stringify(b.spec) ||
-        JSON.stringify(a.metadata.labels) !== JSON.stringify(b.metadata.labels)
+        JSON.stringify(a.metadata.labels) !== JSON.stringify(b.metadata.labels) ||
+        readyOf(a) !== readyOf(b)
           ? fleetChanged()
           : undefined,
       delete: fleetChanged,
@@ -235,6 +252,8 @@ export class Controller {
     this.classes.on({ add: fleetChanged, update: fleetChanged, delete: fleetChanged });
     this.namespaces.on({ add: fleetChanged, update: fleetChanged });
     this.gateConfig?.on({ add: () => this.requeueAll(), update: () => this.requeueAll(), delete: () => this.requeueAll() });
+    // A new or changed reserve may hold back, or let go, what waits.
+    this.reserves?.on({ add: () => this.requeuePending(), update: () => this.requeuePending(), delete: () => this.requeuePending() });
     const claimChanged = (c: ResourceClaim): void => this.requeueUsers(objectKey(c));
     this.claims.on({ add: claimChanged, update: (_o, c) => claimChanged(c), delete: claimChanged });
     const podChanged = (p: Pod): void => {
@@ -277,7 +296,11 @@ export class Controller {
 
   private requeuePendingNow(): void {
     if (!this.processing) return;
-    for (const c of this.claims.list()) if (!c.status?.allocation) this.requeueUsers(objectKey(c));
+    // Highest priority first: after a node is lost, its pods' replacements take the reserve before anyone else.
+    const waiting = this.claims.list().filter((c) => !c.status?.allocation);
+    const priority = (c: ResourceClaim): number => Math.max(0, ...this.pods.byIndex(BY_CLAIM, objectKey(c)).map((p) => p.spec.priority ?? 0));
+    if (waiting.some((c) => priority(c) > 0)) waiting.sort((a, b) => priority(b) - priority(a));
+    for (const c of waiting) this.requeueUsers(objectKey(c));
   }
 
   /** The gate's scope changed: every claim and pod may have changed hands. */
@@ -327,6 +350,7 @@ export class Controller {
       this.templates,
       ...(this.gateConfig ? [this.gateConfig] : []),
       ...(this.pdbs ? [this.pdbs] : []),
+      ...(this.reserves ? [this.reserves] : []),
     ];
   }
 
@@ -342,11 +366,17 @@ export class Controller {
     this.queue.start();
     for (const c of this.claims.list()) this.queue.add(CLAIM + objectKey(c));
     for (const p of this.pods.list()) this.queue.add(POD + objectKey(p));
+    if (this.reserves) {
+      this.reserveTimer = setInterval(() => void this.tendReserves().catch((err: unknown) => this.log.warn('failover reserve upkeep failed', { error: errorMessage(err) })), 1_000);
+      this.reserveTimer.unref();
+    }
     this.log.info('controller started', { claims: this.claims.list().length, slices: this.sliceList().length, nodes: this.nodes.list().length });
   }
 
   async stop(): Promise<void> {
     this.processing = false;
+    if (this.reserveTimer) clearInterval(this.reserveTimer);
+    this.reserveTimer = undefined;
     await this.queue.stop();
     for (const i of this.informers()) i.stop();
     this.started = false;
@@ -424,6 +454,145 @@ export class Controller {
       return undefined;
     }
     return await this.decide(ours, pod);
+  }
+
+  // ---- failover reserves ------------------------------------------------------
+
+  /** Nodes lost now: NotReady for longer than the shortest grace period of any reserve. */
+  lostNodes(now = Date.now()): Set<string> {
+    const lost = new Set<string>();
+    const reserves = this.reserves?.list() ?? [];
+    if (reserves.length === 0) return lost;
+    const grace = Math.min(...reserves.map((r) => r.spec.nodeLostAfterSeconds ?? 60)) * 1000;
+    for (const n of this.nodes.list()) {
+      const since = nodeLostSince(n);
+      if (since !== undefined && now - since >= grace) lost.add(n.metadata.name ?? '');
+    }
+    return lost;
+  }
+
+  /**
+   * Holds a decision back when it would take capacity a reserve keeps free for
+   * pods of higher priority; returns how to requeue, or undefined to go ahead.
+   */
+  private reserveHold(outcome: AllocatedOutcome, pod: Pod | undefined, claims: ResourceClaim[], allocator: Allocator): SyncResult | undefined {
+    const reserves = this.reserves?.list() ?? [];
+    if (reserves.length === 0) return undefined;
+    const key = pod ? `pod:${objectKey(pod)}` : `claim:${objectKey(claims[0] ?? { metadata: {} })}`;
+    const priority = pod?.spec.priority ?? 0;
+    const lost = this.lostNodes();
+    let why: string | undefined;
+    let by: string | undefined;
+    for (const r of reserves) {
+      if (reserveProblem(r) !== undefined) continue;
+      const f = reserveFigures(r, allocator, lost);
+      const w = heldBackBy(r, f, priority, unitsTaken(allocator, outcome, f.poolNodes));
+      if (w !== undefined && why === undefined) [why, by] = [w, r.metadata.name ?? ''];
+    }
+    for (const [name, set] of this.heldBack) if (name !== by) set.delete(key);
+    if (why === undefined || by === undefined) return undefined;
+    let set = this.heldBack.get(by);
+    if (!set) this.heldBack.set(by, (set = new Set()));
+    const first = !set.has(key);
+    set.add(key);
+    if (first) {
+      const note = why;
+      for (const c of claims) this.emit({ regarding: referenceTo(c, 'resource.k8s.io/v1', 'ResourceClaim'), type: 'Normal', reason: REASON.FailoverReserveHeld, action: ACTION.Allocate, note });
+      if (pod) this.emit({ regarding: referenceTo(pod, 'v1', 'Pod'), type: 'Normal', reason: REASON.FailoverReserveHeld, action: ACTION.Allocate, note });
+    }
+    return { requeueAfterMs: this.opts.retryUnfitMs ?? 30_000 };
+  }
+
+  /**
+   * Once a second: pods on lost nodes that a controller owns are evicted so
+   * that their owners create them again (the new pods are placed highest
+   * priority first, into the reserve), and each reserve's status is written.
+   */
+  private async tendReserves(): Promise<void> {
+    if (!this.processing || !this.reserves) return;
+    const lost = this.lostNodes();
+    if (lost.size > 0) {
+      const victims = this.pods
+        .list()
+        .filter((p) => p.spec.nodeName !== undefined && lost.has(p.spec.nodeName) && !p.metadata.deletionTimestamp && !isTerminal(p) && !this.replaced.has(p.metadata.uid ?? ''))
+        .sort((a, b) => (b.spec.priority ?? 0) - (a.spec.priority ?? 0));
+      for (const p of victims) {
+        this.replaced.add(p.metadata.uid ?? '');
+        if (this.replaced.size > 100_000) this.replaced.clear();
+        const owner = p.metadata.ownerReferences?.find((o) => o.controller === true);
+        const node = p.spec.nodeName ?? '';
+        if (!owner) {
+          this.emit({
+            regarding: referenceTo(p, 'v1', 'Pod'),
+            type: 'Warning',
+            reason: REASON.NodeLost,
+            action: ACTION.Allocate,
+            note: `Node ${node} is lost (NotReady past the failover grace period), and no controller owns this pod, so nothing would create it again: it is left as it is.`,
+          });
+          continue;
+        }
+        try {
+          // Evicted at once (no kubelet is there to confirm a graceful end); its budget still applies.
+          await this.kube.evictPod(p.metadata.name ?? '', p.metadata.namespace ?? '', { gracePeriodSeconds: 0, ...(p.metadata.uid ? { preconditions: { uid: p.metadata.uid } } : {}) });
+          this.emit({
+            regarding: referenceTo(p, 'v1', 'Pod'),
+            type: 'Warning',
+            reason: REASON.NodeLost,
+            action: ACTION.Allocate,
+            note: `Evicted because node ${node} is lost (NotReady past the failover grace period): ${owner.kind} ${owner.name} creates it again, and the new pod is placed on a live node, into the failover reserve if it needs to (priority ${p.spec.priority ?? 0}).`,
+          });
+          this.log.info('evicted a pod of a lost node for re-placement', { pod: objectKey(p), node, owner: `${owner.kind}/${owner.name}` });
+        } catch (err) {
+          if (!isNotFound(err)) this.log.warn('could not evict a pod of a lost node', { pod: objectKey(p), node, error: errorMessage(err) });
+        }
+      }
+    }
+    await this.writeReserveStatus(lost);
+  }
+
+  private async writeReserveStatus(lost: ReadonlySet<string>): Promise<void> {
+    const allocator = this.ledger.allocator();
+    for (const r of this.reserves?.list() ?? []) {
+      const name = r.metadata.name ?? '';
+      const problem = reserveProblem(r);
+      const held = [...(this.heldBack.get(name) ?? [])].filter((k) => this.stillWaiting(k));
+      this.heldBack.set(name, new Set(held));
+      const f = problem === undefined ? reserveFigures(r, allocator, lost) : undefined;
+      const poolLost = [...lost].filter((n) => inPool(r, this.nodes.get(n)?.metadata.labels)).sort();
+      const status: ReserveStatus = {
+        ...(f ? { poolNodes: f.poolNodes.length, poolUnits: f.poolUnits, reserveUnits: f.reserveUnits, freeUnits: f.freeUnits, reserveInUse: f.inUse } : {}),
+        claimsHeldBack: held.length,
+        lostNodes: poolLost,
+        ...(r.metadata.generation !== undefined ? { observedGeneration: r.metadata.generation } : {}),
+        conditions: [
+          problem === undefined
+            ? { type: 'Ready', status: 'True', reason: 'Kept', message: f && f.inUse > 0 ? `${f.inUse} GPU(s) of the reserve are in use by pods allowed to use it.` : 'The reserve is free.' }
+            : { type: 'Ready', status: 'False', reason: 'Invalid', message: `The reserve is not kept because ${problem}.` },
+        ],
+      };
+      this.metrics.reserveUnits.set({ reserve: name }, f?.reserveUnits ?? 0);
+      this.metrics.reserveInUse.set({ reserve: name }, f?.inUse ?? 0);
+      this.metrics.reserveHeldBack.set({ reserve: name }, held.length);
+      const text = JSON.stringify(status);
+      if (this.lastStatus.get(name) === text) continue;
+      const stamped: ReserveStatus = { ...status, conditions: status.conditions?.map((c) => ({ ...c, lastTransitionTime: new Date().toISOString() })) };
+      try {
+        await this.kube.api<FailoverReserve>(FAILOVER_RESERVES).mergePatch(name, { status: stamped }, undefined, 'status');
+        this.lastStatus.set(name, text);
+      } catch (err) {
+        if (!isNotFound(err)) this.log.warn('could not write a FailoverReserve status', { reserve: name, error: errorMessage(err) });
+      }
+    }
+  }
+
+  /** Whether a held-back pod or claim still waits. */
+  private stillWaiting(key: string): boolean {
+    if (key.startsWith('pod:')) {
+      const p = this.pods.get(key.slice(4));
+      return p !== undefined && !p.spec.nodeName && !isTerminal(p) && (p.spec.schedulingGates ?? []).some((g) => g.name === this.gate);
+    }
+    const c = this.claims.get(key.slice(6));
+    return c !== undefined && !c.status?.allocation;
   }
 
   // ---- preemption -----------------------------------------------------------
@@ -754,6 +923,8 @@ export class Controller {
     const who = pod ? `pod ${pod.metadata.namespace ?? ''}/${pod.metadata.name ?? ''}` : `claim ${claims[0]?.metadata.namespace ?? ''}/${claims[0]?.metadata.name ?? ''}`;
     if (outcome.kind === 'unallocated') return await this.notAllocated(outcome, claims, pod, who, held, allocator);
     if (held) this.preempting.delete(podKey);
+    const waitFor = this.reserveHold(outcome, pod, claims, allocator);
+    if (waitFor) return waitFor;
     // Count the devices as in use now, before the writes: concurrent decisions never double-book.
     const fresh = outcome.claims.filter((c) => !c.preexisting);
     const byName = new Map(claims.map((c) => [`${c.metadata.namespace ?? ''}/${c.metadata.name ?? ''}`, c]));

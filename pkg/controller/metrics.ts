@@ -13,6 +13,9 @@ export class ControllerMetrics {
   readonly deallocations: Counter;
   /** Pods evicted for higher-priority pods. */
   readonly preemptions: Counter;
+  readonly reserveUnits: Gauge<'reserve'>;
+  readonly reserveInUse: Gauge<'reserve'>;
+  readonly reserveHeldBack: Gauge<'reserve'>;
   readonly writeConflicts: Counter;
   readonly isLeader: Gauge;
   readonly inventoryRebuilds: Counter;
@@ -43,6 +46,9 @@ export class ControllerMetrics {
       registers,
     });
     this.deallocations = new Counter({ name: 'cascade_deallocations_total', help: 'Claims deallocated by the controller.', registers });
+    this.reserveUnits = new Gauge({ name: 'cascade_failover_reserve_units', help: 'GPU capacity a FailoverReserve keeps free.', labelNames: ['reserve'], registers });
+    this.reserveInUse = new Gauge({ name: 'cascade_failover_reserve_in_use_units', help: 'Part of the reserve taken by pods allowed to use it.', labelNames: ['reserve'], registers });
+    this.reserveHeldBack = new Gauge({ name: 'cascade_failover_claims_held_back', help: 'Pods and claims waiting because they may not use the reserve.', labelNames: ['reserve'], registers });
     this.preemptions = new Counter({ name: 'cascade_preemption_victims_total', help: 'Lower-priority pods evicted so that a higher-priority pod gets their devices.', registers });
     this.writeConflicts = new Counter({ name: 'cascade_write_conflicts_total', help: 'Status writes that hit 409 Conflict and were retried.', registers });
     this.isLeader = new Gauge({ name: 'cascade_leader', help: '1 when this replica is the leader.', registers });

@@ -2,7 +2,7 @@
 // and each node's allocatable minus what its bound pods request.
 import { Quantity } from '../cel/quantity.js';
 import type { Node, Pod } from '../k8s/types.js';
-import type { NodeFacts, PodFacts } from '../allocator/types.js';
+import type { NodeFacts, NodeTaint, PodFacts } from '../allocator/types.js';
 
 function q(text: string | undefined): Quantity | undefined {
   return text === undefined ? undefined : Quantity.tryParse(text);
@@ -61,9 +61,25 @@ export function nodeFacts(nodes: readonly Node[], pods: readonly Pod[]): NodeFac
     return {
       name,
       labels: node.metadata.labels ?? {},
-      taints: (node.spec?.taints ?? []).map((t) => ({ key: t.key, value: t.value, effect: t.effect })),
+      taints: withNotReady(
+        node,
+        (node.spec?.taints ?? []).map((t) => ({ key: t.key, value: t.value, effect: t.effect })),
+      ),
       unschedulable: node.spec?.unschedulable === true,
       free,
     };
   });
+}
+
+/**
+ * A node whose Ready condition is not True gets the NoSchedule taint the node
+ * lifecycle controller would give it (node.kubernetes.io/not-ready, or
+ * unreachable when its status is Unknown), so the allocator places nothing
+ * there that the kube-scheduler would refuse.
+ */
+function withNotReady(node: Node, taints: NodeTaint[]): NodeTaint[] {
+  const ready = node.status?.conditions?.find((c) => c.type === 'Ready');
+  if (!ready || ready.status === 'True') return taints;
+  const key = ready.status === 'Unknown' ? 'node.kubernetes.io/unreachable' : 'node.kubernetes.io/not-ready';
+  return taints.some((t) => t.key === key && t.effect === 'NoSchedule') ? taints : [...taints, { key, effect: 'NoSchedule' }];
 }

@@ -19,6 +19,10 @@ export const REASON = {
   Preempted: 'Preempted',
   /** A higher-priority pod fits nowhere and preempts no one (preemptionPolicy Never, or no set of victims would do). */
   NotPreempting: 'NotPreempting',
+  /** The claim fits, but only by taking capacity a FailoverReserve keeps free for pods of higher priority. */
+  FailoverReserveHeld: 'FailoverReserveHeld',
+  /** The pod's node is lost (NotReady past the reserve's grace period): evicted so that its owner creates it again. */
+  NodeLost: 'NodeLost',
 } as const;
 
 export type Reason = (typeof REASON)[keyof typeof REASON];

@@ -29,6 +29,8 @@ export interface ControllerConfig {
   readonly coAllocatedDrivers?: readonly string[];
   /** Evict lower-priority pods for higher-priority ones whose claims fit nowhere (default true). */
   readonly preemption?: boolean;
+  /** Keep the FailoverReserve objects' headroom (default true; the CRD comes with the manifests). */
+  readonly failoverReserves?: boolean;
   readonly webhook?: {
     readonly port: number;
     readonly host: string;
@@ -64,6 +66,7 @@ export async function runController(cfg: ControllerConfig, onLostLeadership?: ()
     ...(cfg.webhook ? { gateConfigName: cfg.webhook.configName } : {}),
     ...(cfg.coAllocatedDrivers ? { coAllocatedDrivers: cfg.coAllocatedDrivers } : {}),
     ...(cfg.preemption === false ? { preemption: false } : {}),
+    failoverReserves: cfg.failoverReserves ?? true,
   });
   let leader = !cfg.leaderElection;
   let webhookReady = cfg.webhook === undefined;

@@ -197,9 +197,9 @@ export class Kube {
    * Evicts a pod through the Eviction API (policy/v1), which honours its
    * PodDisruptionBudgets: a budget that forbids it answers 429.
    */
-  async evictPod(name: string, namespace: string): Promise<void> {
+  async evictPod(name: string, namespace: string, deleteOptions?: { gracePeriodSeconds?: number; preconditions?: { uid?: string } }): Promise<void> {
     await this.client.request('POST', resourcePath(RESOURCES.pods, namespace, name, 'eviction'), {
-      body: { apiVersion: 'policy/v1', kind: 'Eviction', metadata: { name, namespace } },
+      body: { apiVersion: 'policy/v1', kind: 'Eviction', metadata: { name, namespace }, ...(deleteOptions ? { deleteOptions } : {}) },
     });
   }
 

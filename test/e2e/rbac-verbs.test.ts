@@ -10,6 +10,7 @@ import { createFakeNode, writeServiceAccountKubeconfig } from '../../pkg/cluster
 import { KubeApiError } from '../../pkg/k8s/client.js';
 import { Kube, RESOURCES } from '../../pkg/k8s/resources.js';
 import { MUTATING_WEBHOOK_CONFIGURATIONS } from '../../pkg/controller/webhook.js';
+import { FAILOVER_RESERVES } from '../../pkg/controller/reserve.js';
 
 const DRIVER = 'gpu.cascade.dev';
 
@@ -136,6 +137,9 @@ describeCluster('least-privilege RBAC, verb by verb', () => {
       'core/namespaces list': (k) => k.namespaces.list(),
       'core/namespaces watch': watch(() => ns.kube.namespaces.path()),
       'core/pods/eviction create': (k) => k.evictPod('none', ns.name),
+      'gpu.cascade.dev/failoverreserves list': (k) => k.api(FAILOVER_RESERVES).list(),
+      'gpu.cascade.dev/failoverreserves watch': watch(() => ns.kube.api(FAILOVER_RESERVES).path()),
+      'gpu.cascade.dev/failoverreserves/status patch': (k) => k.api(FAILOVER_RESERVES).mergePatch('none', { status: {} }, undefined, 'status'),
       'policy/poddisruptionbudgets list': (k) => k.api(RESOURCES.podDisruptionBudgets).list(ns.name),
       'policy/poddisruptionbudgets watch': watch(() => ns.kube.api(RESOURCES.podDisruptionBudgets).path(ns.name)),
       'events.k8s.io/events create': (k) =>
