@@ -1,11 +1,13 @@
 #!/usr/bin/env node
-// kubectl plugin: `kubectl cascade explain <claim>` and `kubectl cascade fleet`.
+// kubectl plugin: `kubectl cascade explain <claim>`, `kubectl cascade fleet` and `kubectl cascade defrag`.
 // Install by putting `kubectl-cascade` (the package's bin) on PATH.
 import { Command } from 'commander';
 import { DEFAULT_DRIVER_NAME, type ResourceClaim } from '../../pkg/api/resource.js';
 import { renderExplain } from '../../pkg/cli/explain.js';
 import { fleetRows, renderFleet } from '../../pkg/cli/fleet.js';
-import { nodeFacts } from '../../pkg/controller/podfacts.js';
+import { planDefrag, renderDefrag } from '../../pkg/cli/defrag.js';
+import { claimOwnership } from '../../pkg/controller/ownership.js';
+import { nodeFacts, podFacts } from '../../pkg/controller/podfacts.js';
 import { KubeClient } from '../../pkg/k8s/client.js';
 import { Kube } from '../../pkg/k8s/resources.js';
 import { errorMessage } from '../../pkg/log/logger.js';
@@ -53,6 +55,29 @@ program
       const driver = program.opts<{ driverName: string }>().driverName;
       const [slices, claims] = await Promise.all([k.resourceSlices.list(undefined, { fieldSelector: `spec.driver=${driver}` }), k.resourceClaims.list()]);
       console.log(renderFleet(fleetRows(slices, claims, driver)));
+    } finally {
+      k.close();
+    }
+  });
+
+program
+  .command('defrag')
+  .description('a plan of moves (pods annotated <driver>/movable: "true") that makes room for the claims waiting now; nothing is changed')
+  .option('--json', 'print the plan as JSON')
+  .action(async (opts: { json?: boolean }) => {
+    const k = kube();
+    try {
+      const driver = program.opts<{ driverName: string }>().driverName;
+      const [slices, classes, nodes, pods, claims] = await Promise.all([
+        k.resourceSlices.list(undefined, { fieldSelector: `spec.driver=${driver}` }),
+        k.deviceClasses.list(),
+        k.nodes.list(),
+        k.pods.list(),
+        k.resourceClaims.list(),
+      ]);
+      const byName = new Map(classes.map((c) => [c.metadata.name ?? '', c]));
+      const plan = planDefrag({ slices, classes, nodes: nodeFacts(nodes, pods), claims, pods, driver, podFacts, ours: (c) => claimOwnership(c.spec, byName, driver).ours });
+      console.log(opts.json ? JSON.stringify(plan, null, 2) : renderDefrag(plan));
     } finally {
       k.close();
     }

@@ -1,0 +1,90 @@
+// kubectl cascade defrag against the live cluster: two nodes of two
+// NVLinked H100s, one GPU used on each, and a 2-GPU NVLink job that waits.
+// The plan moves the one pod that opted in (gpu.cascade.dev/movable) so that
+// the job gets a whole node; nothing in the cluster changes.
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { adminKubeconfig, describeCluster, eventually, useNamespace } from '../support/cluster.js';
+import { installAddonWithController, type Component } from '../support/addon.js';
+import { startGpuNode, type GpuNode } from '../support/gpu-node.js';
+import { repoRoot } from '../../pkg/cluster/binaries.js';
+import type { Pod } from '../../pkg/k8s/types.js';
+
+const DRIVER = 'gpu.cascade.dev';
+
+describeCluster('kubectl cascade defrag', () => {
+  const ns = useNamespace('defrag', { 'cascade-e2e': 'defrag' });
+  const nodes: GpuNode[] = [];
+  let controller: Component;
+
+  beforeAll(async () => {
+    controller = await installAddonWithController('defrag-controller', { 'cascade-e2e': 'defrag' });
+    for (const name of ['df-a', 'df-b']) nodes.push(await startGpuNode(ns.kube, { name, fleet: { gpus: [{ model: 'H100-80GB' }, { model: 'H100-80GB' }], nvlinkGroups: [[0, 1]] } }));
+    await eventually(
+      'both nodes to publish',
+      async () => {
+        const pools = new Set((await ns.kube.resourceSlices.list(undefined, { fieldSelector: `spec.driver=${DRIVER}` })).map((s) => s.spec.pool.name));
+        return pools.has('df-a') && pools.has('df-b');
+      },
+      60_000,
+    );
+    for (const [name, count] of [
+      ['one-gpu', 1],
+      ['nvlink-pair', 2],
+    ] as const) {
+      await ns.kube.resourceClaimTemplates.create({
+        metadata: { name, namespace: ns.name },
+        spec: { spec: { devices: { requests: [{ name: 'gpu', exactly: { deviceClassName: `gpu.${DRIVER}`, count } }], constraints: [{ matchAttribute: `${DRIVER}/nvlinkDomain` }] } } },
+      });
+    }
+  }, 120_000);
+
+  afterAll(async () => {
+    await controller?.stop();
+    for (const n of nodes) {
+      await n.stop();
+      await ns.kube?.nodes.delete(n.name).catch(() => undefined);
+    }
+  });
+
+  const pod = (name: string, template: string, node?: string, movable = false): Pod => ({
+    metadata: { name, namespace: ns.name, ...(movable ? { annotations: { [`${DRIVER}/movable`]: 'true' } } : {}) },
+    spec: {
+      restartPolicy: 'Never',
+      ...(node
+        ? {
+            affinity: {
+              nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchExpressions: [{ key: 'kubernetes.io/hostname', operator: 'In', values: [node] }] }] } },
+            },
+          }
+        : {}),
+      resourceClaims: [{ name: 'gpu', resourceClaimTemplateName: template }],
+      containers: [{ name: 'c', image: 'registry.k8s.io/pause:3.10', resources: { claims: [{ name: 'gpu' }] } }],
+    },
+  });
+
+  const defrag = (): Promise<string> =>
+    new Promise<string>((resolve, reject) => {
+      execFile(process.execPath, [join(repoRoot(), 'dist', 'cmd', 'kubectl-cascade', 'main.js'), '--kubeconfig', adminKubeconfig(), 'defrag'], (err, stdout, stderr) =>
+        err ? reject(new Error(stderr || err.message)) : resolve(stdout),
+      );
+    });
+
+  it('plans the one move that gives the waiting 2-GPU job a whole node', async () => {
+    // The mover may go anywhere (a pinned pod could not move); the other pod is pinned to the other node.
+    await ns.kube.pods.create(pod('mover', 'one-gpu', undefined, true));
+    const from = await eventually('mover bound', async () => (await ns.kube.pods.get('mover', ns.name)).spec.nodeName, 60_000);
+    const to = from === 'df-a' ? 'df-b' : 'df-a';
+    await ns.kube.pods.create(pod('stays', 'one-gpu', to));
+    await eventually('stays bound', async () => (await ns.kube.pods.get('stays', ns.name)).spec.nodeName, 60_000);
+    await ns.kube.pods.create(pod('trainer', 'nvlink-pair'));
+    await eventually('the trainer to wait', async () => (await ns.kube.events.list(ns.name)).find((e) => e.regarding.name === 'trainer' && e.reason === 'AllocationFailed'));
+    const out = await defrag();
+    expect(out).toMatch(/^1 move\(s\) make room for 1 waiting claim\(s\)\./);
+    expect(out).toContain(`1. for pod ${ns.name}/trainer, on node ${from}:`);
+    expect(out).toMatch(new RegExp(`move pod ${ns.name}/mover: ${from} \\[gpu-\\d\\] -> ${to} \\[gpu-\\d\\]`));
+    // A plan only: the mover still runs where it was, the trainer still waits.
+    expect((await ns.kube.pods.get('mover', ns.name)).spec.nodeName).toBe(from);
+    expect((await ns.kube.pods.get('trainer', ns.name)).spec.nodeName).toBeUndefined();
+  }, 120_000);
+});
