@@ -80,7 +80,7 @@ function stream(f: Flags, capacity: number): Job[] {
   for (let t = 0; t < f.ticks; t++) {
     // Poisson arrivals by inversion.
     let n = 0;
-    for (let p = Math.exp(-rate), s = p, u = rand(); u > s; ) {
+    for (let p = Math.exp(-rate), s = p, u = rand(); u > s;) {
       n++;
       p *= rate / n;
       s += p;
@@ -186,7 +186,16 @@ function simulate(mode: 'off' | 'on', jobs: readonly Job[], nodes: readonly Simu
   }
   for (const r of running.values()) allocator.release(r.devices);
   void nodes;
-  return { mode, highWait: highWait.sort((a, b) => a - b), lowWait: lowWait.sort((a, b) => a - b), utilization: utilSum / ticks, placed, evicted, highPlaced, seconds: (performance.now() - started) / 1000 };
+  return {
+    mode,
+    highWait: highWait.sort((a, b) => a - b),
+    lowWait: lowWait.sort((a, b) => a - b),
+    utilization: utilSum / ticks,
+    placed,
+    evicted,
+    highPlaced,
+    seconds: (performance.now() - started) / 1000,
+  };
 }
 
 async function main(): Promise<void> {

@@ -30,6 +30,7 @@ const program = new Command()
   .option('--webhook-client-ca <file>', "PEM CA of the API server's webhook client certificate; when set, the webhook refuses callers without one")
   .option('--no-preemption', 'never evict lower-priority pods for a higher-priority pod whose claims fit nowhere')
   .option('--no-failover-reserves', 'ignore FailoverReserve objects (and need no FailoverReserve CRD)')
+  .option('--defrag-interval <seconds>', 'carry out the defragmentation plan, one step at most this often (0: off; pods opt in with gpu.cascade.dev/movable)', '0')
   .option(
     '--co-allocate-drivers <names>',
     'comma-separated other DRA drivers whose devices Cascade allocates too, so one claim can hold GPUs with their CPUs or NICs (e.g. dra.cpu,dra.net)',
@@ -59,6 +60,7 @@ const o = program.opts<{
   coAllocateDrivers: string;
   preemption: boolean;
   failoverReserves: boolean;
+  defragInterval: string;
 }>();
 
 // A driver name is a DNS subdomain (the API validates ResourceSlice.spec.driver the same way).
@@ -113,6 +115,7 @@ const config: ControllerConfig = {
   coAllocatedDrivers: coAllocated(o.coAllocateDrivers),
   preemption: o.preemption,
   failoverReserves: o.failoverReserves,
+  defragIntervalMs: int('defrag-interval', o.defragInterval) * 1000,
   webhook:
     webhookPort < 0
       ? undefined

@@ -29,6 +29,8 @@ export interface DefragInput {
   readonly podFacts: (pod: Pod) => PodFacts;
   /** Whether Cascade allocates a claim (its classes are Cascade's). */
   readonly ours: (claim: ResourceClaim) => boolean;
+  /** Which movable pods may move (default: all that opted in); the controller's mode needs an owner to re-create them. */
+  readonly mayMove?: (pod: Pod) => boolean;
 }
 
 export interface Move {
@@ -42,8 +44,12 @@ export interface Move {
 export interface DefragStep {
   /** The waiting claim (or pod) served. */
   readonly serves: string;
+  /** "namespace/name" of the waiting pod, when a pod waits (not a claim alone). */
+  readonly pod?: string;
   readonly node: string;
   readonly moves: readonly Move[];
+  /** The waiting claim's placement once the moves are made (what the controller's mode holds for it). */
+  readonly devices: readonly AllocatedDeviceRef[];
 }
 
 export interface FleetShape {
@@ -105,6 +111,7 @@ export function planDefrag(input: DefragInput): DefragPlan {
   const movable = new Map<string, { pod: Pod; claims: ResourceClaim[]; refs: AllocatedDeviceRef[] }>();
   for (const p of input.pods) {
     if (p.metadata.annotations?.[MOVABLE_ANNOTATION(input.driver)] !== 'true' || !p.spec.nodeName || p.metadata.deletionTimestamp) continue;
+    if (input.mayMove && !input.mayMove(p)) continue;
     const claims = claimsOf(p, byKey).filter((c) => c.status?.allocation && input.ours(c));
     const shared = claims.some((c) => (c.status?.reservedFor ?? []).some((r) => r.uid !== p.metadata.uid));
     const refs = claims.flatMap((c) => (c.status?.allocation?.devices?.results ?? []).map(refOfResult));
@@ -171,7 +178,9 @@ export function planDefrag(input: DefragInput): DefragPlan {
     for (const v of plan.victims) moved.add(v.key);
     steps.push({
       serves: w.label,
+      ...(w.pod ? { pod: key(w.pod) } : {}),
       node: plan.node,
+      devices: served.devices,
       moves: placed.map(({ v, o }) => ({ pod: v.key, from: v.node, fromDevices: devicesOf(v.refs), to: o.node ?? '?', toDevices: devicesOf(o.devices) })),
     });
   }

@@ -26,7 +26,8 @@ import { GateScope, classNamesOf, claimOwnership, selectorMatches, type GateWebh
 import { MUTATING_WEBHOOK_CONFIGURATIONS } from './webhook.js';
 import { claimConfigProblem } from '../nodeplugin/gpu-config.js';
 import { Ledger, refsOf } from './ledger.js';
-import { isTerminal, podFacts, podRequest } from './podfacts.js';
+import { isTerminal, nodeFacts, podFacts, podRequest } from './podfacts.js';
+import { planDefrag } from '../cli/defrag.js';
 import { planPreemption, type VictimCandidate } from './preemption.js';
 import { FAILOVER_RESERVES, heldBackBy, inPool, nodeLostSince, reserveFigures, reserveProblem, unitsTaken, type FailoverReserve, type ReserveStatus } from './reserve.js';
 import type { Allocator } from '../allocator/allocator.js';
@@ -61,6 +62,12 @@ export interface ControllerOptions {
   readonly preemptionHoldMs?: number;
   /** Watch FailoverReserve objects (the CRD must be installed) and keep their headroom. */
   readonly failoverReserves?: boolean;
+  /**
+   * Carry out the defragmentation plan (`kubectl cascade defrag`) slowly: at
+   * most one step per interval and one at a time, moving only movable pods a
+   * controller owns, through the Eviction API (so within their budgets). Off when absent or 0.
+   */
+  readonly defragIntervalMs?: number;
 }
 
 /** A preemption under way: the victims being evicted and the devices held for the preemptor. */
@@ -70,6 +77,8 @@ interface Preempting {
   readonly victims: readonly string[];
   readonly refs: readonly AllocatedDeviceRef[];
   readonly since: number;
+  /** Evicted for priority, or moved by the defragmenter. */
+  readonly kind: 'preemption' | 'defrag';
 }
 
 const CLAIM = 'claim:';
@@ -168,6 +177,8 @@ export class Controller {
   /** Pods already deleted from lost nodes (UIDs). */
   private readonly replaced = new Set<string>();
   private reserveTimer: NodeJS.Timeout | undefined;
+  private defragTimer: NodeJS.Timeout | undefined;
+  private defragRunning = false;
   private lastStatus = new Map<string, string>();
   /** The gate's webhook configuration (one object), when there is a gate. */
   readonly gateConfig: Informer<GateWebhookConfig & { metadata: { name?: string } }> | undefined;
@@ -366,6 +377,16 @@ export class Controller {
     this.queue.start();
     for (const c of this.claims.list()) this.queue.add(CLAIM + objectKey(c));
     for (const p of this.pods.list()) this.queue.add(POD + objectKey(p));
+    if ((this.opts.defragIntervalMs ?? 0) > 0) {
+      this.defragTimer = setInterval(() => {
+        if (this.defragRunning) return;
+        this.defragRunning = true;
+        this.defragStep()
+          .catch((err: unknown) => this.log.warn('defragmentation step failed', { error: errorMessage(err) }))
+          .finally(() => (this.defragRunning = false));
+      }, this.opts.defragIntervalMs);
+      this.defragTimer.unref();
+    }
     if (this.reserves) {
       this.reserveTimer = setInterval(() => void this.tendReserves().catch((err: unknown) => this.log.warn('failover reserve upkeep failed', { error: errorMessage(err) })), 1_000);
       this.reserveTimer.unref();
@@ -377,6 +398,8 @@ export class Controller {
     this.processing = false;
     if (this.reserveTimer) clearInterval(this.reserveTimer);
     this.reserveTimer = undefined;
+    if (this.defragTimer) clearInterval(this.defragTimer);
+    this.defragTimer = undefined;
     await this.queue.stop();
     for (const i of this.informers()) i.stop();
     this.started = false;
@@ -595,6 +618,72 @@ export class Controller {
     return c !== undefined && !c.status?.allocation;
   }
 
+  // ---- defragmentation ------------------------------------------------------
+
+  /**
+   * One step of the defragmentation plan, when none is under way: the movers
+   * of the first step that serves a waiting pod are evicted (their owners
+   * create them again elsewhere) and the devices they free are held for that
+   * pod, exactly as for a preemption.
+   */
+  private async defragStep(): Promise<void> {
+    if (!this.processing) return;
+    for (const p of this.preempting.values()) if (p.kind === 'defrag') return;
+    const classes = this.classMap();
+    const scope = this.scope;
+    const pods = this.pods.list();
+    const plan = planDefrag({
+      slices: this.sliceList(),
+      classes: this.classes.list(),
+      nodes: nodeFacts(this.nodes.list(), pods),
+      claims: this.claims.list(),
+      pods,
+      driver: this.opts.driver,
+      podFacts,
+      ours: (c) => this.owns(c.spec, c.metadata.namespace ?? '', classes, scope).ours,
+      // Only what a controller creates again may move.
+      mayMove: (p) => p.metadata.ownerReferences?.some((o) => o.controller === true) === true,
+    });
+    const step = plan.steps.find((s) => s.pod !== undefined);
+    const waiting = step?.pod !== undefined ? this.pods.get(step.pod) : undefined;
+    if (!step || !waiting || waiting.metadata.uid === undefined) return;
+    const uid = waiting.metadata.uid;
+    this.ledger.holdDevices(holdId(uid), step.devices);
+    this.preempting.set(objectKey(waiting), { uid, node: step.node, victims: step.moves.map((m) => m.pod), refs: step.devices, since: Date.now(), kind: 'defrag' });
+    const moves = step.moves.map((m) => `${m.pod} from ${m.from} to ${m.to}`).join(', ');
+    this.emit({
+      regarding: referenceTo(waiting, 'v1', 'Pod'),
+      type: 'Normal',
+      reason: REASON.Defragmenting,
+      action: ACTION.Preempt,
+      note: `Moving ${step.moves.length} pod(s) to make room for this pod on node ${step.node}: ${moves}. The freed devices wait for this pod.`,
+    });
+    for (const m of step.moves) {
+      const mover = this.pods.get(m.pod);
+      const [ns = '', name = ''] = m.pod.split('/');
+      if (mover) {
+        this.emit({
+          regarding: referenceTo(mover, 'v1', 'Pod'),
+          related: referenceTo(waiting, 'v1', 'Pod'),
+          type: 'Normal',
+          reason: REASON.Moved,
+          action: ACTION.Preempt,
+          note: `Evicted to defragment node ${m.from}: its owner creates it again, and it fits on node ${m.to}; pod ${objectKey(waiting)} takes the room it leaves.`,
+        });
+      }
+      try {
+        await this.kube.evictPod(name, ns);
+        this.log.info('moved a pod to defragment', { pod: m.pod, from: m.from, to: m.to, for: objectKey(waiting) });
+      } catch (err) {
+        if (isNotFound(err)) continue;
+        this.log.warn('eviction for defragmentation refused', { pod: m.pod, error: errorMessage(err) });
+        this.dropPreemption(objectKey(waiting));
+        return;
+      }
+    }
+    this.queue.add(POD + objectKey(waiting));
+  }
+
   // ---- preemption -----------------------------------------------------------
 
   /** Nothing fits: wait for a preemption under way, or preempt, or say why it waits. */
@@ -692,8 +781,9 @@ export class Controller {
     const uid = pod.metadata.uid ?? '';
     const victims = plan.victims.map((v) => v.key);
     // Held from now on: once the victims let go, their devices wait for this pod alone.
-    this.ledger.holdDevices(holdId(uid), plan.devices);
-    this.preempting.set(objectKey(pod), { uid, node: plan.node, victims, refs: plan.devices, since: Date.now() });
+    // The whole placement is held, the devices already free included: nobody takes part of it meanwhile.
+    this.ledger.holdDevices(holdId(uid), plan.placement);
+    this.preempting.set(objectKey(pod), { uid, node: plan.node, victims, refs: plan.placement, since: Date.now(), kind: 'preemption' });
     const devices = [...new Set(plan.devices.map((r) => r.device))].join(', ');
     const list = plan.victims.map((v) => `${v.key} (priority ${v.priority})`).join(', ');
     this.emit({

@@ -30,6 +30,8 @@ export interface PreemptionPlan {
   readonly victims: readonly VictimCandidate[];
   /** Devices the victims free that the preemptor's placement uses. */
   readonly devices: readonly AllocatedDeviceRef[];
+  /** The preemptor's whole placement once the victims are gone: what is held for it (free devices included). */
+  readonly placement: readonly AllocatedDeviceRef[];
   /** The placement's fragmentation score once the victims are gone (lower is better). */
   readonly score: number;
 }
@@ -108,7 +110,7 @@ function cheapestOnNode(allocator: Allocator, request: AllocationRequest, node: 
     const victims = sorted.filter((v) => gone.has(v));
     const taken = new Set(fit.devices.map((r) => `${r.driver}/${r.pool}/${r.device}`));
     const freed = victims.flatMap((v) => v.refs).filter((r) => taken.has(`${r.driver}/${r.pool}/${r.device}`));
-    return { node, victims, devices: freed, score: fit.score };
+    return { node, victims, devices: freed, placement: fit.devices, score: fit.score };
   } finally {
     for (const v of [...gone]) restore(v);
   }

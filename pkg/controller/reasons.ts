@@ -23,6 +23,10 @@ export const REASON = {
   FailoverReserveHeld: 'FailoverReserveHeld',
   /** The pod's node is lost (NotReady past the reserve's grace period): evicted so that its owner creates it again. */
   NodeLost: 'NodeLost',
+  /** The defragmenter moves pods so that this waiting pod gets room (controller --defrag-interval). */
+  Defragmenting: 'Defragmenting',
+  /** This movable pod was evicted so that its owner creates it again where it fits, leaving room for a waiting pod. */
+  Moved: 'Moved',
 } as const;
 
 export type Reason = (typeof REASON)[keyof typeof REASON];

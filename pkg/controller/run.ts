@@ -31,6 +31,8 @@ export interface ControllerConfig {
   readonly preemption?: boolean;
   /** Keep the FailoverReserve objects' headroom (default true; the CRD comes with the manifests). */
   readonly failoverReserves?: boolean;
+  /** Carry out the defragmentation plan, one step at most this often (0: off). */
+  readonly defragIntervalMs?: number;
   readonly webhook?: {
     readonly port: number;
     readonly host: string;
@@ -67,6 +69,7 @@ export async function runController(cfg: ControllerConfig, onLostLeadership?: ()
     ...(cfg.coAllocatedDrivers ? { coAllocatedDrivers: cfg.coAllocatedDrivers } : {}),
     ...(cfg.preemption === false ? { preemption: false } : {}),
     failoverReserves: cfg.failoverReserves ?? true,
+    ...(cfg.defragIntervalMs ? { defragIntervalMs: cfg.defragIntervalMs } : {}),
   });
   let leader = !cfg.leaderElection;
   let webhookReady = cfg.webhook === undefined;

@@ -1,16 +1,21 @@
 // kubectl cascade defrag against the live cluster: two nodes of two
 // NVLinked H100s, one GPU used on each, and a 2-GPU NVLink job that waits.
 // The plan moves the one pod that opted in (gpu.cascade.dev/movable) so that
-// the job gets a whole node; nothing in the cluster changes.
+// the job gets a whole node; nothing in the cluster changes. With the
+// controller's --defrag-interval, the same plan is carried out for a pod that a
+// ReplicaSet owns: it is evicted, created again on the other node, and the job
+// takes the room it left.
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { adminKubeconfig, describeCluster, eventually, useNamespace } from '../support/cluster.js';
 import { installAddonWithController, type Component } from '../support/addon.js';
 import { startGpuNode, type GpuNode } from '../support/gpu-node.js';
 import { repoRoot } from '../../pkg/cluster/binaries.js';
+import type { ResourceType } from '../../pkg/k8s/resources.js';
 import type { Pod } from '../../pkg/k8s/types.js';
 
 const DRIVER = 'gpu.cascade.dev';
+const REPLICA_SETS: ResourceType = { group: 'apps', version: 'v1', kind: 'ReplicaSet', plural: 'replicasets', namespaced: true };
 
 describeCluster('kubectl cascade defrag', () => {
   const ns = useNamespace('defrag', { 'cascade-e2e': 'defrag' });
@@ -18,7 +23,8 @@ describeCluster('kubectl cascade defrag', () => {
   let controller: Component;
 
   beforeAll(async () => {
-    controller = await installAddonWithController('defrag-controller', { 'cascade-e2e': 'defrag' });
+    // The defragmenter is on: it acts only on movable pods a controller owns (the second test).
+    controller = await installAddonWithController('defrag-controller', { 'cascade-e2e': 'defrag' }, ['--defrag-interval=1']);
     for (const name of ['df-a', 'df-b']) nodes.push(await startGpuNode(ns.kube, { name, fleet: { gpus: [{ model: 'H100-80GB' }, { model: 'H100-80GB' }], nvlinkGroups: [[0, 1]] } }));
     await eventually(
       'both nodes to publish',
@@ -41,6 +47,10 @@ describeCluster('kubectl cascade defrag', () => {
 
   afterAll(async () => {
     await controller?.stop();
+    await ns.kube
+      ?.api(REPLICA_SETS)
+      .delete('movers', ns.name)
+      .catch(() => undefined);
     for (const n of nodes) {
       await n.stop();
       await ns.kube?.nodes.delete(n.name).catch(() => undefined);
@@ -87,4 +97,34 @@ describeCluster('kubectl cascade defrag', () => {
     expect((await ns.kube.pods.get('mover', ns.name)).spec.nodeName).toBe(from);
     expect((await ns.kube.pods.get('trainer', ns.name)).spec.nodeName).toBeUndefined();
   }, 120_000);
+
+  it('with --defrag-interval the controller carries the plan out: the ReplicaSet pod moves, the job gets its node', async () => {
+    for (const p of ['mover', 'stays', 'trainer']) await ns.kube.pods.delete(p, ns.name, { gracePeriodSeconds: 0 });
+    await eventually("the first test's pods gone", async () => ((await ns.kube.pods.list(ns.name)).length === 0 ? true : undefined), 60_000);
+    const template = pod('x', 'one-gpu', undefined, true);
+    await ns.kube.api(REPLICA_SETS).create({
+      metadata: { name: 'movers', namespace: ns.name },
+      spec: {
+        replicas: 1,
+        selector: { matchLabels: { app: 'movers' } },
+        template: { metadata: { labels: { app: 'movers' }, annotations: template.metadata.annotations }, spec: { ...template.spec, restartPolicy: 'Always' } },
+      },
+    } as never);
+    const moverPods = async (): Promise<Pod[]> => (await ns.kube.pods.list(ns.name, { labelSelector: 'app=movers' })).filter((p) => !p.metadata.deletionTimestamp);
+    const first = await eventually('the ReplicaSet pod bound', async () => (await moverPods()).find((p) => p.spec.nodeName), 60_000);
+    const from = first.spec.nodeName ?? '';
+    const to = from === 'df-a' ? 'df-b' : 'df-a';
+    await ns.kube.pods.create(pod('stays-2', 'one-gpu', to));
+    await eventually('stays-2 bound', async () => (await ns.kube.pods.get('stays-2', ns.name)).spec.nodeName, 60_000);
+    await ns.kube.pods.create(pod('trainer-2', 'nvlink-pair'));
+    const bound = await eventually('trainer-2 bound after the move', async () => (await ns.kube.pods.get('trainer-2', ns.name)).spec.nodeName, 90_000);
+    expect(bound).toBe(from);
+    const moved = await eventually('the ReplicaSet pod created again on the other node', async () => (await moverPods()).find((p) => p.metadata.uid !== first.metadata.uid && p.spec.nodeName), 60_000);
+    expect(moved.spec.nodeName).toBe(to);
+    const events = await ns.kube.events.list(ns.name);
+    expect(events.find((e) => e.regarding.name === 'trainer-2' && e.reason === 'Defragmenting')?.note).toMatch(
+      new RegExp(`^Moving 1 pod\\(s\\) to make room for this pod on node ${from}: ${ns.name}/${first.metadata.name ?? ''} from ${from} to ${to}\\.`),
+    );
+    expect(events.find((e) => e.regarding.name === first.metadata.name && e.reason === 'Moved')?.note).toContain(`Evicted to defragment node ${from}`);
+  }, 180_000);
 });

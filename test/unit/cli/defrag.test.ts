@@ -40,7 +40,15 @@ async function input(movable: boolean): Promise<DefragInput> {
 describe('kubectl cascade defrag', () => {
   it('moves the one movable pod so that the waiting 2-GPU job gets a whole node', async () => {
     const plan = planDefrag(await input(true));
-    expect(plan.steps).toEqual([{ serves: 'pod ml/trainer', node: 'a', moves: [{ pod: 'ml/mover', from: 'a', fromDevices: ['gpu-0'], to: 'b', toDevices: ['gpu-1'] }] }]);
+    expect(plan.steps).toEqual([
+      {
+        serves: 'pod ml/trainer',
+        pod: 'ml/trainer',
+        node: 'a',
+        devices: [expect.objectContaining({ pool: 'a', device: 'gpu-0' }), expect.objectContaining({ pool: 'a', device: 'gpu-1' })],
+        moves: [{ pod: 'ml/mover', from: 'a', fromDevices: ['gpu-0'], to: 'b', toDevices: ['gpu-1'] }],
+      },
+    ]);
     expect(plan.unserved).toEqual([]);
     expect(plan.before).toEqual({ freeGpus: 2, freeNodes: 0, freeDomains: 0 });
     expect(plan.after).toEqual({ freeGpus: 0, freeNodes: 0, freeDomains: 0 });

@@ -28,6 +28,7 @@ describe('choosing whom to preempt', () => {
     expect(plan?.node).toBe('a');
     expect(plan?.victims.map((v) => v.key)).toEqual(['ns/big']);
     expect(plan?.devices.map((d) => d.device).sort()).toEqual(['gpu-0', 'gpu-1']);
+    expect(plan?.placement.map((d) => `${d.pool}/${d.device}`).sort()).toEqual(['a/gpu-0', 'a/gpu-1']);
     // Nothing changed: the fleet is still full.
     expect(a.allocate({ claims: [gpus('probe', 1)] }).kind).toBe('unallocated');
   });
@@ -48,5 +49,14 @@ describe('choosing whom to preempt', () => {
     const a = await fullFleet([...vs, victim('ns/keep-a', 'a', 2000, ['gpu-1']), victim('ns/keep-b', 'b', 2000, ['gpu-1'])]);
     expect(planPreemption(a, { claims: [gpus('two', 2)] }, vs)).toBeUndefined();
     expect(planPreemption(a, { claims: [gpus('one', 1)] }, vs)?.victims).toHaveLength(1);
+  });
+
+  it('holds the whole placement for the preemptor, the GPU that was already free included', async () => {
+    const low = victim('ns/a-low', 'a', 100, ['gpu-0']);
+    const a = await fullFleet([low, victim('ns/keep-b', 'b', 2000, ['gpu-0', 'gpu-1'])]);
+    const plan = planPreemption(a, { claims: [gpus('two', 2)] }, [low]);
+    expect(plan?.victims.map((v) => v.key)).toEqual(['ns/a-low']);
+    expect(plan?.devices.map((d) => `${d.pool}/${d.device}`)).toEqual(['a/gpu-0']);
+    expect(plan?.placement.map((d) => `${d.pool}/${d.device}`).sort()).toEqual(['a/gpu-0', 'a/gpu-1']);
   });
 });
