@@ -3,6 +3,7 @@
 import { STANDARD_ATTRIBUTES, type CounterSet, type Device, type DeviceAttribute, type DeviceTaint, type NodeSelector, type ResourceSlice } from '../api/resource.js';
 import { makeCelDevice, type CelDevice } from '../cel/environment.js';
 import { Quantity } from '../cel/quantity.js';
+import { elementsOf, keyOfElements } from './attrsets.js';
 import { capacityLayout, policyProblems, type CapacityLayout } from './capacity.js';
 import { makeNodeRec, type NodeRec } from './nodes.js';
 import type { NodeFacts } from './types.js';
@@ -190,12 +191,19 @@ export function attributeKey(attr: DeviceAttribute): string | undefined {
   if (attr.int !== undefined) return `i:${attr.int}`;
   if (attr.bool !== undefined) return `b:${attr.bool}`;
   if (attr.version !== undefined) return `v:${attr.version}`;
+  // List-type attributes (KEP-5491): a non-empty list; an empty one is no value.
+  if (attr.strings !== undefined) return keyOfElements(attr.strings.map((x) => `s:${x}`));
+  if (attr.ints !== undefined) return keyOfElements(attr.ints.map((x) => `i:${x}`));
+  if (attr.bools !== undefined) return keyOfElements(attr.bools.map((x) => `b:${x}`));
+  if (attr.versions !== undefined) return keyOfElements(attr.versions.map((x) => `v:${x}`));
   return undefined;
 }
 
-/** Human form of an attribute key. */
+/** Human form of an attribute key ("a, b" for a list). */
 export function attributeKeyText(key: string): string {
-  return key.slice(2);
+  return elementsOf(key)
+    .map((e) => e.slice(2))
+    .join(', ');
 }
 
 interface PoolGroup {
@@ -471,6 +479,11 @@ function deviceRecord(
   if (unusable === undefined && device.capacity !== undefined) {
     const bad = Object.entries(device.capacity).flatMap(([n, c]) => policyProblems(n, c))[0];
     if (bad !== undefined) unusable = `device ${device.name}: ${bad}`;
+  }
+  if (unusable === undefined) {
+    // An attribute without a value Kubernetes defines (an empty list, a type from a newer API): upstream fails on it too.
+    const valueless = Object.entries(device.attributes ?? {}).find(([, a]) => attributeKey(a) === undefined)?.[0];
+    if (valueless !== undefined) unusable = `device ${device.name}: unsupported attribute value for ${valueless} (no value of a known type, or an empty list)`;
   }
   const perDevice = slice.spec.perDeviceNodeSelection === true;
   const nodeName = perDevice ? device.nodeName : slice.spec.nodeName;

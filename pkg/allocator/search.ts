@@ -1,6 +1,7 @@
 // Depth-first search for a complete placement of a pod's requests on one node,
 // in request order (as the API's allocator does), with the policy's device order,
 // constraint look-ahead, symmetry breaking and a step budget so it cannot explode.
+import { LIST_PREFIX, elementsOf, intersection, overlaps } from './attrsets.js';
 import { LIMITS } from '../api/resource.js';
 import { demandFor, type CapacityDemand } from './capacity.js';
 import { SHARED, attributeKeyText, type Inventory } from './inventory.js';
@@ -22,8 +23,12 @@ export interface SearchResult {
 
 interface ConstraintState {
   readonly plan: ConstraintPlan;
+  /** matchAttribute: what every device so far shares (the running intersection of their values). */
   value: string | undefined;
+  /** The values before each pick, so that undoing a pick restores the intersection. */
+  readonly history: (string | undefined)[];
   count: number;
+  /** distinctAttribute: the elements taken so far, with how many devices carry each. */
   readonly seen: Map<string, number>;
 }
 
@@ -88,7 +93,7 @@ export class NodeSearch {
 
   /** Runs the search and leaves the state as it found it; the picks describe the placement. */
   run(): SearchResult {
-    this.constraints = this.claims.map((c) => c.constraints.map((plan) => ({ plan, value: undefined, count: 0, seen: new Map<string, number>() })));
+    this.constraints = this.claims.map((c) => c.constraints.map((plan) => ({ plan, value: undefined, history: [], count: 0, seen: new Map<string, number>() })));
     this.picks = [];
     this.consumedFlags = [];
     this.perClaim = this.claims.map(() => 0);
@@ -181,8 +186,8 @@ export class NodeSearch {
       const v = dev.attributes.get(cs.plan.attribute);
       let ok: boolean;
       if (v === undefined) ok = false;
-      else if (cs.plan.kind === 'match') ok = cs.count === 0 || cs.value === v;
-      else ok = !cs.seen.has(v);
+      else if (cs.plan.kind === 'match') ok = cs.count === 0 || (cs.value !== undefined && overlaps(cs.value, v));
+      else ok = elementsOf(v).every((e) => !cs.seen.has(e));
       if (!ok) {
         if (record) note(this.notes, `${constraintText(cs.plan)} cannot be satisfied${v === undefined ? ' (devices lack the attribute)' : ''}`);
         return false;
@@ -198,9 +203,10 @@ export class NodeSearch {
       const cs = states[ci];
       const v = dev?.attributes.get(cs?.plan.attribute ?? '');
       if (cs === undefined || v === undefined) continue;
-      if (cs.count === 0) cs.value = v;
+      cs.history.push(cs.value);
+      cs.value = cs.count === 0 || cs.value === undefined ? v : intersection(cs.value, v);
       cs.count++;
-      cs.seen.set(v, (cs.seen.get(v) ?? 0) + 1);
+      for (const e of elementsOf(v)) cs.seen.set(e, (cs.seen.get(e) ?? 0) + 1);
     }
     const demand = this.demand(plan, r.device, false) || undefined;
     this.consumedFlags.push(this.state.take(r.device, plan.alt.adminAccess, demand?.amounts));
@@ -220,9 +226,12 @@ export class NodeSearch {
       const v = dev?.attributes.get(cs?.plan.attribute ?? '');
       if (cs === undefined || v === undefined) continue;
       cs.count--;
-      const left = (cs.seen.get(v) ?? 1) - 1;
-      if (left === 0) cs.seen.delete(v);
-      else cs.seen.set(v, left);
+      for (const e of elementsOf(v)) {
+        const left = (cs.seen.get(e) ?? 1) - 1;
+        if (left === 0) cs.seen.delete(e);
+        else cs.seen.set(e, left);
+      }
+      cs.value = cs.history.pop();
       if (cs.count === 0) cs.value = undefined;
     }
     this.state.untake(p.device, plan.alt.adminAccess, this.consumedFlags[i] ?? false, p.demand?.amounts);
@@ -368,7 +377,10 @@ export class NodeSearch {
         const v = this.inv.devices[d]?.attributes.get(attr);
         if (v === undefined || counted.has(d)) return false;
         if (cs.plan.kind === 'match') {
-          if (v !== cs.value) return false;
+          if (cs.value === undefined || !overlaps(v, cs.value)) return false;
+        } else if (v.startsWith(LIST_PREFIX)) {
+          // Lists: counting them greedily could miss a valid choice, so only the taken elements rule one out.
+          if (elementsOf(v).some((e) => cs.seen.has(e))) return false;
         } else if (cs.seen.has(v) || values.has(v)) {
           return false;
         }

@@ -41,6 +41,11 @@ export interface DeviceAttribute {
   bool?: boolean;
   string?: string;
   version?: string;
+  /** List-type values (KEP-5491, alpha in 1.36, gate DRAListTypeAttributes): non-empty lists. */
+  ints?: number[];
+  bools?: boolean[];
+  strings?: string[];
+  versions?: string[];
 }
 
 export interface DeviceCapacity {

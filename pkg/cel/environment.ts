@@ -10,8 +10,10 @@ import { re2Matches } from './regex.js';
 import { selectorInputs, type SelectorInput } from './inputs.js';
 import { Semver } from './semver.js';
 
-/** A value of device.attributes[domain][name]. */
-export type CelAttributeValue = bigint | boolean | string | Semver;
+type CelScalar = bigint | boolean | string | Semver;
+
+/** A value of device.attributes[domain][name]: a scalar, or a list (list-type attributes, KEP-5491). */
+export type CelAttributeValue = CelScalar | readonly CelScalar[];
 
 /**
  * Attributes of one domain. A plain object rather than a Map: devices of one
@@ -77,12 +79,37 @@ export function attributeToCel(attr: DeviceAttribute): CelAttributeValue | undef
   if (attr.int !== undefined) return BigInt(attr.int);
   if (attr.bool !== undefined) return attr.bool;
   if (attr.string !== undefined) return attr.string;
-  if (attr.version !== undefined) {
-    const v = attr.version;
-    return interned(semverIntern, v, () => Semver.tryParse(v) ?? v);
-  }
+  if (attr.version !== undefined) return semverOf(attr.version);
+  if (attr.ints !== undefined) return attr.ints.length > 0 ? attr.ints.map((x) => BigInt(x)) : undefined;
+  if (attr.bools !== undefined) return attr.bools.length > 0 ? [...attr.bools] : undefined;
+  if (attr.strings !== undefined) return attr.strings.length > 0 ? [...attr.strings] : undefined;
+  if (attr.versions !== undefined) return attr.versions.length > 0 ? attr.versions.map(semverOf) : undefined;
   return undefined;
 }
+
+function semverOf(v: string): Semver | string {
+  return interned(semverIntern, v, () => Semver.tryParse(v) ?? v);
+}
+
+function sameScalar(a: unknown, b: unknown): boolean {
+  if (a instanceof Semver && b instanceof Semver) return a.equals(b);
+  return a === b;
+}
+
+/**
+ * `x.includes(v)` (Kubernetes 1.36, with list-type attributes): whether the
+ * list x holds v, or the scalar x equals it.
+ */
+export function celIncludes(x: unknown, v: unknown): boolean {
+  if (Array.isArray(x)) {
+    if (x.length > LIST_MAX) throw new Error(`includes: a list of ${x.length} values is longer than the ${LIST_MAX} an attribute may hold`);
+    return (x as readonly unknown[]).some((e) => sameScalar(e, v));
+  }
+  return sameScalar(x, v);
+}
+
+/** Attribute values a device may carry in all (list elements counted), as the API limits them. */
+const LIST_MAX = 48;
 
 /** Builds the CEL view of a device from its API fields. */
 export function makeCelDevice(
@@ -144,6 +171,7 @@ function buildEnvironment(): Environment {
         },
       })
       .registerVariable('device', 'Device')
+      .registerFunction('dyn.includes(dyn): bool', (x: unknown, v: unknown) => celIncludes(x, v))
       .registerFunction('quantity(string): Quantity', (s: string) => Quantity.parse(s))
       .registerFunction('isQuantity(string): bool', (s: string) => Quantity.tryParse(s) !== undefined)
       .registerFunction('Quantity.compareTo(Quantity): int', (a: Quantity, b: Quantity) => cmp(a.compareTo(b)))

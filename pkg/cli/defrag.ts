@@ -10,10 +10,10 @@
 //
 // The plan is computed on a private copy of the fleet; nothing is written.
 import { Allocator } from '../allocator/allocator.js';
-import type { AllocatedDeviceRef, AllocatedOutcome, NodeFacts, PodFacts } from '../allocator/types.js';
+import type { AllocatedDeviceRef, AllocatedOutcome, AllocationRequest, NodeFacts, PodFacts } from '../allocator/types.js';
 import type { DeviceClass, ResourceClaim, ResourceSlice } from '../api/resource.js';
 import { refOfResult } from '../allocator/snapshot.js';
-import { planPreemption, type VictimCandidate } from '../controller/preemption.js';
+import { planPreemption, type PreemptionPlan, type VictimCandidate } from '../controller/preemption.js';
 import type { Pod } from '../k8s/types.js';
 
 export const MOVABLE_ANNOTATION = (driver: string): string => `${driver}/movable`;
@@ -99,6 +99,53 @@ function fresh(c: ResourceClaim): ResourceClaim {
   return { metadata: c.metadata, spec: c.spec };
 }
 
+/** A pod that may move: where it is, what it holds, and how to ask for it afresh. */
+export interface Mover {
+  readonly key: string;
+  readonly node: string;
+  readonly refs: readonly AllocatedDeviceRef[];
+  readonly request: AllocationRequest;
+}
+
+export type Served =
+  | { readonly ok: true; readonly plan: PreemptionPlan; readonly served: AllocatedOutcome; readonly placed: readonly { readonly v: VictimCandidate; readonly o: AllocatedOutcome }[] }
+  | { readonly ok: false; readonly why: string };
+
+/**
+ * Makes room for `request` by moving the fewest movers from one node (the
+ * preemption search) and placing each of them again elsewhere. On success the
+ * allocator holds the new state (request and movers placed); otherwise it is
+ * left as it was.
+ */
+export function serveWithMoves(a: Allocator, request: AllocationRequest, movers: readonly Mover[]): Served {
+  const byKey = new Map(movers.map((m) => [m.key, m]));
+  const candidates: VictimCandidate[] = movers.map((m) => ({ key: m.key, uid: m.key, node: m.node, priority: 0, refs: m.refs, milliCpu: 0, memoryBytes: 0 }));
+  const plan = candidates.length > 0 ? planPreemption(a, request, candidates) : undefined;
+  if (!plan) return { ok: false, why: candidates.length === 0 ? 'no movable pod holds devices (annotate pods that may move)' : 'moving the movable pods would not make room on any one node' };
+  // Free the movers, place the waiting claim, then the movers elsewhere.
+  for (const v of plan.victims) a.release(v.refs);
+  const served = a.allocate(request);
+  if (served.kind !== 'allocated') {
+    for (const v of plan.victims) a.markAllocated(v.refs);
+    return { ok: false, why: 'the room the moves make was not enough once tried' };
+  }
+  a.commit(served);
+  const placed: { v: VictimCandidate; o: AllocatedOutcome }[] = [];
+  for (const v of plan.victims) {
+    const m = byKey.get(v.key);
+    const o = m ? a.allocate(m.request) : undefined;
+    if (!o || o.kind !== 'allocated') {
+      for (const p of placed) a.release(p.o.devices);
+      a.release(served.devices);
+      for (const x of plan.victims) a.markAllocated(x.refs);
+      return { ok: false, why: 'the pods that would make room fit nowhere else' };
+    }
+    a.commit(o);
+    placed.push({ v, o });
+  }
+  return { ok: true, plan, served, placed };
+}
+
 export function planDefrag(input: DefragInput): DefragPlan {
   const allocated = input.claims.flatMap((c) => (c.status?.allocation?.devices?.results ?? []).map(refOfResult));
   const a = new Allocator({ slices: input.slices, classes: input.classes, nodes: input.nodes, allocated }, { policy: 'cascade', driver: input.driver });
@@ -139,42 +186,20 @@ export function planDefrag(input: DefragInput): DefragPlan {
       a.commit(now);
       continue; // fits without moving anyone (the controller will place it)
     }
-    const candidates: VictimCandidate[] = [...movable.entries()]
+    const movers: Mover[] = [...movable.entries()]
       .filter(([k]) => !moved.has(k))
-      .map(([k, m]) => ({ key: k, uid: m.pod.metadata.uid ?? k, node: m.pod.spec.nodeName ?? '', priority: 0, refs: m.refs, milliCpu: 0, memoryBytes: 0 }));
-    const plan = candidates.length > 0 ? planPreemption(a, request, candidates) : undefined;
-    if (!plan) {
-      unserved.push({ claim: w.label, why: candidates.length === 0 ? 'no movable pod holds devices (annotate pods that may move)' : 'moving the movable pods would not make room on any one node' });
+      .map(([k, m]) => ({
+        key: k,
+        node: m.pod.spec.nodeName ?? '',
+        refs: m.refs,
+        request: { claims: m.claims.map(fresh), pod: input.podFacts({ ...m.pod, spec: { ...m.pod.spec, nodeName: undefined } }), observeDemand: false },
+      }));
+    const r = serveWithMoves(a, request, movers);
+    if (!r.ok) {
+      unserved.push({ claim: w.label, why: r.why });
       continue;
     }
-    // Carry it out on the copy: free the movers, place the waiting claim, then the movers elsewhere.
-    for (const v of plan.victims) a.release(v.refs);
-    const served = a.allocate(request);
-    if (served.kind !== 'allocated') {
-      for (const v of plan.victims) a.markAllocated(v.refs);
-      unserved.push({ claim: w.label, why: 'the room the moves make was not enough once tried' });
-      continue;
-    }
-    a.commit(served);
-    const placed: { v: VictimCandidate; o: AllocatedOutcome }[] = [];
-    let ok = true;
-    for (const v of plan.victims) {
-      const m = movable.get(v.key);
-      const o = m ? a.allocate({ claims: m.claims.map(fresh), pod: input.podFacts({ ...m.pod, spec: { ...m.pod.spec, nodeName: undefined } }), observeDemand: false }) : undefined;
-      if (!o || o.kind !== 'allocated') {
-        ok = false;
-        break;
-      }
-      a.commit(o);
-      placed.push({ v, o });
-    }
-    if (!ok) {
-      for (const p of placed) a.release(p.o.devices);
-      a.release(served.devices);
-      for (const v of plan.victims) a.markAllocated(v.refs);
-      unserved.push({ claim: w.label, why: 'the pods that would make room fit nowhere else' });
-      continue;
-    }
+    const { plan, served, placed } = r;
     for (const v of plan.victims) moved.add(v.key);
     steps.push({
       serves: w.label,
