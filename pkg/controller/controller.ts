@@ -212,7 +212,8 @@ export class Controller {
     this.namespaces = new Informer<Namespace>(kube.client, RESOURCES.namespaces, opt(RESOURCES.namespaces));
     this.templates = new Informer<ResourceClaimTemplate>(kube.client, RESOURCES.resourceClaimTemplates, opt(RESOURCES.resourceClaimTemplates));
     this.pdbs = opts.preemption === false ? undefined : new Informer<PodDisruptionBudget>(kube.client, RESOURCES.podDisruptionBudgets, opt(RESOURCES.podDisruptionBudgets));
-    this.reserves = opts.failoverReserves === true ? new Informer<FailoverReserve>(kube.client, FAILOVER_RESERVES, opt(FAILOVER_RESERVES)) : undefined;
+    // Optional: without the CRD (an older install) there are simply no reserves until it appears.
+    this.reserves = opts.failoverReserves === true ? new Informer<FailoverReserve>(kube.client, FAILOVER_RESERVES, { ...opt(FAILOVER_RESERVES), optional: true }) : undefined;
     this.gateConfig = opts.gateConfigName ? new Informer(kube.client, MUTATING_WEBHOOK_CONFIGURATIONS, opt(MUTATING_WEBHOOK_CONFIGURATIONS, `metadata.name=${opts.gateConfigName}`)) : undefined;
     this.pods.addIndex(BY_CLAIM, (p) => podClaimNames(p).flatMap((n) => (n ? [`${p.metadata.namespace ?? ''}/${n}`] : [])));
     this.ledger = new Ledger(

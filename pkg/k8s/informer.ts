@@ -2,7 +2,7 @@
 // relists after 410 Gone, re-watches after the server closes a stream, and
 // restarts with backoff after any error (client-node's informers stop instead).
 import type { Logger } from 'winston';
-import { KubeClient, isGone, type Query, type WatchEvent } from './client.js';
+import { KubeClient, isGone, isNotFound, type Query, type WatchEvent } from './client.js';
 import { resourcePath, type KubeObject, type ListOf, type ResourceType } from './resources.js';
 import { errorMessage, logger as makeLogger } from '../log/logger.js';
 
@@ -23,6 +23,12 @@ export interface InformerOptions {
   readonly maxBackoffMs?: number;
   /** Server-side timeout of each watch request. */
   readonly watchTimeoutSeconds?: number;
+  /**
+   * The resource may not be served (a CustomResourceDefinition not installed
+   * yet): a 404 counts as an empty, synced cache, and the list is retried
+   * until the resource appears.
+   */
+  readonly optional?: boolean;
 }
 
 /** Cache key: "namespace/name" or "name" for cluster-scoped objects. */
@@ -254,6 +260,16 @@ export class Informer<T extends KubeObject> {
           this.stats.gone++;
           this.log.info('watch expired (410 Gone); relisting', { resourceVersion: this.lastResourceVersion });
           needList = true;
+          continue;
+        }
+        if (this.opts.optional === true && isNotFound(err)) {
+          if (!this.synced) {
+            this.log.info('resource not served (is its CustomResourceDefinition installed?); treated as empty and retried', { retryInMs: maxBackoff });
+            this.synced = true;
+            for (const w of this.syncWaiters.splice(0)) w();
+          }
+          needList = true;
+          await sleep(Math.min(maxBackoff, 2_000), signal);
           continue;
         }
         this.stats.errors++;

@@ -81,7 +81,7 @@ describeCluster('passthrough to a VM (examples/vm-passthrough.yaml)', () => {
     const claim = await ns.kube.resourceClaims.get(claimName, ns.name);
     expect(claim.status?.allocation?.devices?.results?.map((r) => r.device)).toEqual(['vfio-0000-29-00-0']);
     expect(await allocatedEvent(claimName)).toMatch(
-      /^Allocated vfio-0000-29-00-0 on node vm-host\. Passed through 0000:29:00.0 on node vm-host, already bound to vfio-pci, so no GPU changes driver\./,
+      /^Allocated vfio-0000-29-00-0 \[NUMA 1, pci0000:29\] on node vm-host\. Passed through 0000:29:00.0 on node vm-host, already bound to vfio-pci, so no GPU changes driver\./,
     );
     expect(claim.status?.devices?.[0]?.data).toMatchObject({ type: 'vfio', pciBusID: POOL, iommuGroup: 21 });
     const spec = readFileSync(join(node.dirs.cdi, cdiSpecFileName(DRIVER, claim.metadata.uid ?? '')), 'utf8');
@@ -102,7 +102,7 @@ describeCluster('passthrough to a VM (examples/vm-passthrough.yaml)', () => {
     const pod = await prepared('virt-launcher-vm-2');
     const claimName = pod.status?.resourceClaimStatuses?.[0]?.resourceClaimName ?? '';
     expect(await allocatedEvent(claimName)).toMatch(
-      /^Allocated vfio-0000-18-00-0 on node vm-host\. Rebinding gpu-0 \(0000:18:00.0\) on node vm-host to vfio-pci: no GPU bound for passthrough was free on a node that fits\./,
+      /^Allocated vfio-0000-18-00-0 \[NUMA 0, pci0000:18\] on node vm-host\. Rebinding gpu-0 \(0000:18:00.0\) on node vm-host to vfio-pci: no GPU bound for passthrough was free on a node that fits\./,
     );
     expect(node.sysfs?.driverOf(SWITCHABLE)).toBe('vfio-pci');
     expect(node.sysfs?.driverOf('0000:18:00.1')).toBe('vfio-pci');
