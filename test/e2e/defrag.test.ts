@@ -9,7 +9,7 @@ import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { adminKubeconfig, describeCluster, eventually, useNamespace } from '../support/cluster.js';
 import { installAddonWithController, type Component } from '../support/addon.js';
-import { startGpuNode, type GpuNode } from '../support/gpu-node.js';
+import { nodesPublished, startGpuNode, type GpuNode } from '../support/gpu-node.js';
 import { repoRoot } from '../../pkg/cluster/binaries.js';
 import type { ResourceType } from '../../pkg/k8s/resources.js';
 import type { Pod } from '../../pkg/k8s/types.js';
@@ -26,14 +26,7 @@ describeCluster('kubectl cascade defrag', () => {
     // The defragmenter is on: it acts only on movable pods a controller owns (the second test).
     controller = await installAddonWithController('defrag-controller', { 'cascade-e2e': 'defrag' }, ['--defrag-interval=1']);
     for (const name of ['df-a', 'df-b']) nodes.push(await startGpuNode(ns.kube, { name, fleet: { gpus: [{ model: 'H100-80GB' }, { model: 'H100-80GB' }], nvlinkGroups: [[0, 1]] } }));
-    await eventually(
-      'both nodes to publish',
-      async () => {
-        const pools = new Set((await ns.kube.resourceSlices.list(undefined, { fieldSelector: `spec.driver=${DRIVER}` })).map((s) => s.spec.pool.name));
-        return pools.has('df-a') && pools.has('df-b');
-      },
-      60_000,
-    );
+    await nodesPublished(ns.kube, ['df-a', 'df-b'], DRIVER);
     for (const [name, count] of [
       ['one-gpu', 1],
       ['nvlink-pair', 2],

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import YAML from 'yaml';
 import { describeCluster, adminKubeconfig, eventually, useNamespace } from '../support/cluster.js';
 import { applyServerSide, installAddonWithController, type Component, type Doc } from '../support/addon.js';
-import { startGpuNode, type GpuNode } from '../support/gpu-node.js';
+import { startGpuNode, type GpuNode, nodesPublished } from '../support/gpu-node.js';
 import { repoRoot } from '../../pkg/cluster/binaries.js';
 import { FLEETS } from '../../hack/fake-nvidia-smi/testing.js';
 import type { ResourceClaim, ResourceSlice } from '../../pkg/api/resource.js';
@@ -37,14 +37,7 @@ describeCluster('the examples in examples/', () => {
         },
       }),
     );
-    await eventually(
-      'both nodes to publish',
-      async () => {
-        const pools = new Set((await ns.kube.resourceSlices.list(undefined, { fieldSelector: `spec.driver=${DRIVER}` })).map((s) => s.spec.pool.name));
-        return pools.has('ex-h100') && pools.has('ex-a100');
-      },
-      60_000,
-    );
+    await nodesPublished(ns.kube, ['ex-h100', 'ex-a100'], DRIVER);
   }, 120_000);
 
   afterAll(async () => {

@@ -7,7 +7,7 @@
 // live node, into the reserve. The reserve's status and metrics say all of it.
 import { describeCluster, eventually, useNamespace } from '../support/cluster.js';
 import { installAddonWithController, type Component } from '../support/addon.js';
-import { preparedOn, startGpuNode, type GpuNode } from '../support/gpu-node.js';
+import { preparedOn, startGpuNode, type GpuNode, nodesPublished } from '../support/gpu-node.js';
 import type { ResourceType } from '../../pkg/k8s/resources.js';
 import type { EventV1, Pod } from '../../pkg/k8s/types.js';
 import { FAILOVER_RESERVES, type FailoverReserve } from '../../pkg/controller/reserve.js';
@@ -34,14 +34,7 @@ describeCluster('failover headroom (FailoverReserve)', () => {
         .catch(() => undefined);
     }
     for (const name of NODES) nodes.set(name, await startGpuNode(ns.kube, { name, labels: { pool: 'fo' }, fleet: { gpus: [{ model: 'H100-80GB' }, { model: 'H100-80GB' }] } }));
-    await eventually(
-      'the three nodes to publish',
-      async () => {
-        const pools = new Set((await ns.kube.resourceSlices.list(undefined, { fieldSelector: `spec.driver=${DRIVER}` })).map((s) => s.spec.pool.name));
-        return NODES.every((n) => pools.has(n));
-      },
-      60_000,
-    );
+    await nodesPublished(ns.kube, NODES, DRIVER);
     await ns.kube.resourceClaimTemplates.create({
       metadata: { name: 'one-gpu', namespace: ns.name },
       spec: { spec: { devices: { requests: [{ name: 'gpu', exactly: { deviceClassName: `gpu.${DRIVER}` } }] } } },

@@ -9,7 +9,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describeCluster, eventually, kubectl, useNamespace } from '../support/cluster.js';
 import { installAddonWithController, type Component } from '../support/addon.js';
-import { preparedOn, startGpuNode, type GpuNode } from '../support/gpu-node.js';
+import { preparedOn, startGpuNode, type GpuNode, nodesPublished } from '../support/gpu-node.js';
 import type { ResourceClaim } from '../../pkg/api/resource.js';
 import type { EventV1, Pod } from '../../pkg/k8s/types.js';
 
@@ -31,14 +31,7 @@ describeCluster('GPU pods end to end', () => {
       }),
       await startGpuNode(ns.kube, { name: 'flow-mig', fleet: { driverVersion: '570.148.08', cudaVersion: '12.8', gpus: [{ model: 'A100-SXM4-40GB', migMode: 'Enabled' }] } }),
     );
-    await eventually(
-      'all three nodes to publish',
-      async () => {
-        const pools = new Set((await ns.kube.resourceSlices.list(undefined, { fieldSelector: `spec.driver=${DRIVER}` })).map((s) => s.spec.pool.name));
-        return ['flow-h100', 'flow-a100', 'flow-mig'].every((n) => pools.has(n));
-      },
-      60_000,
-    );
+    await nodesPublished(ns.kube, ['flow-h100', 'flow-a100', 'flow-mig'], DRIVER);
     await ns.kube.resourceClaimTemplates.create({
       metadata: { name: 'cascading', namespace: ns.name },
       spec: {

@@ -6,7 +6,7 @@
 // told in Events.
 import { describeCluster, eventually, useNamespace } from '../support/cluster.js';
 import { installAddonWithController, type Component } from '../support/addon.js';
-import { preparedOn, startGpuNode, type GpuNode } from '../support/gpu-node.js';
+import { preparedOn, startGpuNode, type GpuNode, nodesPublished } from '../support/gpu-node.js';
 import type { ResourceType } from '../../pkg/k8s/resources.js';
 import { RESOURCES } from '../../pkg/k8s/resources.js';
 import type { EventV1, Pod } from '../../pkg/k8s/types.js';
@@ -34,14 +34,7 @@ describeCluster('priority preemption for GPU claims', () => {
         .catch(() => undefined);
     }
     for (const name of ['pre-a', 'pre-b']) nodes.set(name, await startGpuNode(ns.kube, { name, fleet: { gpus: [{ model: 'H100-80GB' }, { model: 'H100-80GB' }] } }));
-    await eventually(
-      'both nodes to publish',
-      async () => {
-        const pools = new Set((await ns.kube.resourceSlices.list(undefined, { fieldSelector: `spec.driver=${DRIVER}` })).map((s) => s.spec.pool.name));
-        return pools.has('pre-a') && pools.has('pre-b');
-      },
-      60_000,
-    );
+    await nodesPublished(ns.kube, ['pre-a', 'pre-b'], DRIVER);
     await ns.kube.resourceClaimTemplates.create({
       metadata: { name: 'one-gpu', namespace: ns.name },
       spec: { spec: { devices: { requests: [{ name: 'gpu', exactly: { deviceClassName: `gpu.${DRIVER}` } }] } } },

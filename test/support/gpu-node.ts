@@ -42,6 +42,18 @@ export interface GpuNode {
   stop(): Promise<void>;
 }
 
+/** Waits until every named node has published its pool of the driver's ResourceSlices. */
+export async function nodesPublished(kube: Kube, names: readonly string[], driver = 'gpu.cascade.dev', timeoutMs = 60_000): Promise<void> {
+  await eventually(
+    `${names.join(', ')} to publish`,
+    async () => {
+      const pools = new Set((await kube.resourceSlices.list(undefined, { fieldSelector: `spec.driver=${driver}` })).map((s) => s.spec.pool.name));
+      return names.every((n) => pools.has(n)) ? true : undefined;
+    },
+    timeoutMs,
+  );
+}
+
 export async function startGpuNode(admin: Kube, o: GpuNodeOptions): Promise<GpuNode> {
   const driver = o.driver ?? 'gpu.cascade.dev';
   await createFakeNode(admin, o.name, { cpu: o.cpu ?? '96', memory: o.memory ?? '1Ti', labels: { 'cascade.dev/simulated-gpus': 'true', ...o.labels } });
