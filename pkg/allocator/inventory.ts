@@ -544,8 +544,18 @@ function buildUnits(nodeCount: number, devices: readonly DeviceRec[], counterSet
   const domainIndex = new Map<string, number>();
   const deviceUnit = new Int32Array(devices.length).fill(-1);
   const setUnit = new Int32Array(counterSets.length).fill(-1);
+  // Units group by the outermost interconnect their devices carry (the NVLink
+  // domain, else the NUMA node): breaking a whole NVLink domain is what costs
+  // the big jobs, whichever socket a GPU sits on.
+  const outermost = (d: DeviceRec): string => {
+    for (const a of topologyAttributes) {
+      const v = d.attributes.get(a);
+      if (v !== undefined) return `${a}=${attributeKeyText(v)}`;
+    }
+    return '(node)';
+  };
   const addUnit = (node: number, sample: DeviceRec): number => {
-    const name = domainOf(sample, topologyAttributes) ?? '(node)';
+    const name = outermost(sample);
     const key = `${node}\u0000${name}`;
     let dom = domainIndex.get(key);
     if (dom === undefined) {
