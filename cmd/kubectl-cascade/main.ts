@@ -1,11 +1,12 @@
 #!/usr/bin/env node
-// kubectl plugin: `kubectl cascade explain <claim>`, `kubectl cascade fleet` and `kubectl cascade defrag`.
+// kubectl plugin: `kubectl cascade explain <claim>`, `fleet`, `defrag` and `uninstall`.
 // Install by putting `kubectl-cascade` (the package's bin) on PATH.
 import { Command } from 'commander';
 import { DEFAULT_DRIVER_NAME, type ResourceClaim } from '../../pkg/api/resource.js';
 import { renderExplain } from '../../pkg/cli/explain.js';
 import { fleetRows, renderFleet } from '../../pkg/cli/fleet.js';
 import { planDefrag, renderDefrag } from '../../pkg/cli/defrag.js';
+import { renderUninstall, uninstall } from '../../pkg/cli/uninstall.js';
 import { claimOwnership } from '../../pkg/controller/ownership.js';
 import { nodeFacts, podFacts } from '../../pkg/controller/podfacts.js';
 import { KubeClient } from '../../pkg/k8s/client.js';
@@ -78,6 +79,22 @@ program
       const byName = new Map(classes.map((c) => [c.metadata.name ?? '', c]));
       const plan = planDefrag({ slices, classes, nodes: nodeFacts(nodes, pods), claims, pods, driver, podFacts, ours: (c) => claimOwnership(c.spec, byName, driver).ours });
       console.log(opts.json ? JSON.stringify(plan, null, 2) : renderDefrag(plan));
+    } finally {
+      k.close();
+    }
+  });
+
+program
+  .command('uninstall')
+  .description("after `kubectl delete -k` of the add-on: remove Cascade's scheduling gates, claim finalizers, webhook configuration and ResourceSlices, so that nothing waits for Cascade")
+  .option('--dry-run', 'only say what would be done')
+  .option('--webhook-config <name>', 'the scheduling-gate MutatingWebhookConfiguration', 'cascade-scheduling-gate')
+  .action(async (opts: { dryRun?: boolean; webhookConfig: string }) => {
+    const k = kube();
+    try {
+      const driver = program.opts<{ driverName: string }>().driverName;
+      const report = await uninstall(k, { driver, webhookConfigName: opts.webhookConfig, dryRun: opts.dryRun === true });
+      console.log(renderUninstall(report, opts.dryRun === true));
     } finally {
       k.close();
     }
