@@ -75,9 +75,10 @@ describeCluster('uninstall (kubectl cascade uninstall)', () => {
 
     const out = await run();
     expect(out).toContain('- scheduling-gate webhook: deleted');
-    expect(out).toContain('- pods ungated (did): 1');
-    expect(out).toContain('- claims released, allocation cleared (did): 1');
-    expect(out).toContain('- claims in use, finalizer removed, allocation kept for their running pods (did): 1');
+    // Cluster-wide: earlier tests' objects on this control plane are cleaned up too, so ours are checked one by one.
+    expect(out).toMatch(/- pods ungated \(did\): [1-9]/);
+    expect(out).toMatch(/- claims released, allocation cleared \(did\): [1-9]/);
+    expect(out).toMatch(/- claims in use, finalizer removed, allocation kept for their running pods \(did\): [1-9]/);
     expect((await ns.kube.pods.get('waits', ns.name)).spec.schedulingGates ?? []).toEqual([]);
     const used = await ns.kube.resourceClaims.get('used', ns.name);
     expect(used.metadata.finalizers ?? []).not.toContain(GATE);
