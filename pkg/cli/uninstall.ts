@@ -16,6 +16,7 @@
 import { KubeApiError, isNotFound } from '../k8s/client.js';
 import type { Kube } from '../k8s/resources.js';
 import { MUTATING_WEBHOOK_CONFIGURATIONS } from '../controller/webhook.js';
+import { allocationFinalizer, gateRemovalOps } from '../controller/controller.js';
 
 export interface UninstallReport {
   readonly webhookDeleted: boolean;
@@ -33,7 +34,8 @@ export interface UninstallOptions {
 }
 
 export async function uninstall(kube: Kube, o: UninstallOptions): Promise<UninstallReport> {
-  const gate = `${o.driver}/allocation`;
+  // One name serves as Cascade's scheduling gate and its claim finalizer.
+  const gate = allocationFinalizer(o.driver);
   let webhookDeleted = false;
   if (!o.dryRun) {
     try {
@@ -51,14 +53,7 @@ export async function uninstall(kube: Kube, o: UninstallOptions): Promise<Uninst
     podsUngated.push(key);
     if (o.dryRun) continue;
     try {
-      await kube.pods.jsonPatch(
-        p.metadata.name ?? '',
-        [
-          { op: 'test', path: `/spec/schedulingGates/${i}/name`, value: gate },
-          { op: 'remove', path: `/spec/schedulingGates/${i}` },
-        ],
-        p.metadata.namespace,
-      );
+      await kube.pods.jsonPatch(p.metadata.name ?? '', gateRemovalOps(i, gate), p.metadata.namespace);
     } catch (err) {
       if (isNotFound(err) || (err instanceof KubeApiError && err.code === 422)) continue;
       throw err;

@@ -92,6 +92,14 @@ function readyOf(n: Node): string | undefined {
   return n.status?.conditions?.find((c) => c.type === 'Ready')?.status;
 }
 
+/** The JSON patch that removes the scheduling gate at `index`, only if it is still `gate` there. */
+export function gateRemovalOps(index: number, gate: string): { op: 'test' | 'remove'; path: string; value?: string }[] {
+  return [
+    { op: 'test', path: `/spec/schedulingGates/${index}/name`, value: gate },
+    { op: 'remove', path: `/spec/schedulingGates/${index}` },
+  ];
+}
+
 /** The ledger entry that holds devices for a preemptor pod. */
 function holdId(podUid: string): string {
   return `preemption-hold/${podUid}`;
@@ -1195,14 +1203,7 @@ export class Controller {
     if (this.ungated.get(key) === uid) return;
     this.ungated.set(key, uid);
     try {
-      await this.kube.pods.jsonPatch(
-        pod.metadata.name ?? '',
-        [
-          { op: 'test', path: `/spec/schedulingGates/${i}/name`, value: this.gate },
-          { op: 'remove', path: `/spec/schedulingGates/${i}` },
-        ],
-        pod.metadata.namespace,
-      );
+      await this.kube.pods.jsonPatch(pod.metadata.name ?? '', gateRemovalOps(i, this.gate), pod.metadata.namespace);
     } catch (err) {
       if (isNotFound(err)) return;
       // 422 from a failed "test": the gates changed under us; the pod update requeues us.
