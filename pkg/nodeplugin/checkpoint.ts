@@ -4,10 +4,13 @@
 // at the end.
 //
 // File format (JSON, mode 0600, directory 0700):
-//   { "version": 3, "checksum": "sha256:<hex>", "payload": { "bootId": ..., "writtenBy": ..., "claims": { <uid>: ClaimCheckpoint }, "stranded": { <pci address>: reason } } }
+//   { "version": 4, "checksum": "sha256:<hex>", "payload": { "bootId": ..., "writtenBy": ..., "claims": { <uid>: ClaimCheckpoint }, "stranded": { <pci address>: reason } } }
 // Versions: 1 had no writtenBy and no migCreated[].confirmed; 2 had no
-// passthrough (intended type "vfio", claims' vfioTaken, stranded). An older
-// file is converted on load (decodeCheckpoint) and written back as version 3.
+// passthrough (intended type "vfio", claims' vfioTaken, stranded); 3 did not
+// say which plugin prepared each claim, nor when (preparedBy, preparedAt), so
+// after a rolling upgrade nobody could tell which claims the old build set up.
+// An older file is converted on load (decodeCheckpoint) and written back as
+// version 4.
 // A file of a version newer than this code is refused, never guessed at: a
 // version-2 node plugin would not know which PCI functions it must return to
 // their drivers.
@@ -19,9 +22,9 @@ import { dirname } from 'node:path';
 import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, ensureDir, hasErrorCode, syncDir, writeFileAtomic } from '../kubeletplugin/atomic-file.js';
 import type { ClaimRef, PreparedDevice } from '../kubeletplugin/preparer.js';
 
-export const CHECKPOINT_VERSION = 3;
+export const CHECKPOINT_VERSION = 4;
 /** Who wrote a checkpoint, kept in it for whoever debugs an upgrade. */
-export const CHECKPOINT_WRITER = 'cascade-node-plugin (checkpoint v3)';
+export const CHECKPOINT_WRITER = 'cascade-node-plugin (checkpoint v4)';
 export const BOOT_ID_PATH = '/proc/sys/kernel/random/boot_id';
 
 /** A MIG placement: first memory slice and number of memory slices. */
@@ -110,6 +113,10 @@ export interface PrepareCompletedClaim extends ClaimCheckpointBase {
   /** Exactly what was answered to the kubelet, replayed on a repeated prepare. */
   readonly devices: readonly PreparedDevice[];
   readonly cdiDeviceIds: readonly string[];
+  /** The plugin that prepared it (CHECKPOINT_WRITER of its build); from a version-3 file, that file's writer. */
+  readonly preparedBy: string;
+  /** When it was prepared (ISO 8601); unknown for claims prepared before version 4. */
+  readonly preparedAt?: string;
 }
 
 export type ClaimCheckpoint = PrepareStartedClaim | PrepareCompletedClaim;
@@ -201,7 +208,12 @@ export function forgetMigInstance(state: CheckpointState, uid: string, gpuUuid: 
  * Marks a claim prepared. migCreated, when given, replaces the instances
  * recorded so far (a preparer that records them only at the end passes them here).
  */
-export function completePrepare(state: CheckpointState, uid: string, result: { readonly devices: readonly PreparedDevice[]; readonly migCreated?: readonly MigInstanceRecord[] }): CheckpointState {
+export function completePrepare(
+  state: CheckpointState,
+  uid: string,
+  result: { readonly devices: readonly PreparedDevice[]; readonly migCreated?: readonly MigInstanceRecord[] },
+  now: Date = new Date(),
+): CheckpointState {
   const claim = requireClaim(state, uid);
   if (claim.state !== 'PrepareStarted') throw new Error(`claim ${uid} is already prepared`);
   return withClaim(state, {
@@ -214,6 +226,8 @@ export function completePrepare(state: CheckpointState, uid: string, result: { r
     ...(claim.vfioTaken?.length ? { vfioTaken: claim.vfioTaken } : {}),
     devices: result.devices,
     cdiDeviceIds: result.devices.flatMap((d) => d.cdiDeviceIds),
+    preparedBy: CHECKPOINT_WRITER,
+    preparedAt: now.toISOString(),
   });
 }
 
@@ -309,6 +323,9 @@ function checkShape(payload: unknown): asserts payload is CheckpointState {
     if (claim.state === 'PrepareCompleted' && (!Array.isArray(claim.devices) || !Array.isArray(claim.cdiDeviceIds))) {
       throw new CheckpointCorruptError(`${where} is PrepareCompleted without devices`);
     }
+    if (claim.state === 'PrepareCompleted' && typeof claim.preparedBy !== 'string') {
+      throw new CheckpointCorruptError(`${where} is PrepareCompleted without preparedBy`);
+    }
   }
 }
 
@@ -334,8 +351,17 @@ function fromVersion2(payload: unknown): unknown {
   return { ...payload, stranded: {} };
 }
 
+/** Version 3 to 4: every prepared claim was prepared by the writer of that file, at a time nobody recorded. */
+function fromVersion3(payload: unknown): unknown {
+  if (!isObject(payload) || !isObject(payload.claims)) return payload;
+  const writer = typeof payload.writtenBy === 'string' ? payload.writtenBy : 'cascade-node-plugin (checkpoint v3)';
+  const claims: Record<string, unknown> = {};
+  for (const [uid, claim] of Object.entries(payload.claims)) claims[uid] = isObject(claim) && claim.state === 'PrepareCompleted' ? { ...claim, preparedBy: writer } : claim;
+  return { ...payload, claims };
+}
+
 /** Converters from each older version to the next. */
-const UPGRADES: Readonly<Record<number, (payload: unknown) => unknown>> = { 1: fromVersion1, 2: fromVersion2 };
+const UPGRADES: Readonly<Record<number, (payload: unknown) => unknown>> = { 1: fromVersion1, 2: fromVersion2, 3: fromVersion3 };
 
 export interface DecodedCheckpoint {
   readonly state: CheckpointState;

@@ -11,6 +11,7 @@ import { cdiDeviceId, type CdiContainerEdits } from '../kubeletplugin/cdi.js';
 import { buildClaimCdiSpec, type CdiGpuDevice, type CdiMps, migCapDevicePaths, parseMigMinors } from './gpu-cdi.js';
 import type { CdiSpecWriter } from '../kubeletplugin/cdi-writer.js';
 import {
+  CHECKPOINT_VERSION,
   type CheckpointState,
   type CheckpointStore,
   type MigInstanceRecord,
@@ -113,7 +114,18 @@ export class NodePreparer implements ClaimPreparer {
     this.state = outcome.state;
     this.loaded = outcome.kind;
     if (outcome.kind === 'loaded' && outcome.convertedFrom !== undefined) {
-      this.o.log.info('checkpoint converted to the current version and written back', { from: outcome.convertedFrom, claims: Object.keys(outcome.state.claims).length });
+      const claims = Object.values(outcome.state.claims);
+      const prepared = claims.filter((c) => c.state === 'PrepareCompleted').length;
+      this.o.log.info(
+        `kept ${prepared} prepared claim(s) of the previous node plugin (${outcome.state.writtenBy}); its checkpoint version ${outcome.convertedFrom} was converted and written back as version ${CHECKPOINT_VERSION}`,
+        {
+          from: outcome.convertedFrom,
+          to: CHECKPOINT_VERSION,
+          writtenBy: outcome.state.writtenBy,
+          claims: claims.length,
+          prepared,
+        },
+      );
     }
     if (outcome.kind === 'rebooted') {
       this.o.log.info('the node rebooted since the checkpoint was written; MIG instances and CDI specs did not survive, starting empty', {

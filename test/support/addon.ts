@@ -17,8 +17,8 @@ export const ADDON_NAMESPACE = 'cascade-system';
 export type Doc = Record<string, unknown> & { kind?: string; metadata?: { name?: string; namespace?: string } };
 
 /** The overlay rendered by the real kubectl kustomize. */
-export async function renderManifests(overlay = 'dev'): Promise<Doc[]> {
-  const out = await kubectl(['kustomize', join(repoRoot(), 'manifests', 'overlays', overlay)]);
+export async function renderManifests(overlay = 'dev', root = repoRoot()): Promise<Doc[]> {
+  const out = await kubectl(['kustomize', join(root, 'manifests', 'overlays', overlay)]);
   if (out.code !== 0) throw new Error(`kubectl kustomize failed: ${out.stderr}`);
   return YAML.parseAllDocuments(out.stdout).map((d) => d.toJSON() as Doc);
 }
@@ -86,23 +86,31 @@ export interface ControllerProcessOptions {
   readonly webhookPort: number;
   /** Extra flags, e.g. --lease-duration=4. */
   readonly extraArgs?: readonly string[];
+  /** The build to run (a dist/ directory); default: this checkout's. */
+  readonly distRoot?: string;
 }
 
 /** The controller from dist/, as the Deployment runs it, with its webhook on loopback. */
 export function controllerProcess(o: ControllerProcessOptions): Component {
-  return new Component(o.name, 'cmd/controller/main.js', [
-    `--kubeconfig=${o.kubeconfig}`,
-    `--namespace=${ADDON_NAMESPACE}`,
-    `--identity=${o.name}`,
-    '--http-port=0',
-    '--http-host=127.0.0.1',
-    `--webhook-port=${o.webhookPort}`,
-    '--webhook-host=127.0.0.1',
-    '--webhook-ip=127.0.0.1',
-    // The local control plane presents a client certificate to webhooks; only it may call ours.
-    `--webhook-client-ca=${join(clusterDir(), 'pki', 'webhook-client-ca.crt')}`,
-    ...(o.extraArgs ?? []),
-  ]);
+  return new Component(
+    o.name,
+    'cmd/controller/main.js',
+    [
+      `--kubeconfig=${o.kubeconfig}`,
+      `--namespace=${ADDON_NAMESPACE}`,
+      `--identity=${o.name}`,
+      '--http-port=0',
+      '--http-host=127.0.0.1',
+      `--webhook-port=${o.webhookPort}`,
+      '--webhook-host=127.0.0.1',
+      '--webhook-ip=127.0.0.1',
+      // The local control plane presents a client certificate to webhooks; only it may call ours.
+      `--webhook-client-ca=${join(clusterDir(), 'pki', 'webhook-client-ca.crt')}`,
+      ...(o.extraArgs ?? []),
+    ],
+    {},
+    o.distRoot,
+  );
 }
 
 /**
@@ -128,13 +136,15 @@ export class Component {
     private readonly script: string,
     private readonly args: readonly string[],
     private readonly env: Record<string, string> = {},
+    /** The build to run (a dist/ directory); default: this checkout's. */
+    readonly distRoot: string = join(repoRoot(), 'dist'),
   ) {
     this.logFile = join(clusterDir(), `${name}.log`);
   }
 
   start(): this {
     const fd = openSync(this.logFile, 'a');
-    this.child = spawn(process.execPath, [join(repoRoot(), 'dist', this.script), ...this.args], {
+    this.child = spawn(process.execPath, [join(this.distRoot, this.script), ...this.args], {
       stdio: ['ignore', fd, fd],
       env: { ...process.env, CASCADE_LOG_FORMAT: 'json', CASCADE_LOG_LEVEL: 'debug', ...this.env },
     });

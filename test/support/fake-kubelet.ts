@@ -48,6 +48,23 @@ export class FakeKubelet {
     this.standin?.close();
   }
 
+  /**
+   * After the plugin was replaced: registers with the new one, as the kubelet
+   * does when a new registration socket appears.
+   */
+  async reregister(): Promise<void> {
+    this.standin?.close();
+    this.standin = undefined;
+    this.standin = await KubeletStandin.discover({ registryDir: this.registryDir, driverName: this.driver, timeoutMs: 30_000 });
+  }
+
+  /** Calls NodePrepareResources again for a pod already prepared, as the kubelet does after it restarts. */
+  async prepareAgain(namespace: string, pod: string): Promise<Map<string, StandinPrepareResult>> {
+    const claims = this.prepared.get(`${namespace}/${pod}`);
+    if (!claims || !this.standin) throw new Error(`${namespace}/${pod} was not prepared here`);
+    return await this.standin.prepare(claims);
+  }
+
   /** Waits until all queued pod events are handled. */
   async settle(): Promise<void> {
     await this.chain;

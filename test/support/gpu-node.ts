@@ -25,6 +25,8 @@ export interface GpuNodeOptions {
   readonly passthrough?: { readonly pool?: string; readonly switchable?: string; readonly host?: FakeHostOptions };
   /** The node's PCIe tree in a simulated sysfs without passthrough (PCIe roots and switches to publish). */
   readonly sysfs?: FakeHostOptions;
+  /** The build whose node plugin runs (a dist/ directory); default: this checkout's. */
+  readonly pluginDist?: string;
 }
 
 export interface GpuNode {
@@ -37,8 +39,8 @@ export interface GpuNode {
   readonly mpsRoot: string;
   /** The simulated sysfs, when the node passes GPUs through. */
   readonly sysfs: FakeSysfs | undefined;
-  /** Restarts the node plugin process (after a crash, for example). */
-  restartPlugin(): void;
+  /** Restarts the node plugin process (after a crash, for example), from another build when given one. */
+  restartPlugin(distRoot?: string): void;
   stop(): Promise<void>;
 }
 
@@ -69,7 +71,7 @@ export async function startGpuNode(admin: Kube, o: GpuNodeOptions): Promise<GpuN
     : [];
   const mpsRoot = join(dirs.state, 'mps');
   const kubeconfig = await nodeBoundKubeconfig(admin, 'cascade-node-plugin', o.name, join(root, 'plugin.kubeconfig'));
-  const makePlugin = (): Component =>
+  const makePlugin = (distRoot?: string): Component =>
     new Component(
       `node-plugin-${o.name}`,
       'cmd/node-plugin/main.js',
@@ -89,8 +91,9 @@ export async function startGpuNode(admin: Kube, o: GpuNodeOptions): Promise<GpuN
         ...passthroughArgs,
       ],
       sim.env,
+      distRoot,
     ).start();
-  let plugin = makePlugin();
+  let plugin = makePlugin(o.pluginDist);
   const kubelet = new FakeKubelet(admin, o.name, dirs.registry, driver);
   await kubelet.start();
   return {
@@ -101,8 +104,8 @@ export async function startGpuNode(admin: Kube, o: GpuNodeOptions): Promise<GpuN
     },
     kubelet,
     dirs,
-    restartPlugin: () => {
-      plugin = makePlugin();
+    restartPlugin: (distRoot?: string) => {
+      plugin = makePlugin(distRoot);
     },
     mpsRoot,
     sysfs,

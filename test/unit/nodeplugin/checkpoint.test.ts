@@ -8,6 +8,7 @@ import {
   type IntendedDevice,
   type MigInstanceRecord,
   CheckpointCorruptError,
+  CHECKPOINT_VERSION,
   CHECKPOINT_WRITER,
   CheckpointStore,
   canonicalJson,
@@ -77,6 +78,8 @@ describe('checkpoint state transitions', () => {
       migCreated: [created],
       devices: [device],
       cdiDeviceIds: device.cdiDeviceIds,
+      preparedBy: CHECKPOINT_WRITER,
+      preparedAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
     });
     expect(halfPreparedClaims(s)).toEqual([]);
   });
@@ -145,6 +148,16 @@ describe('checkpoint versions', () => {
     expect(decoded.state.writtenBy).toBe('cascade-node-plugin (checkpoint v2)');
   });
 
+  it('converts a version-3 checkpoint of the release before provenance, naming that release as the one that prepared the claim', () => {
+    const v3 = readFileSync(join(process.cwd(), 'test/fixtures/checkpoint/v3.json'), 'utf8');
+    const decoded = decodeCheckpointFile(v3);
+    expect(decoded.convertedFrom).toBe(3);
+    expect(Object.values(decoded.state.claims).map((c) => [c.state, c.state === 'PrepareCompleted' ? c.preparedBy : '-', c.state === 'PrepareCompleted' ? (c.preparedAt ?? 'unknown') : '-'])).toEqual([
+      ['PrepareCompleted', 'cascade-node-plugin (checkpoint v3)', 'unknown'],
+      ['PrepareStarted', '-', '-'],
+    ]);
+  });
+
   it('writes a converted checkpoint back in the current version when the store loads it', async () => {
     const { dir, cleanup } = await tempDir('cascade-ckpt-v1-');
     try {
@@ -155,7 +168,7 @@ describe('checkpoint versions', () => {
       const outcome = await store.load();
       expect(outcome).toMatchObject({ kind: 'loaded', convertedFrom: 1 });
       const rewritten = JSON.parse(await readFile(path, 'utf8')) as { version: number; payload: { writtenBy: string } };
-      expect(rewritten.version).toBe(3);
+      expect(rewritten.version).toBe(CHECKPOINT_VERSION);
       expect(rewritten.payload.writtenBy).toBe(CHECKPOINT_WRITER);
       expect(decodeCheckpointFile(await readFile(path, 'utf8')).convertedFrom).toBeUndefined();
     } finally {
@@ -177,8 +190,8 @@ describe('checkpoint encoding', () => {
   it.each<[string, (text: string) => string, RegExp]>([
     ['a changed value', (t) => t.replace('"MIG-abc"', '"MIG-xyz"'), /checksum mismatch/],
     ['a truncated file', (t) => t.slice(0, t.length / 2), /not valid JSON/],
-    ['a version newer than this code', (t) => t.replace('"version": 3', '"version": 7'), /version 7 was written by a newer Cascade than this one \(which reads up to 3\)/],
-    ['a version that is no number', (t) => t.replace('"version": 3', '"version": "3"'), /version "3" is not a checkpoint version/],
+    ['a version newer than this code', (t) => t.replace('"version": 4', '"version": 7'), /version 7 was written by a newer Cascade than this one \(which reads up to 4\)/],
+    ['a version that is no number', (t) => t.replace('"version": 4', '"version": "4"'), /version "4" is not a checkpoint version/],
     ['a missing checksum', (t) => t.replace(/"checksum": "[^"]*",/, ''), /checksum is missing/],
   ])('detects %s', (_name, damage, message) => {
     const text = damage(encodeCheckpoint(preparedState()));
