@@ -61,3 +61,18 @@ export async function ensureBinaries(): Promise<string> {
   if (!haveAll(dir)) throw new Error(`hack/build-k8s.sh finished but ${dir} lacks some of ${BINARIES.join(', ')}`);
   return dir;
 }
+
+/** The helm binary hack/build-helm.sh builds (for the chart tests), building it first when missing. */
+export async function ensureHelm(): Promise<string> {
+  const script = join(repoRoot(), 'hack', 'build-helm.sh');
+  const { stdout } = await execFileP('bash', [script, '--print-path']);
+  const path = stdout.trim();
+  if (existsSync(path)) return path;
+  await new Promise<void>((res, rej) => {
+    const child = spawn('bash', [script], { stdio: ['ignore', process.stderr, process.stderr] });
+    child.on('error', rej);
+    child.on('exit', (code) => (code === 0 ? res() : rej(new Error(`hack/build-helm.sh failed with exit code ${code ?? 'signal'}`))));
+  });
+  if (!existsSync(path)) throw new Error(`hack/build-helm.sh finished but ${path} is missing`);
+  return path;
+}

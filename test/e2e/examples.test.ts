@@ -1,12 +1,15 @@
 // The files in examples/ are what users copy: each is applied here as it is
 // (kubectl apply --server-side) on a small mixed fleet, and gets the outcome its
 // comment promises. kubectl cascade then shows the fleet a person would see.
+// The add-on is installed here as most users install it, with helm install of
+// deployments/helm/cascade (the other tests use the kustomize manifests).
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import YAML from 'yaml';
-import { describeCluster, adminKubeconfig, eventually, useNamespace } from '../support/cluster.js';
-import { applyServerSide, installAddonWithController, type Component, type Doc } from '../support/addon.js';
+import { describeCluster, adminKubeconfig, eventually, kubectl, useNamespace } from '../support/cluster.js';
+import { applyServerSide, renderManifests, type Doc } from '../support/addon.js';
+import { helm, installAddonWithHelm, type HelmInstall } from '../support/helm.js';
 import { startGpuNode, type GpuNode, nodesPublished } from '../support/gpu-node.js';
 import { repoRoot } from '../../pkg/cluster/binaries.js';
 import { FLEETS } from '../../hack/fake-nvidia-smi/testing.js';
@@ -18,10 +21,10 @@ const DRIVER = 'gpu.cascade.dev';
 describeCluster('the examples in examples/', () => {
   const ns = useNamespace('examples', { 'cascade-e2e': 'examples' });
   const nodes: GpuNode[] = [];
-  let controller: Component;
+  let install: HelmInstall;
 
   beforeAll(async () => {
-    controller = await installAddonWithController('examples-controller', { 'cascade-e2e': 'examples' });
+    install = await installAddonWithHelm('examples-controller', { 'cascade-e2e': 'examples' });
     nodes.push(
       await startGpuNode(ns.kube, { name: 'ex-h100', fleet: FLEETS.h100x8('Disabled') }),
       await startGpuNode(ns.kube, {
@@ -41,9 +44,11 @@ describeCluster('the examples in examples/', () => {
   }, 120_000);
 
   afterAll(async () => {
-    await controller?.stop();
+    await install?.uninstall().catch(() => undefined);
     for (const n of nodes) await n.stop();
     if (ns.kube) for (const n of nodes) await ns.kube.nodes.delete(n.name).catch(() => undefined);
+    // The other tests install with kustomize over what is left: put it back as they expect.
+    await applyServerSide(await renderManifests('dev')).catch(() => undefined);
   });
 
   const apply = async (file: string): Promise<void> => {
@@ -153,5 +158,15 @@ describeCluster('the examples in examples/', () => {
     expect(out).toMatch(new RegExp(`mig: 3g\\.\\d+gb@[04] ${ns.name}/mig-slice`));
     expect(out).toMatch(new RegExp(`shared 40Gi/\\S+ 60%: ${ns.name}/embed-gpu-\\w+ \\(20Gi 30%\\), ${ns.name}/rerank-gpu-\\w+ \\(20Gi 30%\\)`));
     expect(out).toMatch(/12 GPUs, \d+ completely free, \d+ partly used by MIG, 1 shared/);
+  });
+
+  it('was installed by helm install, whose notes say how to check it, and helm uninstall removes what it made', async () => {
+    expect(install.output).toContain('Cascade 0.1.0 is installed in namespace cascade-system as DRA driver gpu.cascade.dev.');
+    expect(install.output).toContain('Device classes: gpu.gpu.cascade.dev mig.gpu.cascade.dev shared.gpu.cascade.dev vfio.gpu.cascade.dev');
+    const status = await helm(['status', 'cascade', '--kubeconfig', adminKubeconfig(), '--namespace', 'cascade-system']);
+    expect(status.stdout).toMatch(/STATUS: deployed/);
+    await install.uninstall();
+    const left = await kubectl(['get', 'deviceclasses,mutatingwebhookconfigurations,validatingadmissionpolicies,clusterroles', '-o', 'name']);
+    expect(left.stdout).not.toMatch(/cascade/);
   });
 });

@@ -3,7 +3,7 @@
 // Plain ESM on the built dist/ (every test script runs `npm run build` first),
 // because jest loads global setup outside its module mapping.
 import { ControlPlane } from '../../dist/pkg/cluster/controlplane.js';
-import { binDir, goAvailable, haveAll } from '../../dist/pkg/cluster/binaries.js';
+import { binDir, ensureHelm, goAvailable, haveAll } from '../../dist/pkg/cluster/binaries.js';
 
 export default async function setup() {
   globalThis.__cascade ??= { users: 0 };
@@ -23,5 +23,7 @@ export default async function setup() {
   process.env.CASCADE_CLUSTER_DIR = cp.dir;
   process.env.CASCADE_BIN_DIR = cp.binDir;
   process.env.CASCADE_SERVER_VERSION = cp.version;
+  // The chart tests run helm, built from its Go module like the control plane.
+  process.env.CASCADE_HELM = await ensureHelm();
   process.stderr.write(`\ncascade: tests run against kube-apiserver ${cp.version} at ${cp.server}\n`);
 }
