@@ -342,6 +342,8 @@ interface PendingDevice {
 class PendingInventory {
   readonly sets: PendingSet[] = [];
   readonly setKeys = new Map<string, number>();
+  /** Per pool (driver/pool), the first counter set name defined twice in it. */
+  private readonly duplicateSets = new Map<string, string>();
   readonly devices: PendingDevice[] = [];
   readonly scaler = new CounterScaler();
   // Counter values repeat ("1", "2", "16") across a fleet: parse each text once.
@@ -381,7 +383,8 @@ class PendingInventory {
   private addSet(p: PoolGroup, slice: ResourceSlice, cs: CounterSet): void {
     const key = `${p.driver}/${p.pool}/${cs.name}`;
     if (this.setKeys.has(key)) {
-      this.problems.push(`pool ${p.driver}/${p.pool}: counter set ${cs.name} is defined twice`);
+      // Counter set names are unique within a pool; a pool that repeats one is invalid (see invalidPools).
+      if (!this.duplicateSets.has(`${p.driver}/${p.pool}`)) this.duplicateSets.set(`${p.driver}/${p.pool}`, cs.name);
       return;
     }
     // A counter set belongs to the slice's node (per-device node selection gives it none).
@@ -407,9 +410,24 @@ class PendingInventory {
       const key = `${pd.driver}/${pd.pool}`;
       // An incomplete pool's counter sets may be in a slice that has not arrived yet.
       if (invalid.has(key) || pd.incomplete) continue;
-      if (pd.duplicate) invalid.set(key, `device ${pd.device.name} is listed twice`);
-      const missing = (pd.device.consumesCounters ?? []).find((cc) => !this.setKeys.has(`${key}/${cc.counterSet}`));
-      if (missing) invalid.set(key, `device ${pd.device.name} uses counter set ${missing.counterSet}, which the pool does not define`);
+      const twice = this.duplicateSets.get(key);
+      if (twice !== undefined) invalid.set(key, `counter set ${twice} is defined twice`);
+      else if (pd.duplicate) invalid.set(key, `device ${pd.device.name} is listed twice`);
+      else {
+        const missing = (pd.device.consumesCounters ?? []).find((cc) => !this.setKeys.has(`${key}/${cc.counterSet}`));
+        if (missing) invalid.set(key, `device ${pd.device.name} uses counter set ${missing.counterSet}, which the pool does not define`);
+        else {
+          // A counter the set does not have is as invalid as a set the pool does not have.
+          for (const cc of pd.device.consumesCounters ?? []) {
+            const set = this.sets[this.setKeys.get(`${key}/${cc.counterSet}`) ?? -1];
+            const unknown = Object.keys(cc.counters).find((n) => !set?.counters.some(([name]) => name === n));
+            if (unknown !== undefined) {
+              invalid.set(key, `device ${pd.device.name} uses counter ${unknown}, which counter set ${cc.counterSet} does not define`);
+              break;
+            }
+          }
+        }
+      }
     }
     for (const [key, why] of invalid) this.problems.push(`pool ${key} is invalid (${why}); none of its devices is allocated`);
     return invalid;

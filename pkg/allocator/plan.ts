@@ -95,9 +95,12 @@ function planRequest(claimIdx: number, req: DeviceRequest, matcher: Matcher, adm
     for (const [i, sub] of req.firstAvailable.entries()) {
       const set = matcher.matchSet(sub.deviceClassName, sub.selectors);
       const bad = countProblem(`${where}/${sub.name}`, sub.allocationMode, sub.count) ?? capacityProblem(`${where}/${sub.name}`, sub.capacity?.requests);
-      if (bad) errors.push(bad);
+      // An alternative that asks for more than one claim may hold is passed over, as upstream does; other mistakes fail the claim.
+      const over = bad !== undefined && overLimit(sub.allocationMode, sub.count);
+      if (bad && !over) errors.push(bad);
+      const altError = over ? bad : set.error !== undefined ? `${where}/${sub.name}: ${set.error}` : undefined;
       alternatives.push({
-        ...(set.error !== undefined ? { error: `${where}/${sub.name}: ${set.error}` } : {}),
+        ...(altError !== undefined ? { error: altError } : {}),
         index: i,
         subrequest: sub.name,
         resultName: `${req.name}/${sub.name}`,
@@ -132,6 +135,11 @@ function capacityOf(requests: Readonly<Record<string, string>> | undefined): { c
   return { capacity: requests, capacityKey: JSON.stringify(keys.map((k) => [k, requests[k]])) };
 }
 
+/** A well-formed ExactCount request for more devices than one claim may be allocated. */
+function overLimit(mode: string | undefined, count: number | undefined): boolean {
+  return (mode === undefined || mode === 'ExactCount') && Number.isInteger(count ?? 1) && (count ?? 1) > LIMITS.allocationResults;
+}
+
 /** The API's rules for one request's allocationMode and count, as errors a person can act on. */
 function countProblem(where: string, mode: string | undefined, count: number | undefined): string | undefined {
   if (mode !== undefined && mode !== 'ExactCount' && mode !== 'All') return `${where}: allocationMode ${JSON.stringify(mode)} is not ExactCount or All`;
@@ -160,9 +168,11 @@ export function specProblems(spec: ResourceClaim['spec']): string[] {
       if (bad) out.push(bad);
     }
     if ((r.firstAvailable ?? []).length > LIMITS.subrequestsPerRequest) out.push(`${where}: more than ${LIMITS.subrequestsPerRequest} firstAvailable entries`);
-    for (const sub of r.firstAvailable ?? []) {
+    const subs = r.firstAvailable ?? [];
+    for (const sub of subs) {
       const bad = countProblem(`${where}/${sub.name}`, sub.allocationMode, sub.count) ?? capacityProblem(`${where}/${sub.name}`, sub.capacity?.requests);
-      if (bad) out.push(bad);
+      // Over the limit is fatal only when every alternative is (the others may still be chosen).
+      if (bad && !(overLimit(sub.allocationMode, sub.count) && !subs.every((x) => overLimit(x.allocationMode, x.count)))) out.push(bad);
     }
   }
   for (const c of spec.devices?.constraints ?? []) {
