@@ -33,6 +33,7 @@ import { FAILOVER_RESERVES, heldBackBy, inPool, nodeLostSince, reserveFigures, r
 import type { Allocator } from '../allocator/allocator.js';
 import { WorkQueue, type SyncResult } from './queue.js';
 import { ACTION, REASON } from './reasons.js';
+import { BindingFailures, bindingWait, describeFailure, failedBindings } from './binding.js';
 
 export interface ControllerOptions {
   readonly kube: Kube;
@@ -854,6 +855,7 @@ export class Controller {
 
   /** Claims and pods already told that a claim is refused (UID -> resourceVersion of the claim spec's generation). */
   private readonly toldRefused = new Map<string, string>();
+  private readonly bindingFailures = new BindingFailures();
 
   private onceFor(uid: string, what: string): boolean {
     if (this.toldRefused.get(uid) === what) return false;
@@ -916,6 +918,7 @@ export class Controller {
     this.ledger.observeClaim(key, claim);
     if (!claim) {
       this.queue.forget(CLAIM + key);
+      this.bindingFailures.forget(key);
       // Its devices are free: claims waiting for room may fit now.
       this.requeuePending();
       return undefined;
@@ -932,6 +935,7 @@ export class Controller {
     }
     const wasReserved = this.ledger.wasReserved(claim.metadata.uid ?? '') || claim.metadata.annotations?.[this.wasReservedKey] === 'true';
     if (claim.status?.allocation) {
+      if (hasFinalizer) this.noteBindingFailures(key, claim, users);
       // Remember in the claim itself that a pod used it (standalone claims outlive their pods).
       if (hasFinalizer && reserved && !claim.metadata.ownerReferences?.some((o) => o.kind === 'Pod') && claim.metadata.annotations?.[this.wasReservedKey] !== 'true') {
         await this.markReserved(claim);
@@ -1005,10 +1009,17 @@ export class Controller {
     const podKey = pod ? objectKey(pod) : '';
     const held = this.preempting.get(podKey);
     if (held) this.ledger.releaseHold(holdId(held.uid));
+    // Devices whose binding failed for one of these claims are kept out of this decision.
+    const avoid = claims.flatMap((c) => this.bindingFailures.avoid(objectKey(c), c.metadata.uid ?? ''));
     const started = performance.now();
     let outcome: AllocationOutcome;
     try {
-      outcome = allocator.allocate({ claims, pod: pod ? podFacts(pod) : undefined });
+      allocator.markAllocated(avoid);
+      try {
+        outcome = allocator.allocate({ claims, pod: pod ? podFacts(pod) : undefined });
+      } finally {
+        allocator.release(avoid);
+      }
     } catch (err) {
       // A bug or an unexpected input must not stop the queue; report it where people look.
       outcome = {
@@ -1091,12 +1102,41 @@ export class Controller {
   }
 
   /** A claim's allocation is written: the metrics, the Allocated events and the log line. */
+  /**
+   * A device of this claim failed to bind (a binding failure condition is True):
+   * said once on the claim and its waiting pods, and remembered so that the
+   * claim's next allocation (after the kube-scheduler releases this one) avoids it.
+   */
+  private noteBindingFailures(key: string, claim: ResourceClaim, users: readonly Pod[]): void {
+    const failures = failedBindings(claim);
+    if (failures.length === 0) return;
+    const fresh = this.bindingFailures.add(key, claim.metadata.uid ?? '', failures);
+    const node = nodeOf(claim.status?.allocation);
+    for (const f of fresh) {
+      const note = describeFailure(f, node);
+      this.emit({ regarding: referenceTo(claim, 'resource.k8s.io/v1', 'ResourceClaim'), type: 'Warning', reason: REASON.BindingFailed, action: ACTION.Allocate, note });
+      for (const p of users) {
+        if (!p.spec.nodeName)
+          this.emit({ regarding: referenceTo(p, 'v1', 'Pod'), type: 'Warning', reason: REASON.BindingFailed, action: ACTION.Allocate, note: `Claim ${claim.metadata.name ?? ''}: ${note}` });
+      }
+      this.log.info('device binding failed', {
+        claim: key,
+        uid: claim.metadata.uid,
+        device: `${f.ref.driver}/${f.ref.pool}/${f.ref.device}`,
+        condition: f.condition,
+        reason: f.reason,
+        message: f.message,
+      });
+    }
+  }
+
   private reportAllocated(claim: ResourceClaim, ca: AllocatedOutcome['claims'][number], outcome: AllocatedOutcome, pod: Pod | undefined): void {
     const alt = ca.alternatives.map((a) => (a.subrequest ? `${a.request}: alternative ${a.index + 1} (${a.subrequest})` : `${a.request}`)).join('; ');
     const rank = ca.alternatives.length ? String(Math.max(...ca.alternatives.map((a) => a.index)) + 1) : 'exact';
     this.metrics.allocations.inc({ outcome: 'allocated', rank: ca.alternatives.some((a) => a.subrequest) ? rank : 'exact' });
     const devices = (ca.allocation.devices?.results ?? []).map((r) => describeResult(r, this.opts.driver, this.whereabouts)).join(', ');
-    const note = `Allocated ${devices} on node ${outcome.node ?? 'any'}${alt.includes('alternative') ? `; chose ${alt}` : ''}. ${outcome.explanation.short}`;
+    const wait = bindingWait(ca.allocation);
+    const note = `Allocated ${devices} on node ${outcome.node ?? 'any'}${alt.includes('alternative') ? `; chose ${alt}` : ''}. ${wait !== undefined ? `${wait} ` : ''}${outcome.explanation.short}`;
     this.emit({
       regarding: referenceTo(claim, 'resource.k8s.io/v1', 'ResourceClaim'),
       related: pod ? referenceTo(pod, 'v1', 'Pod') : undefined,

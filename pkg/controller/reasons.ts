@@ -25,6 +25,8 @@ export const REASON = {
   NodeLost: 'NodeLost',
   /** The defragmenter moves pods so that this waiting pod gets room (controller --defrag-interval). */
   Defragmenting: 'Defragmenting',
+  /** A device's binding failure condition turned True (KEP-5007): the scheduler releases the allocation; Cascade allocates again without that device. */
+  BindingFailed: 'BindingFailed',
   /** This movable pod was evicted so that its owner creates it again where it fits, leaving room for a waiting pod. */
   Moved: 'Moved',
 } as const;
