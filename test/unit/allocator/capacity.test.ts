@@ -7,6 +7,7 @@
 import { Allocator, type AllocatedDeviceRef, type AllocatedOutcome, type PolicyName } from '../../../pkg/allocator/index.js';
 import type { DeviceCapacity, DeviceClass, DeviceConstraint, ResourceClaim, ResourceSlice } from '../../../pkg/api/resource.js';
 import { DRIVER, claim, cls, dev, firstAvailable, req, slice, sub, type DevOpts } from './helpers.js';
+import { matchLines as matches } from './upstream-support.js';
 
 const PLAIN = cls('class-plain', `device.driver == "${DRIVER}"`);
 const MULTI = cls('class-multi', `device.driver == "${DRIVER}" && device.allowMultipleAllocations == true`);
@@ -460,19 +461,6 @@ function describeResults(o: AllocatedOutcome): string[] {
       }),
     )
     .sort();
-}
-
-/** "*" in an expected line matches any run of characters (for equivalent devices). */
-function matches(got: readonly string[], want: readonly string[]): boolean {
-  if (got.length !== want.length) return false;
-  const patterns = want.map((w) => new RegExp(`^${w.replace(/[.+?^${}()|[\]\\/]/g, '\\$&').replace(/\*/g, '.*')}$`));
-  const used = new Set<number>();
-  return got.every((g) => {
-    const i = patterns.findIndex((p, j) => !used.has(j) && p.test(g));
-    if (i < 0) return false;
-    used.add(i);
-    return true;
-  });
 }
 
 function allocate(c: Pick<Case, 'slices' | 'allocated' | 'claims' | 'classes'>, policy: PolicyName) {

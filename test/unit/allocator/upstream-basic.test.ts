@@ -12,25 +12,17 @@
 //
 // Upstream's allocator does not check the namespace label that admission
 // demands for admin access; every claim here lives in a namespace carrying it.
-import { ADMIN_ACCESS_LABEL, Allocator, type AllocatedDeviceRef, type AllocatedOutcome, type NodeFacts, type PolicyName } from '../../../pkg/allocator/index.js';
+import { ADMIN_ACCESS_LABEL, Allocator, type AllocatedDeviceRef, type AllocatedOutcome, type PolicyName } from '../../../pkg/allocator/index.js';
 import type { Device, DeviceClass, DeviceRequest, NodeSelector, ResourceClaim, ResourceSlice } from '../../../pkg/api/resource.js';
 import { claim, cls, dev, firstAvailable, req, slice, sub } from './helpers.js';
-
-/** Cases whose correct answer Cascade does not give yet (they run as it.failing). */
-const KNOWN_FAILING = new Set<string>([]);
+import { UPSTREAM_NODES as NODES, pinnedTo as local, matchLines as matches } from './upstream-support.js';
 
 const DRIVER_A = 'driver-a';
 const DRIVER_B = 'driver-b';
 const CLASS_A = cls('class-a', `device.driver == "${DRIVER_A}"`);
 const CLASS_B = cls('class-b', `device.driver == "${DRIVER_B}"`);
 
-const NODES: readonly NodeFacts[] = [
-  { name: 'node-1', labels: { region: 'region-1', planet: 'earth' } },
-  { name: 'node-2', labels: { region: 'region-2', planet: 'earth' } },
-];
-
 const labelSel = (key: string, value: string): NodeSelector => ({ nodeSelectorTerms: [{ matchExpressions: [{ key, operator: 'In', values: [value] }] }] });
-const local = (node: string): NodeSelector => ({ nodeSelectorTerms: [{ matchFields: [{ key: 'metadata.name', operator: 'In', values: [node] }] }] });
 
 /** A node name, a node selector, or 'all' for every node. */
 type Where = string | NodeSelector;
@@ -402,21 +394,6 @@ function describeResults(o: AllocatedOutcome): string[] {
   return o.claims.flatMap((x) => (x.allocation.devices?.results ?? []).map((r) => `${x.name}/${r.request}=${r.driver}/${r.pool}/${r.device}${r.adminAccess === true ? ' admin' : ''}`)).sort();
 }
 
-/** "*" in an expected line matches any run of characters; each line matches one result. */
-function matches(got: readonly string[], want: readonly string[]): boolean {
-  if (got.length !== want.length) return false;
-  // Exact lines first, so a pattern does not take a result an exact line needs.
-  const lines = [...want].sort((a, b) => Number(a.includes('*')) - Number(b.includes('*')));
-  const taken = new Set<number>();
-  return lines.every((w) => {
-    const p = new RegExp(`^${w.replace(/[.+?^${}()|[\]\\/]/g, '\\$&').replace(/\*/g, '.*')}$`);
-    const g = got.findIndex((x, j) => !taken.has(j) && p.test(x));
-    if (g < 0) return false;
-    taken.add(g);
-    return true;
-  });
-}
-
 function allocate(c: Case, policy: PolicyName) {
   const allocator = new Allocator(
     { slices: c.slices, classes: c.classes ?? [CLASS_A], nodes: NODES, allocated: c.allocated ?? [], namespaceLabels: { default: { [ADMIN_ACCESS_LABEL]: 'true' } } },
@@ -429,11 +406,10 @@ describe.each<PolicyName>(['cascade', 'first-fit'])('upstream basic cases under 
   it('ports all 44 cases from "empty" through "admin-access-enabled", with unique names', () => {
     expect(CASES).toHaveLength(44);
     expect(new Set(CASES.map((x) => x.name)).size).toBe(44);
-    for (const n of KNOWN_FAILING) expect(CASES.some((x) => x.name === n)).toBe(true);
   });
 
   for (const c of CASES) {
-    (KNOWN_FAILING.has(c.name) ? it.failing : it)(c.name, () => {
+    it(c.name, () => {
       const outcome = allocate(c, policy);
       if (c.want === null) {
         expect(outcome.kind).toBe('unallocated');

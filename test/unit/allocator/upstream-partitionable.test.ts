@@ -13,25 +13,18 @@
 // node-1 with a required node affinity on metadata.name. The features in these
 // cases are all on in 1.36; a case that upstream runs with its gate off is
 // checked for the answer 1.36 gives, with a `differs` note.
-import { Allocator, type AllocatedDeviceRef, type AllocatedOutcome, type NodeFacts, type PodFacts, type PolicyName } from '../../../pkg/allocator/index.js';
+import { Allocator, type AllocatedDeviceRef, type AllocatedOutcome, type PolicyName } from '../../../pkg/allocator/index.js';
 import type { Device, DeviceClass, DeviceRequestAllocationResult, DeviceTaint, DeviceToleration, NodeSelector, ResourceClaim, ResourceSlice } from '../../../pkg/api/resource.js';
 import { claim, cls, firstAvailable, req, sub } from './helpers.js';
-
-/** Cases where Cascade is known to answer wrongly (run with it.failing until fixed). */
-const KNOWN_FAILING = new Set<string>([]);
+import { UPSTREAM_NODES as NODES, pinnedTo, podOn } from './upstream-support.js';
 
 const DRIVER_A = 'driver-a';
 const DRIVER_B = 'driver-b';
 const CLASS_A = cls('class-a', `device.driver == "${DRIVER_A}"`);
 const CLASS_B = cls('class-b', `device.driver == "${DRIVER_B}"`);
 
-const NODES: readonly NodeFacts[] = [
-  { name: 'node-1', labels: { region: 'region-1', planet: 'earth' } },
-  { name: 'node-2', labels: { region: 'region-2', planet: 'earth' } },
-];
-/** Upstream's "allocate for node-1". */
-const ON_NODE_1: PodFacts = { requiredNodeAffinity: { nodeSelectorTerms: [{ matchFields: [{ key: 'metadata.name', operator: 'In', values: ['node-1'] }] }] } };
-const LOCAL_NODE_1: NodeSelector = { nodeSelectorTerms: [{ matchFields: [{ key: 'metadata.name', operator: 'In', values: ['node-1'] }] }] };
+const ON_NODE_1 = podOn('node-1');
+const LOCAL_NODE_1 = pinnedTo('node-1');
 
 // Upstream's taints and tolerations.
 const TAINT_NONE: DeviceTaint = { key: 'taint-key', value: 'taint-value', effect: 'None' };
@@ -722,8 +715,7 @@ describe.each<PolicyName>(['cascade', 'first-fit'])('upstream partitionable-devi
   });
 
   for (const c of CASES) {
-    const test = KNOWN_FAILING.has(c.name) ? it.failing : it;
-    test(c.name, () => {
+    it(c.name, () => {
       check(c, allocate(c, policy));
       if (c.whenComplete !== undefined) {
         const again = allocate({ ...c, slices: completed(c.slices) }, policy);

@@ -16,22 +16,13 @@
 // (expectNumAllocateOneInvocations). That is a statistic of upstream's
 // implementation, not behaviour the API defines: only the allocation answer is
 // checked here.
-import { Allocator, type AllocatedDeviceRef, type AllocatedOutcome, type NodeFacts, type PolicyName } from '../../../pkg/allocator/index.js';
-import type { Device, DeviceClass, DeviceRequest, NodeSelector, ResourceClaim, ResourceSlice } from '../../../pkg/api/resource.js';
+import { Allocator, type AllocatedDeviceRef, type AllocatedOutcome, type PolicyName } from '../../../pkg/allocator/index.js';
+import type { Device, DeviceClass, DeviceRequest, ResourceClaim, ResourceSlice } from '../../../pkg/api/resource.js';
 import { claim, cls, dev, firstAvailable, req, slice, sub } from './helpers.js';
-
-/** Cases whose correct answer Cascade does not give yet (they run as it.failing). */
-const KNOWN_FAILING = new Set<string>([]);
+import { UPSTREAM_NODES as NODES, pinnedTo as local, matchLines as matches } from './upstream-support.js';
 
 const DRIVER_A = 'driver-a';
 const CLASS_A = cls('class-a', `device.driver == "${DRIVER_A}"`);
-
-const NODES: readonly NodeFacts[] = [
-  { name: 'node-1', labels: { region: 'region-1', planet: 'earth' } },
-  { name: 'node-2', labels: { region: 'region-2', planet: 'earth' } },
-];
-
-const local = (node: string): NodeSelector => ({ nodeSelectorTerms: [{ matchFields: [{ key: 'metadata.name', operator: 'In', values: [node] }] }] });
 
 interface PoolOpts {
   readonly count?: number;
@@ -339,21 +330,6 @@ function describeResults(o: AllocatedOutcome): string[] {
     .sort();
 }
 
-/** "*" in an expected line matches any run of characters; each line matches one result. */
-function matches(got: readonly string[], want: readonly string[]): boolean {
-  if (got.length !== want.length) return false;
-  // Exact lines first, so a pattern does not take a result an exact line needs.
-  const lines = [...want].sort((a, b) => Number(a.includes('*')) - Number(b.includes('*')));
-  const taken = new Set<number>();
-  return lines.every((w) => {
-    const p = new RegExp(`^${w.replace(/[.+?^${}()|[\]\\/]/g, '\\$&').replace(/\*/g, '.*')}$`);
-    const g = got.findIndex((x, j) => !taken.has(j) && p.test(x));
-    if (g < 0) return false;
-    taken.add(g);
-    return true;
-  });
-}
-
 function allocate(c: Case, policy: PolicyName) {
   const allocator = new Allocator({ slices: c.slices, classes: c.classes ?? [CLASS_A], nodes: NODES, allocated: c.allocated ?? [] }, { policy });
   return allocator.allocate({ claims: c.claims, pod: { requiredNodeAffinity: local(c.node ?? 'node-1') } });
@@ -363,11 +339,10 @@ describe.each<PolicyName>(['cascade', 'first-fit'])('upstream pool and search ca
   it('ports all 23 cases from "allocation-mode-all-with-multi-host-resource-pool" through "check-combinations-with-prioritized-list", with unique names', () => {
     expect(CASES).toHaveLength(23);
     expect(new Set(CASES.map((x) => x.name)).size).toBe(23);
-    for (const n of KNOWN_FAILING) expect(CASES.some((x) => x.name === n)).toBe(true);
   });
 
   for (const c of CASES) {
-    (KNOWN_FAILING.has(c.name) ? it.failing : it)(c.name, () => {
+    it(c.name, () => {
       const outcome = allocate(c, policy);
       if (c.want === null) {
         expect(outcome.kind).toBe('unallocated');

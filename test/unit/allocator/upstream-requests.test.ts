@@ -12,25 +12,17 @@
 // [node-1] (upstream's node), and the fleet knows node-1 (region-1) and node-2
 // (region-2) with upstream's labels. Upstream's drivers driver-a/driver-b and
 // pool, device and request names are kept.
-import { Allocator, type AllocatedDeviceRef, type AllocatedOutcome, type NodeFacts, type PodFacts, type PolicyName } from '../../../pkg/allocator/index.js';
-import type { DeviceAllocationConfiguration, DeviceClass, DeviceConstraint, NodeSelector, ResourceClaim, ResourceSlice } from '../../../pkg/api/resource.js';
+import { Allocator, type AllocatedDeviceRef, type AllocatedOutcome, type PolicyName } from '../../../pkg/allocator/index.js';
+import type { DeviceAllocationConfiguration, DeviceClass, DeviceConstraint, ResourceClaim, ResourceSlice } from '../../../pkg/api/resource.js';
 import { claim, cls, dev, firstAvailable, req, slice, sub, type AttrValue, type ClaimOpts, type DevOpts, type ReqOpts } from './helpers.js';
-
-/** Cases that fail because Cascade's allocator is wrong (each is reported; they run as it.failing). */
-const KNOWN_FAILING = new Set<string>([]);
+import { UPSTREAM_NODES as NODES, pinnedTo, podOn, matchLines as matches } from './upstream-support.js';
 
 const DRIVER_A = 'driver-a';
 const DRIVER_B = 'driver-b';
 const NODE = 'node-1';
 
-const NODES: readonly NodeFacts[] = [
-  { name: 'node-1', labels: { region: 'region-1', planet: 'earth' } },
-  { name: 'node-2', labels: { region: 'region-2', planet: 'earth' } },
-];
-/** Upstream's "allocate for this node", as a pod that must run there. */
-const ON_NODE_1: PodFacts = { requiredNodeAffinity: { nodeSelectorTerms: [{ matchFields: [{ key: 'metadata.name', operator: 'In', values: [NODE] }] }] } };
-/** What a claim pinned to node-1 by its devices carries. */
-const LOCAL: NodeSelector = { nodeSelectorTerms: [{ matchFields: [{ key: 'metadata.name', operator: 'In', values: [NODE] }] }] };
+const ON_NODE_1 = podOn(NODE);
+const LOCAL = pinnedTo(NODE);
 
 const classA = cls('class-a', `device.driver == "${DRIVER_A}"`);
 const classB = cls('class-b', `device.driver == "${DRIVER_B}"`);
@@ -506,19 +498,6 @@ function resultsOf(o: AllocatedOutcome): string[] {
   return o.claims.flatMap((c) => (c.allocation.devices?.results ?? []).map((r) => `${r.request}=${r.driver}/${r.pool}/${r.device}`)).sort();
 }
 
-/** "*" matches any run of characters, "[..]" a character class; each pattern is used once. */
-function matches(got: readonly string[], want: readonly string[]): boolean {
-  if (got.length !== want.length) return false;
-  const patterns = want.map((w) => new RegExp(`^${w.replace(/[.+?^${}()|\\/]/g, '\\$&').replace(/\*/g, '.*')}$`));
-  const used = new Set<number>();
-  return got.every((g) => {
-    const i = patterns.findIndex((p, j) => !used.has(j) && p.test(g));
-    if (i < 0) return false;
-    used.add(i);
-    return true;
-  });
-}
-
 function allocate(c: Case, policy: PolicyName) {
   const allocator = new Allocator({ slices: c.slices, classes: c.classes ?? [classA], nodes: NODES, allocated: c.allocated ?? [] }, { policy });
   return allocator.allocate({ claims: c.claims, pod: ON_NODE_1 });
@@ -529,12 +508,10 @@ describe.each<PolicyName>(['cascade', 'first-fit'])('upstream constraint, config
     const names = [...CASES.map((c) => c.name), ...SKIPPED.map(([n]) => n)];
     expect(names).toHaveLength(44);
     expect(new Set(names).size).toBe(44);
-    for (const n of KNOWN_FAILING) expect(names).toContain(n);
   });
 
   for (const c of CASES) {
-    const test = KNOWN_FAILING.has(c.name) ? it.failing : it;
-    test(c.name, () => {
+    it(c.name, () => {
       const outcome = allocate(c, policy);
       if (c.want === null) {
         expect(outcome.kind).toBe('unallocated');
