@@ -1,46 +1,67 @@
-// Side by side on the real control plane: the same stream of GPU pods placed
-// through Cascade (webhook gate + controller) and then by the kube-scheduler's
-// built-in DRA allocator alone. Prints pods/s, creation-to-bound latency and
-// the share of pods that could not be placed. Usage:
-//   npm run bench:e2e -- [--nodes 100] [--pods 2000] [--seed 1] [--settle 20] [--modes cascade,kube-scheduler]
+// End to end on the real control plane, side by side: the same streams of GPU
+// pods placed through Cascade (webhook gate + controller), through Cascade with
+// the webhook off (ungated pods: the controller races the kube-scheduler), and
+// by the kube-scheduler's built-in DRA allocator alone. For each fleet size it
+// prints pods/s, creation-to-bound and creation-to-prepared latency, pods and
+// GPU capacity unplaced, API writes per pod by kind, the API server's request
+// rate, and the controller's (and scheduler's) CPU seconds and peak RSS.
+//
+// The fleet: Node objects with 8 GPUs each (H100 and H200 with dynamic MIG,
+// A100 with half its GPUs in MIG mode). A few sample nodes run the real node
+// plugin process (nvidia-smi simulator, gRPC sockets) with the kubelet
+// stand-in preparing what lands there; every other node's ResourceSlices come
+// from a light publisher in this process, built by the same inventory code
+// the plugin uses (1,000 plugin processes would not fit in 24 GiB).
+//
+// Usage:
+//   npm run bench:e2e -- [--nodes 100,300,1000] [--streams fit,over]
+//     [--modes cascade,no-webhook,kube-scheduler] [--seed 1] [--sample 3]
+//     [--settle 20] [--limit 600] [--concurrency 16]
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import YAML from 'yaml';
-import { ControlPlane, createFakeNode, freePort } from '../pkg/cluster/controlplane.js';
-import { repoRoot } from '../pkg/cluster/binaries.js';
-import { runController } from '../pkg/controller/run.js';
-import { MUTATING_WEBHOOK_CONFIGURATIONS } from '../pkg/controller/webhook.js';
-import type { DeviceClass, ResourceClaim, ResourceClaimTemplate } from '../pkg/api/resource.js';
+import { ControlPlane, createFakeNode, freePort, writeServiceAccountKubeconfig } from '../pkg/cluster/controlplane.js';
+import type { ResourceClaim, ResourceClaimTemplate } from '../pkg/api/resource.js';
 import { ATTR, qualify } from '../pkg/api/devicemodel.js';
 import { Informer } from '../pkg/k8s/informer.js';
 import { RESOURCES, type Kube } from '../pkg/k8s/resources.js';
 import type { Pod } from '../pkg/k8s/types.js';
 import { NvidiaSmiBackend } from '../pkg/nvidia/smi-backend.js';
 import type { Discovery } from '../pkg/nvidia/backend.js';
-import { buildDesiredSlices } from '../pkg/inventory/index.js';
+import { buildDesiredSlices, type DesiredSlice } from '../pkg/inventory/index.js';
 import { SlicePublisher } from '../pkg/publish/publisher.js';
 import { createFakeNvidiaSmi, fakeNvidiaSmiBuilt, type FakeConfig } from '../hack/fake-nvidia-smi/testing.js';
 import { rootLogger } from '../pkg/log/logger.js';
+import { ADDON_NAMESPACE, applyServerSide, Component, renderManifests, webhookToUrl } from '../test/support/addon.js';
+import { nodesPublished, startGpuNode, type GpuNode } from '../test/support/gpu-node.js';
+import { useControlPlane } from '../test/support/tools.js';
 
 // Decisions are logged at info; a benchmark only wants problems.
 rootLogger().level = process.env.CASCADE_LOG_LEVEL ?? 'warn';
 
 const DRIVER = 'gpu.cascade.dev';
+const GATED = { 'cascade-bench': 'gated' };
 const { values: args } = parseArgs({
   options: {
     nodes: { type: 'string', default: '100' },
-    pods: { type: 'string', default: '2000' },
+    streams: { type: 'string', default: 'fit,over' },
+    modes: { type: 'string', default: 'cascade,no-webhook,kube-scheduler' },
     seed: { type: 'string', default: '1' },
+    sample: { type: 'string', default: '3' },
     settle: { type: 'string', default: '20' },
+    limit: { type: 'string', default: '600' },
     concurrency: { type: 'string', default: '16' },
-    modes: { type: 'string', default: 'cascade,kube-scheduler' },
   },
 });
-const NODES = Number(args.nodes);
-const PODS = Number(args.pods);
+const NODE_COUNTS = (args.nodes ?? '100').split(',').map(Number);
+const SAMPLE = Number(args.sample);
 const SETTLE_MS = Number(args.settle) * 1000;
+const LIMIT_MS = Number(args.limit) * 1000;
 const CONCURRENCY = Number(args.concurrency);
+const MODES = ['cascade', 'no-webhook', 'kube-scheduler'] as const;
+type Mode = (typeof MODES)[number];
+/** Arrived demand as a share of the fleet's GPU capacity. */
+const STREAMS: Readonly<Record<string, number>> = { fit: 0.6, over: 1.5 };
 
 function rng(seed: number): () => number {
   let s = seed >>> 0;
@@ -89,18 +110,25 @@ const NODE_TYPES: { name: string; share: number; fleet: FakeConfig }[] = [
 const sel = (expr: string): { cel: { expression: string } }[] => [{ cel: { expression: expr } }];
 const attr = (name: string): string => `device.attributes["${DRIVER}"].${name}`;
 
-/** The workload mix: template name, share of pods, claim spec. */
-const WORKLOADS: { name: string; share: number; spec: ResourceClaimTemplate['spec']['spec'] }[] = [
-  { name: 'full', share: 0.12, spec: { devices: { requests: [{ name: 'gpu', exactly: { deviceClassName: `gpu.${DRIVER}` } }] } } },
+/** The workload mix: template name, share of pods, GPUs it asks for (nominal, to size the streams), claim spec. */
+const WORKLOADS: { name: string; share: number; gpus: number; spec: ResourceClaimTemplate['spec']['spec'] }[] = [
+  { name: 'full', share: 0.12, gpus: 1, spec: { devices: { requests: [{ name: 'gpu', exactly: { deviceClassName: `gpu.${DRIVER}` } }] } } },
   {
     name: 'mig-1g',
     share: 0.4,
+    gpus: 1 / 8,
     spec: { devices: { requests: [{ name: 'mig', exactly: { deviceClassName: `mig.${DRIVER}`, selectors: sel(`${attr('profile')}.startsWith("1g.") && !${attr('profile')}.endsWith("+me")`) } }] } },
   },
-  { name: 'mig-3g', share: 0.18, spec: { devices: { requests: [{ name: 'mig', exactly: { deviceClassName: `mig.${DRIVER}`, selectors: sel(`${attr('profile')}.startsWith("3g.")`) } }] } } },
+  {
+    name: 'mig-3g',
+    share: 0.18,
+    gpus: 1 / 2,
+    spec: { devices: { requests: [{ name: 'mig', exactly: { deviceClassName: `mig.${DRIVER}`, selectors: sel(`${attr('profile')}.startsWith("3g.")`) } }] } },
+  },
   {
     name: 'nvlink-2',
     share: 0.08,
+    gpus: 2,
     spec: {
       devices: { requests: [{ name: 'gpus', exactly: { deviceClassName: `gpu.${DRIVER}`, count: 2 } }], constraints: [{ requests: ['gpus'], matchAttribute: qualify(DRIVER, ATTR.nvlinkDomain) }] },
     },
@@ -108,6 +136,7 @@ const WORKLOADS: { name: string; share: number; spec: ResourceClaimTemplate['spe
   {
     name: 'nvlink-4',
     share: 0.04,
+    gpus: 4,
     spec: {
       devices: { requests: [{ name: 'gpus', exactly: { deviceClassName: `gpu.${DRIVER}`, count: 4 } }], constraints: [{ requests: ['gpus'], matchAttribute: qualify(DRIVER, ATTR.nvlinkDomain) }] },
     },
@@ -115,6 +144,7 @@ const WORKLOADS: { name: string; share: number; spec: ResourceClaimTemplate['spe
   {
     name: 'prefs',
     share: 0.18,
+    gpus: 1,
     spec: {
       devices: {
         requests: [
@@ -150,22 +180,63 @@ function percentile(sorted: readonly number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
 }
 
-interface PhaseResult {
-  readonly mode: string;
-  readonly created: number;
-  readonly bound: number;
-  readonly seconds: number;
-  readonly p50: number;
-  readonly p99: number;
-  readonly gpuShare: number;
-  /** Devices held by more than one claim at the end (must be 0). */
-  readonly doubleBooked: number;
+/** Pod creations refused with a server error (a webhook call that failed, say), each retried as a ReplicaSet would. */
+let createRetries = 0;
+
+async function createRetrying<T>(create: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await create();
+    } catch (err) {
+      const code = (err as { code?: number }).code ?? 0;
+      if (attempt >= 5 || code < 500) throw err;
+      createRetries++;
+      process.stderr.write(`  pod creation refused (${String(err)}); retrying\n`);
+      await sleep(200 * attempt);
+    }
+  }
 }
 
-function printRow(r: PhaseResult): void {
-  console.log(
-    `${r.mode.padEnd(16)} ${String(r.bound).padStart(10)}   ${(((r.created - r.bound) / r.created) * 100).toFixed(1).padStart(7)}%   ${(r.bound / Math.max(r.seconds, 0.001)).toFixed(1).padStart(6)}   ${r.p50.toFixed(2).padStart(5)}   ${r.p99.toFixed(2).padStart(5)}   ${(r.gpuShare * 100).toFixed(1).padStart(6)}%   ${String(r.doubleBooked).padStart(6)}`,
-  );
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** CPU seconds (user + system) and peak RSS in MiB of a local process, from /proc. */
+function procUsage(pid: number | undefined): { cpu: number; peakMiB: number } {
+  if (pid === undefined) return { cpu: NaN, peakMiB: NaN };
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // Fields 14 and 15 of stat (utime, stime), counted from after the command name; clock ticks of 1/100 s.
+    const cpu = (Number(fields[11]) + Number(fields[12])) / 100;
+    const hwm = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return { cpu, peakMiB: hwm ? Number(hwm[1]) / 1024 : NaN };
+  } catch {
+    return { cpu: NaN, peakMiB: NaN };
+  }
+}
+
+/** The API server's request counters (apiserver_request_total), keyed "resource[/subresource] VERB". */
+async function apiRequests(kube: Kube): Promise<Map<string, number>> {
+  const text = await kube.client.request<string>('GET', '/metrics');
+  const out = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    if (!line.startsWith('apiserver_request_total{')) continue;
+    const labels = new Map([...line.matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1] ?? '', m[2] ?? '']));
+    const sub = labels.get('subresource');
+    const key = `${labels.get('resource') ?? '?'}${sub ? `/${sub}` : ''} ${labels.get('verb') ?? '?'}`;
+    out.set(key, (out.get(key) ?? 0) + Number(line.slice(line.lastIndexOf(' ') + 1)));
+  }
+  return out;
+}
+
+const WRITE_VERBS = new Set(['POST', 'PUT', 'PATCH', 'DELETE', 'APPLY']);
+
+function diff(after: ReadonlyMap<string, number>, before: ReadonlyMap<string, number>): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const [k, v] of after) {
+    const d = v - (before.get(k) ?? 0);
+    if (d > 0) out.set(k, d);
+  }
+  return out;
 }
 
 async function discoverModels(): Promise<Map<string, Discovery>> {
@@ -181,7 +252,7 @@ async function discoverModels(): Promise<Map<string, Discovery>> {
   return out;
 }
 
-/** Devices that appear in the allocations of more than one claim. */
+/** Devices that appear in the allocations of more than one claim (must be 0). */
 function doubleBooked(claims: readonly ResourceClaim[]): number {
   const seen = new Set<string>();
   let doubles = 0;
@@ -194,168 +265,382 @@ function doubleBooked(claims: readonly ResourceClaim[]): number {
   return doubles;
 }
 
-/** GPU capacity units held by allocated claims: 1 per whole GPU, memory slices / 8 per MIG partition (keyed by pool/device). */
+/** GPU capacity held by allocated claims: 1 per whole GPU, memory slices / 8 per MIG partition (keyed node/device). */
 function gpuUnits(claims: readonly ResourceClaim[], sizes: ReadonlyMap<string, number>): number {
   let units = 0;
   for (const c of claims) for (const r of c.status?.allocation?.devices?.results ?? []) units += sizes.get(`${r.pool}/${r.device}`) ?? 1;
   return units;
 }
 
-async function runPhase(kube: Kube, mode: 'cascade' | 'kube-scheduler', order: readonly string[], sizes: ReadonlyMap<string, number>, capacity: number): Promise<PhaseResult> {
-  const ns = `bench-${mode}`;
-  await kube.namespaces.create({ metadata: { name: ns, labels: { 'cascade-bench': mode } } });
+/** Who wrote a claim's allocation: the field manager of its status (the kube-scheduler, or Cascade's client). */
+function allocatedBy(c: ResourceClaim): string | undefined {
+  if (!c.status?.allocation) return undefined;
+  const fields = (c.metadata as { managedFields?: { manager?: string; subresource?: string; fieldsV1?: unknown }[] }).managedFields ?? [];
+  const entries = fields.filter((f) => f.subresource === 'status' && JSON.stringify(f.fieldsV1 ?? {}).includes('"f:allocation"'));
+  return entries.at(-1)?.manager;
+}
+
+interface Fleet {
+  readonly kube: Kube;
+  readonly nodes: number;
+  readonly capacity: number;
+  readonly sizes: ReadonlyMap<string, number>;
+  readonly sampled: readonly GpuNode[];
+  readonly controllerKubeconfig: string;
+  readonly webhookPort: number;
+  readonly pids: () => Partial<Record<string, number>>;
+}
+
+interface PhaseResult {
+  readonly nodes: number;
+  readonly stream: string;
+  readonly mode: Mode;
+  readonly created: number;
+  readonly bound: number;
+  readonly seconds: number;
+  readonly bind: readonly number[];
+  readonly prepare: readonly number[];
+  readonly gpuShare: number;
+  readonly writes: ReadonlyMap<string, number>;
+  readonly requests: number;
+  readonly controller: { cpu: number; peakMiB: number };
+  readonly schedulerCpu: number;
+  readonly apiserverCpu: number;
+  readonly doubleBooked: number;
+  readonly allocators: ReadonlyMap<string, number>;
+  /** Pod creations the API server refused with a server error and the benchmark retried. */
+  readonly createRetries: number;
+  /** CPU seconds of the other local processes: etcd, the controller manager, this benchmark (with the sample nodes' kubelet stand-ins). */
+  readonly otherCpu: Readonly<Record<string, number>>;
+  /** The most frequent API requests of the phase, reads included. */
+  readonly topRequests: readonly (readonly [string, number])[];
+  /** Median seconds from creation to: the claim created, the claim allocated, the gate removed. */
+  readonly stages: { readonly claimed: number; readonly allocated: number; readonly ungated: number };
+}
+
+const HEADER =
+  'nodes  stream  mode            pods   bound  unplaced  GPU alloc  pods/s   bound p50/p99/max s   prepared n p50/p99/max s   writes/pod  API req/s  ctrl CPU s  ctrl RSS MiB  sched CPU s  apiserver CPU s  double';
+
+function fmt(v: number, d = 2): string {
+  return Number.isFinite(v) ? v.toFixed(d) : '-';
+}
+
+function row(r: PhaseResult): string {
+  const b = r.bind;
+  const p = r.prepare;
+  const writes = [...r.writes.values()].reduce((a, v) => a + v, 0);
+  return [
+    String(r.nodes).padStart(5),
+    r.stream.padEnd(6),
+    r.mode.padEnd(14),
+    String(r.created).padStart(6),
+    String(r.bound).padStart(6),
+    `${fmt(((r.created - r.bound) / r.created) * 100, 1)}%`.padStart(8),
+    `${fmt(r.gpuShare * 100, 1)}%`.padStart(9),
+    fmt(r.bound / Math.max(r.seconds, 0.001), 1).padStart(6),
+    `${fmt(percentile(b, 50))}/${fmt(percentile(b, 99))}/${fmt(b.at(-1) ?? NaN)}`.padStart(20),
+    `${String(p.length).padStart(4)} ${fmt(percentile(p, 50))}/${fmt(percentile(p, 99))}/${fmt(p.at(-1) ?? NaN)}`.padStart(25),
+    fmt(writes / r.created).padStart(10),
+    fmt(r.requests / Math.max(r.seconds, 0.001), 0).padStart(9),
+    fmt(r.controller.cpu, 1).padStart(10),
+    fmt(r.controller.peakMiB, 0).padStart(12),
+    fmt(r.schedulerCpu, 1).padStart(11),
+    fmt(r.apiserverCpu, 1).padStart(15),
+    String(r.doubleBooked).padStart(6),
+  ].join('  ');
+}
+
+function writesLine(r: PhaseResult): string {
+  const kinds = [...r.writes].sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${(v / r.created).toFixed(2)}`);
+  const by = r.mode === 'no-webhook' ? `; allocations written by ${[...r.allocators].map(([m, n]) => `${m} ${n}`).join(', ')}` : '';
+  const st = r.stages;
+  const stages = `median s from creation: claim created ${fmt(st.claimed)}, allocated ${fmt(st.allocated)}${Number.isFinite(st.ungated) ? `, gate removed ${fmt(st.ungated)}` : ''}, bound ${fmt(percentile(r.bind, 50))}`;
+  const cpu = Object.entries(r.otherCpu)
+    .map(([k, v]) => `${k} ${fmt(v, 1)}`)
+    .join(', ');
+  const top = r.topRequests.map(([k, v]) => `${k} ${v}`).join(', ');
+  const refused = r.createRetries > 0 ? `; ${r.createRetries} creations refused and retried` : '';
+  return `  ${r.nodes} ${r.stream} ${r.mode}: ${stages}${refused}\n    writes per pod: ${kinds.join(', ')}${by}\n    CPU s of the rest: ${cpu}; most requests: ${top}`;
+}
+
+function controllerProcess(f: Fleet, name: string, httpPort: number, webhook: boolean): Component {
+  return new Component(
+    name,
+    'cmd/controller/main.js',
+    [
+      `--kubeconfig=${f.controllerKubeconfig}`,
+      `--namespace=${ADDON_NAMESPACE}`,
+      `--identity=${name}`,
+      `--http-port=${httpPort}`,
+      '--http-host=127.0.0.1',
+      // With the webhook off the controller takes claims in every namespace, racing the scheduler.
+      ...(webhook ? [`--webhook-port=${f.webhookPort}`, '--webhook-host=127.0.0.1', '--webhook-ip=127.0.0.1'] : ['--webhook-port=-1']),
+      '--no-leader-elect',
+    ],
+    { CASCADE_LOG_LEVEL: 'warn' },
+  );
+}
+
+async function runPhase(f: Fleet, stream: string, mode: Mode, order: readonly string[]): Promise<PhaseResult> {
+  const { kube } = f;
+  const ns = `${stream}-${mode}`;
+  await kube.namespaces.create({ metadata: { name: ns, labels: mode === 'cascade' ? GATED : {} } });
   for (const w of WORKLOADS) await kube.resourceClaimTemplates.create({ metadata: { name: w.name, namespace: ns }, spec: { spec: w.spec } });
 
-  let stopController: (() => Promise<void>) | undefined;
-  if (mode === 'cascade') {
-    const port = await freePort();
-    await kube.api(MUTATING_WEBHOOK_CONFIGURATIONS).create({
-      metadata: { name: 'cascade-bench-gate' },
-      webhooks: [
-        {
-          name: `gate.${DRIVER}`,
-          clientConfig: { url: `https://127.0.0.1:${port}/mutate-pods` },
-          rules: [{ apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE'], resources: ['pods'] }],
-          namespaceSelector: { matchLabels: { 'cascade-bench': 'cascade' } },
-          failurePolicy: 'Fail',
-          sideEffects: 'None',
-          admissionReviewVersions: ['v1'],
-        },
-      ],
-    } as never);
-    const running = await runController({
-      kubeconfig: process.env.CASCADE_BENCH_KUBECONFIG,
-      driver: DRIVER,
-      namespace: ns,
-      identity: 'bench',
-      policy: 'cascade',
-      workers: 8,
-      httpPort: 0,
-      httpHost: '127.0.0.1',
-      leaderElection: false,
-      leaseName: 'bench',
-      leaseDurationSeconds: 15,
-      webhook: { port, host: '127.0.0.1', serviceName: 'cascade-webhook', secretName: 'cascade-webhook-tls', configName: 'cascade-bench-gate', extraIpAddresses: ['127.0.0.1'] },
-    });
-    stopController = async () => {
-      await running.stop();
-      await kube.api(MUTATING_WEBHOOK_CONFIGURATIONS).delete('cascade-bench-gate');
-    };
+  let controller: Component | undefined;
+  if (mode !== 'kube-scheduler') {
+    const httpPort = await freePort();
+    controller = controllerProcess(f, `controller-${f.nodes}-${ns}`, httpPort, mode === 'cascade').start();
+    const deadline = Date.now() + 120_000;
+    for (;;) {
+      const ok = await fetch(`http://127.0.0.1:${httpPort}/readyz`).then(
+        (r) => r.ok,
+        () => false,
+      );
+      if (ok) break;
+      if (Date.now() > deadline || !controller.running) throw new Error(`the controller did not get ready; see ${controller.logFile}`);
+      await sleep(250);
+    }
   }
 
   const createdAt = new Map<string, number>();
   const boundAt = new Map<string, number>();
-  let lastBind = Date.now();
+  let lastProgress = Date.now();
   const pods = new Informer<Pod>(kube.client, RESOURCES.pods, { namespace: ns });
   const seen = (p: Pod): void => {
     const name = p.metadata.name ?? '';
     if (p.spec.nodeName && !boundAt.has(name)) {
       boundAt.set(name, Date.now());
-      lastBind = Date.now();
+      lastProgress = Date.now();
     }
   };
   pods.on({ add: seen, update: (_o, p) => seen(p) });
+  // Where the time goes: when each pod's claim appears, is allocated, and the pod loses its gate.
+  const stages = { claimed: new Map<string, number>(), allocated: new Map<string, number>(), ungated: new Map<string, number>() };
+  const claimsWatch = new Informer<ResourceClaim>(kube.client, RESOURCES.resourceClaims, { namespace: ns });
+  const claimSeen = (c: ResourceClaim): void => {
+    const owner = c.metadata.ownerReferences?.find((o) => o.kind === 'Pod')?.name;
+    if (!owner) return;
+    if (!stages.claimed.has(owner)) stages.claimed.set(owner, Date.now());
+    if (c.status?.allocation && !stages.allocated.has(owner)) stages.allocated.set(owner, Date.now());
+  };
+  claimsWatch.on({ add: claimSeen, update: (_o, c) => claimSeen(c) });
+  pods.on({
+    update: (o, p) => {
+      if ((o.spec.schedulingGates ?? []).length > 0 && (p.spec.schedulingGates ?? []).length === 0) stages.ungated.set(p.metadata.name ?? '', Date.now());
+    },
+  });
   pods.start();
+  claimsWatch.start();
   await pods.waitForSync();
+  await claimsWatch.waitForSync();
 
+  const pid = (c: string): number | undefined => f.pids()[c];
+  const others = (): Record<string, number> => ({
+    etcd: procUsage(pid('etcd')).cpu,
+    kcm: procUsage(pid('kube-controller-manager')).cpu,
+    bench: process.cpuUsage().user / 1e6 + process.cpuUsage().system / 1e6,
+  });
+  const before = { api: await apiRequests(kube), ctrl: procUsage(controller?.pid), sched: procUsage(pid('kube-scheduler')), apiserver: procUsage(pid('kube-apiserver')), others: others() };
+  const retriesBefore = createRetries;
   const started = Date.now();
   await pool(order, CONCURRENCY, async (workload, i) => {
     const name = `p${String(i).padStart(5, '0')}-${workload}`;
     createdAt.set(name, Date.now());
-    await kube.pods.create({
-      metadata: { name, namespace: ns },
-      spec: {
-        containers: [{ name: 'main', image: 'registry.k8s.io/pause:3.10', resources: { requests: { cpu: '100m', memory: '256Mi' }, claims: [{ name: 'c' }] } }],
-        resourceClaims: [{ name: 'c', resourceClaimTemplateName: workload }],
-        terminationGracePeriodSeconds: 0,
-      },
-    });
+    await createRetrying(() =>
+      kube.pods.create({
+        metadata: { name, namespace: ns },
+        spec: {
+          containers: [{ name: 'main', image: 'registry.k8s.io/pause:3.10', resources: { requests: { cpu: '100m', memory: '256Mi' }, claims: [{ name: 'c' }] } }],
+          resourceClaims: [{ name: 'c', resourceClaimTemplateName: workload }],
+          terminationGracePeriodSeconds: 0,
+        },
+      }),
+    );
   });
-  process.stderr.write(`  ${mode}: ${order.length} pods created in ${((Date.now() - started) / 1000).toFixed(1)}s; waiting for the placements to settle\n`);
-  const deadline = Date.now() + 600_000;
-  while (Date.now() < deadline && boundAt.size < order.length && Date.now() - lastBind < SETTLE_MS) {
-    await new Promise((r) => setTimeout(r, 500));
-  }
+  lastProgress = Math.max(lastProgress, Date.now());
+  process.stderr.write(`  ${f.nodes} ${ns}: ${order.length} pods created in ${((Date.now() - started) / 1000).toFixed(1)}s; waiting for placements to settle\n`);
+  const deadline = started + LIMIT_MS;
+  while (Date.now() < deadline && boundAt.size < order.length && Date.now() - lastProgress < SETTLE_MS) await sleep(500);
+  // Pods bound on the sample nodes are prepared by their kubelet stand-ins: wait for those in flight.
+  const sampledNames = new Set(f.sampled.map((n) => n.name));
+  const onSample = (): string[] =>
+    pods
+      .list()
+      .filter((p) => sampledNames.has(p.spec.nodeName ?? ''))
+      .map((p) => `${ns}/${p.metadata.name ?? ''}`);
+  const prepDeadline = Date.now() + 60_000;
+  while (Date.now() < prepDeadline && onSample().some((k) => !f.sampled.some((n) => n.kubelet.results.has(k)))) await sleep(250);
+  const after = { api: await apiRequests(kube), ctrl: procUsage(controller?.pid), sched: procUsage(pid('kube-scheduler')), apiserver: procUsage(pid('kube-apiserver')), others: others() };
   pods.stop();
-  const latencies = [...boundAt].map(([n, t]) => (t - (createdAt.get(n) ?? t)) / 1000).sort((a, b) => a - b);
+  claimsWatch.stop();
+  const median = (m: ReadonlyMap<string, number>): number =>
+    percentile(
+      [...m].map(([n, t]) => (t - (createdAt.get(n) ?? t)) / 1000).sort((a, b) => a - b),
+      50,
+    );
+
   const last = Math.max(...boundAt.values(), started);
+  const bind = [...boundAt].map(([n, t]) => (t - (createdAt.get(n) ?? t)) / 1000).sort((a, b) => a - b);
+  const prepare = onSample()
+    .map((k) => {
+      const at = f.sampled.map((n) => n.kubelet.results.get(k)?.at).find((t) => t !== undefined);
+      const created = createdAt.get(k.slice(ns.length + 1));
+      return at !== undefined && created !== undefined ? (at - created) / 1000 : NaN;
+    })
+    .filter(Number.isFinite)
+    .sort((a, b) => a - b);
   const claims = await kube.resourceClaims.list(ns);
+  const allocators = new Map<string, number>();
+  for (const c of claims) {
+    const m = allocatedBy(c);
+    if (m) allocators.set(m, (allocators.get(m) ?? 0) + 1);
+  }
+  const api = diff(after.api, before.api);
   const result: PhaseResult = {
+    nodes: f.nodes,
+    stream,
     mode,
     created: order.length,
     bound: boundAt.size,
     seconds: (last - started) / 1000,
-    p50: percentile(latencies, 50),
-    p99: percentile(latencies, 99),
-    gpuShare: gpuUnits(claims, sizes) / capacity,
+    bind,
+    prepare,
+    gpuShare: gpuUnits(claims, f.sizes) / f.capacity,
+    writes: new Map([...api].filter(([k]) => WRITE_VERBS.has(k.slice(k.lastIndexOf(' ') + 1)))),
+    requests: [...api.values()].reduce((a, v) => a + v, 0),
+    controller: { cpu: after.ctrl.cpu - before.ctrl.cpu, peakMiB: after.ctrl.peakMiB },
+    schedulerCpu: after.sched.cpu - before.sched.cpu,
+    apiserverCpu: after.apiserver.cpu - before.apiserver.cpu,
     doubleBooked: doubleBooked(claims),
+    allocators,
+    createRetries: createRetries - retriesBefore,
+    otherCpu: Object.fromEntries(Object.entries(after.others).map(([k, v]) => [k, v - (before.others[k] ?? 0)])),
+    topRequests: [...api].sort((a, b) => b[1] - a[1]).slice(0, 8),
+    stages: { claimed: median(stages.claimed), allocated: median(stages.allocated), ungated: median(stages.ungated) },
   };
-
   // Print at once: the figures must survive whatever happens during cleanup.
-  printRow(result);
+  console.log(row(result));
+  console.log(writesLine(result));
 
-  // Clean up so the next phase starts from an empty fleet.
-  process.stderr.write(`  ${mode}: cleaning up\n`);
-  await pool(await kube.pods.list(ns), CONCURRENCY, async (p) => {
-    await kube.pods.delete(p.metadata.name ?? '', ns, { gracePeriodSeconds: 0 }).catch(() => undefined);
-  });
-  const cleanDeadline = Date.now() + 300_000;
-  while (Date.now() < cleanDeadline && (await kube.resourceClaims.list(ns)).length > 0) await new Promise((r) => setTimeout(r, 1000));
-  await stopController?.();
-  await kube.namespaces.delete(ns).catch(() => undefined);
+  // Clean up so the next phase starts from an empty fleet: the controller keeps running until the claims are gone.
+  process.stderr.write(`  ${f.nodes} ${ns}: cleaning up\n`);
+  await kube.client.request('DELETE', `/api/v1/namespaces/${ns}/pods`, { body: { apiVersion: 'v1', kind: 'DeleteOptions', gracePeriodSeconds: 0 } });
+  await kube.namespaces.delete(ns);
+  const cleanDeadline = Date.now() + 600_000;
+  while (Date.now() < cleanDeadline && (await kube.namespaces.list()).some((n) => n.metadata.name === ns)) await sleep(1000);
+  for (const n of f.sampled) await n.kubelet.settle();
+  await controller?.stop();
   return result;
 }
 
-async function main(): Promise<void> {
-  if (!fakeNvidiaSmiBuilt()) throw new Error('run `npm run build` first: the nvidia-smi simulator runs from dist/');
-  process.stderr.write(`bench:e2e: ${NODES} nodes x 8 GPUs, ${PODS} pods, seed ${args.seed}\n`);
-  const cp = await ControlPlane.start({ progress: (l) => process.stderr.write(`  ${l}\n`) });
-  process.env.CASCADE_BENCH_KUBECONFIG = cp.adminKubeconfigPath;
+async function buildFleet(cp: ControlPlane, count: number, models: ReadonlyMap<string, Discovery>): Promise<Fleet> {
   const kube = cp.kube();
-  try {
-    const models = await discoverModels();
-    const classes = YAML.parseAllDocuments(readFileSync(join(repoRoot(), 'manifests', 'base', 'deviceclasses.yaml'), 'utf8')).map((d) => d.toJSON() as DeviceClass);
-    for (const dc of classes) await kube.deviceClasses.create(dc);
-    const nodes: { name: string; type: string }[] = [];
-    let acc = 0;
-    for (const t of NODE_TYPES) {
-      const n = Math.round(NODES * (acc + t.share)) - Math.round(NODES * acc);
-      acc += t.share;
-      for (let i = 0; i < n; i++) nodes.push({ name: `${t.name}-${String(i).padStart(3, '0')}`, type: t.name });
-    }
-    const sizes = new Map<string, number>();
-    process.stderr.write(`  publishing ResourceSlices for ${nodes.length} nodes\n`);
-    await pool(nodes, 8, async (n) => {
-      await createFakeNode(kube, n.name, { cpu: '224', memory: '2Ti', pods: '250' });
-      const discovery = models.get(n.type);
-      if (!discovery) throw new Error(`no discovery for ${n.type}`);
-      const desired = buildDesiredSlices({ nodeName: n.name, driverName: DRIVER, discovery });
-      for (const s of desired)
-        for (const d of s.spec.devices ?? []) {
-          const size = d.attributes?.[qualify(DRIVER, ATTR.placementSize)]?.int;
-          // Keyed by node: the same partition name has other sizes on other boards (1g.10gb on A100 vs H100).
-          if (size !== undefined) sizes.set(`${n.name}/${d.name}`, size / 8);
-        }
-      await new SlicePublisher(kube, { driver: DRIVER, nodeName: n.name }).publish(desired);
-    });
-    const capacity = nodes.length * 8;
-    const rand = rng(Number(args.seed));
-    const order = Array.from({ length: PODS }, () => {
-      let x = rand();
-      for (const w of WORKLOADS) {
-        if ((x -= w.share) < 0) return w.name;
+  const webhookPort = await freePort();
+  const applied = await applyServerSide(webhookToUrl(await renderManifests('dev'), `https://127.0.0.1:${webhookPort}/mutate-pods`, GATED));
+  if (applied.code !== 0) throw new Error(`kubectl apply failed: ${applied.stderr}`);
+  const controllerKubeconfig = await writeServiceAccountKubeconfig(cp.adminKubeconfigPath, ADDON_NAMESPACE, 'cascade-controller', join(cp.dir, 'controller.kubeconfig'));
+
+  const nodes: { name: string; type: string }[] = [];
+  let acc = 0;
+  for (const t of NODE_TYPES) {
+    const n = Math.round(count * (acc + t.share)) - Math.round(count * acc);
+    acc += t.share;
+    for (let i = 0; i < n; i++) nodes.push({ name: `${t.name}-${String(i).padStart(4, '0')}`, type: t.name });
+  }
+  // The sample: the first nodes of each type in turn run the real node plugin.
+  const sampleNames = new Set<string>();
+  for (let i = 0; sampleNames.size < Math.min(SAMPLE, nodes.length); i++) for (const t of NODE_TYPES) if (sampleNames.size < SAMPLE) sampleNames.add(`${t.name}-${String(i).padStart(4, '0')}`);
+  const sizes = new Map<string, number>();
+  const desiredFor = (n: { name: string; type: string }): DesiredSlice[] => {
+    const discovery = models.get(n.type);
+    if (!discovery) throw new Error(`no discovery for ${n.type}`);
+    const desired = buildDesiredSlices({ nodeName: n.name, driverName: DRIVER, discovery });
+    for (const s of desired)
+      for (const d of s.spec.devices ?? []) {
+        const size = d.attributes?.[qualify(DRIVER, ATTR.placementSize)]?.int;
+        // Keyed by node: the same partition name has other sizes on other boards (1g.10gb on A100 vs H100).
+        if (size !== undefined) sizes.set(`${n.name}/${d.name}`, size / 8);
       }
-      return WORKLOADS[0]?.name ?? 'full';
-    });
-    const mix = WORKLOADS.map((w) => `${w.name} ${Math.round(w.share * 100)}%`).join(', ');
-    console.log(`\nbench:e2e on Kubernetes ${cp.version}: ${nodes.length} nodes x 8 GPUs (${NODE_TYPES.map((t) => `${Math.round(t.share * 100)}% ${t.name}`).join(', ')}), ${PODS} pods (${mix})`);
-    console.log('mode             pods bound   unplaced   pods/s   p50 s   p99 s   GPU allocated   double-booked');
-    const modes = (args.modes ?? '').split(',');
-    if (modes.includes('cascade')) await runPhase(kube, 'cascade', order, sizes, capacity);
-    if (modes.includes('kube-scheduler')) await runPhase(kube, 'kube-scheduler', order, sizes, capacity);
-  } finally {
-    kube.close();
-    await cp.stop();
+    return desired;
+  };
+  const sampled: GpuNode[] = [];
+  for (const n of nodes.filter((x) => sampleNames.has(x.name))) {
+    desiredFor(n);
+    const fleet = NODE_TYPES.find((t) => t.name === n.type)?.fleet;
+    if (!fleet) throw new Error(`no fleet for ${n.type}`);
+    sampled.push(await startGpuNode(kube, { name: n.name, fleet, cpu: '224', memory: '2Ti' }));
+  }
+  const publishing = Date.now();
+  process.stderr.write(`  ${count} nodes: ${sampled.length} run the node plugin; publishing ResourceSlices for the others\n`);
+  await pool(
+    nodes.filter((x) => !sampleNames.has(x.name)),
+    32,
+    async (n) => {
+      await createFakeNode(kube, n.name, { cpu: '224', memory: '2Ti', pods: '250', labels: { 'cascade.dev/simulated-gpus': 'true' } });
+      await new SlicePublisher(kube, { driver: DRIVER, nodeName: n.name }).publish(desiredFor(n));
+    },
+  );
+  await nodesPublished(
+    kube,
+    nodes.map((n) => n.name),
+    DRIVER,
+    300_000,
+  );
+  process.stderr.write(`  ${count} nodes published in ${((Date.now() - publishing) / 1000).toFixed(1)}s\n`);
+  return { kube, nodes: count, capacity: nodes.length * 8, sizes, sampled, controllerKubeconfig, webhookPort, pids: () => cp.pids() };
+}
+
+function streamOf(name: string, capacity: number, seed: number): string[] {
+  const target = STREAMS[name];
+  if (target === undefined) throw new Error(`unknown stream ${name} (fit, over)`);
+  const meanGpus = WORKLOADS.reduce((a, w) => a + w.share * w.gpus, 0);
+  const count = Math.round((target * capacity) / meanGpus);
+  const rand = rng(seed);
+  return Array.from({ length: count }, () => {
+    let x = rand();
+    for (const w of WORKLOADS) if ((x -= w.share) < 0) return w.name;
+    return WORKLOADS[0]?.name ?? 'full';
+  });
+}
+
+async function main(): Promise<void> {
+  if (!fakeNvidiaSmiBuilt()) throw new Error('run `npm run build` first: the node plugin and the nvidia-smi simulator run from dist/');
+  const modes = (args.modes ?? '').split(',') as Mode[];
+  for (const m of modes) if (!MODES.includes(m)) throw new Error(`unknown mode ${m} (${MODES.join(', ')})`);
+  const streams = (args.streams ?? '').split(',');
+  const models = await discoverModels();
+  const mix = WORKLOADS.map((w) => `${w.name} ${Math.round(w.share * 100)}%`).join(', ');
+  const results: PhaseResult[] = [];
+  for (const count of NODE_COUNTS) {
+    process.stderr.write(`bench:e2e: ${count} nodes x 8 GPUs, streams ${streams.join(', ')}, modes ${modes.join(', ')}, seed ${args.seed}\n`);
+    const cp = await ControlPlane.start({ progress: (l) => process.stderr.write(`  ${l}\n`) });
+    useControlPlane(cp);
+    let fleet: Fleet | undefined;
+    try {
+      fleet = await buildFleet(cp, count, models);
+      console.log(
+        `\nbench:e2e on Kubernetes ${cp.version}: ${count} nodes x 8 GPUs (${NODE_TYPES.map((t) => `${Math.round(t.share * 100)}% ${t.name}`).join(', ')}; dynamic MIG on H100/H200), ${fleet.sampled.length} with the real node plugin; pods: ${mix}`,
+      );
+      console.log(HEADER);
+      for (const s of streams) {
+        const order = streamOf(s, fleet.capacity, Number(args.seed));
+        for (const m of modes) results.push(await runPhase(fleet, s, m, order));
+      }
+    } finally {
+      for (const n of fleet?.sampled ?? []) await n.stop();
+      fleet?.kube.close();
+      await cp.stop();
+    }
+  }
+  if (NODE_COUNTS.length > 1) {
+    console.log(
+      `\nAll sizes (streams: ${Object.entries(STREAMS)
+        .map(([k, v]) => `${k} ${v * 100}%`)
+        .join(', ')} of GPU capacity):`,
+    );
+    console.log(HEADER);
+    for (const r of results) console.log(row(r));
   }
 }
 

@@ -321,6 +321,9 @@ export class ControlPlane {
           '--bind-address=127.0.0.1',
           `--secure-port=${schedPort}`,
           `--cert-dir=${join(dir, 'scheduler-certs')}`,
+          // As for the controller manager: the default (50 QPS) would cap binding, not scheduling.
+          '--kube-api-qps=200',
+          '--kube-api-burst=400',
           '--v=1',
         ],
       },

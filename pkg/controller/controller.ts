@@ -1044,6 +1044,8 @@ export class Controller {
     });
     this.ledger.commit(allocator, outcome, pod, taken);
     let allWritten = true;
+    // What the pod's own Allocated events say, sent once the gate is off (one event per claim, not two).
+    const podNotes: string[] = [];
     for (const [i, ca] of fresh.entries()) {
       const claim = byName.get(`${ca.namespace}/${ca.name}`);
       if (!claim) continue;
@@ -1072,14 +1074,20 @@ export class Controller {
         }
         throw err;
       }
-      this.reportAllocated(claim, ca, outcome, pod);
+      podNotes.push(this.reportAllocated(claim, ca, outcome, pod));
     }
     this.updateGauges();
-    if (!allWritten) return { requeueAfterMs: 0 };
     if (pod) {
-      const fresh = this.pods.get(objectKey(pod)) ?? pod;
-      if ((fresh.spec.schedulingGates ?? []).some((g) => g.name === this.gate)) await this.removeGate(fresh, `all claims are allocated on node ${outcome.node ?? '?'}`);
+      let removed = false;
+      try {
+        const now = this.pods.get(objectKey(pod)) ?? pod;
+        if (allWritten && (now.spec.schedulingGates ?? []).some((g) => g.name === this.gate)) removed = await this.removeGate(now, `all claims are allocated on node ${outcome.node ?? '?'}`, true);
+      } finally {
+        const gone = removed ? ` Removed scheduling gate ${this.gate}: the kube-scheduler may bind the pod now.` : '';
+        for (const note of podNotes) this.emit({ regarding: referenceTo(pod, 'v1', 'Pod'), type: 'Normal', reason: REASON.Allocated, action: ACTION.Allocate, note: `${note}${gone}` });
+      }
     }
+    if (!allWritten) return { requeueAfterMs: 0 };
     return undefined;
   }
 
@@ -1130,7 +1138,8 @@ export class Controller {
     }
   }
 
-  private reportAllocated(claim: ResourceClaim, ca: AllocatedOutcome['claims'][number], outcome: AllocatedOutcome, pod: Pod | undefined): void {
+  /** The claim's Allocated event; returns what the pod's event says (the caller sends it, with the gate's removal). */
+  private reportAllocated(claim: ResourceClaim, ca: AllocatedOutcome['claims'][number], outcome: AllocatedOutcome, pod: Pod | undefined): string {
     const alt = ca.alternatives.map((a) => (a.subrequest ? `${a.request}: alternative ${a.index + 1} (${a.subrequest})` : `${a.request}`)).join('; ');
     const rank = ca.alternatives.length ? String(Math.max(...ca.alternatives.map((a) => a.index)) + 1) : 'exact';
     this.metrics.allocations.inc({ outcome: 'allocated', rank: ca.alternatives.some((a) => a.subrequest) ? rank : 'exact' });
@@ -1145,8 +1154,8 @@ export class Controller {
       action: ACTION.Allocate,
       note,
     });
-    if (pod) this.emit({ regarding: referenceTo(pod, 'v1', 'Pod'), type: 'Normal', reason: REASON.Allocated, action: ACTION.Allocate, note: `Claim ${claim.metadata.name ?? ''}: ${note}` });
     this.log.info('allocated', { claim: `${ca.namespace}/${ca.name}`, uid: claim.metadata.uid, node: outcome.node, devices, explanation: outcome.explanation.full });
+    return `Claim ${claim.metadata.name ?? ''}: ${note}`;
   }
 
   /** NUMA node and PCIe root of an allocated device, from the allocator's inventory. */
@@ -1233,25 +1242,31 @@ export class Controller {
    */
   private readonly ungated = new Map<string, string>();
 
-  private async removeGate(pod: Pod, why: string): Promise<void> {
-    if (!this.processing) return;
+  /**
+   * Removes our gate; true when this call removed it. `quiet`: the caller says so
+   * in its own event (the pod's Allocated event), so no SchedulingGateRemoved.
+   */
+  private async removeGate(pod: Pod, why: string, quiet = false): Promise<boolean> {
+    if (!this.processing) return false;
     const gates = pod.spec.schedulingGates ?? [];
     const i = gates.findIndex((g) => g.name === this.gate);
-    if (i < 0) return;
+    if (i < 0) return false;
     const key = objectKey(pod);
     const uid = pod.metadata.uid ?? '';
-    if (this.ungated.get(key) === uid) return;
+    if (this.ungated.get(key) === uid) return false;
     this.ungated.set(key, uid);
     try {
       await this.kube.pods.jsonPatch(pod.metadata.name ?? '', gateRemovalOps(i, this.gate), pod.metadata.namespace);
     } catch (err) {
-      if (isNotFound(err)) return;
+      if (isNotFound(err)) return false;
       // 422 from a failed "test": the gates changed under us; the pod update requeues us.
-      if (err instanceof KubeApiError && err.code === 422) return;
+      if (err instanceof KubeApiError && err.code === 422) return false;
       this.ungated.delete(key);
       throw err;
     }
-    this.emit({ regarding: referenceTo(pod, 'v1', 'Pod'), type: 'Normal', reason: REASON.SchedulingGateRemoved, action: ACTION.Ungate, note: `Removed scheduling gate ${this.gate}: ${why}.` });
+    if (!quiet)
+      this.emit({ regarding: referenceTo(pod, 'v1', 'Pod'), type: 'Normal', reason: REASON.SchedulingGateRemoved, action: ACTION.Ungate, note: `Removed scheduling gate ${this.gate}: ${why}.` });
+    return true;
   }
 
   /** For tests and the health endpoint. */

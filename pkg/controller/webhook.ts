@@ -302,6 +302,11 @@ export async function startWebhookServer(opts: WebhookServerOptions): Promise<ht
         });
     });
   });
+  // The API server keeps idle webhook connections for 90 s (Go's IdleConnTimeout). Node closes
+  // them after 5 s by default, and a request the API server writes onto a socket we are just
+  // closing fails with "broken pipe": the pod is refused. So the client always closes first.
+  server.keepAliveTimeout = 100_000;
+  server.headersTimeout = 110_000;
   // A client that drops the connection or fails the handshake is its problem, not ours.
   server.on('clientError', (_err, socket) => socket.destroy());
   server.on('tlsClientError', (err) => log.debug('webhook TLS handshake refused', { error: errorMessage(err) }));

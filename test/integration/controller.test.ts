@@ -170,8 +170,9 @@ describeCluster('the controller', () => {
     const ev = await eventually('Allocated event', async () => (await events(claimName)).find((e) => e.reason === 'Allocated'));
     expect(ev.note).toMatch(/alternative 2 \(two-a100\)/);
     const described = await kubectl(['describe', 'pod', 'trainer', '-n', ns.name]);
-    expect(described.stdout).toMatch(/SchedulingGateRemoved/);
+    // One event on the pod says both: what it got and that the gate is off.
     expect(described.stdout).toMatch(/Allocated/);
+    expect(described.stdout).toMatch(/Removed scheduling gate/);
 
     // Deleting the pod: the claim controller deletes the claim, we deallocate, and the GPUs are free again.
     await ns.kube.pods.delete('trainer', ns.name, { gracePeriodSeconds: 0 });

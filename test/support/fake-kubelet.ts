@@ -12,6 +12,8 @@ import { KubeletStandin, type StandinClaim, type StandinPrepareResult } from './
 export interface PreparedPod {
   readonly pod: string;
   readonly claims: ReadonlyMap<string, StandinPrepareResult>;
+  /** When NodePrepareResources answered (ms since the epoch). */
+  readonly at: number;
 }
 
 export class FakeKubelet {
@@ -118,7 +120,7 @@ export class FakeKubelet {
     const refs = claims.map((c) => ({ namespace: c.metadata.namespace ?? '', uid: c.metadata.uid ?? '', name: c.metadata.name ?? '' }));
     const res = await standin.prepare(refs);
     this.prepared.set(key, refs);
-    this.results.set(key, { pod: key, claims: res });
+    this.results.set(key, { pod: key, claims: res, at: Date.now() });
     // A pod deleted while its claims were being prepared loses them; that is no plugin error.
     if (deleting()) return;
     for (const [uid, r] of res) if (r.error) this.errors.push(`prepare ${uid}: ${r.error}`);
