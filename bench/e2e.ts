@@ -214,18 +214,68 @@ function procUsage(pid: number | undefined): { cpu: number; peakMiB: number } {
   }
 }
 
-/** The API server's request counters (apiserver_request_total), keyed "resource[/subresource] VERB". */
+/**
+ * The API server's request counters (apiserver_request_total), keyed "resource[/subresource] VERB",
+ * and the seconds it spent on them (apiserver_request_duration_seconds_sum) under "seconds KEY".
+ */
 async function apiRequests(kube: Kube): Promise<Map<string, number>> {
   const text = await kube.client.request<string>('GET', '/metrics');
   const out = new Map<string, number>();
   for (const line of text.split('\n')) {
-    if (!line.startsWith('apiserver_request_total{')) continue;
+    const total = line.startsWith('apiserver_request_total{');
+    if (!total && !line.startsWith('apiserver_request_duration_seconds_sum{')) continue;
     const labels = new Map([...line.matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1] ?? '', m[2] ?? '']));
     const sub = labels.get('subresource');
-    const key = `${labels.get('resource') ?? '?'}${sub ? `/${sub}` : ''} ${labels.get('verb') ?? '?'}`;
+    const key = `${total ? '' : 'seconds '}${labels.get('resource') ?? '?'}${sub ? `/${sub}` : ''} ${labels.get('verb') ?? '?'}`;
     out.set(key, (out.get(key) ?? 0) + Number(line.slice(line.lastIndexOf(' ') + 1)));
   }
   return out;
+}
+
+interface Histogram {
+  count: number;
+  sum: number;
+  /** Cumulative counts by upper bound. */
+  readonly buckets: Map<number, number>;
+}
+
+/** A histogram from a Prometheus text page, summed over its label sets. */
+function histogram(text: string, name: string): Histogram {
+  const h: Histogram = { count: 0, sum: 0, buckets: new Map() };
+  for (const line of text.split('\n')) {
+    const value = Number(line.slice(line.lastIndexOf(' ') + 1));
+    if (line.startsWith(`${name}_count`)) h.count += value;
+    else if (line.startsWith(`${name}_sum`)) h.sum += value;
+    else if (line.startsWith(`${name}_bucket`)) {
+      const le = /le="([^"]+)"/.exec(line)?.[1];
+      const bound = le === '+Inf' ? Infinity : Number(le);
+      h.buckets.set(bound, (h.buckets.get(bound) ?? 0) + value);
+    }
+  }
+  return h;
+}
+
+/** The smallest bucket bound that holds a share q of the observations (q = 1: the bound of the largest). */
+function bucketBound(h: Histogram, q: number): number {
+  for (const [bound, n] of [...h.buckets].sort((a, b) => a[0] - b[0])) if (n >= q * h.count) return bound;
+  return NaN;
+}
+
+/** What the controller says of itself: decisions, index rebuilds, event-loop lag. */
+async function controllerFigures(httpPort: number): Promise<string> {
+  const text = await fetch(`http://127.0.0.1:${httpPort}/metrics`).then(
+    (r) => r.text(),
+    () => '',
+  );
+  if (!text) return 'no metrics';
+  const d = histogram(text, 'cascade_decision_seconds');
+  const r = histogram(text, 'cascade_inventory_rebuild_seconds');
+  const lag = /^cascade_controller_nodejs_eventloop_lag_max_seconds (\S+)/m.exec(text)?.[1];
+  const ms = (v: number): string => (Number.isFinite(v) ? `${(v * 1000).toFixed(v < 0.01 ? 1 : 0)} ms` : 'over 1 s');
+  return (
+    `${d.count} decisions, mean ${ms(d.sum / Math.max(d.count, 1))}, p99 <= ${ms(bucketBound(d, 0.99))}, max <= ${ms(bucketBound(d, 1))}; ` +
+    `${r.count} index rebuilds, ${r.sum.toFixed(1)} s in all, longest <= ${ms(bucketBound(r, 1))}; event-loop lag max ${Number(lag ?? NaN).toFixed(2)} s`
+  );
 }
 
 const WRITE_VERBS = new Set(['POST', 'PUT', 'PATCH', 'DELETE', 'APPLY']);
@@ -308,10 +358,14 @@ interface PhaseResult {
   readonly apiserverCpu: number;
   readonly doubleBooked: number;
   readonly allocators: ReadonlyMap<string, number>;
+  /** Decisions, index rebuilds and event-loop lag, from the controller's /metrics. */
+  readonly controllerFigures: string | undefined;
   /** Pod creations the API server refused with a server error and the benchmark retried. */
   readonly createRetries: number;
   /** CPU seconds of the other local processes: etcd, the controller manager, this benchmark (with the sample nodes' kubelet stand-ins). */
   readonly otherCpu: Readonly<Record<string, number>>;
+  /** Mean API server latency (ms) of the most frequent writes. */
+  readonly writeLatencyMs: readonly (readonly [string, number])[];
   /** The most frequent API requests of the phase, reads included. */
   readonly topRequests: readonly (readonly [string, number])[];
   /** Median seconds from creation to: the claim created, the claim allocated, the gate removed. */
@@ -359,8 +413,9 @@ function writesLine(r: PhaseResult): string {
     .map(([k, v]) => `${k} ${fmt(v, 1)}`)
     .join(', ');
   const top = r.topRequests.map(([k, v]) => `${k} ${v}`).join(', ');
+  const latency = r.writeLatencyMs.map(([k, v]) => `${k} ${v.toFixed(0)}`).join(', ');
   const refused = r.createRetries > 0 ? `; ${r.createRetries} creations refused and retried` : '';
-  return `  ${r.nodes} ${r.stream} ${r.mode}: ${stages}${refused}\n    writes per pod: ${kinds.join(', ')}${by}\n    CPU s of the rest: ${cpu}; most requests: ${top}`;
+  return `  ${r.nodes} ${r.stream} ${r.mode}: ${stages}${refused}\n    writes per pod: ${kinds.join(', ')}${by}${r.controllerFigures ? `\n    controller: ${r.controllerFigures}` : ''}\n    CPU s of the rest: ${cpu}; most requests: ${top}\n    mean API latency of writes, ms: ${latency}`;
 }
 
 function controllerProcess(f: Fleet, name: string, httpPort: number, webhook: boolean): Component {
@@ -388,8 +443,8 @@ async function runPhase(f: Fleet, stream: string, mode: Mode, order: readonly st
   for (const w of WORKLOADS) await kube.resourceClaimTemplates.create({ metadata: { name: w.name, namespace: ns }, spec: { spec: w.spec } });
 
   let controller: Component | undefined;
+  const httpPort = await freePort();
   if (mode !== 'kube-scheduler') {
-    const httpPort = await freePort();
     controller = controllerProcess(f, `controller-${f.nodes}-${ns}`, httpPort, mode === 'cascade').start();
     const deadline = Date.now() + 120_000;
     for (;;) {
@@ -472,6 +527,7 @@ async function runPhase(f: Fleet, stream: string, mode: Mode, order: readonly st
   const prepDeadline = Date.now() + 60_000;
   while (Date.now() < prepDeadline && onSample().some((k) => !f.sampled.some((n) => n.kubelet.results.has(k)))) await sleep(250);
   const after = { api: await apiRequests(kube), ctrl: procUsage(controller?.pid), sched: procUsage(pid('kube-scheduler')), apiserver: procUsage(pid('kube-apiserver')), others: others() };
+  const ctrlFigures = controller ? await controllerFigures(httpPort) : undefined;
   pods.stop();
   claimsWatch.stop();
   const median = (m: ReadonlyMap<string, number>): number =>
@@ -496,7 +552,14 @@ async function runPhase(f: Fleet, stream: string, mode: Mode, order: readonly st
     const m = allocatedBy(c);
     if (m) allocators.set(m, (allocators.get(m) ?? 0) + 1);
   }
-  const api = diff(after.api, before.api);
+  const all = diff(after.api, before.api);
+  const api = new Map([...all].filter(([k]) => !k.startsWith('seconds ')));
+  // Mean API latency of the writes, in ms: how long each step of a pod's path waits on the API server.
+  const latency = [...api]
+    .filter(([k]) => WRITE_VERBS.has(k.slice(k.lastIndexOf(' ') + 1)))
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, 6)
+    .map(([k, n]): [string, number] => [k, ((all.get(`seconds ${k}`) ?? 0) / n) * 1000]);
   const result: PhaseResult = {
     nodes: f.nodes,
     stream,
@@ -515,8 +578,10 @@ async function runPhase(f: Fleet, stream: string, mode: Mode, order: readonly st
     doubleBooked: doubleBooked(claims),
     allocators,
     createRetries: createRetries - retriesBefore,
+    controllerFigures: ctrlFigures,
     otherCpu: Object.fromEntries(Object.entries(after.others).map(([k, v]) => [k, v - (before.others[k] ?? 0)])),
     topRequests: [...api].sort((a, b) => b[1] - a[1]).slice(0, 8),
+    writeLatencyMs: latency,
     stages: { claimed: median(stages.claimed), allocated: median(stages.allocated), ungated: median(stages.ungated) },
   };
   // Print at once: the figures must survive whatever happens during cleanup.
@@ -525,7 +590,10 @@ async function runPhase(f: Fleet, stream: string, mode: Mode, order: readonly st
 
   // Clean up so the next phase starts from an empty fleet: the controller keeps running until the claims are gone.
   process.stderr.write(`  ${f.nodes} ${ns}: cleaning up\n`);
-  await kube.client.request('DELETE', `/api/v1/namespaces/${ns}/pods`, { body: { apiVersion: 'v1', kind: 'DeleteOptions', gracePeriodSeconds: 0 } });
+  // Thousands of pods: the collection delete may outlast a request's timeout; the namespace's deletion finishes the job.
+  await kube.client
+    .request('DELETE', `/api/v1/namespaces/${ns}/pods`, { body: { apiVersion: 'v1', kind: 'DeleteOptions', gracePeriodSeconds: 0 }, timeoutMs: 600_000 })
+    .catch((err: unknown) => process.stderr.write(`  deleting the pods of ${ns}: ${String(err)}\n`));
   await kube.namespaces.delete(ns);
   const cleanDeadline = Date.now() + 600_000;
   while (Date.now() < cleanDeadline && (await kube.namespaces.list()).some((n) => n.metadata.name === ns)) await sleep(1000);

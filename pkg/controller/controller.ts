@@ -86,6 +86,7 @@ const CLAIM = 'claim:';
 const POD = 'pod:';
 /** The fleet (slices, nodes, classes, namespaces) changed. */
 const FLEET = 'fleet';
+const NAMESPACES = 'namespaces';
 /** The pod index of claims: pods filed under each claim key they use. */
 const BY_CLAIM = 'claims';
 
@@ -239,6 +240,7 @@ export class Controller {
       opts.policy ?? 'cascade',
       (ms) => {
         this.metrics.inventoryRebuilds.inc();
+        this.metrics.inventoryRebuildSeconds.observe(ms / 1000);
         this.log.debug('rebuilt allocator inventory', { ms: Math.round(ms), slices: this.sliceList().length });
       },
     );
@@ -271,7 +273,9 @@ export class Controller {
       delete: fleetChanged,
     });
     this.classes.on({ add: fleetChanged, update: fleetChanged, delete: fleetChanged });
-    this.namespaces.on({ add: fleetChanged, update: fleetChanged });
+    // A namespace's labels decide admin access, nothing in the index: no rebuild for a new namespace.
+    const namespacesChanged = (): void => this.enqueue(NAMESPACES);
+    this.namespaces.on({ add: namespacesChanged, update: namespacesChanged, delete: namespacesChanged });
     this.gateConfig?.on({ add: () => this.requeueAll(), update: () => this.requeueAll(), delete: () => this.requeueAll() });
     // A new or changed reserve may hold back, or let go, what waits.
     this.reserves?.on({ add: () => this.requeuePending(), update: () => this.requeuePending(), delete: () => this.requeuePending() });
@@ -422,6 +426,10 @@ export class Controller {
     if (key.startsWith(CLAIM)) return await this.syncClaim(key.slice(CLAIM.length));
     if (key === FLEET) {
       this.ledger.fleetChanged();
+      this.requeuePending();
+    }
+    if (key === NAMESPACES) {
+      this.ledger.namespacesChanged();
       this.requeuePending();
     }
     return undefined;

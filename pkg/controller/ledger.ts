@@ -84,9 +84,23 @@ export class Ledger {
     for (const c of this.fleet.claims()) this.observeClaim(objectKey(c), c);
   }
 
-  /** Slices, classes, nodes or namespaces changed: the next decision rebuilds the index. */
+  /** Slices, classes or nodes changed: the next decision rebuilds the index. */
   fleetChanged(): void {
     this.allocatorInstance = undefined;
+  }
+
+  /** Namespace labels (admin access) as the allocator reads them; updated in place, no rebuild. */
+  private readonly namespaceLabels: Record<string, Record<string, string>> = {};
+
+  /** A namespace appeared, changed or went: only its labels matter to the allocator. */
+  namespacesChanged(): void {
+    const now = new Set<string>();
+    for (const ns of this.fleet.namespaces()) {
+      const name = ns.metadata.name ?? '';
+      now.add(name);
+      this.namespaceLabels[name] = ns.metadata.labels ?? {};
+    }
+    for (const name of Object.keys(this.namespaceLabels)) if (!now.has(name)) delete this.namespaceLabels[name];
   }
 
   /** The allocator over the current caches, rebuilt only when the fleet changed. */
@@ -95,11 +109,10 @@ export class Ledger {
     const started = performance.now();
     const allocated: AllocatedDeviceRef[] = [];
     for (const refs of this.applied.values()) allocated.push(...refs);
-    const namespaceLabels: Record<string, Record<string, string>> = {};
-    for (const ns of this.fleet.namespaces()) namespaceLabels[ns.metadata.name ?? ''] = ns.metadata.labels ?? {};
+    this.namespacesChanged();
     const allocator = new Allocator(
       // Allocatable only: pods are subtracted below, and from then on incrementally.
-      { slices: this.fleet.slices(), classes: this.fleet.classes(), nodes: nodeFacts(this.fleet.nodes(), []), allocated, namespaceLabels },
+      { slices: this.fleet.slices(), classes: this.fleet.classes(), nodes: nodeFacts(this.fleet.nodes(), []), allocated, namespaceLabels: this.namespaceLabels },
       { policy: this.policy, ...(this.drivers[0] !== undefined ? { driver: this.drivers[0] } : {}) },
     );
     this.allocatorInstance = allocator;

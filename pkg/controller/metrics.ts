@@ -19,6 +19,7 @@ export class ControllerMetrics {
   readonly writeConflicts: Counter;
   readonly isLeader: Gauge;
   readonly inventoryRebuilds: Counter;
+  readonly inventoryRebuildSeconds: Histogram;
 
   constructor(withDefaults = true) {
     const registers = [this.registry];
@@ -53,5 +54,11 @@ export class ControllerMetrics {
     this.writeConflicts = new Counter({ name: 'cascade_write_conflicts_total', help: 'Status writes that hit 409 Conflict and were retried.', registers });
     this.isLeader = new Gauge({ name: 'cascade_leader', help: '1 when this replica is the leader.', registers });
     this.inventoryRebuilds = new Counter({ name: 'cascade_inventory_rebuilds_total', help: 'Times the allocator index was rebuilt from the caches (slices, classes or nodes changed).', registers });
+    this.inventoryRebuildSeconds = new Histogram({
+      name: 'cascade_inventory_rebuild_seconds',
+      help: 'Time one rebuild of the allocator index took (the decision that needed it waited this long).',
+      buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers,
+    });
   }
 }

@@ -373,4 +373,28 @@ describeCluster('the controller', () => {
     expect(ev.note).toMatch(/no pod uses it any more/);
     await ns.kube.resourceClaims.delete('outlives', ns.name);
   }, 120_000);
+
+  it('allocates an admin-access claim in a namespace labelled just now, without rebuilding its index', async () => {
+    const rebuilds = async (): Promise<number> => {
+      const text = await (await fetch(`http://127.0.0.1:${running.httpPort}/metrics`)).text();
+      return Number(/^cascade_inventory_rebuilds_total (\S+)/m.exec(text)?.[1] ?? NaN);
+    };
+    // The index exists (earlier claims were allocated); a namespace's labels are not part of it.
+    const before = await rebuilds();
+    await ns.kube.namespaces.mergePatch(ns.name, { metadata: { labels: { 'resource.kubernetes.io/admin-access': 'true' } } });
+    try {
+      // The API server only takes the claim once the label is there; the allocator must see the label too.
+      const spec = { devices: { requests: [{ name: 'gpu', exactly: { deviceClassName: `gpu.${driver}`, adminAccess: true } }] } };
+      await ns.kube.resourceClaims.create({ metadata: { name: 'monitor', namespace: ns.name }, spec });
+      const c = await eventually('allocated', async () => {
+        const got = await ns.kube.resourceClaims.get('monitor', ns.name);
+        return got.status?.allocation ? got : undefined;
+      });
+      expect(c.status?.allocation?.devices?.results?.[0]?.adminAccess).toBe(true);
+      expect(await rebuilds()).toBe(before);
+    } finally {
+      await ns.kube.resourceClaims.delete('monitor', ns.name).catch(() => undefined);
+      await ns.kube.namespaces.mergePatch(ns.name, { metadata: { labels: { 'resource.kubernetes.io/admin-access': null } } });
+    }
+  });
 });

@@ -116,6 +116,12 @@ describe('the gate webhook under hostile input', () => {
     expect(ok.status).toBe(200);
   });
 
+  it('keeps an idle connection open longer than the API server does (90 s), so the API server is the side that closes it', () => {
+    // Otherwise a review the API server writes onto a socket we are closing fails ("broken pipe") and the pod is refused.
+    expect(server.keepAliveTimeout).toBeGreaterThan(90_000);
+    expect(server.headersTimeout).toBeGreaterThan(server.keepAliveTimeout);
+  });
+
   it('refuses a body larger than the limit with 413 and keeps serving', async () => {
     const r = await post(server.port, Buffer.alloc(MAX_REVIEW_BYTES + 10, 0x20), ca.certPem, apiserver).catch((e: Error) => ({ status: -1, body: e.message }));
     // The server answers 413 and drops the connection; either is a refusal.
