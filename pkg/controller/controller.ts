@@ -388,6 +388,9 @@ export class Controller {
     await this.startInformers();
     this.processing = true;
     this.ledger.reset();
+    // The index now, not in the first decision: on a large fleet it takes seconds, and the
+    // first pods would wait for it (without leader election this runs before /readyz says ready).
+    this.ledger.allocator();
     this.queue.start();
     for (const c of this.claims.list()) this.queue.add(CLAIM + objectKey(c));
     for (const p of this.pods.list()) this.queue.add(POD + objectKey(p));
