@@ -14,7 +14,7 @@ export type InformerHandler<T> = {
   resync?: () => void;
 };
 
-export interface InformerOptions {
+export interface InformerOptions<T extends KubeObject = KubeObject> {
   readonly namespace?: string;
   readonly labelSelector?: string;
   readonly fieldSelector?: string;
@@ -29,6 +29,8 @@ export interface InformerOptions {
    * until the resource appears.
    */
   readonly optional?: boolean;
+  /** Applied to every object before it is cached and handed to the handlers (to shrink it, say); may change it in place. */
+  readonly transform?: (obj: T) => T;
 }
 
 /** Cache key: "namespace/name" or "name" for cluster-scoped objects. */
@@ -52,7 +54,7 @@ export class Informer<T extends KubeObject> {
   constructor(
     private readonly client: KubeClient,
     readonly type: ResourceType,
-    private readonly opts: InformerOptions = {},
+    private readonly opts: InformerOptions<T> = {},
   ) {
     this.log = opts.logger ?? makeLogger('informer', { resource: type.plural });
   }
@@ -182,7 +184,8 @@ export class Informer<T extends KubeObject> {
     let rv = '';
     do {
       const page = await this.client.request<ListOf<T>>('GET', path, { query: { ...this.query(), limit: 500, continue: cont }, signal });
-      for (const item of page.items ?? []) fresh.set(objectKey(item), item);
+      const transform = this.opts.transform;
+      for (const item of page.items ?? []) fresh.set(objectKey(item), transform ? transform(item) : item);
       rv = page.metadata.resourceVersion ?? rv;
       cont = page.metadata.continue || undefined;
     } while (cont);
@@ -213,7 +216,7 @@ export class Informer<T extends KubeObject> {
   }
 
   private apply(ev: WatchEvent<T>): void {
-    const obj = ev.object;
+    const obj = ev.type === 'ADDED' || ev.type === 'MODIFIED' ? (this.opts.transform?.(ev.object) ?? ev.object) : ev.object;
     if (obj.metadata?.resourceVersion) this.lastResourceVersion = obj.metadata.resourceVersion;
     if (ev.type === 'BOOKMARK') return;
     const key = objectKey(obj);
