@@ -215,7 +215,11 @@ export class Controller {
     this.finalizer = allocationFinalizer(driver);
     this.gate = schedulingGate(driver);
     // Nothing here reads managedFields: the caches drop them (a third of a pod's size).
-    const opt = <T extends KubeObject>(t: ResourceType, fieldSelector?: string): InformerOptions<T> => ({ fieldSelector, logger: this.log.child({ resource: t.plural }), transform: dropManagedFields });
+    const opt = <T extends KubeObject>(t: ResourceType, fieldSelector?: string): InformerOptions<T> => ({
+      fieldSelector,
+      logger: this.log.child({ resource: t.plural }),
+      transform: dropManagedFields,
+    });
     this.claims = new Informer<ResourceClaim>(kube.client, RESOURCES.resourceClaims, opt(RESOURCES.resourceClaims));
     // Slices: equal attribute, capacity and counter values shared across the fleet (pkg/k8s/compact.ts).
     const interner = new ValueInterner();
