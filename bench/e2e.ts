@@ -336,6 +336,25 @@ function allocatedBy(c: ResourceClaim): string | undefined {
   return entries.at(-1)?.manager;
 }
 
+/** Where the pods that did not get bound stand: gated or not, claim allocated or not, and the scheduler's last FailedScheduling note. */
+async function whyUnbound(kube: Kube, ns: string, pods: readonly Pod[], claims: readonly ResourceClaim[]): Promise<Map<string, number>> {
+  const out = new Map<string, number>();
+  const waiting = pods.filter((p) => !p.spec.nodeName);
+  if (waiting.length === 0) return out;
+  const allocated = new Set(claims.filter((c) => c.status?.allocation).flatMap((c) => (c.metadata.ownerReferences ?? []).map((o) => o.name)));
+  const lastWord = new Map<string, string>();
+  for (const e of await kube.events.list(ns)) {
+    if (e.reason !== 'FailedScheduling' || e.regarding.kind !== 'Pod') continue;
+    lastWord.set(e.regarding.name ?? '', (e.note ?? '').replace(/\d+/g, 'N').slice(0, 140));
+  }
+  for (const p of waiting) {
+    const name = p.metadata.name ?? '';
+    const key = `${(p.spec.schedulingGates ?? []).length > 0 ? 'gated' : 'ungated'}, claim ${allocated.has(name) ? 'allocated' : 'not allocated'}${lastWord.has(name) ? `, scheduler: ${lastWord.get(name) ?? ''}` : ''}`;
+    out.set(key, (out.get(key) ?? 0) + 1);
+  }
+  return out;
+}
+
 interface Fleet {
   readonly kube: Kube;
   readonly nodes: number;
@@ -377,6 +396,8 @@ interface PhaseResult {
   readonly writeLatencyMs: readonly (readonly [string, number])[];
   /** The most frequent API requests of the phase, reads included. */
   readonly topRequests: readonly (readonly [string, number])[];
+  /** Pods not bound at the end, counted by where they stand (gated, allocated, the scheduler's last word). */
+  readonly unbound: ReadonlyMap<string, number>;
   /** Median seconds from creation to: the claim created, the claim allocated, the gate removed. */
   readonly stages: { readonly claimed: number; readonly allocated: number; readonly ungated: number };
 }
@@ -423,8 +444,16 @@ function writesLine(r: PhaseResult): string {
     .join(', ');
   const top = r.topRequests.map(([k, v]) => `${k} ${v}`).join(', ');
   const latency = r.writeLatencyMs.map(([k, v]) => `${k} ${v.toFixed(0)}`).join(', ');
+  const unbound =
+    r.unbound.size > 0
+      ? `\n    not bound: ${[...r.unbound]
+          .sort((a, b) => b[1] - a[1])
+          .slice(0, 5)
+          .map(([k, n]) => `${n} ${k}`)
+          .join('; ')}`
+      : '';
   const refused = r.createRetries > 0 ? `; ${r.createRetries} creations refused and retried` : '';
-  return `  ${r.nodes} ${r.stream} ${r.mode}: ${stages}${refused}\n    writes per pod: ${kinds.join(', ')}${by}${r.controllerFigures ? `\n    controller: ${r.controllerFigures}` : ''}\n    CPU s of the rest: ${cpu}; most requests: ${top}\n    mean API latency of writes, ms: ${latency}`;
+  return `  ${r.nodes} ${r.stream} ${r.mode}: ${stages}${refused}\n    writes per pod: ${kinds.join(', ')}${by}${r.controllerFigures ? `\n    controller: ${r.controllerFigures}` : ''}\n    CPU s of the rest: ${cpu}; most requests: ${top}\n    mean API latency of writes, ms: ${latency}${unbound}`;
 }
 
 function controllerProcess(f: Fleet, name: string, httpPort: number, webhook: boolean): Component {
@@ -560,6 +589,7 @@ async function runPhase(f: Fleet, stream: string, mode: Mode, order: readonly st
     .filter(Number.isFinite)
     .sort((a, b) => a - b);
   const claims = await kube.resourceClaims.list(ns);
+  const unbound = await whyUnbound(kube, ns, pods.list(), claims);
   const allocators = new Map<string, number>();
   for (const c of claims) {
     const m = allocatedBy(c);
@@ -591,6 +621,7 @@ async function runPhase(f: Fleet, stream: string, mode: Mode, order: readonly st
     apiserverCpu: after.apiserver.cpu - before.apiserver.cpu,
     doubleBooked: doubleBooked(claims),
     allocators,
+    unbound,
     createRetries: createRetries - retriesBefore,
     controllerFigures: ctrlFigures,
     otherCpu: Object.fromEntries(Object.entries(after.others).map(([k, v]) => [k, v - (before.others[k] ?? 0)])),
