@@ -1,7 +1,7 @@
 // What the files porting the upstream allocator's test table share: upstream's
 // two nodes, its "allocate on this node" as a pinned pod, and comparing results
 // with patterns where several devices are equally right.
-import type { NodeFacts, PodFacts } from '../../../pkg/allocator/index.js';
+import type { AllocatedOutcome, AllocationOutcome, NodeFacts, PodFacts } from '../../../pkg/allocator/index.js';
 import type { NodeSelector } from '../../../pkg/api/resource.js';
 
 /** Upstream's fleet: two nodes in two regions of one planet. */
@@ -33,4 +33,26 @@ export function matchLines(got: readonly string[], want: readonly string[]): boo
     taken.add(g);
     return true;
   });
+}
+
+/**
+ * The half every ported case shares. A case that wants nothing (`want: null`) must
+ * fail, and its explanation must name what `mentions` lists and none of `notMentions`;
+ * undefined then. A case that wants an allocation must get one, returned for the
+ * file's own checks.
+ */
+export function expectOutcome(
+  outcome: AllocationOutcome,
+  c: { readonly want: unknown; readonly mentions?: readonly string[]; readonly notMentions?: readonly string[] },
+): AllocatedOutcome | undefined {
+  if (c.want === null) {
+    expect(outcome.kind).toBe('unallocated');
+    if (outcome.kind === 'unallocated') {
+      for (const m of c.mentions ?? []) expect(outcome.explanation.full).toContain(m);
+      for (const m of c.notMentions ?? []) expect(outcome.explanation.full).not.toContain(m);
+    }
+    return undefined;
+  }
+  if (outcome.kind !== 'allocated') throw new Error(`expected an allocation: ${outcome.explanation.full}`);
+  return outcome;
 }
