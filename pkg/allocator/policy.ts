@@ -4,7 +4,7 @@
 import { demandFor, type CapacityDemand, type CapacityLayout, type DemandResult } from './capacity.js';
 import type { DemandModel } from './demand.js';
 import { fragmentationGrowth, unitIndex } from './fgd.js';
-import type { Inventory } from './inventory.js';
+import { attributeReader, type AttributeBag, type Inventory } from './inventory.js';
 import type { Matcher, MatchSet } from './match.js';
 import type { AltPlan } from './plan.js';
 import type { State } from './state.js';
@@ -125,9 +125,12 @@ export function needsRebind(inv: Inventory, d: number): boolean {
   let table = rebindTables.get(inv);
   if (table === undefined) {
     table = new Uint8Array(inv.devices.length);
+    // Interned values, read by slot: this runs over every device of the fleet.
+    const readers = new Map<string, { type: (b: AttributeBag) => string | undefined; bound: (b: AttributeBag) => string | undefined }>();
     for (const dev of inv.devices) {
-      const a = dev.api.attributes;
-      if (a?.[`${dev.driver}/type`]?.string === 'vfio' && a[`${dev.driver}/vfioBound`]?.bool === false) table[dev.idx] = 1;
+      let r = readers.get(dev.driver);
+      if (r === undefined) readers.set(dev.driver, (r = { type: attributeReader(`${dev.driver}/type`), bound: attributeReader(`${dev.driver}/vfioBound`) }));
+      if (r.type(dev.attributes) === 's:vfio' && r.bound(dev.attributes) === 'b:false') table[dev.idx] = 1;
     }
     rebindTables.set(inv, table);
   }
@@ -135,6 +138,7 @@ export function needsRebind(inv: Inventory, d: number): boolean {
 }
 
 export function preparePolicyIndexes(inv: Inventory): void {
+  needsRebind(inv, -1);
   singleSetSets(inv);
   unitIndex(inv);
 }
