@@ -21,6 +21,7 @@
 import { performance } from 'node:perf_hooks';
 import { Allocator, type NodeFacts, type PodFacts, type PolicyName } from '../pkg/allocator/index.js';
 import { seededRandom } from '../hack/seeded-random.js';
+import { placedWasteBound, refusedWasteBound } from './packing-bounds.js';
 import { cascadeDeviceClasses } from '../pkg/api/deviceclasses.js';
 import type { DeviceRequest, ResourceClaim, ResourceSlice } from '../pkg/api/resource.js';
 import type { FakeConfig } from '../hack/fake-nvidia-smi/config.js';
@@ -137,15 +138,15 @@ export function podStream(upTo: number, seed: number): Pod[] {
 }
 
 /**
- * What packing the shares alone must waste, in GPUs: with every share of the
- * stream known in advance and CPU ignored, (a) what best-fit decreasing leaves
+ * What packing the shares alone must waste, in GPUs, with every share of the
+ * stream known in advance and CPU ignored: (a) what best-fit decreasing leaves
  * unused on the GPUs it fills, an offline packing no online policy is expected
- * to beat, and (b) Martello and Toth's L2 lower bound, which no packing can beat:
- * every share above half a GPU needs a GPU of its own, and the rest cannot take
- * less than their total beyond the room those leave them. At 100% arrival the
- * demand equals the fleet, so a policy's unallocated capacity is at least (b).
+ * to beat; (b) the least any packing that places every share can leave unused
+ * (the linear-programming bound of bench/packing-bounds.ts); (c) the least
+ * unallocated capacity at all when shares may be refused instead (at 100%
+ * arrival, refusing a large share frees a GPU for the others).
  */
-export function shareWasteBounds(millis: readonly number[]): { readonly offline: number; readonly lower: number } {
+export function shareWasteBounds(millis: readonly number[], overshoot: number): { readonly offline: number; readonly placed: number; readonly refused: number } {
   const items = [...millis].sort((a, b) => b - a);
   const total = items.reduce((x, m) => x + m, 0);
   // Best-fit decreasing: each share on the fullest GPU it fits on.
@@ -156,29 +157,15 @@ export function shareWasteBounds(millis: readonly number[]): { readonly offline:
     if (best < 0) bins.push(m);
     else bins[best] = (bins[best] ?? 0) + m;
   }
-  let lower = 0;
-  for (const k of new Set([0, ...items])) {
-    if (k > 500) continue;
-    let own = 0;
-    let mid = 0;
-    let midSum = 0;
-    let small = 0;
-    for (const m of items) {
-      if (m > 1000 - k) own++;
-      else if (m > 500) {
-        mid++;
-        midSum += m;
-      } else if (m >= k) small += m;
-    }
-    lower = Math.max(lower, own + mid + Math.max(0, Math.ceil((small - (mid * 1000 - midSum)) / 1000)));
-  }
-  return { offline: bins.length - total / 1000, lower: lower - total / 1000 };
+  return { offline: bins.length - total / 1000, placed: placedWasteBound(millis), refused: refusedWasteBound(millis, overshoot) };
 }
 
 interface Point {
   readonly arrivedPct: number;
   readonly allocated: number;
   readonly unallocated: number;
+  /** GPUs nobody holds any part of (the rest of the unallocated capacity is room left on partly used GPUs). */
+  readonly wholeFree: number;
   readonly failures: Readonly<Record<string, number>>;
 }
 
@@ -235,7 +222,9 @@ function runPolicy(
       firstFailurePct ??= (100 * arrived) / capacity;
     }
     while (next < CHECKPOINTS.length && arrived >= (CHECKPOINTS[next] ?? 0) * capacity) {
-      points.push({ arrivedPct: Math.round((CHECKPOINTS[next] ?? 0) * 100), allocated, unallocated: capacity - allocated, failures: { ...failures } });
+      let wholeFree = 0;
+      for (const u of allocator.inventory.units) if ((allocator.state.unitHolds[u.idx] ?? 0) === 0) wholeFree++;
+      points.push({ arrivedPct: Math.round((CHECKPOINTS[next] ?? 0) * 100), allocated, unallocated: capacity - allocated, wholeFree, failures: { ...failures } });
       next++;
     }
   }
@@ -323,6 +312,10 @@ export async function runSharingBench(argv: readonly string[]): Promise<void> {
       `             GPUs unallocated`,
       at.map((p) => (p ? p.unallocated.toFixed(1) : '-')),
     );
+    row(
+      `               of which whole GPUs free`,
+      at.map((p) => (p ? String(p.wholeFree) : '-')),
+    );
     const kinds = [...new Set(at.flatMap((p) => Object.keys(p?.failures ?? {})))].sort();
     row(
       `             failures`,
@@ -354,14 +347,15 @@ export async function runSharingBench(argv: readonly string[]): Promise<void> {
     arrivedGpus += p.gpus;
     if (p.milli !== undefined) arrivedShares.push(p.milli);
   }
-  const bounds = shareWasteBounds(arrivedShares);
+  const bounds = shareWasteBounds(arrivedShares, arrivedGpus - capacity);
   process.stdout.write(
     `\npacking the ${arrivedShares.length} shares that arrived by 100%, all known in advance and CPU ignored: best-fit decreasing leaves ${bounds.offline.toFixed(1)} GPUs unused on the GPUs it fills; ` +
-      `no packing can leave less than ${bounds.lower.toFixed(1)} (Martello-Toth L2)\n`,
+      `a packing that places all of them cannot leave less than ${bounds.placed.toFixed(1)} (linear-programming bound); refusing large shares so that the rest fit, no less than ${bounds.refused.toFixed(1)} GPUs stay unallocated\n`,
   );
   if (c !== undefined && b !== undefined && b > 0) {
     process.stdout.write(
-      `at 100% arrival Cascade leaves ${(c / b).toFixed(2)}x the unallocated GPU capacity best-fit leaves (target: at most 0.67x; the offline packing alone is ${(bounds.offline / b).toFixed(2)}x, the lower bound ${(bounds.lower / b).toFixed(2)}x)\n`,
+      `at 100% arrival Cascade leaves ${(c / b).toFixed(2)}x the unallocated GPU capacity best-fit leaves (target: at most 0.67x; the offline packing alone is ${(bounds.offline / b).toFixed(2)}x, ` +
+        `the bound with every share placed ${(bounds.placed / b).toFixed(2)}x, with shares refused ${(bounds.refused / b).toFixed(2)}x)\n`,
     );
     if (b > bounds.offline) process.stdout.write(`beyond the offline packing's waste, Cascade leaves ${((c - bounds.offline) / (b - bounds.offline)).toFixed(2)}x what best-fit leaves\n`);
   }
