@@ -275,6 +275,9 @@ export class Allocator {
 
   /** Whether a node might host a combination: per match set, the summed need fits the free count. */
   private nodeMayFit(node: number, alts: readonly AltPlan[], sharedFree: ReadonlyMap<number, number>): boolean {
+    // The common case, one request for dedicated devices: the free count says it.
+    const only = alts.length === 1 ? alts[0] : undefined;
+    if (only !== undefined && !only.all && !only.adminAccess && !only.set.shareable) return (only.set.freeCount[node] ?? 0) + (sharedFree.get(only.set.id) ?? 0) >= only.count;
     // Small pods: at most a few alternatives, so pairwise summing is cheap.
     for (let i = 0; i < alts.length; i++) {
       const a = alts[i];
