@@ -18,7 +18,8 @@ import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { Allocator, type AllocatedDeviceRef, type PolicyName } from '../pkg/allocator/index.js';
 import { cascadeDeviceClasses } from '../pkg/api/deviceclasses.js';
-import { fleetNode, fleetNodeFacts, simulatedFleetSlices, type MigSetup, type SimulatedNode } from '../hack/fake-nvidia-smi/fleet.js';
+import { fleetNodeFacts, simulatedFleetSlices, type SimulatedNode } from '../hack/fake-nvidia-smi/fleet.js';
+import { KINDS, fleet } from './fleet.js';
 import { seededRandom } from '../hack/seeded-random.js';
 import type { ResourceSlice } from '../pkg/api/resource.js';
 import type { DeviceRequest, DeviceSubRequest, ResourceClaim } from '../pkg/api/resource.js';
@@ -59,22 +60,6 @@ function parseFlags(argv: readonly string[]): Flags {
     if (a !== '--quick') i++;
   }
   return flags;
-}
-
-// Node kinds in turn. Slices come from the real path (simulator, parser,
-// pkg/inventory), shared GPUs included as the node plugin publishes them.
-const KINDS: readonly { label: string; model: string; mig: MigSetup; perDomain: number }[] = [
-  { label: 'H100 whole', model: 'H100-80GB', mig: 'whole', perDomain: 8 },
-  { label: 'A100 MIG on', model: 'A100-SXM4-80GB', mig: 'mig', perDomain: 4 },
-  { label: 'H100 dynamic MIG', model: 'H100-80GB', mig: 'dynamic', perDomain: 8 },
-  { label: 'H200 whole', model: 'H200-141GB', mig: 'whole', perDomain: 4 },
-];
-
-function fleet(n: number): SimulatedNode[] {
-  return Array.from({ length: n }, (_, i) => {
-    const k = KINDS[i % KINDS.length] ?? KINDS[0]!;
-    return fleetNode(`node-${String(i).padStart(4, '0')}`, k.model, 8, { mig: k.mig, gpusPerNvlinkDomain: k.perDomain });
-  });
 }
 
 const D = 'gpu.cascade.dev';

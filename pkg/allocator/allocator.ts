@@ -8,7 +8,7 @@ import { Quantity } from '../cel/quantity.js';
 import { amountsOf, demandFor, type CapacityLayout, type DemandResult } from './capacity.js';
 import { DemandModel } from './demand.js';
 import { diagnose, explainSuccess, protectedSentence, type AttemptNotes, type PriorUse } from './explain.js';
-import { SHARED, buildInventory, type Inventory } from './inventory.js';
+import { SHARED, buildInventory, type Inventory, type PoolCache } from './inventory.js';
 import { Matcher } from './match.js';
 import { nodeSelectorMatches, nodeTaintBlocks, quantityToNumber, type NodeRec } from './nodes.js';
 import { claimLabel, constraintApplies, planClaims, type AltPlan, type ClaimPlan, type RequestPlan } from './plan.js';
@@ -37,6 +37,12 @@ export interface AllocatorOptions {
   readonly nodeStepBudget?: number;
   /** firstAvailable combinations tried across a pod's requests (default 256). */
   readonly maxCombinations?: number;
+  /**
+   * Pools parsed by an earlier build, reused where their slices have not
+   * changed (see PoolCache): a long-lived caller passes the same cache to each
+   * rebuild, which then parses only the pools that changed.
+   */
+  readonly poolCache?: PoolCache;
 }
 
 /** Why a node was not considered at all, by node index. */
@@ -76,7 +82,7 @@ export class Allocator {
     const driver = options.driver ?? DEFAULT_DRIVER_NAME;
     this.driver = driver;
     const topologyAttributes = options.topologyAttributes ?? [qualify(driver, ATTR.nvlinkDomain), STANDARD_ATTRIBUTES.numaNode];
-    this.inventory = buildInventory(snapshot.slices, snapshot.nodes, topologyAttributes);
+    this.inventory = buildInventory(snapshot.slices, snapshot.nodes, topologyAttributes, options.poolCache);
     this.state = new State(this.inventory);
     this.matcher = new Matcher(this.inventory, snapshot.classes, (d) => this.state.available[d] === 1);
     this.state.matcher = this.matcher;

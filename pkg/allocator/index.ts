@@ -4,4 +4,5 @@ export { makePolicy, damage, type PlacementPolicy, type PolicyContext, type Rank
 export { SHORT_LIMIT, truncateBytes } from './explain.js';
 export { ADMIN_ACCESS_LABEL, specProblems } from './plan.js';
 export { allocatedDevicesOf } from './snapshot.js';
+export { PoolCache } from './inventory.js';
 export type * from './types.js';

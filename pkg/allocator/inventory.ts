@@ -325,7 +325,8 @@ interface PendingSet {
   driver: string;
   pool: string;
   name: string;
-  node: number;
+  /** The set's node by name; undefined for a set of devices reachable from several nodes. */
+  nodeName: string | undefined;
   counters: [string, bigint][];
 }
 
@@ -346,12 +347,10 @@ class PendingInventory {
   private readonly duplicateSets = new Map<string, string>();
   readonly devices: PendingDevice[] = [];
   readonly scaler = new CounterScaler();
-  // Counter values repeat ("1", "2", "16") across a fleet: parse each text once.
-  private readonly parsed = new Map<string, bigint>();
-
   constructor(
-    private readonly nodeIndex: ReadonlyMap<string, number>,
     private readonly problems: string[],
+    // Counter values repeat ("1", "2", "16") across a fleet: parse each text once.
+    private readonly parsed: Map<string, bigint>,
   ) {}
 
   nanosOf(value: string): bigint {
@@ -397,7 +396,7 @@ class PendingInventory {
       this.scaler.add(group, name, nanos);
     }
     this.setKeys.set(key, this.sets.length);
-    this.sets.push({ driver: p.driver, pool: p.pool, name: cs.name, node: nodeName === undefined ? SHARED : (this.nodeIndex.get(nodeName) ?? UNREACHABLE), counters });
+    this.sets.push({ driver: p.driver, pool: p.pool, name: cs.name, nodeName, counters });
   }
 
   /**
@@ -433,17 +432,17 @@ class PendingInventory {
     return invalid;
   }
 
-  counterSets(): CounterSetRec[] {
+  counterSets(): PoolSet[] {
     return this.sets.map((s, idx) => {
       const capacity = new Float64Array(s.counters.length);
       const group = this.scaler.group(`${s.driver}/${s.pool}/${s.name}`);
       s.counters.forEach(([name, nanos], i) => (capacity[i] = this.scaler.capacity(group, name, nanos)));
-      return { idx, driver: s.driver, pool: s.pool, name: s.name, node: s.node, counterNames: s.counters.map(([n]) => n), capacity, devices: [] };
+      return { idx, driver: s.driver, pool: s.pool, name: s.name, nodeName: s.nodeName, counterNames: s.counters.map(([n]) => n), capacity };
     });
   }
 
-  /** What a device consumes, in its counter sets' units; `problem` says why it cannot be used. */
-  consumption(pd: PendingDevice, counterSets: readonly CounterSetRec[]): { consumes: Consumption[]; problem: string | undefined } {
+  /** What a device consumes, in its counter sets' units (set indices of this pool); `problem` says why it cannot be used. */
+  consumption(pd: PendingDevice, counterSets: readonly PoolSet[]): { consumes: Consumption[]; problem: string | undefined } {
     let problem: string | undefined;
     const consumes: Consumption[] = [];
     for (const cc of pd.device.consumesCounters ?? []) {
@@ -482,15 +481,29 @@ function deviceAttributes(driver: string, device: Device): Attributes {
   return new Attributes(internNames(names), values);
 }
 
-/** The inventory record of one device. */
-function deviceRecord(
-  idx: number,
-  pd: PendingDevice,
-  pending: PendingInventory,
-  counterSets: readonly CounterSetRec[],
-  nodeIndex: ReadonlyMap<string, number>,
-  invalid: string | undefined,
-): DeviceRec {
+/** A device as parsed from its pool: everything of its record but the indices the whole fleet decides. */
+type PoolDevice = Omit<DeviceRec, 'idx' | 'node'> & { readonly duplicate: boolean };
+
+/** A counter set as parsed from its pool (idx: its place in the pool). */
+interface PoolSet {
+  readonly idx: number;
+  readonly driver: string;
+  readonly pool: string;
+  readonly name: string;
+  readonly nodeName: string | undefined;
+  readonly counterNames: readonly string[];
+  readonly capacity: Float64Array;
+}
+
+/** One pool's part of the inventory; it depends on the pool's slices alone. */
+interface ParsedPool {
+  readonly problems: readonly string[];
+  readonly sets: readonly PoolSet[];
+  readonly devices: readonly PoolDevice[];
+}
+
+/** The record of one device, with its counter sets numbered within the pool. */
+function poolDevice(pd: PendingDevice, pending: PendingInventory, counterSets: readonly PoolSet[], invalid: string | undefined): PoolDevice {
   const { device, slice } = pd;
   const { consumes, problem } = pending.consumption(pd, counterSets);
   let unusable: string | undefined = pd.incomplete ? `pool ${pd.driver}/${pd.pool} is incomplete` : invalid !== undefined ? `pool ${pd.driver}/${pd.pool} is invalid: ${invalid}` : problem;
@@ -506,12 +519,10 @@ function deviceRecord(
   const perDevice = slice.spec.perDeviceNodeSelection === true;
   const nodeName = perDevice ? device.nodeName : slice.spec.nodeName;
   return {
-    idx,
     driver: pd.driver,
     pool: pd.pool,
     name: device.name,
     id: `${pd.driver}/${pd.pool}/${device.name}`,
-    node: nodeName !== undefined ? (nodeIndex.get(nodeName) ?? UNREACHABLE) : SHARED,
     nodeName,
     nodeSelector: perDevice ? device.nodeSelector : slice.spec.nodeSelector,
     allNodes: (perDevice ? device.allNodes : slice.spec.allNodes) ?? false,
@@ -524,7 +535,71 @@ function deviceRecord(
     unusable,
     incompletePool: pd.incomplete,
     units: consumes.length === 0 ? 1 : 0,
+    duplicate: pd.duplicate,
   };
+}
+
+/** Parses one pool: its problems, counter sets and devices. */
+function parsePool(p: PoolGroup, parsed: Map<string, bigint>): ParsedPool {
+  const problems: string[] = [];
+  const pending = new PendingInventory(problems, parsed);
+  pending.addPool(p);
+  pending.scaler.finish();
+  const sets = pending.counterSets();
+  const invalid = pending.invalidPools().get(`${p.driver}/${p.pool}`);
+  return { problems, sets, devices: pending.devices.map((pd) => poolDevice(pd, pending, sets, invalid)) };
+}
+
+/**
+ * Parsed pools kept from one build of the inventory to the next, so that a
+ * rebuild parses only the pools whose slices changed. A pool is reused when
+ * its slices are the same objects at the same resourceVersions (as an
+ * informer's cache hands them out); slices without a uid and resourceVersion
+ * are parsed every time. Entries of pools a build did not see are dropped.
+ */
+export class PoolCache {
+  private entries = new Map<string, { readonly signature: string; readonly slices: readonly ResourceSlice[]; readonly parsed: ParsedPool }>();
+  private next = new Map<string, { readonly signature: string; readonly slices: readonly ResourceSlice[]; readonly parsed: ParsedPool }>();
+  /** Pools parsed and reused by the last build. */
+  readonly last = { parsed: 0, reused: 0 };
+
+  /** @internal */
+  begin(): void {
+    this.next = new Map();
+    this.last.parsed = 0;
+    this.last.reused = 0;
+  }
+
+  /** @internal */
+  get(p: PoolGroup, parse: () => ParsedPool): ParsedPool {
+    const key = `${p.driver}/${p.pool}`;
+    const signature = poolSignature(p.slices);
+    const hit = signature === undefined ? undefined : this.entries.get(key);
+    if (hit !== undefined && hit.signature === signature && hit.slices.length === p.slices.length && hit.slices.every((x, i) => x === p.slices[i])) {
+      this.next.set(key, hit);
+      this.last.reused++;
+      return hit.parsed;
+    }
+    const parsed = parse();
+    this.last.parsed++;
+    if (signature !== undefined) this.next.set(key, { signature, slices: [...p.slices], parsed });
+    return parsed;
+  }
+
+  /** @internal */
+  end(): void {
+    this.entries = this.next;
+  }
+}
+
+function poolSignature(slices: readonly ResourceSlice[]): string | undefined {
+  let sig = '';
+  for (const s of slices) {
+    const { uid, resourceVersion } = s.metadata;
+    if (uid === undefined || resourceVersion === undefined) return undefined;
+    sig += `${uid}@${resourceVersion};`;
+  }
+  return sig;
 }
 
 type Units = Pick<Inventory, 'units' | 'domains' | 'nodeDomains' | 'deviceUnit' | 'setUnit' | 'unitDevices'>;
@@ -605,32 +680,60 @@ function buildUnits(nodeCount: number, devices: readonly DeviceRec[], counterSet
   return { units, domains, nodeDomains, deviceUnit, setUnit, unitDevices };
 }
 
-export function buildInventory(slices: readonly ResourceSlice[], nodeFacts: readonly NodeFacts[] | undefined, topologyAttributes: readonly string[] = []): Inventory {
+export function buildInventory(slices: readonly ResourceSlice[], nodeFacts: readonly NodeFacts[] | undefined, topologyAttributes: readonly string[] = [], cache?: PoolCache): Inventory {
   const problems: string[] = [];
   const poolList = groupPools(slices);
   const { nodes, nodeIndex } = collectNodes(poolList, nodeFacts);
-  const pending = new PendingInventory(nodeIndex, problems);
-  for (const p of poolList) pending.addPool(p);
-  pending.scaler.finish();
-  const counterSets = pending.counterSets();
-  const invalidPools = pending.invalidPools();
+  const parsedValues = new Map<string, bigint>();
+  cache?.begin();
+  const pools = poolList.map((p) => (cache === undefined ? parsePool(p, parsedValues) : cache.get(p, () => parsePool(p, parsedValues))));
+  cache?.end();
 
+  const counterSets: CounterSetRec[] = [];
   const devices: DeviceRec[] = [];
   const deviceIndex = new Map<string, number>();
   const devicesByNode: number[][] = nodes.map(() => []);
   const sharedDevices: number[] = [];
   const nodeUnits = new Float64Array(nodes.length);
-  for (const pd of pending.devices) {
-    const idx = devices.length;
-    const rec = deviceRecord(idx, pd, pending, counterSets, nodeIndex, invalidPools.get(`${pd.driver}/${pd.pool}`));
-    devices.push(rec);
-    if (!pd.duplicate) deviceIndex.set(rec.id, idx);
-    if (rec.unusable === undefined) for (const c of rec.consumes) counterSets[c.set]?.devices.push(idx);
-    if (rec.node >= 0) {
-      devicesByNode[rec.node]?.push(idx);
-      if (rec.unusable === undefined) nodeUnits[rec.node] = (nodeUnits[rec.node] ?? 0) + rec.units;
-    } else if (rec.node === SHARED) {
-      sharedDevices.push(idx);
+  const nodeOf = (name: string | undefined): number => (name === undefined ? SHARED : (nodeIndex.get(name) ?? UNREACHABLE));
+  for (const pool of pools) {
+    problems.push(...pool.problems);
+    const offset = counterSets.length;
+    for (const set of pool.sets)
+      counterSets.push({ idx: offset + set.idx, driver: set.driver, pool: set.pool, name: set.name, node: nodeOf(set.nodeName), counterNames: set.counterNames, capacity: set.capacity, devices: [] });
+    for (const part of pool.devices) {
+      const idx = devices.length;
+      const consumes = offset === 0 ? part.consumes : part.consumes.map((c) => ({ set: c.set + offset, amounts: c.amounts }));
+      // Spelled out rather than spread: one object shape for every record, and fast to build.
+      const rec: DeviceRec = {
+        idx,
+        driver: part.driver,
+        pool: part.pool,
+        name: part.name,
+        id: part.id,
+        node: part.nodeName !== undefined ? (nodeIndex.get(part.nodeName) ?? UNREACHABLE) : SHARED,
+        nodeName: part.nodeName,
+        nodeSelector: part.nodeSelector,
+        allNodes: part.allNodes,
+        attributes: part.attributes,
+        api: part.api,
+        blockingTaints: part.blockingTaints,
+        consumes,
+        allowMultiple: part.allowMultiple,
+        capacity: part.capacity,
+        unusable: part.unusable,
+        incompletePool: part.incompletePool,
+        units: part.units,
+      };
+      devices.push(rec);
+      if (!part.duplicate) deviceIndex.set(rec.id, idx);
+      if (rec.unusable === undefined) for (const c of rec.consumes) counterSets[c.set]?.devices.push(idx);
+      if (rec.node >= 0) {
+        devicesByNode[rec.node]?.push(idx);
+        if (rec.unusable === undefined) nodeUnits[rec.node] = (nodeUnits[rec.node] ?? 0) + rec.units;
+      } else if (rec.node === SHARED) {
+        sharedDevices.push(idx);
+      }
     }
   }
   for (const set of counterSets) if (set.node >= 0 && set.devices.length > 0) nodeUnits[set.node] = (nodeUnits[set.node] ?? 0) + 1;

@@ -251,7 +251,10 @@ export class Controller {
       (ms) => {
         this.metrics.inventoryRebuilds.inc();
         this.metrics.inventoryRebuildSeconds.observe(ms / 1000);
-        this.log.debug('rebuilt allocator inventory', { ms: Math.round(ms), slices: this.sliceList().length });
+        const { parsed, reused } = this.ledger.pools.last;
+        this.metrics.inventoryPools.inc({ how: 'parsed' }, parsed);
+        this.metrics.inventoryPools.inc({ how: 'reused' }, reused);
+        this.log.debug('rebuilt allocator inventory', { ms: Math.round(ms), slices: this.sliceList().length, poolsParsed: parsed, poolsReused: reused });
       },
     );
     this.queue = new WorkQueue((key) => this.sync(key), { workers: opts.workers ?? 4, logger: this.log });

@@ -6,6 +6,7 @@
 // (commit) or gives it back (rollback, release).
 import type { AllocationResult, DeviceClass, ResourceClaim, ResourceSlice } from '../api/resource.js';
 import { Allocator } from '../allocator/allocator.js';
+import { PoolCache } from '../allocator/inventory.js';
 import { refOfResult } from '../allocator/snapshot.js';
 import type { AllocatedDeviceRef, AllocatedOutcome, PolicyName } from '../allocator/types.js';
 import { objectKey } from '../k8s/informer.js';
@@ -63,6 +64,8 @@ export class Ledger {
   private readonly counted = new Map<string, Counted>();
   /** Pod key -> UID, for pods gone from the cache. */
   private readonly podUid = new Map<string, string>();
+  /** Pools parsed by the last build: a rebuild parses only the pools whose slices changed. */
+  readonly pools = new PoolCache();
 
   constructor(
     private readonly fleet: FleetView,
@@ -113,7 +116,7 @@ export class Ledger {
     const allocator = new Allocator(
       // Allocatable only: pods are subtracted below, and from then on incrementally.
       { slices: this.fleet.slices(), classes: this.fleet.classes(), nodes: nodeFacts(this.fleet.nodes(), []), allocated, namespaceLabels: this.namespaceLabels },
-      { policy: this.policy, ...(this.drivers[0] !== undefined ? { driver: this.drivers[0] } : {}) },
+      { policy: this.policy, poolCache: this.pools, ...(this.drivers[0] !== undefined ? { driver: this.drivers[0] } : {}) },
     );
     this.allocatorInstance = allocator;
     const decidedUnbound = [...this.counted].filter(([uid, c]) => {

@@ -20,6 +20,7 @@ export class ControllerMetrics {
   readonly isLeader: Gauge;
   readonly inventoryRebuilds: Counter;
   readonly inventoryRebuildSeconds: Histogram;
+  readonly inventoryPools: Counter<'how'>;
 
   constructor(withDefaults = true) {
     const registers = [this.registry];
@@ -54,6 +55,12 @@ export class ControllerMetrics {
     this.writeConflicts = new Counter({ name: 'cascade_write_conflicts_total', help: 'Status writes that hit 409 Conflict and were retried.', registers });
     this.isLeader = new Gauge({ name: 'cascade_leader', help: '1 when this replica is the leader.', registers });
     this.inventoryRebuilds = new Counter({ name: 'cascade_inventory_rebuilds_total', help: 'Times the allocator index was rebuilt from the caches (slices, classes or nodes changed).', registers });
+    this.inventoryPools = new Counter({
+      name: 'cascade_inventory_pools_total',
+      help: 'Pools a rebuild of the allocator index parsed from their slices (how="parsed") or took unchanged from the build before (how="reused").',
+      labelNames: ['how'],
+      registers,
+    });
     this.inventoryRebuildSeconds = new Histogram({
       name: 'cascade_inventory_rebuild_seconds',
       help: 'Time one rebuild of the allocator index took (the decision that needed it waited this long).',

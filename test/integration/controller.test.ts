@@ -397,4 +397,39 @@ describeCluster('the controller', () => {
       await ns.kube.namespaces.mergePatch(ns.name, { metadata: { labels: { 'resource.kubernetes.io/admin-access': null } } });
     }
   });
+
+  it("rebuilds its index after one node's slice changed by parsing only that pool again", async () => {
+    const pools = async (): Promise<{ parsed: number; reused: number }> => {
+      const text = await (await fetch(`http://127.0.0.1:${running.httpPort}/metrics`)).text();
+      const read = (how: string): number => Number(new RegExp(`^cascade_inventory_pools_total\\{how="${how}"\\} (\\S+)`, 'm').exec(text)?.[1] ?? 0);
+      return { parsed: read('parsed'), reused: read('reused') };
+    };
+    const before = await pools();
+    const name = `${nodeA}-${driver.replace(/\./g, '-')}-0`;
+    const original = await ns.kube.resourceSlices.get(name);
+    // Node A's plugin now publishes two H100s where it published one.
+    const grown = await wholeGpuSlice(driver, nodeA, 'H100-80GB', 2);
+    await ns.kube.resourceSlices.replace({ ...original, spec: grown.spec });
+    try {
+      const spec = {
+        devices: {
+          requests: [{ name: 'gpus', exactly: { deviceClassName: `gpu.${driver}`, count: 2, selectors: [{ cel: { expression: `device.attributes["${driver}"].productName.contains("H100")` } }] } }],
+        },
+      };
+      await ns.kube.resourceClaims.create({ metadata: { name: 'two-h100', namespace: ns.name }, spec });
+      const c = await eventually('allocated on the grown node', async () => {
+        const got = await ns.kube.resourceClaims.get('two-h100', ns.name);
+        return got.status?.allocation ? got : undefined;
+      });
+      expect((c.status?.allocation?.devices?.results ?? []).map((r) => r.pool).sort()).toEqual([nodeA, nodeA]);
+      const after = await pools();
+      // Node A's pool was parsed again; node B's came from the build before.
+      expect(after.parsed).toBeGreaterThan(before.parsed);
+      expect(after.reused).toBeGreaterThan(before.reused);
+    } finally {
+      await ns.kube.resourceClaims.delete('two-h100', ns.name).catch(() => undefined);
+      const now = await ns.kube.resourceSlices.get(name);
+      await ns.kube.resourceSlices.replace({ ...now, spec: original.spec });
+    }
+  });
 });
