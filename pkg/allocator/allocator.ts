@@ -370,9 +370,10 @@ export class Allocator {
 
     // Demand seen so far feeds the policy's contention and fragmentation terms.
     const pressure = this.matcher.pressure;
-    for (const r of requests) {
+    // A what-if question (observeDemand: false) is not an arrival for either.
+    for (const r of request.observeDemand === false ? [] : requests) {
       const first = r.alternatives[0];
-      if (request.observeDemand !== false && first !== undefined && first.error === undefined) this.demand.observe(first, this.cpu.podMilli);
+      if (first !== undefined && first.error === undefined) this.demand.observe(first, this.cpu.podMilli);
       r.alternatives.forEach((a, i) => {
         const w = 1 / (i + 1);
         pressure.demand[a.set.id] = (pressure.demand[a.set.id] ?? 0) + w;

@@ -181,6 +181,20 @@ describe('cascade placement', () => {
     expect(second.kind).toBe('unallocated');
     if (second.kind === 'unallocated') expect(second.explanation.short).toContain('not enough cpu');
   });
+
+  it('does not count what-if questions as demand: later placements are as without them', async () => {
+    const nodes = [fleetNode('h100', 'H100-80GB', 2), fleetNode('l40s', 'L40S', 2), fleetNode('a100', 'A100-SXM4-80GB', 2, { mig: 'mig' })];
+    const stream = [mig('m0', '1g.10gb'), claim('g0', [req('g', GPU)]), mig('m1', '3g.40gb'), claim('g1', [req('g', GPU)]), claim('g2', [req('g', GPU)])];
+    const run = async (whatIfs: number): Promise<string[]> => {
+      const a = await fleetAllocator(nodes, 'cascade');
+      const before = a.matcher.pressure.totalDemand;
+      // Questions such as `kubectl cascade explain` or a preemption check ask without arriving.
+      for (let i = 0; i < whatIfs; i++) a.allocate({ claims: [mig(`what-if-${i}`, '7g.80gb')], observeDemand: false });
+      expect(a.matcher.pressure.totalDemand).toBe(before);
+      return stream.map((c) => devicesOf(place(a, c)).join(','));
+    };
+    expect(await run(50)).toEqual(await run(0));
+  });
 });
 
 describe('placement of shares of shared GPUs', () => {
