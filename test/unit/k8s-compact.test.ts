@@ -6,6 +6,7 @@ import { cascadeDeviceClasses } from '../../pkg/api/deviceclasses.js';
 import type { ResourceClaim, ResourceSlice } from '../../pkg/api/resource.js';
 import { compactSlice, dropManagedFields, ValueInterner } from '../../pkg/k8s/compact.js';
 import { fleetNode, fleetNodeFacts, simulatedFleetSlices } from '../../hack/fake-nvidia-smi/fleet.js';
+import { placeEach } from './allocator/helpers.js';
 
 const D = 'gpu.cascade.dev';
 const nodes = [fleetNode('h100-a', 'H100-80GB', 8), fleetNode('h100-b', 'H100-80GB', 8), fleetNode('a100-a', 'A100-SXM4-40GB', 4)];
@@ -27,14 +28,7 @@ function claims(): ResourceClaim[] {
 }
 
 function decisions(slices: ResourceSlice[]): string[] {
-  const a = new Allocator({ slices, classes: cascadeDeviceClasses(D), nodes: nodes.map((n) => fleetNodeFacts(n)) }, { policy: 'cascade' });
-  return claims().map((c) => {
-    const o = a.allocate({ claims: [c] });
-    if (o.kind !== 'allocated') return `${c.metadata.name ?? ''}: none`;
-    a.commit(o);
-    const results = o.claims[0]?.allocation.devices?.results ?? [];
-    return `${c.metadata.name ?? ''}: ${results.map((r) => `${r.pool}/${r.device}${r.consumedCapacity ? ` ${JSON.stringify(r.consumedCapacity)}` : ''}`).join(' ')}`;
-  });
+  return placeEach(new Allocator({ slices, classes: cascadeDeviceClasses(D), nodes: nodes.map((n) => fleetNodeFacts(n)) }, { policy: 'cascade' }), claims());
 }
 
 describe('compacted slices', () => {

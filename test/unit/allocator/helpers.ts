@@ -14,6 +14,7 @@ import type {
   ResourceSlice,
   DeviceClaimConfiguration,
 } from '../../../pkg/api/resource.js';
+import type { Allocator } from '../../../pkg/allocator/index.js';
 
 export const DRIVER = 'dra.example.com';
 
@@ -144,3 +145,14 @@ export function claim(name: string, requests: DeviceRequest[], opts: ClaimOpts =
 
 /** An "any device" class of the test driver. */
 export const ANY = cls('any', `device.driver == "${DRIVER}"`);
+
+/** Places each claim in turn (committing what fits) and says where it went: "name: pool/device ...", or "name: none". */
+export function placeEach(a: Allocator, claims: readonly ResourceClaim[]): string[] {
+  return claims.map((c) => {
+    const o = a.allocate({ claims: [c] });
+    if (o.kind !== 'allocated') return `${c.metadata.name ?? ''}: none`;
+    a.commit(o);
+    const results = o.claims[0]?.allocation.devices?.results ?? [];
+    return `${c.metadata.name ?? ''}: ${results.map((r) => `${r.pool}/${r.device}${r.consumedCapacity ? ` ${JSON.stringify(r.consumedCapacity)}` : ''}`).join(' ')}`;
+  });
+}

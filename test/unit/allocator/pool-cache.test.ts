@@ -4,6 +4,7 @@ import { Allocator, PoolCache } from '../../../pkg/allocator/index.js';
 import { cascadeDeviceClasses } from '../../../pkg/api/deviceclasses.js';
 import type { ResourceClaim, ResourceSlice } from '../../../pkg/api/resource.js';
 import { fleetNode, fleetNodeFacts, simulatedFleetSlices, type SimulatedNode } from '../../../hack/fake-nvidia-smi/fleet.js';
+import { placeEach } from './helpers.js';
 
 const D = 'gpu.cascade.dev';
 const baseNodes = [fleetNode('h100-a', 'H100-80GB', 4), fleetNode('h100-b', 'H100-80GB', 4), fleetNode('a100-a', 'A100-SXM4-40GB', 4, { mig: 'mig' })];
@@ -26,13 +27,7 @@ function build(slices: readonly ResourceSlice[], nodes: readonly SimulatedNode[]
 }
 
 function decisions(a: Allocator): string[] {
-  return claims().map((c) => {
-    const o = a.allocate({ claims: [c] });
-    if (o.kind !== 'allocated') return `${c.metadata.name ?? ''}: none`;
-    a.commit(o);
-    const results = o.claims[0]?.allocation.devices?.results ?? [];
-    return `${c.metadata.name ?? ''}: ${results.map((r) => `${r.pool}/${r.device}${r.consumedCapacity ? ` ${JSON.stringify(r.consumedCapacity)}` : ''}`).join(' ')}`;
-  });
+  return placeEach(a, claims());
 }
 
 /** The index as a comparable picture: every device with its node, counters and state, every counter set. */
