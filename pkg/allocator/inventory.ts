@@ -550,6 +550,13 @@ function parsePool(p: PoolGroup, parsed: Map<string, bigint>): ParsedPool {
   return { problems, sets, devices: pending.devices.map((pd) => poolDevice(pd, pending, sets, invalid)) };
 }
 
+/** A pool's parse, with the slices (and their uid@resourceVersion) it came from. */
+interface PoolEntry {
+  readonly signature: string;
+  readonly slices: readonly ResourceSlice[];
+  readonly parsed: ParsedPool;
+}
+
 /**
  * Parsed pools kept from one build of the inventory to the next, so that a
  * rebuild parses only the pools whose slices changed. A pool is reused when
@@ -558,8 +565,8 @@ function parsePool(p: PoolGroup, parsed: Map<string, bigint>): ParsedPool {
  * are parsed every time. Entries of pools a build did not see are dropped.
  */
 export class PoolCache {
-  private entries = new Map<string, { readonly signature: string; readonly slices: readonly ResourceSlice[]; readonly parsed: ParsedPool }>();
-  private next = new Map<string, { readonly signature: string; readonly slices: readonly ResourceSlice[]; readonly parsed: ParsedPool }>();
+  private entries = new Map<string, PoolEntry>();
+  private next = new Map<string, PoolEntry>();
   /** Pools parsed and reused by the last build. */
   readonly last = { parsed: 0, reused: 0 };
 
@@ -711,7 +718,7 @@ export function buildInventory(slices: readonly ResourceSlice[], nodeFacts: read
         pool: part.pool,
         name: part.name,
         id: part.id,
-        node: part.nodeName !== undefined ? (nodeIndex.get(part.nodeName) ?? UNREACHABLE) : SHARED,
+        node: nodeOf(part.nodeName),
         nodeName: part.nodeName,
         nodeSelector: part.nodeSelector,
         allNodes: part.allNodes,
