@@ -16,7 +16,11 @@
 // Usage:
 //   npm run bench:e2e -- [--nodes 100,300,1000] [--streams fit,over]
 //     [--modes cascade,no-webhook,kube-scheduler] [--seed 1] [--sample 3]
-//     [--settle 20] [--limit 600] [--builtin-limit S] [--concurrency 16]
+//     [--settle 20] [--limit 600] [--builtin-limit S] [--concurrency 16] [--rate R]
+// --rate: pods arrive at R per second on average (seeded Poisson arrivals), the way a
+// cluster's pods do, instead of all at once. A burst measures how fast the control plane
+// drains a queue: a pod's time to bound is then mostly its place in the line. A rate it
+// keeps up with measures how long one pod waits. Both are printed with the rate they ran at.
 // --limit: seconds a Cascade phase may take from its first pod's creation; it ends earlier
 // once no pod was bound for --settle seconds. The phases in which the kube-scheduler
 // allocates (alone, or racing Cascade with the webhook off) run to --builtin-limit.
@@ -55,6 +59,7 @@ const { values: args } = parseArgs({
     limit: { type: 'string', default: '600' },
     'builtin-limit': { type: 'string' },
     concurrency: { type: 'string', default: '16' },
+    rate: { type: 'string' },
   },
 });
 const NODE_COUNTS = (args.nodes ?? '100').split(',').map(Number);
@@ -64,6 +69,9 @@ const LIMIT_MS = Number(args.limit) * 1000;
 /** The built-in allocator may get less time: at 1,000 nodes it binds a pod every few seconds. */
 const BUILTIN_LIMIT_MS = Number(args['builtin-limit'] ?? args.limit) * 1000;
 const CONCURRENCY = Number(args.concurrency);
+/** Mean arrivals per second; undefined: every pod at once (as fast as CONCURRENCY clients create them). */
+const RATE = args.rate === undefined ? undefined : Number(args.rate);
+if (RATE !== undefined && !(RATE > 0)) throw new Error(`--rate must be a positive number of pods per second, not ${args.rate}`);
 const MODES = ['cascade', 'no-webhook', 'kube-scheduler'] as const;
 type Mode = (typeof MODES)[number];
 /** Arrived demand as a share of the fleet's GPU capacity. */
@@ -284,6 +292,24 @@ async function controllerFigures(httpPort: number): Promise<string> {
   );
 }
 
+/** The controller logs each decision over 100 ms with its wall and CPU time: how many, and the slowest five. */
+function slowDecisions(log: string): string {
+  const slow: { ms: number; cpuMs: number; lists: number; for: string }[] = [];
+  for (const line of log.split('\n')) {
+    if (!line.includes('slow allocation decision')) continue;
+    try {
+      const e = JSON.parse(line) as { ms?: number; cpuMs?: number; newDeviceLists?: number; for?: string };
+      slow.push({ ms: e.ms ?? NaN, cpuMs: e.cpuMs ?? NaN, lists: e.newDeviceLists ?? 0, for: e.for ?? '?' });
+    } catch {
+      // Not a JSON line (a crash trace, say): not a decision.
+    }
+  }
+  if (slow.length === 0) return 'no decision took over 100 ms';
+  slow.sort((a, b) => b.ms - a.ms);
+  const top = slow.slice(0, 5).map((d) => `${d.ms} ms (CPU ${d.cpuMs} ms, ${d.lists} new device lists, ${d.for})`);
+  return `${slow.length} decisions over 100 ms; slowest: ${top.join('; ')}`;
+}
+
 const WRITE_VERBS = new Set(['POST', 'PUT', 'PATCH', 'DELETE', 'APPLY']);
 
 function diff(after: ReadonlyMap<string, number>, before: ReadonlyMap<string, number>): Map<string, number> {
@@ -366,6 +392,10 @@ interface Fleet {
   readonly pids: () => Partial<Record<string, number>>;
 }
 
+/** The steps of a pod's path, in order, as the benchmark's watches see them land. */
+const STAGES = ['claim created', 'claim named in pod', 'finalizer', 'allocated', 'gate removed', 'reserved'] as const;
+type Stage = (typeof STAGES)[number];
+
 interface PhaseResult {
   readonly nodes: number;
   readonly stream: string;
@@ -388,6 +418,8 @@ interface PhaseResult {
   readonly allocators: ReadonlyMap<string, number>;
   /** Decisions, index rebuilds and event-loop lag, from the controller's /metrics. */
   readonly controllerFigures: string | undefined;
+  /** The controller's slow decisions (over 100 ms, from its log): how many, and the slowest with their CPU time. */
+  readonly slowDecisions: string | undefined;
   /** Pod creations the API server refused with a server error and the benchmark retried. */
   readonly createRetries: number;
   /** CPU seconds of the other local processes: etcd, the controller manager, this benchmark (with the sample nodes' kubelet stand-ins). */
@@ -399,7 +431,7 @@ interface PhaseResult {
   /** Pods not bound at the end, counted by where they stand (gated, allocated, the scheduler's last word). */
   readonly unbound: ReadonlyMap<string, number>;
   /** Median seconds from creation to: the claim created, the claim allocated, the gate removed. */
-  readonly stages: { readonly claimed: number; readonly allocated: number; readonly ungated: number };
+  readonly stages: Readonly<Record<Stage, number>>;
 }
 
 const HEADER =
@@ -437,8 +469,8 @@ function row(r: PhaseResult): string {
 function writesLine(r: PhaseResult): string {
   const kinds = [...r.writes].sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${(v / r.created).toFixed(2)}`);
   const by = r.mode === 'no-webhook' ? `; allocations written by ${[...r.allocators].map(([m, n]) => `${m} ${n}`).join(', ')}` : '';
-  const st = r.stages;
-  const stages = `median s from creation: claim created ${fmt(st.claimed)}, allocated ${fmt(st.allocated)}${Number.isFinite(st.ungated) ? `, gate removed ${fmt(st.ungated)}` : ''}, bound ${fmt(percentile(r.bind, 50))}`;
+  const steps = STAGES.filter((k) => Number.isFinite(r.stages[k])).map((k) => `${k} ${fmt(r.stages[k])}`);
+  const stages = `median s from creation: ${steps.join(', ')}, bound ${fmt(percentile(r.bind, 50))}`;
   const cpu = Object.entries(r.otherCpu)
     .map(([k, v]) => `${k} ${fmt(v, 1)}`)
     .join(', ');
@@ -453,7 +485,7 @@ function writesLine(r: PhaseResult): string {
           .join('; ')}`
       : '';
   const refused = r.createRetries > 0 ? `; ${r.createRetries} creations refused and retried` : '';
-  return `  ${r.nodes} ${r.stream} ${r.mode}: ${stages}${refused}\n    writes per pod: ${kinds.join(', ')}${by}${r.controllerFigures ? `\n    controller: ${r.controllerFigures}` : ''}\n    CPU s of the rest: ${cpu}; most requests: ${top}\n    mean API latency of writes, ms: ${latency}${unbound}`;
+  return `  ${r.nodes} ${r.stream} ${r.mode}: ${stages}${refused}\n    writes per pod: ${kinds.join(', ')}${by}${r.controllerFigures ? `\n    controller: ${r.controllerFigures}` : ''}${r.slowDecisions ? `\n    ${r.slowDecisions}` : ''}\n    CPU s of the rest: ${cpu}; most requests: ${top}\n    mean API latency of writes, ms: ${latency}${unbound}`;
 }
 
 function controllerProcess(f: Fleet, name: string, httpPort: number, webhook: boolean): Component {
@@ -509,18 +541,25 @@ async function runPhase(f: Fleet, stream: string, mode: Mode, order: readonly st
   };
   pods.on({ add: seen, update: (_o, p) => seen(p) });
   // Where the time goes: when each pod's claim appears, is allocated, and the pod loses its gate.
-  const stages = { claimed: new Map<string, number>(), allocated: new Map<string, number>(), ungated: new Map<string, number>() };
+  const stages = Object.fromEntries(STAGES.map((k) => [k, new Map<string, number>()])) as Record<Stage, Map<string, number>>;
+  const reached = (stage: Stage, pod: string): void => {
+    if (!stages[stage].has(pod)) stages[stage].set(pod, Date.now());
+  };
   const claimsWatch = new Informer<ResourceClaim>(kube.client, RESOURCES.resourceClaims, { namespace: ns });
   const claimSeen = (c: ResourceClaim): void => {
     const owner = c.metadata.ownerReferences?.find((o) => o.kind === 'Pod')?.name;
     if (!owner) return;
-    if (!stages.claimed.has(owner)) stages.claimed.set(owner, Date.now());
-    if (c.status?.allocation && !stages.allocated.has(owner)) stages.allocated.set(owner, Date.now());
+    reached('claim created', owner);
+    if ((c.metadata.finalizers ?? []).length > 0) reached('finalizer', owner);
+    if (c.status?.allocation) reached('allocated', owner);
+    if ((c.status?.reservedFor ?? []).length > 0) reached('reserved', owner);
   };
   claimsWatch.on({ add: claimSeen, update: (_o, c) => claimSeen(c) });
   pods.on({
     update: (o, p) => {
-      if ((o.spec.schedulingGates ?? []).length > 0 && (p.spec.schedulingGates ?? []).length === 0) stages.ungated.set(p.metadata.name ?? '', Date.now());
+      const name = p.metadata.name ?? '';
+      if ((o.spec.schedulingGates ?? []).length > 0 && (p.spec.schedulingGates ?? []).length === 0) reached('gate removed', name);
+      if ((p.status?.resourceClaimStatuses ?? []).some((s) => s.resourceClaimName)) reached('claim named in pod', name);
     },
   });
   pods.start();
@@ -536,9 +575,21 @@ async function runPhase(f: Fleet, stream: string, mode: Mode, order: readonly st
   });
   const before = { api: await apiRequests(kube), ctrl: procUsage(controller?.pid), sched: procUsage(pid('kube-scheduler')), apiserver: procUsage(pid('kube-apiserver')), others: others() };
   const retriesBefore = createRetries;
+  const arrivals = arrivalTimes(order.length, Number(args.seed));
+  /** How far behind its arrival time the latest creation started (the clients could not keep up). */
+  let lateMs = 0;
   const started = Date.now();
+  // The kube-scheduler binds the pods of both other modes: where it allocates (alone, or racing
+  // Cascade without the gate) a minute may pass between binds, so those phases run to their limit.
+  const scheduled = mode !== 'cascade';
+  const deadline = started + (scheduled ? BUILTIN_LIMIT_MS : LIMIT_MS);
   await pool(order, CONCURRENCY, async (workload, i) => {
     const name = `p${String(i).padStart(5, '0')}-${workload}`;
+    const due = started + (arrivals[i] ?? 0);
+    // Paced pods due after the phase's end never arrive.
+    if (due > deadline) return;
+    if (due > Date.now()) await sleep(due - Date.now());
+    lateMs = Math.max(lateMs, Date.now() - due);
     createdAt.set(name, Date.now());
     await createRetrying(() =>
       kube.pods.create({
@@ -552,12 +603,10 @@ async function runPhase(f: Fleet, stream: string, mode: Mode, order: readonly st
     );
   });
   lastProgress = Math.max(lastProgress, Date.now());
-  process.stderr.write(`  ${f.nodes} ${ns}: ${order.length} pods created in ${((Date.now() - started) / 1000).toFixed(1)}s; waiting for placements to settle\n`);
-  // The kube-scheduler binds the pods of both other modes: where it allocates (alone, or racing
-  // Cascade without the gate) a minute may pass between binds, so those phases run to their limit.
-  const scheduled = mode !== 'cascade';
-  const deadline = started + (scheduled ? BUILTIN_LIMIT_MS : LIMIT_MS);
-  while (Date.now() < deadline && boundAt.size < order.length && (scheduled || Date.now() - lastProgress < SETTLE_MS)) await sleep(500);
+  process.stderr.write(
+    `  ${f.nodes} ${ns}: ${createdAt.size} pods created in ${((Date.now() - started) / 1000).toFixed(1)}s${RATE !== undefined ? ` (at most ${(lateMs / 1000).toFixed(1)} s behind their arrival times)` : ''}; waiting for placements to settle\n`,
+  );
+  while (Date.now() < deadline && boundAt.size < createdAt.size && (scheduled || Date.now() - lastProgress < SETTLE_MS)) await sleep(500);
   const ended = Date.now();
   // Pods bound on the sample nodes are prepared by their kubelet stand-ins: wait for those in flight.
   const sampledNames = new Set(f.sampled.map((n) => n.name));
@@ -570,6 +619,7 @@ async function runPhase(f: Fleet, stream: string, mode: Mode, order: readonly st
   while (Date.now() < prepDeadline && onSample().some((k) => !f.sampled.some((n) => n.kubelet.results.has(k)))) await sleep(250);
   const after = { api: await apiRequests(kube), ctrl: procUsage(controller?.pid), sched: procUsage(pid('kube-scheduler')), apiserver: procUsage(pid('kube-apiserver')), others: others() };
   const ctrlFigures = controller ? await controllerFigures(httpPort) : undefined;
+  const slow = controller ? slowDecisions(controller.log()) : undefined;
   pods.stop();
   claimsWatch.stop();
   const median = (m: ReadonlyMap<string, number>): number =>
@@ -607,7 +657,7 @@ async function runPhase(f: Fleet, stream: string, mode: Mode, order: readonly st
     nodes: f.nodes,
     stream,
     mode,
-    created: order.length,
+    created: createdAt.size,
     bound: boundAt.size,
     seconds: (last - started) / 1000,
     wallSeconds: (ended - started) / 1000,
@@ -624,10 +674,11 @@ async function runPhase(f: Fleet, stream: string, mode: Mode, order: readonly st
     unbound,
     createRetries: createRetries - retriesBefore,
     controllerFigures: ctrlFigures,
+    slowDecisions: slow,
     otherCpu: Object.fromEntries(Object.entries(after.others).map(([k, v]) => [k, v - (before.others[k] ?? 0)])),
     topRequests: [...api].sort((a, b) => b[1] - a[1]).slice(0, 8),
     writeLatencyMs: latency,
-    stages: { claimed: median(stages.claimed), allocated: median(stages.allocated), ungated: median(stages.ungated) },
+    stages: Object.fromEntries(STAGES.map((k) => [k, median(stages[k])])) as Record<Stage, number>,
   };
   // Print at once: the figures must survive whatever happens during cleanup.
   console.log(row(result));
@@ -704,6 +755,21 @@ async function buildFleet(cp: ControlPlane, count: number, models: ReadonlyMap<s
   return { kube, nodes: count, capacity: nodes.length * 8, sizes, sampled, controllerKubeconfig, webhookPort, pids: () => cp.pids() };
 }
 
+/**
+ * Milliseconds from a phase's start at which each pod arrives: all at 0 without
+ * --rate, else a seeded Poisson process of RATE per second (exponential gaps).
+ */
+function arrivalTimes(count: number, seed: number): number[] {
+  if (RATE === undefined) return new Array<number>(count).fill(0);
+  const rand = rng(seed ^ 0x5bd1e995);
+  let t = 0;
+  return Array.from({ length: count }, () => {
+    const at = t;
+    t += (-Math.log(1 - rand()) / RATE) * 1000;
+    return at;
+  });
+}
+
 function streamOf(name: string, capacity: number, seed: number): string[] {
   const target = STREAMS[name];
   if (target === undefined) throw new Error(`unknown stream ${name} (fit, over)`);
@@ -733,7 +799,7 @@ async function main(): Promise<void> {
     try {
       fleet = await buildFleet(cp, count, models);
       console.log(
-        `\nbench:e2e on Kubernetes ${cp.version}: ${count} nodes x 8 GPUs (${NODE_TYPES.map((t) => `${Math.round(t.share * 100)}% ${t.name}`).join(', ')}; dynamic MIG on H100/H200), ${fleet.sampled.length} with the real node plugin; pods: ${mix}`,
+        `\nbench:e2e on Kubernetes ${cp.version}: ${count} nodes x 8 GPUs, pods arriving ${RATE === undefined ? 'all at once' : `at ${RATE}/s (Poisson)`} (${NODE_TYPES.map((t) => `${Math.round(t.share * 100)}% ${t.name}`).join(', ')}; dynamic MIG on H100/H200), ${fleet.sampled.length} with the real node plugin; pods: ${mix}`,
       );
       console.log(HEADER);
       for (const s of streams) {

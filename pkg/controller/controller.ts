@@ -90,6 +90,8 @@ const FLEET = 'fleet';
 const NAMESPACES = 'namespaces';
 /** The pod index of claims: pods filed under each claim key they use. */
 const BY_CLAIM = 'claims';
+/** Decisions slower than this are logged with where their time went (the allocator's goal is 100 ms). */
+const SLOW_DECISION_SECONDS = 0.1;
 
 function readyOf(n: Node): string | undefined {
   return n.status?.conditions?.find((c) => c.type === 'Ready')?.status;
@@ -1036,6 +1038,8 @@ export class Controller {
     // Devices whose binding failed for one of these claims are kept out of this decision.
     const avoid = claims.flatMap((c) => this.bindingFailures.avoid(objectKey(c), c.metadata.uid ?? ''));
     const started = performance.now();
+    const cpuBefore = process.cpuUsage();
+    const setsBefore = allocator.matcher.sets.length;
     let outcome: AllocationOutcome;
     try {
       allocator.markAllocated(avoid);
@@ -1055,6 +1059,19 @@ export class Controller {
     const seconds = (performance.now() - started) / 1000;
     this.metrics.decisionSeconds.observe({ outcome: outcome.kind }, seconds);
     const who = pod ? `pod ${pod.metadata.namespace ?? ''}/${pod.metadata.name ?? ''}` : `claim ${claims[0]?.metadata.namespace ?? ''}/${claims[0]?.metadata.name ?? ''}`;
+    if (seconds > SLOW_DECISION_SECONDS) {
+      // Where a slow decision's time went: CPU well below the wall time means the process
+      // waited for a core (or the collector); new device lists mean selectors ran over the fleet.
+      const cpu = process.cpuUsage(cpuBefore);
+      this.log.warn('slow allocation decision', {
+        for: who,
+        outcome: outcome.kind,
+        ms: Math.round(seconds * 1000),
+        cpuMs: Math.round((cpu.user + cpu.system) / 1000),
+        newDeviceLists: allocator.matcher.sets.length - setsBefore,
+        devices: allocator.inventory.devices.length,
+      });
+    }
     if (outcome.kind === 'unallocated') return await this.notAllocated(outcome, claims, pod, who, held, allocator);
     if (held) this.preempting.delete(podKey);
     const waitFor = this.reserveHold(outcome, pod, claims, allocator);
