@@ -28,7 +28,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ControlPlane, createFakeNode, freePort, writeServiceAccountKubeconfig } from '../pkg/cluster/controlplane.js';
-import type { ResourceClaim, ResourceClaimTemplate } from '../pkg/api/resource.js';
+import type { ResourceClaim } from '../pkg/api/resource.js';
 import { ATTR, qualify } from '../pkg/api/devicemodel.js';
 import { Informer } from '../pkg/k8s/informer.js';
 import { RESOURCES, type Kube } from '../pkg/k8s/resources.js';
@@ -37,7 +37,8 @@ import { NvidiaSmiBackend } from '../pkg/nvidia/smi-backend.js';
 import type { Discovery } from '../pkg/nvidia/backend.js';
 import { buildDesiredSlices, type DesiredSlice } from '../pkg/inventory/index.js';
 import { SlicePublisher } from '../pkg/publish/publisher.js';
-import { createFakeNvidiaSmi, fakeNvidiaSmiBuilt, type FakeConfig } from '../hack/fake-nvidia-smi/testing.js';
+import { createFakeNvidiaSmi, fakeNvidiaSmiBuilt } from '../hack/fake-nvidia-smi/testing.js';
+import { DRIVER, NODE_TYPES, STREAMS, WORKLOADS, rng, streamOf } from './e2e-workload.js';
 import { rootLogger } from '../pkg/log/logger.js';
 import { ADDON_NAMESPACE, applyServerSide, Component, renderManifests, webhookToUrl } from '../test/support/addon.js';
 import { nodesPublished, startGpuNode, type GpuNode } from '../test/support/gpu-node.js';
@@ -46,7 +47,6 @@ import { useControlPlane } from '../test/support/tools.js';
 // Decisions are logged at info; a benchmark only wants problems.
 rootLogger().level = process.env.CASCADE_LOG_LEVEL ?? 'warn';
 
-const DRIVER = 'gpu.cascade.dev';
 const GATED = { 'cascade-bench': 'gated' };
 const { values: args } = parseArgs({
   options: {
@@ -74,108 +74,6 @@ const RATE = args.rate === undefined ? undefined : Number(args.rate);
 if (RATE !== undefined && !(RATE > 0)) throw new Error(`--rate must be a positive number of pods per second, not ${args.rate}`);
 const MODES = ['cascade', 'no-webhook', 'kube-scheduler'] as const;
 type Mode = (typeof MODES)[number];
-/** Arrived demand as a share of the fleet's GPU capacity. */
-const STREAMS: Readonly<Record<string, number>> = { fit: 0.6, over: 1.5 };
-
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s * 1664525 + 1013904223) >>> 0;
-    return s / 2 ** 32;
-  };
-}
-
-const NODE_TYPES: { name: string; share: number; fleet: FakeConfig }[] = [
-  {
-    name: 'h100',
-    share: 0.5,
-    fleet: {
-      driverVersion: '580.105.08',
-      cudaVersion: '13.0',
-      gpus: Array.from({ length: 8 }, (_v, i) => ({ model: 'H100-80GB', migMode: 'Disabled' as const, numaNode: i < 4 ? 0 : 1 })),
-      nvlinkGroups: [[0, 1, 2, 3, 4, 5, 6, 7]],
-    },
-  },
-  {
-    name: 'a100',
-    share: 0.25,
-    fleet: {
-      driverVersion: '570.148.08',
-      cudaVersion: '12.8',
-      gpus: Array.from({ length: 8 }, (_v, i) => ({ model: 'A100-SXM4-40GB', migMode: i < 4 ? ('Enabled' as const) : ('Disabled' as const), numaNode: i < 4 ? 0 : 1 })),
-      nvlinkGroups: [
-        [0, 1, 2, 3],
-        [4, 5, 6, 7],
-      ],
-    },
-  },
-  {
-    name: 'h200',
-    share: 0.25,
-    fleet: {
-      driverVersion: '580.105.08',
-      cudaVersion: '13.0',
-      gpus: Array.from({ length: 8 }, (_v, i) => ({ model: 'H200-141GB', migMode: 'Disabled' as const, numaNode: i < 4 ? 0 : 1 })),
-      nvlinkGroups: [[0, 1, 2, 3, 4, 5, 6, 7]],
-    },
-  },
-];
-
-const sel = (expr: string): { cel: { expression: string } }[] => [{ cel: { expression: expr } }];
-const attr = (name: string): string => `device.attributes["${DRIVER}"].${name}`;
-
-/** The workload mix: template name, share of pods, GPUs it asks for (nominal, to size the streams), claim spec. */
-const WORKLOADS: { name: string; share: number; gpus: number; spec: ResourceClaimTemplate['spec']['spec'] }[] = [
-  { name: 'full', share: 0.12, gpus: 1, spec: { devices: { requests: [{ name: 'gpu', exactly: { deviceClassName: `gpu.${DRIVER}` } }] } } },
-  {
-    name: 'mig-1g',
-    share: 0.4,
-    gpus: 1 / 8,
-    spec: { devices: { requests: [{ name: 'mig', exactly: { deviceClassName: `mig.${DRIVER}`, selectors: sel(`${attr('profile')}.startsWith("1g.") && !${attr('profile')}.endsWith("+me")`) } }] } },
-  },
-  {
-    name: 'mig-3g',
-    share: 0.18,
-    gpus: 1 / 2,
-    spec: { devices: { requests: [{ name: 'mig', exactly: { deviceClassName: `mig.${DRIVER}`, selectors: sel(`${attr('profile')}.startsWith("3g.")`) } }] } },
-  },
-  {
-    name: 'nvlink-2',
-    share: 0.08,
-    gpus: 2,
-    spec: {
-      devices: { requests: [{ name: 'gpus', exactly: { deviceClassName: `gpu.${DRIVER}`, count: 2 } }], constraints: [{ requests: ['gpus'], matchAttribute: qualify(DRIVER, ATTR.nvlinkDomain) }] },
-    },
-  },
-  {
-    name: 'nvlink-4',
-    share: 0.04,
-    gpus: 4,
-    spec: {
-      devices: { requests: [{ name: 'gpus', exactly: { deviceClassName: `gpu.${DRIVER}`, count: 4 } }], constraints: [{ requests: ['gpus'], matchAttribute: qualify(DRIVER, ATTR.nvlinkDomain) }] },
-    },
-  },
-  {
-    name: 'prefs',
-    share: 0.18,
-    gpus: 1,
-    spec: {
-      devices: {
-        requests: [
-          {
-            name: 'acc',
-            firstAvailable: [
-              { name: 'h200', deviceClassName: `gpu.${DRIVER}`, selectors: sel(`${attr('productName')}.contains("H200")`) },
-              { name: 'two-a100', deviceClassName: `gpu.${DRIVER}`, count: 2, selectors: sel(`${attr('productName')}.contains("A100")`) },
-              { name: 'mig-3g', deviceClassName: `mig.${DRIVER}`, selectors: sel(`${attr('profile')}.startsWith("3g.")`) },
-            ],
-          },
-        ],
-        constraints: [{ requests: ['acc/two-a100'], matchAttribute: qualify(DRIVER, ATTR.nvlinkDomain) }],
-      },
-    },
-  },
-];
 
 async function pool<T>(items: readonly T[], n: number, fn: (t: T, i: number) => Promise<void>): Promise<void> {
   let next = 0;
@@ -767,19 +665,6 @@ function arrivalTimes(count: number, seed: number): number[] {
     const at = t;
     t += (-Math.log(1 - rand()) / RATE) * 1000;
     return at;
-  });
-}
-
-function streamOf(name: string, capacity: number, seed: number): string[] {
-  const target = STREAMS[name];
-  if (target === undefined) throw new Error(`unknown stream ${name} (fit, over)`);
-  const meanGpus = WORKLOADS.reduce((a, w) => a + w.share * w.gpus, 0);
-  const count = Math.round((target * capacity) / meanGpus);
-  const rand = rng(seed);
-  return Array.from({ length: count }, () => {
-    let x = rand();
-    for (const w of WORKLOADS) if ((x -= w.share) < 0) return w.name;
-    return WORKLOADS[0]?.name ?? 'full';
   });
 }
 

@@ -149,6 +149,9 @@ export function attributeReader(name: string): (bag: AttributeBag) => string | u
 const NO_TAINTS: readonly DeviceTaint[] = [];
 
 export const SHARED = -1;
+/** Bits of Inventory.deviceFlags. */
+export const USABLE = 1;
+export const SHAREABLE = 2;
 export const UNREACHABLE = -2;
 
 export interface Inventory {
@@ -182,6 +185,13 @@ export interface Inventory {
   readonly deviceDomain: readonly (string | undefined)[];
   /** Each device's NUMA node (resource.kubernetes.io/numaNode, else any driver's `numaNode` attribute); -1 when unknown. */
   readonly deviceNuma: Int32Array;
+  /**
+   * DeviceRec.node, and per device bit 1 when it is usable and bit 2 when it allows
+   * multiple allocations: loops over a large part of the fleet read these rather
+   * than each device's record.
+   */
+  readonly deviceNode: Int32Array;
+  readonly deviceFlags: Uint8Array;
   /** CEL view of a device, built on first use. */
   celDevice(idx: number): CelDevice;
 }
@@ -758,6 +768,8 @@ export function buildInventory(slices: readonly ResourceSlice[], nodeFacts: read
     ...buildUnits(nodes.length, devices, counterSets, topologyAttributes),
     deviceDomain: devices.map((d) => domainOf(d, topologyAttributes)),
     deviceNuma: Int32Array.from(devices, numaOf),
+    deviceNode: Int32Array.from(devices, (d) => d.node),
+    deviceFlags: Uint8Array.from(devices, (d) => (d.unusable === undefined ? USABLE : 0) | (d.allowMultiple ? SHAREABLE : 0)),
     celDevice: celAccessor(devices),
   };
 }

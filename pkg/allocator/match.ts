@@ -3,7 +3,7 @@
 import type { DeviceClass, DeviceSelector } from '../api/resource.js';
 import { compileSelector, type CompiledSelector } from '../cel/environment.js';
 import type { SelectorInput } from '../cel/inputs.js';
-import { attributeReader, SHARED, type DeviceRec, type Inventory } from './inventory.js';
+import { attributeReader, SHARED, SHAREABLE, UNREACHABLE, USABLE, type DeviceRec, type Inventory } from './inventory.js';
 
 export interface MatchSet {
   readonly id: number;
@@ -115,12 +115,20 @@ export class Matcher {
     const byValue = new Map<string, number[]>();
     // One attribute (the common selector): its interned value is the key as it stands.
     const only = inputs.length === 1 && inputs[0]?.kind === 'attribute' ? attributeReader(`${inputs[0].domain}/${inputs[0].name}`) : undefined;
+    // Neighbouring devices (the partitions of one GPU) often agree: the last group is tried first.
+    let lastKey: string | undefined;
+    let last: number[] = [];
+    const devices = this.inv.devices;
     for (const d of list) {
-      const dev = this.inv.devices[d];
+      const dev = devices[d];
       const k = only !== undefined ? (dev === undefined ? '' : (only(dev.attributes) ?? '\u0000')) : recordInputKey(inputs, dev);
-      let g = byValue.get(k);
-      if (g === undefined) byValue.set(k, (g = []));
-      g.push(d);
+      if (k !== lastKey) {
+        let g = byValue.get(k);
+        if (g === undefined) byValue.set(k, (g = []));
+        last = g;
+        lastKey = k;
+      }
+      last.push(d);
     }
     const groups = [...byValue.values()];
     this.groupCache.set(key, groups);
@@ -195,17 +203,10 @@ export class Matcher {
       if (!r.ok) return undefined;
       if (r.matches) kept.push(group);
     }
-    let list: number[];
-    if (kept.length === 1) list = [...(kept[0] ?? [])];
-    else {
-      const all = new Int32Array(kept.reduce((n, g) => n + g.length, 0));
-      let i = 0;
-      for (const g of kept) for (const d of g) all[i++] = d;
-      all.sort();
-      list = Array.from(all);
-    }
     const member = new Uint8Array(this.inv.devices.length);
-    for (const d of list) member[d] = 1;
+    for (const g of kept) for (const d of g) member[d] = 1;
+    // In the list's order: one pass over it costs less than sorting what was kept.
+    const list = kept.length === 1 ? [...(kept[0] ?? [])] : devices.filter((d) => member[d] === 1);
     return { member, list, error: undefined, runtimeErrors: NO_ERRORS };
   }
 
@@ -251,19 +252,22 @@ export class Matcher {
     const shared: number[] = [];
     const freeCount = new Int32Array(this.inv.nodes.length);
     const unitMember = new Uint8Array(this.inv.units.length);
+    const { deviceNode, deviceFlags, deviceUnit } = this.inv;
+    let shareable = false;
     for (const d of matched.list) {
-      const dev = this.inv.devices[d];
-      if (dev === undefined || dev.unusable !== undefined) continue;
-      const u = this.inv.deviceUnit[d] ?? -1;
+      const flags = deviceFlags[d] ?? 0;
+      if ((flags & SHAREABLE) !== 0) shareable = true;
+      if ((flags & USABLE) === 0) continue;
+      const u = deviceUnit[d] ?? -1;
       if (u >= 0) unitMember[u] = 1;
-      if (dev.node >= 0) {
-        byNode[dev.node]?.push(d);
-        if (this.isAvailable(d)) freeCount[dev.node] = (freeCount[dev.node] ?? 0) + 1;
-      } else if (dev.node === SHARED) {
+      const node = deviceNode[d] ?? UNREACHABLE;
+      if (node >= 0) {
+        byNode[node]?.push(d);
+        if (this.isAvailable(d)) freeCount[node] = (freeCount[node] ?? 0) + 1;
+      } else if (node === SHARED) {
         shared.push(d);
       }
     }
-    const shareable = matched.list.some((d) => this.inv.devices[d]?.allowMultiple === true);
     const runtimeErrors = matched === cls || cls.runtimeErrors.size === 0 ? matched.runtimeErrors : new Map([...cls.runtimeErrors, ...matched.runtimeErrors]);
     const firstFree = new Int32Array(this.inv.nodes.length).fill(-2);
     const set: MatchSet = {

@@ -118,3 +118,24 @@ describe('rebuilding the index from the pools that changed', () => {
     expect(cache.last).toEqual({ parsed: 1, reused: 2 });
   });
 });
+
+describe('warming the index', () => {
+  it('leaves devices, usage and demand as they were, and every later decision as without it', async () => {
+    const slices = versioned(await simulatedFleetSlices(baseNodes));
+    const warmed = build(slices, baseNodes);
+    const before = picture(warmed);
+    expect(warmed.warm()).toEqual([]);
+    expect(picture(warmed)).toEqual(before);
+    expect(warmed.usage()).toEqual(build(slices, baseNodes).usage());
+    expect(warmed.demand.shapes()).toEqual([]);
+    expect(decisions(warmed)).toEqual(decisions(build(slices, baseNodes)));
+  });
+
+  it('fails a class whose selector does not compile quietly, as it would fail a claim, and decides the rest as before', async () => {
+    const slices = versioned(await simulatedFleetSlices(baseNodes));
+    const classes = [...cascadeDeviceClasses(D), { metadata: { name: 'broken' }, spec: { selectors: [{ cel: { expression: 'device.attributes[' } }] } }];
+    const a = new Allocator({ slices, classes, nodes: baseNodes.map((n) => fleetNodeFacts(n)) });
+    expect(a.warm()).toEqual([]);
+    expect(placeEach(a, claims().slice(0, 4))).toEqual(placeEach(build(slices, baseNodes), claims().slice(0, 4)));
+  });
+});
