@@ -10,7 +10,7 @@
 // (the baseline) and one warmed as the controller warms it (Allocator.warm).
 // Each variant runs in its own child process, so neither inherits the other's
 // compiled code or heap.
-// Usage: npx tsx bench/decisions.ts [--nodes 100,300,1000] [--seed 1] [--pods N]
+// Usage: npm run bench:decisions -- [--nodes 100,300,1000] [--seed 1] [--pods N]
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
