@@ -310,6 +310,8 @@ interface PhaseResult {
   readonly writes: ReadonlyMap<string, number>;
   readonly requests: number;
   readonly controller: { cpu: number; peakMiB: number };
+  /** The tail: when the pods bound after 5 s were created, and where the slowest of them waited. */
+  readonly slowPods: string;
   readonly schedulerCpu: number;
   readonly apiserverCpu: number;
   readonly doubleBooked: number;
@@ -364,6 +366,37 @@ function row(r: PhaseResult): string {
   ].join('  ');
 }
 
+/**
+ * The pods bound more than 5 s after their creation: how many, the span of
+ * phase time in which they were created (one stall, or spread out), and for
+ * the five slowest the seconds from creation to each step they reached.
+ */
+function slowPods(started: number, createdAt: ReadonlyMap<string, number>, boundAt: ReadonlyMap<string, number>, stages: Readonly<Record<Stage, ReadonlyMap<string, number>>>): string {
+  const waited = [...boundAt]
+    .map(([n, t]): [string, number, number] => [n, t - (createdAt.get(n) ?? t), (createdAt.get(n) ?? t) - started])
+    .filter(([, w]) => w > 5_000)
+    .sort((a, b) => b[1] - a[1]);
+  if (waited.length === 0) return 'no pod took over 5 s to bind';
+  const at = waited.map(([, , c]) => c / 1000).sort((a, b) => a - b);
+  // Creation times in 30 s windows: a stall shows as one or two busy windows.
+  const windows = new Map<number, number>();
+  for (const c of at) windows.set(Math.floor(c / 30) * 30, (windows.get(Math.floor(c / 30) * 30) ?? 0) + 1);
+  const busiest = [...windows]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, 4)
+    .map(([w, n]) => `${n} created in ${w}-${w + 30} s`)
+    .join(', ');
+  const detail = waited.slice(0, 5).map(([n, w, c]) => {
+    const created = createdAt.get(n) ?? 0;
+    const steps = STAGES.flatMap((k) => {
+      const t = stages[k].get(n);
+      return t === undefined ? [] : [`${k} ${fmt((t - created) / 1000)}`];
+    });
+    return `${n} (created at ${fmt(c / 1000, 0)} s): ${steps.join(', ')}, bound ${fmt(w / 1000)}`;
+  });
+  return `${waited.length} pods took over 5 s to bind, created between ${fmt(at[0] ?? 0, 0)} and ${fmt(at[at.length - 1] ?? 0, 0)} s into the phase (${busiest}); slowest: ${detail.join('; ')}`;
+}
+
 function writesLine(r: PhaseResult): string {
   const kinds = [...r.writes].sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${(v / r.created).toFixed(2)}`);
   const by = r.mode === 'no-webhook' ? `; allocations written by ${[...r.allocators].map(([m, n]) => `${m} ${n}`).join(', ')}` : '';
@@ -383,7 +416,7 @@ function writesLine(r: PhaseResult): string {
           .join('; ')}`
       : '';
   const refused = r.createRetries > 0 ? `; ${r.createRetries} creations refused and retried` : '';
-  return `  ${r.nodes} ${r.stream} ${r.mode}: ${stages}${refused}\n    writes per pod: ${kinds.join(', ')}${by}${r.controllerFigures ? `\n    controller: ${r.controllerFigures}` : ''}${r.slowDecisions ? `\n    ${r.slowDecisions}` : ''}\n    CPU s of the rest: ${cpu}; most requests: ${top}\n    mean API latency of writes, ms: ${latency}${unbound}`;
+  return `  ${r.nodes} ${r.stream} ${r.mode}: ${stages}${refused}\n    writes per pod: ${kinds.join(', ')}${by}${r.controllerFigures ? `\n    controller: ${r.controllerFigures}` : ''}${r.slowDecisions ? `\n    ${r.slowDecisions}` : ''}\n    tail: ${r.slowPods}\n    CPU s of the rest: ${cpu}; most requests: ${top}\n    mean API latency of writes, ms: ${latency}${unbound}`;
 }
 
 function controllerProcess(f: Fleet, name: string, httpPort: number, webhook: boolean): Component {
@@ -577,6 +610,7 @@ async function runPhase(f: Fleet, stream: string, mode: Mode, order: readonly st
     topRequests: [...api].sort((a, b) => b[1] - a[1]).slice(0, 8),
     writeLatencyMs: latency,
     stages: Object.fromEntries(STAGES.map((k) => [k, median(stages[k])])) as Record<Stage, number>,
+    slowPods: slowPods(started, createdAt, boundAt, stages),
   };
   // Print at once: the figures must survive whatever happens during cleanup.
   console.log(row(result));
